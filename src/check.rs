@@ -1,0 +1,93 @@
+//! The oracles every derivative is checked against, and the tolerances, chosen once.
+//!
+//! Central finite differences in f64: (f(x + h v) - f(x - h v)) / (2h) has truncation error
+//! h^2/6 |f'''| and rounding error about eps |f| / h; h = 1e-5 balances them near 1e-10 relative
+//! for functions of unit scale, so [`FD_REL_TOL`] = 1e-6 leaves room for curvature and cancellation.
+//!
+//! | comparison | tolerance | why |
+//! |---|---|---|
+//! | exact JVP / VJP vs central FD, f64 | [`FD_REL_TOL`] 1e-6 (relative to the scale) | FD error above |
+//! | adjoint identity <w, J v> = <J^T w, v>, f64 | [`ADJOINT_REL_TOL`] 1e-12 | both sides exact, only rounding |
+//! | f32 path vs f64 path | [`F32_REL_TOL`] 1e-4 | f32 rounding through a few layers of sums |
+//! | golden reference cases, f64 | [`GOLDEN_REL_TOL`] 1e-9 | required by the reference's contract |
+//!
+//! Relative errors are measured against a scale: |a - b| / max(|b|_max, [`ABS_FLOOR`]), so that
+//! entries near zero do not inflate them.
+
+use crate::float::Float;
+use ndarray::{Array2, ArrayView2, Zip};
+
+/// Finite-difference step for central differences in f64.
+pub const FD_STEP: f64 = 1e-5;
+/// Tolerance of an exact derivative against central finite differences (f64).
+pub const FD_REL_TOL: f64 = 1e-6;
+/// Tolerance of the adjoint identity (f64).
+pub const ADJOINT_REL_TOL: f64 = 1e-12;
+/// Tolerance of an f32 computation against the same computation in f64.
+pub const F32_REL_TOL: f64 = 1e-4;
+/// Tolerance of the reference cases in tests/data (f64).
+pub const GOLDEN_REL_TOL: f64 = 1e-9;
+/// Scales below this count as this, so that relative errors of near-zero quantities stay meaningful.
+pub const ABS_FLOOR: f64 = 1e-8;
+
+/// Central difference of a scalar function along one direction: (f(x + h) - f(x - h)) / 2h, h = FD_STEP.
+pub fn central_difference(f: impl Fn(f64) -> f64) -> f64 {
+    (f(FD_STEP) - f(-FD_STEP)) / (2.0 * FD_STEP)
+}
+
+/// Central difference of an array-valued function of a scalar offset s (the caller forms x + s v).
+pub fn central_difference_array<T: Float>(f: impl Fn(f64) -> Array2<T>) -> Array2<f64> {
+    let plus = f(FD_STEP).mapv(|x| x.to_f64());
+    let minus = f(-FD_STEP).mapv(|x| x.to_f64());
+    (plus - minus) / (2.0 * FD_STEP)
+}
+
+/// Max absolute difference and the relative error max|a - b| / max(max|b|, ABS_FLOOR).
+pub fn compare<T: Float, U: Float>(actual: ArrayView2<T>, expected: ArrayView2<U>) -> (f64, f64) {
+    assert_eq!(
+        actual.dim(),
+        expected.dim(),
+        "compare: shapes differ: actual {:?} expected {:?}",
+        actual.dim(),
+        expected.dim()
+    );
+    let mut max_abs = 0.0f64;
+    let mut scale = 0.0f64;
+    Zip::from(&actual).and(&expected).for_each(|&a, &b| {
+        let (a, b) = (a.to_f64(), b.to_f64());
+        let diff = (a - b).abs();
+        max_abs = if diff.is_nan() {
+            f64::NAN
+        } else {
+            max_abs.max(diff)
+        };
+        scale = scale.max(b.abs());
+    });
+    (max_abs, max_abs / scale.max(ABS_FLOOR))
+}
+
+/// The relative error of [`compare`].
+pub fn relative_error<T: Float, U: Float>(actual: ArrayView2<T>, expected: ArrayView2<U>) -> f64 {
+    compare(actual, expected).1
+}
+
+/// Relative error of two scalars against the scale max(|expected|, ABS_FLOOR).
+pub fn scalar_relative_error(actual: f64, expected: f64) -> f64 {
+    (actual - expected).abs() / expected.abs().max(ABS_FLOOR)
+}
+
+/// <a, b> = sum_ij a_ij b_ij, in f64.
+pub fn inner<T: Float>(a: ArrayView2<T>, b: ArrayView2<T>) -> f64 {
+    assert_eq!(
+        a.dim(),
+        b.dim(),
+        "inner: shapes differ: {:?} vs {:?}",
+        a.dim(),
+        b.dim()
+    );
+    let mut s = 0.0;
+    Zip::from(&a)
+        .and(&b)
+        .for_each(|&x, &y| s += x.to_f64() * y.to_f64());
+    s
+}

@@ -1,0 +1,145 @@
+//! Elementwise functions (activations and the few math functions the losses need), each written
+//! once over [`Real`]. Their derivatives of any order up to 3 come from evaluating that one
+//! formula on nested dual numbers, so there is no hand-written derivative to get wrong.
+
+use crate::dual::Dual;
+use crate::real::Real;
+use std::fmt;
+use std::str::FromStr;
+
+/// A scalar function applied to every element.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Elementwise {
+    /// x sigma(x)
+    Silu,
+    /// tanh(x)
+    Tanh,
+    /// GELU, tanh approximation: x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
+    GeluTanh,
+    /// max(x, 0)
+    Relu,
+    /// ln(1 + e^x)
+    Softplus,
+    /// 1 / (1 + e^-x)
+    Sigmoid,
+    /// e^x
+    Exp,
+    /// ln x
+    Ln,
+    /// sqrt x
+    Sqrt,
+    /// x^2
+    Square,
+    /// x^p for a constant p (x > 0, or x >= 0 with p > 0)
+    Pow(f64),
+}
+
+/// The highest derivative order [`Elementwise::derivative`] computes (triple-nested duals).
+pub const MAX_DERIVATIVE_ORDER: usize = 3;
+
+impl Elementwise {
+    /// f(x), on any [`Real`]: floats, duals, nested duals.
+    #[inline(always)]
+    pub fn eval<R: Real>(self, x: R) -> R {
+        match self {
+            Elementwise::Silu => x * x.sigmoid(),
+            Elementwise::Tanh => x.tanh(),
+            Elementwise::GeluTanh => {
+                let k = R::constant((2.0 / std::f64::consts::PI).sqrt());
+                let inner = k * (x + R::constant(0.044715) * x * x * x);
+                R::constant(0.5) * x * (R::one() + inner.tanh())
+            }
+            Elementwise::Relu => x.relu(),
+            Elementwise::Softplus => x.softplus(),
+            Elementwise::Sigmoid => x.sigmoid(),
+            Elementwise::Exp => x.exp(),
+            Elementwise::Ln => x.ln(),
+            Elementwise::Sqrt => x.sqrt(),
+            Elementwise::Square => x * x,
+            Elementwise::Pow(p) => {
+                if p == 2.0 {
+                    x * x
+                } else {
+                    x.powf(R::constant(p))
+                }
+            }
+        }
+    }
+
+    /// (f(x), f'(x)) in one evaluation on a dual number.
+    #[inline(always)]
+    pub fn value_and_derivative<T: Real>(self, x: T) -> (T, T) {
+        let y = self.eval(Dual::variable(x));
+        (y.value, y.tangent)
+    }
+
+    /// The derivative of order `order` (0 = f itself) at x, from nested dual numbers:
+    /// f'(x) is the tangent of f(x + eps); f''(x) the eps1 eps2 part of f(x + eps1 + eps2); f''' likewise.
+    pub fn derivative<T: Real>(self, order: usize, x: T) -> T {
+        match order {
+            0 => self.eval(x),
+            1 => self.eval(Dual::variable(x)).tangent,
+            2 => {
+                let x2 = Dual::new(Dual::variable(x), Dual::constant_of(T::one()));
+                self.eval(x2).tangent.tangent
+            }
+            3 => {
+                let one = Dual::constant_of(Dual::constant_of(T::one()));
+                let x3 = Dual::new(Dual::new(Dual::variable(x), Dual::constant_of(T::one())), one);
+                self.eval(x3).tangent.tangent.tangent
+            }
+            _ => panic!(
+                "Elementwise::derivative: order {order} exceeds the supported maximum {MAX_DERIVATIVE_ORDER}"
+            ),
+        }
+    }
+
+    /// The activations a model may use, by their command-line names.
+    pub const ACTIVATIONS: [Elementwise; 6] = [
+        Elementwise::Silu,
+        Elementwise::Tanh,
+        Elementwise::GeluTanh,
+        Elementwise::Relu,
+        Elementwise::Softplus,
+        Elementwise::Sigmoid,
+    ];
+
+    /// The name used in configs and on the command line.
+    pub fn name(self) -> String {
+        match self {
+            Elementwise::Silu => "silu".into(),
+            Elementwise::Tanh => "tanh".into(),
+            Elementwise::GeluTanh => "gelu_tanh".into(),
+            Elementwise::Relu => "relu".into(),
+            Elementwise::Softplus => "softplus".into(),
+            Elementwise::Sigmoid => "sigmoid".into(),
+            Elementwise::Exp => "exp".into(),
+            Elementwise::Ln => "ln".into(),
+            Elementwise::Sqrt => "sqrt".into(),
+            Elementwise::Square => "square".into(),
+            Elementwise::Pow(p) => format!("pow({p})"),
+        }
+    }
+}
+
+impl fmt::Display for Elementwise {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name())
+    }
+}
+
+/// Parses an activation name (`silu`, `tanh`, `gelu_tanh`, `relu`, `softplus`, `sigmoid`).
+impl FromStr for Elementwise {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Elementwise::ACTIVATIONS
+            .iter()
+            .copied()
+            .find(|a| a.name() == s)
+            .ok_or_else(|| {
+                format!(
+                    "unknown activation '{s}' (expected one of: silu, tanh, gelu_tanh, relu, softplus, sigmoid)"
+                )
+            })
+    }
+}

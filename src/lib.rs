@@ -1,0 +1,18 @@
+//! # meanflow
+//!
+//! A from-scratch CPU engine for one-step generative models: MeanFlow (MF) and improved MeanFlow
+//! (iMF). Forward mode (dual numbers, tensor JVPs), reverse mode (a tape), and reverse over forward
+//! (the gradient of a JVP), each checked against finite differences.
+//!
+//! Layers, bottom up:
+//! - [`real`], [`dual`]: scalars and dual numbers; [`elementwise`]: functions written once over them.
+//! - [`float`], [`matmul`]: the storage scalar (f32/f64) and GEMM on strided views.
+//! - [`tape`]: tensors, ops with their evaluation / JVP / VJP rules, reverse and forward mode.
+
+pub mod check;
+pub mod dual;
+pub mod elementwise;
+pub mod float;
+pub mod matmul;
+pub mod real;
+pub mod rng;
