@@ -6,6 +6,7 @@
 //! duals nest: on `Dual<Dual<f64>>` the innermost-outermost tangent is the exact second derivative.
 
 use crate::real::Real;
+use num_traits::{One, Zero};
 use std::ops::{Add, AddAssign, Div, DivAssign, Mul, MulAssign, Neg, Sub, SubAssign};
 
 /// value + tangent * eps, eps^2 = 0.
@@ -31,6 +32,21 @@ impl<T: Real> Dual<T> {
     #[inline(always)]
     pub fn chain(self, f: T, df: T) -> Self {
         Dual::new(f, df * self.tangent)
+    }
+}
+
+impl<T: Real> Zero for Dual<T> {
+    fn zero() -> Self {
+        Dual::new(T::zero(), T::zero())
+    }
+    fn is_zero(&self) -> bool {
+        self.value.is_zero() && self.tangent.is_zero()
+    }
+}
+
+impl<T: Real> One for Dual<T> {
+    fn one() -> Self {
+        Dual::new(T::one(), T::zero())
     }
 }
 

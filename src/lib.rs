@@ -16,3 +16,4 @@ pub mod float;
 pub mod matmul;
 pub mod real;
 pub mod rng;
+pub mod tape;

@@ -4,6 +4,7 @@
 //! formula written once over `R: Real` evaluates to a value on floats, to a value and its first
 //! derivative on `Dual<f64>`, and to second derivatives on `Dual<Dual<f64>>`.
 
+use num_traits::{One, Zero};
 use std::fmt::Debug;
 use std::ops::{Add, AddAssign, Div, DivAssign, Mul, MulAssign, Neg, Sub, SubAssign};
 
@@ -22,6 +23,8 @@ pub trait Real:
     + SubAssign
     + MulAssign
     + DivAssign
+    + Zero
+    + One
 {
     /// The constant `c` (zero tangent when `Self` is a dual number).
     fn constant(c: f64) -> Self;
@@ -46,12 +49,6 @@ pub trait Real:
     /// |x|; the derivative at 0 is taken as 0 (sign(0) = 0).
     fn abs(self) -> Self;
 
-    fn zero() -> Self {
-        Self::constant(0.0)
-    }
-    fn one() -> Self {
-        Self::constant(1.0)
-    }
     /// 1 / x.
     fn recip(self) -> Self {
         Self::one() / self
