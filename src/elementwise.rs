@@ -32,6 +32,10 @@ pub enum Elementwise {
     Square,
     /// x^p for a constant p (x > 0, or x >= 0 with p > 0)
     Pow(f64),
+    /// sin x
+    Sin,
+    /// cos x
+    Cos,
 }
 
 /// The highest derivative order [`Elementwise::derivative`] computes (triple-nested duals).
@@ -63,6 +67,8 @@ impl Elementwise {
                     x.powf(R::constant(p))
                 }
             }
+            Elementwise::Sin => x.sin(),
+            Elementwise::Cos => x.cos(),
         }
     }
 
@@ -118,6 +124,8 @@ impl Elementwise {
             Elementwise::Sqrt => "sqrt".into(),
             Elementwise::Square => "square".into(),
             Elementwise::Pow(p) => format!("pow({p})"),
+            Elementwise::Sin => "sin".into(),
+            Elementwise::Cos => "cos".into(),
         }
     }
 }
