@@ -1,0 +1,348 @@
+//! The MeanFlow family of losses, one definition with named presets.
+//!
+//!     z = (1 - t) x + t e,   v_c = e - x                      (conditional velocity)
+//!     v_hat = sg(u(z, t, t))   (v_source = boundary)  or  sg(v(z, t))  (v_source = head)
+//!     tangent = (1 - beta) v_c + beta v_hat
+//!     (u, dudt) = jvp(u, (z, r, t), (tangent, 0, 1))
+//!     delta = u + (t - r) sg(dudt) - v_c                      (exact: no sg on dudt)
+//!     ell_i = sum_j delta_ij^2,  w_i = sg((ell_i + c)^-p),  loss_u = mean_i w_i ell_i
+//!     heads = uv:  delta_v = v(z, t) - v_c,  loss_v likewise;  loss = loss_u (+ loss_v)
+//!
+//! beta = 0 is MeanFlow (MF) in velocity form: delta = u - sg(v_c - (t - r) dudt), the same value
+//! and gradient as the classic |u - sg(u_tgt)|^2. beta = 1 with the boundary source is improved
+//! MeanFlow (iMF): the tangent is the network's own velocity, a deterministic function of z.
+//! `mse` = mean_i ell_i is reported beside the weighted loss, which sits near 1 when p = 1.
+
+use crate::elementwise::Elementwise;
+use crate::float::Float;
+use crate::model::{Heads, MlpParams, ModelConfig, ParamVars, TapeModel};
+use crate::tape::{Tape, Var};
+use ndarray::{Array2, Zip};
+use std::fmt;
+use std::str::FromStr;
+
+/// Where the iMF tangent's velocity v_hat comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VSource {
+    /// v_hat = u(z, t, t), the boundary of the average velocity.
+    Boundary,
+    /// v_hat = v(z, t), the auxiliary v-head (needs heads = uv).
+    Head,
+}
+
+impl VSource {
+    pub fn name(self) -> &'static str {
+        match self {
+            VSource::Boundary => "boundary",
+            VSource::Head => "head",
+        }
+    }
+}
+
+impl fmt::Display for VSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for VSource {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "boundary" => Ok(VSource::Boundary),
+            "head" => Ok(VSource::Head),
+            _ => Err(format!(
+                "unknown v-source '{s}' (expected 'boundary' or 'head')"
+            )),
+        }
+    }
+}
+
+/// The loss options; see the module documentation for the formulas.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LossConfig {
+    /// Tangent blend: 0 = MF (noisy v_c), 1 = iMF (v_hat). In [0, 1].
+    pub beta: f64,
+    pub v_source: VSource,
+    /// Keep the gradient through dudt (reverse over forward) instead of stopping it.
+    pub exact: bool,
+    /// Adaptive-weight power p >= 0 (0: plain mean squared error).
+    pub p: f64,
+    /// Adaptive-weight offset c > 0.
+    pub c: f64,
+}
+
+/// The named presets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LossPreset {
+    /// MeanFlow: beta = 0.
+    Mf,
+    /// Improved MeanFlow: beta = 1, v_hat = u(z, t, t).
+    Imf,
+    /// Improved MeanFlow with the v-head as the source of v_hat.
+    ImfHead,
+}
+
+impl LossPreset {
+    pub fn name(self) -> &'static str {
+        match self {
+            LossPreset::Mf => "mf",
+            LossPreset::Imf => "imf",
+            LossPreset::ImfHead => "imf-head",
+        }
+    }
+}
+
+impl FromStr for LossPreset {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "mf" => Ok(LossPreset::Mf),
+            "imf" => Ok(LossPreset::Imf),
+            "imf-head" => Ok(LossPreset::ImfHead),
+            _ => Err(format!(
+                "unknown loss '{s}' (expected 'mf', 'imf' or 'imf-head')"
+            )),
+        }
+    }
+}
+
+impl LossConfig {
+    /// The preset's options, with the MF paper's adaptive weight p = 1, c = 1e-3.
+    pub fn preset(preset: LossPreset) -> Self {
+        let (beta, v_source) = match preset {
+            LossPreset::Mf => (0.0, VSource::Boundary),
+            LossPreset::Imf => (1.0, VSource::Boundary),
+            LossPreset::ImfHead => (1.0, VSource::Head),
+        };
+        LossConfig {
+            beta,
+            v_source,
+            exact: false,
+            p: 1.0,
+            c: 1e-3,
+        }
+    }
+
+    /// Checks the options against each other and the model; the message names the bad option.
+    pub fn validate(&self, model: &ModelConfig) -> Result<(), String> {
+        if !(0.0..=1.0).contains(&self.beta) {
+            return Err(format!("beta must be in [0, 1], got {}", self.beta));
+        }
+        if !(self.p >= 0.0 && self.p.is_finite()) {
+            return Err(format!("p must be finite and >= 0, got {}", self.p));
+        }
+        if !(self.c > 0.0 && self.c.is_finite()) {
+            return Err(format!("c must be finite and > 0, got {}", self.c));
+        }
+        if self.v_source == VSource::Head && model.heads != Heads::UV {
+            return Err("v-source 'head' needs a model with heads = uv".to_string());
+        }
+        Ok(())
+    }
+}
+
+/// One batch: data x [B, d], noise e [B, d], times t and r [B, 1] with r <= t.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Batch<T> {
+    pub x: Array2<T>,
+    pub e: Array2<T>,
+    pub t: Array2<T>,
+    pub r: Array2<T>,
+}
+
+impl<T: Float> Batch<T> {
+    pub fn len(&self) -> usize {
+        self.x.nrows()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.x.nrows() == 0
+    }
+    /// z = (1 - t) x + t e.
+    pub fn z(&self) -> Array2<T> {
+        let mut z = self.x.clone();
+        Zip::from(&mut z)
+            .and(&self.e)
+            .and_broadcast(&self.t)
+            .for_each(|z, &e, &t| *z = (T::one() - t) * *z + t * e);
+        z
+    }
+    /// v_c = e - x.
+    pub fn v_c(&self) -> Array2<T> {
+        &self.e - &self.x
+    }
+    fn check(&self) {
+        let (b, d) = self.x.dim();
+        assert!(
+            self.e.dim() == (b, d) && self.t.dim() == (b, 1) && self.r.dim() == (b, 1),
+            "Batch: x {:?}, e {:?}, t {:?}, r {:?}: need x, e [B, d] and t, r [B, 1]",
+            self.x.dim(),
+            self.e.dim(),
+            self.t.dim(),
+            self.r.dim()
+        );
+    }
+}
+
+/// The tape nodes of every quantity of the loss (names as in the reference cases).
+#[derive(Clone, Copy, Debug)]
+pub struct LossNodes {
+    pub z: Var,
+    pub v_c: Var,
+    pub v_hat: Var,
+    pub tangent: Var,
+    pub u: Var,
+    pub dudt: Var,
+    pub delta: Var,
+    /// [B, 1]
+    pub ell: Var,
+    /// [B, 1]
+    pub w: Var,
+    pub loss_u: Var,
+    pub v_head: Option<VHeadNodes>,
+    pub loss: Var,
+    /// mean_i ell_i, unweighted.
+    pub mse: Var,
+}
+
+/// The v-head's part of the loss.
+#[derive(Clone, Copy, Debug)]
+pub struct VHeadNodes {
+    pub v_head: Var,
+    pub delta_v: Var,
+    pub ell_v: Var,
+    pub w_v: Var,
+    pub loss_v: Var,
+}
+
+/// ell = sum_j delta^2 [B, 1], w = sg((ell + c)^-p), loss = mean(w ell).
+fn weighted_squared_error<T: Float>(
+    tape: &mut Tape<T>,
+    delta: Var,
+    loss: &LossConfig,
+) -> (Var, Var, Var) {
+    let sq = tape.square(delta);
+    let ell = tape.sum_cols(sq);
+    let shifted = tape.add_scalar(ell, loss.c);
+    let w = tape.map(shifted, Elementwise::Pow(-loss.p));
+    let w = tape.stop_gradient(w);
+    let weighted = tape.mul(w, ell);
+    let mean = tape.mean(weighted);
+    (ell, w, mean)
+}
+
+/// Records the loss on the tape; `backward(nodes.loss)` then gives every parameter's gradient.
+pub fn record_loss<T: Float>(
+    tape: &mut Tape<T>,
+    model: &ModelConfig,
+    params: &ParamVars,
+    loss: &LossConfig,
+    batch: &Batch<T>,
+) -> LossNodes {
+    batch.check();
+    let net = TapeModel {
+        config: *model,
+        params,
+    };
+    let z = tape.constant(batch.z().view());
+    let v_c = tape.constant(batch.v_c().view());
+    let t = tape.constant(batch.t.view());
+    let r = tape.constant(batch.r.view());
+
+    // The v-head pass (trained by loss_v) comes first: no tangent is seeded yet.
+    let v_head = model.heads.eq(&Heads::UV).then(|| net.v_head(tape, z, t));
+    let v_hat = match (loss.v_source, v_head) {
+        (VSource::Head, Some(v)) => tape.stop_gradient(v),
+        (VSource::Head, None) => panic!("record_loss: v_source = head needs heads = uv"),
+        (VSource::Boundary, _) => {
+            let u_boundary = net.u(tape, z, t, t);
+            tape.stop_gradient(u_boundary)
+        }
+    };
+    let noisy = tape.scale(v_c, 1.0 - loss.beta);
+    let own = tape.scale(v_hat, loss.beta);
+    let tangent = tape.add(noisy, own);
+    let tangent = tape.stop_gradient(tangent);
+
+    // Forward mode along (tangent, 0, 1) on (z, r, t).
+    let ones = tape.full(batch.t.dim(), T::one());
+    tape.set_tangent(z, tangent);
+    tape.set_tangent(t, ones);
+    let u = net.u(tape, z, r, t);
+    let dudt = tape.tangent_or_zeros(u);
+
+    let dudt_in_loss = if loss.exact {
+        dudt
+    } else {
+        tape.stop_gradient(dudt)
+    };
+    let h = tape.sub(t, r);
+    let correction = tape.mul(h, dudt_in_loss);
+    let u_plus = tape.add(u, correction);
+    let delta = tape.sub(u_plus, v_c);
+    let (ell, w, loss_u) = weighted_squared_error(tape, delta, loss);
+    let mse = tape.mean(ell);
+
+    let v_head = v_head.map(|v| {
+        let delta_v = tape.sub(v, v_c);
+        let (ell_v, w_v, loss_v) = weighted_squared_error(tape, delta_v, loss);
+        VHeadNodes {
+            v_head: v,
+            delta_v,
+            ell_v,
+            w_v,
+            loss_v,
+        }
+    });
+    let total = match v_head {
+        Some(vh) => tape.add(loss_u, vh.loss_v),
+        None => loss_u,
+    };
+    LossNodes {
+        z,
+        v_c,
+        v_hat,
+        tangent,
+        u,
+        dudt,
+        delta,
+        ell,
+        w,
+        loss_u,
+        v_head,
+        loss: total,
+        mse,
+    }
+}
+
+/// The scalars of one loss evaluation.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LossValues {
+    /// loss_u (+ loss_v): what the gradient is of.
+    pub loss: f64,
+    pub loss_u: f64,
+    pub loss_v: Option<f64>,
+    /// mean_i |delta_i|^2, unweighted.
+    pub mse: f64,
+}
+
+/// Loss values and d loss / d parameters, on a reusable tape (cleared first).
+pub fn loss_and_gradients<T: Float>(
+    tape: &mut Tape<T>,
+    model: &ModelConfig,
+    params: &MlpParams<T>,
+    loss: &LossConfig,
+    batch: &Batch<T>,
+) -> (LossValues, MlpParams<T>) {
+    tape.clear();
+    let vars = params.on_tape(tape);
+    let nodes = record_loss(tape, model, &vars, loss, batch);
+    tape.backward(nodes.loss);
+    let values = LossValues {
+        loss: tape.scalar(nodes.loss).to_f64(),
+        loss_u: tape.scalar(nodes.loss_u).to_f64(),
+        loss_v: nodes.v_head.map(|v| tape.scalar(v.loss_v).to_f64()),
+        mse: tape.scalar(nodes.mse).to_f64(),
+    };
+    (values, MlpParams::gradients_from(tape, &vars))
+}

@@ -1,0 +1,288 @@
+//! The network u(z, r, t) and its optional velocity head v(z, t).
+//!
+//!     h = t - r;  a_0 = [z | emb(t, h)]
+//!     a_{i+1} = act(a_i W_i^T + b_i)        i = 0 .. depth-1   (the trunk)
+//!     u(z, r, t) = a_depth U_w^T + U_b         (the u-head)
+//!     v(z, t)    = a_depth(r = t) V_w^T + V_b   (the v-head, when heads = uv)
+//!
+//! Parameters follow PyTorch's `nn.Linear` layout (weight [out, in]) and names (`trunk.{i}.weight`,
+//! `trunk.{i}.bias`, `u_head.*`, `v_head.*`); a bias is stored as a [1, out] row.
+
+pub mod conditioning;
+
+pub use conditioning::Conditioning;
+
+use crate::elementwise::Elementwise;
+use crate::float::Float;
+use crate::rng::Rng;
+use crate::tape::{Tape, Var};
+use ndarray::{Array2, ArrayView2};
+use std::fmt;
+use std::str::FromStr;
+
+/// Which linear heads sit on the trunk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Heads {
+    /// u only.
+    U,
+    /// u and an auxiliary instantaneous-velocity head v(z, t).
+    UV,
+}
+
+impl Heads {
+    pub fn name(self) -> &'static str {
+        match self {
+            Heads::U => "u",
+            Heads::UV => "uv",
+        }
+    }
+}
+
+impl fmt::Display for Heads {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Heads {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "u" => Ok(Heads::U),
+            "uv" => Ok(Heads::UV),
+            _ => Err(format!("unknown heads '{s}' (expected 'u' or 'uv')")),
+        }
+    }
+}
+
+/// The architecture.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ModelConfig {
+    /// Data dimension d.
+    pub dim: usize,
+    /// Hidden width of every trunk layer.
+    pub width: usize,
+    /// Number of hidden (trunk) layers.
+    pub depth: usize,
+    pub activation: Elementwise,
+    pub conditioning: Conditioning,
+    pub heads: Heads,
+}
+
+impl ModelConfig {
+    /// Columns of a_0 = [z | emb(t, h)].
+    pub fn input_width(&self) -> usize {
+        self.dim + self.conditioning.width()
+    }
+
+    /// (name, [out, in]) of every linear layer, in the canonical order.
+    pub fn layer_shapes(&self) -> Vec<(String, (usize, usize))> {
+        let mut shapes = Vec::with_capacity(self.depth + 2);
+        for i in 0..self.depth {
+            let fan_in = if i == 0 {
+                self.input_width()
+            } else {
+                self.width
+            };
+            shapes.push((format!("trunk.{i}"), (self.width, fan_in)));
+        }
+        let features = if self.depth == 0 {
+            self.input_width()
+        } else {
+            self.width
+        };
+        shapes.push(("u_head".to_string(), (self.dim, features)));
+        if self.heads == Heads::UV {
+            shapes.push(("v_head".to_string(), (self.dim, features)));
+        }
+        shapes
+    }
+
+    /// Total number of scalar parameters.
+    pub fn parameter_count(&self) -> usize {
+        self.layer_shapes()
+            .iter()
+            .map(|(_, (o, i))| o * i + o)
+            .sum()
+    }
+}
+
+/// y = x W^T + b, weight [out, in], bias [1, out].
+#[derive(Clone, Debug, PartialEq)]
+pub struct Linear<T> {
+    pub weight: Array2<T>,
+    pub bias: Array2<T>,
+}
+
+impl<T: Float> Linear<T> {
+    /// PyTorch's default `nn.Linear` init: weight and bias ~ U(-1/sqrt(in), 1/sqrt(in))
+    /// (kaiming_uniform with a = sqrt(5) gives exactly this bound for the weight).
+    pub fn init(out: usize, fan_in: usize, rng: &mut Rng) -> Self {
+        let bound = 1.0 / (fan_in.max(1) as f64).sqrt();
+        let mut draw = || T::from_f64(rng.uniform_range(-bound, bound));
+        let weight = Array2::from_shape_simple_fn((out, fan_in), &mut draw);
+        let bias = Array2::from_shape_simple_fn((1, out), &mut draw);
+        Linear { weight, bias }
+    }
+
+    pub fn cast<U: Float>(&self) -> Linear<U> {
+        Linear {
+            weight: self.weight.mapv(|x| U::from_f64(x.to_f64())),
+            bias: self.bias.mapv(|x| U::from_f64(x.to_f64())),
+        }
+    }
+}
+
+/// All parameters of a model.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MlpParams<T> {
+    pub trunk: Vec<Linear<T>>,
+    pub u_head: Linear<T>,
+    pub v_head: Option<Linear<T>>,
+}
+
+impl<T: Float> MlpParams<T> {
+    /// Fresh parameters with PyTorch's default init, layer by layer in canonical order.
+    pub fn init(config: &ModelConfig, rng: &mut Rng) -> Self {
+        let mut layers = config
+            .layer_shapes()
+            .into_iter()
+            .map(|(_, (out, fan_in))| Linear::init(out, fan_in, rng));
+        let trunk = (0..config.depth).map(|_| layers.next().unwrap()).collect();
+        let u_head = layers.next().unwrap();
+        let v_head = layers.next();
+        MlpParams {
+            trunk,
+            u_head,
+            v_head,
+        }
+    }
+
+    /// Zeros of the same shapes (gradient and optimizer-moment buffers).
+    pub fn zeros_like(&self) -> Self {
+        let z = |l: &Linear<T>| Linear {
+            weight: Array2::zeros(l.weight.dim()),
+            bias: Array2::zeros(l.bias.dim()),
+        };
+        MlpParams {
+            trunk: self.trunk.iter().map(z).collect(),
+            u_head: z(&self.u_head),
+            v_head: self.v_head.as_ref().map(z),
+        }
+    }
+
+    /// The linear layers in canonical order with their names (`trunk.0`, ..., `u_head`, `v_head`).
+    pub fn layers(&self) -> Vec<(String, &Linear<T>)> {
+        let mut out: Vec<(String, &Linear<T>)> = self
+            .trunk
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (format!("trunk.{i}"), l))
+            .collect();
+        out.push(("u_head".into(), &self.u_head));
+        if let Some(v) = &self.v_head {
+            out.push(("v_head".into(), v));
+        }
+        out
+    }
+
+    /// Mutable layers in canonical order.
+    pub fn layers_mut(&mut self) -> Vec<&mut Linear<T>> {
+        let mut out: Vec<&mut Linear<T>> = self.trunk.iter_mut().collect();
+        out.push(&mut self.u_head);
+        if let Some(v) = &mut self.v_head {
+            out.push(v);
+        }
+        out
+    }
+
+    /// Every tensor with its PyTorch name (`trunk.0.weight`, `trunk.0.bias`, ...), biases as [1, out].
+    pub fn named_tensors(&self) -> Vec<(String, ArrayView2<'_, T>)> {
+        self.layers()
+            .into_iter()
+            .flat_map(|(name, l)| {
+                [
+                    (format!("{name}.weight"), l.weight.view()),
+                    (format!("{name}.bias"), l.bias.view()),
+                ]
+            })
+            .collect()
+    }
+
+    pub fn cast<U: Float>(&self) -> MlpParams<U> {
+        MlpParams {
+            trunk: self.trunk.iter().map(Linear::cast).collect(),
+            u_head: self.u_head.cast(),
+            v_head: self.v_head.as_ref().map(Linear::cast),
+        }
+    }
+
+    /// Places every parameter on the tape as a leaf that gradients are taken with respect to.
+    pub fn on_tape(&self, tape: &mut Tape<T>) -> ParamVars {
+        let mut put = |l: &Linear<T>| (tape.param(l.weight.view()), tape.param(l.bias.view()));
+        ParamVars {
+            trunk: self.trunk.iter().map(&mut put).collect(),
+            u_head: put(&self.u_head),
+            v_head: self.v_head.as_ref().map(put),
+        }
+    }
+
+    /// Reads the gradient of every parameter from the tape after `backward` (zeros where none flowed).
+    pub fn gradients_from(tape: &Tape<T>, vars: &ParamVars) -> Self {
+        let get = |&(w, b): &(Var, Var)| Linear {
+            weight: tape.grad_or_zeros(w),
+            bias: tape.grad_or_zeros(b),
+        };
+        MlpParams {
+            trunk: vars.trunk.iter().map(get).collect(),
+            u_head: get(&vars.u_head),
+            v_head: vars.v_head.as_ref().map(get),
+        }
+    }
+}
+
+/// The tape nodes of the parameters: (weight, bias) per layer.
+#[derive(Clone, Debug)]
+pub struct ParamVars {
+    pub trunk: Vec<(Var, Var)>,
+    pub u_head: (Var, Var),
+    pub v_head: Option<(Var, Var)>,
+}
+
+/// The model as recorded on a tape: config plus the parameter nodes.
+pub struct TapeModel<'p> {
+    pub config: ModelConfig,
+    pub params: &'p ParamVars,
+}
+
+impl TapeModel<'_> {
+    /// The trunk's features a_depth for inputs z [B, d], t [B, 1], h [B, 1].
+    pub fn trunk<T: Float>(&self, tape: &mut Tape<T>, z: Var, t: Var, h: Var) -> Var {
+        let emb = self.config.conditioning.embed(tape, t, h);
+        let mut a = tape.concat_cols(z, emb);
+        for &(w, b) in &self.params.trunk {
+            let pre = tape.linear(a, w, b);
+            a = tape.map(pre, self.config.activation);
+        }
+        a
+    }
+
+    /// u(z, r, t); h = t - r is part of the recorded function.
+    pub fn u<T: Float>(&self, tape: &mut Tape<T>, z: Var, r: Var, t: Var) -> Var {
+        let h = tape.sub(t, r);
+        let features = self.trunk(tape, z, t, h);
+        let (w, b) = self.params.u_head;
+        tape.linear(features, w, b)
+    }
+
+    /// v(z, t): the v-head on the trunk evaluated at r = t. Panics if the model has no v-head.
+    pub fn v_head<T: Float>(&self, tape: &mut Tape<T>, z: Var, t: Var) -> Var {
+        let (w, b) = self
+            .params
+            .v_head
+            .expect("v_head: this model was built with heads = u, it has no v-head");
+        let h = tape.sub(t, t);
+        let features = self.trunk(tape, z, t, h);
+        tape.linear(features, w, b)
+    }
+}

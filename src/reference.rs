@@ -1,0 +1,225 @@
+//! Reference cases: a model, a batch and every expected quantity of the loss in one safetensors
+//! file (format `meanflow-golden-v1`, documented in docs/reference-format.md). The engine
+//! recomputes each `expect.*` tensor in f64 from the parameters and the batch alone.
+
+use crate::elementwise::Elementwise;
+use crate::loss::{record_loss, Batch, LossConfig, VSource};
+use crate::model::{Conditioning, Heads, Linear, MlpParams, ModelConfig};
+use crate::tape::{Tape, Var};
+use crate::tensor_file::{TensorFile, TensorFileError};
+use ndarray::Array2;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// What can be wrong with a reference case; one line each.
+#[derive(Debug, thiserror::Error)]
+pub enum ReferenceError {
+    #[error(transparent)]
+    File(#[from] TensorFileError),
+    #[error("{path}: metadata has no 'config' entry")]
+    NoConfig { path: PathBuf },
+    #[error("{path}: config: {reason}")]
+    Config { path: PathBuf, reason: String },
+    #[error("{path}: missing tensor '{name}'")]
+    Missing { path: PathBuf, name: String },
+    #[error("{path}: tensor '{name}' has shape {found:?}, expected {expected:?}")]
+    Shape {
+        path: PathBuf,
+        name: String,
+        found: Vec<usize>,
+        expected: Vec<usize>,
+    },
+}
+
+/// The `config` metadata entry.
+#[derive(Clone, Debug, Deserialize)]
+struct CaseConfig {
+    d: usize,
+    width: usize,
+    depth: usize,
+    activation: String,
+    conditioning: String,
+    heads: String,
+    beta: f64,
+    v_source: String,
+    p: f64,
+    c: f64,
+    exact: bool,
+    batch: usize,
+    #[serde(default)]
+    name: Option<String>,
+}
+
+/// A loaded reference case.
+#[derive(Clone, Debug)]
+pub struct ReferenceCase {
+    pub name: String,
+    pub model: ModelConfig,
+    pub loss: LossConfig,
+    pub params: MlpParams<f64>,
+    pub batch: Batch<f64>,
+    /// Every `expect.*` tensor, keyed without the prefix (`u`, `grad.trunk.0.weight`, ...).
+    pub expected: BTreeMap<String, Array2<f64>>,
+}
+
+/// The error of one recomputed quantity against its expected value.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QuantityError {
+    pub name: String,
+    pub max_abs: f64,
+    /// max |actual - expected| / max(max |expected|, ABS_FLOOR).
+    pub max_rel: f64,
+}
+
+impl ReferenceCase {
+    pub fn load(path: &Path) -> Result<Self, ReferenceError> {
+        let file = TensorFile::read(path)?;
+        let p = || path.to_path_buf();
+        let config_json = file
+            .metadata
+            .get("config")
+            .ok_or(ReferenceError::NoConfig { path: p() })?;
+        let cfg: CaseConfig =
+            serde_json::from_str(config_json).map_err(|e| ReferenceError::Config {
+                path: p(),
+                reason: e.to_string(),
+            })?;
+        let bad = |reason: String| ReferenceError::Config { path: p(), reason };
+        let model = ModelConfig {
+            dim: cfg.d,
+            width: cfg.width,
+            depth: cfg.depth,
+            activation: cfg.activation.parse::<Elementwise>().map_err(bad)?,
+            conditioning: cfg.conditioning.parse::<Conditioning>().map_err(bad)?,
+            heads: cfg.heads.parse::<Heads>().map_err(bad)?,
+        };
+        let loss = LossConfig {
+            beta: cfg.beta,
+            v_source: cfg.v_source.parse::<VSource>().map_err(bad)?,
+            exact: cfg.exact,
+            p: cfg.p,
+            c: cfg.c,
+        };
+        loss.validate(&model).map_err(bad)?;
+        if model.dim == 0 || cfg.batch == 0 {
+            return Err(bad("d and batch must be positive".into()));
+        }
+
+        let tensor = |name: &str, expected: &[usize]| -> Result<Array2<f64>, ReferenceError> {
+            let t = file
+                .tensors
+                .get(name)
+                .ok_or_else(|| ReferenceError::Missing {
+                    path: p(),
+                    name: name.to_string(),
+                })?;
+            if t.shape != expected {
+                return Err(ReferenceError::Shape {
+                    path: p(),
+                    name: name.to_string(),
+                    found: t.shape.clone(),
+                    expected: expected.to_vec(),
+                });
+            }
+            Ok(t.values.clone())
+        };
+        let mut layers = Vec::new();
+        for (name, (out, fan_in)) in model.layer_shapes() {
+            layers.push(Linear {
+                weight: tensor(&format!("{name}.weight"), &[out, fan_in])?,
+                bias: tensor(&format!("{name}.bias"), &[out])?,
+            });
+        }
+        let v_head = (model.heads == Heads::UV).then(|| layers.pop().expect("v_head layer"));
+        let u_head = layers.pop().expect("u_head layer");
+        let params = MlpParams {
+            trunk: layers,
+            u_head,
+            v_head,
+        };
+        let (b, d) = (cfg.batch, cfg.d);
+        let batch = Batch {
+            x: tensor("batch.x", &[b, d])?,
+            e: tensor("batch.e", &[b, d])?,
+            t: tensor("batch.t", &[b, 1])?,
+            r: tensor("batch.r", &[b, 1])?,
+        };
+        let expected = file
+            .tensors
+            .iter()
+            .filter_map(|(k, t)| {
+                k.strip_prefix("expect.")
+                    .map(|k| (k.to_string(), t.values.clone()))
+            })
+            .collect();
+        Ok(ReferenceCase {
+            name: cfg.name.unwrap_or_else(|| path.display().to_string()),
+            model,
+            loss,
+            params,
+            batch,
+            expected,
+        })
+    }
+
+    /// Recomputes every quantity the format defines, in f64, keyed like `expected`.
+    pub fn recompute(&self) -> BTreeMap<String, Array2<f64>> {
+        let mut tape = Tape::<f64>::new();
+        let vars = self.params.on_tape(&mut tape);
+        let n = record_loss(&mut tape, &self.model, &vars, &self.loss, &self.batch);
+        tape.backward(n.loss);
+        let mut out = BTreeMap::new();
+        let mut put = |name: &str, v: Var| {
+            out.insert(name.to_string(), tape.value(v).to_owned());
+        };
+        put("z", n.z);
+        put("v_c", n.v_c);
+        put("v_hat", n.v_hat);
+        put("tangent", n.tangent);
+        put("u", n.u);
+        put("dudt", n.dudt);
+        put("delta", n.delta);
+        put("ell", n.ell);
+        put("w", n.w);
+        put("loss_u", n.loss_u);
+        put("loss", n.loss);
+        if let Some(v) = n.v_head {
+            put("v_head", v.v_head);
+            put("delta_v", v.delta_v);
+            put("ell_v", v.ell_v);
+            put("w_v", v.w_v);
+            put("loss_v", v.loss_v);
+        }
+        let grads = MlpParams::gradients_from(&tape, &vars);
+        for (name, g) in grads.named_tensors() {
+            out.insert(format!("grad.{name}"), g.to_owned());
+        }
+        out
+    }
+
+    /// The error of every expected quantity; a quantity the engine does not compute, or whose
+    /// element count differs, gets an infinite error.
+    pub fn compare(&self) -> Vec<QuantityError> {
+        let actual = self.recompute();
+        self.expected
+            .iter()
+            .map(|(name, expected)| {
+                let (max_abs, max_rel) = match actual.get(name) {
+                    Some(a) if a.len() == expected.len() => {
+                        // [B] is stored as [1, B] and computed as [B, 1]: compare element by element.
+                        let a = Array2::from_shape_vec(expected.dim(), a.iter().copied().collect())
+                            .expect("same element count");
+                        crate::check::compare(a.view(), expected.view())
+                    }
+                    _ => (f64::INFINITY, f64::INFINITY),
+                };
+                QuantityError {
+                    name: name.clone(),
+                    max_abs,
+                    max_rel,
+                }
+            })
+            .collect()
+    }
+}
