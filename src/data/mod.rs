@@ -1,4 +1,4 @@
-//! Training data: built-in toy datasets ([`toy`]) and datasets read from CSV / NPY files ([`file`]).
+//! Training data: built-in toy datasets ([`toy`]) and datasets read from CSV / NPY files ([`file`](mod@file)).
 //! Both give `Array2<f64>`, rows = samples, columns = dimensions.
 
 pub mod file;
