@@ -8,14 +8,17 @@
 //! - [`real`], [`dual`]: scalars and dual numbers; [`elementwise`]: functions written once over them.
 //! - [`float`], [`matmul`]: the storage scalar (f32/f64) and GEMM on strided views.
 //! - [`tape`]: tensors, ops with their evaluation / JVP / VJP rules, reverse and forward mode.
+//! - [`data`]: built-in toy datasets and CSV / NPY files; [`metrics`]: sliced W1, energy distance.
 
 pub mod check;
+pub mod data;
 pub mod dual;
 pub mod elementwise;
 pub mod float;
 pub mod loss;
 pub mod matmul;
 pub mod model;
+pub mod metrics;
 pub mod real;
 pub mod reference;
 pub mod rng;
