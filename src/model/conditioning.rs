@@ -6,6 +6,7 @@
 
 use crate::elementwise::Elementwise;
 use crate::float::Float;
+use crate::real::Real;
 use crate::tape::{Tape, Var};
 use ndarray::Array2;
 use std::fmt;
@@ -27,6 +28,22 @@ impl Conditioning {
         match self {
             Conditioning::Raw => 2,
             Conditioning::Fourier { frequencies } => 2 * (1 + 2 * frequencies),
+        }
+    }
+
+    /// emb(s) for one time value, written into `out` (length width() / 2), on any [`Real`]: on
+    /// `Dual` numbers seeded with ds = 1 it gives d emb / ds too. The same formula as [`Self::embed`].
+    pub fn embed_scalar<R: Real>(self, s: R, out: &mut [R]) {
+        match self {
+            Conditioning::Raw => out[0] = s,
+            Conditioning::Fourier { frequencies } => {
+                out[0] = s;
+                for k in 0..frequencies {
+                    let phase = s * R::constant(std::f64::consts::PI * 2f64.powi(k as i32));
+                    out[1 + k] = phase.sin();
+                    out[1 + frequencies + k] = phase.cos();
+                }
+            }
         }
     }
 

@@ -186,6 +186,24 @@ impl<T: Float> MlpParams<T> {
         out
     }
 
+    /// Every tensor (weight, bias, layer by layer) in canonical order, without allocating.
+    pub fn tensors(&self) -> impl Iterator<Item = &Array2<T>> {
+        self.trunk
+            .iter()
+            .chain(std::iter::once(&self.u_head))
+            .chain(self.v_head.iter())
+            .flat_map(|l| [&l.weight, &l.bias])
+    }
+
+    /// Every tensor, mutably, in canonical order, without allocating.
+    pub fn tensors_mut(&mut self) -> impl Iterator<Item = &mut Array2<T>> {
+        self.trunk
+            .iter_mut()
+            .chain(std::iter::once(&mut self.u_head))
+            .chain(self.v_head.iter_mut())
+            .flat_map(|l| [&mut l.weight, &mut l.bias])
+    }
+
     /// Mutable layers in canonical order.
     pub fn layers_mut(&mut self) -> Vec<&mut Linear<T>> {
         let mut out: Vec<&mut Linear<T>> = self.trunk.iter_mut().collect();

@@ -1,0 +1,165 @@
+//! AdamW with linear warm-up, global-norm gradient clipping and an exponential moving average of
+//! the parameters. All state is in plain arrays, updated in place (no allocation per step).
+//!
+//!     g <- g min(1, clip / |g|)                      (when clipping is on)
+//!     m <- b1 m + (1 - b1) g,   v <- b2 v + (1 - b2) g^2
+//!     lr_k = lr min(1, k / warmup)                   (k = 1, 2, ...)
+//!     p <- p - lr_k (m / (1 - b1^k)) / (sqrt(v / (1 - b2^k)) + eps) - lr_k wd p
+//!     ema <- d ema + (1 - d) p
+//! With wd = 0 this is Adam (Kingma and Ba, 2015); wd > 0 is decoupled weight decay (AdamW).
+
+use crate::float::Float;
+use crate::model::MlpParams;
+use ndarray::Zip;
+
+/// Optimizer settings.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AdamConfig {
+    pub lr: f64,
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
+    pub weight_decay: f64,
+    /// Steps of linear warm-up (0: none).
+    pub warmup_steps: u64,
+    /// Max global gradient norm (None: no clipping).
+    pub clip_norm: Option<f64>,
+}
+
+impl Default for AdamConfig {
+    /// lr 1e-3, betas (0.9, 0.999), eps 1e-8, no weight decay, no warm-up, no clipping.
+    fn default() -> Self {
+        AdamConfig {
+            lr: 1e-3,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.0,
+            warmup_steps: 0,
+            clip_norm: None,
+        }
+    }
+}
+
+impl AdamConfig {
+    /// Checks the settings; the message names the bad one.
+    pub fn validate(&self) -> Result<(), String> {
+        let finite_positive = |name: &str, x: f64| {
+            if x > 0.0 && x.is_finite() {
+                Ok(())
+            } else {
+                Err(format!("{name} must be finite and > 0, got {x}"))
+            }
+        };
+        finite_positive("learning rate", self.lr)?;
+        finite_positive("eps", self.eps)?;
+        for (name, b) in [("beta1", self.beta1), ("beta2", self.beta2)] {
+            if !(0.0..1.0).contains(&b) {
+                return Err(format!("{name} must be in [0, 1), got {b}"));
+            }
+        }
+        if !(self.weight_decay >= 0.0 && self.weight_decay.is_finite()) {
+            return Err(format!(
+                "weight decay must be finite and >= 0, got {}",
+                self.weight_decay
+            ));
+        }
+        if let Some(c) = self.clip_norm {
+            finite_positive("gradient clip norm", c)?;
+        }
+        Ok(())
+    }
+
+    /// The learning rate of step k (1-based).
+    pub fn lr_at(&self, step: u64) -> f64 {
+        if self.warmup_steps == 0 {
+            self.lr
+        } else {
+            self.lr * (step as f64 / self.warmup_steps as f64).min(1.0)
+        }
+    }
+}
+
+/// AdamW state: first and second moments and the step counter.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Adam<T> {
+    pub config: AdamConfig,
+    pub m: MlpParams<T>,
+    pub v: MlpParams<T>,
+    /// Steps taken so far.
+    pub step: u64,
+}
+
+/// What one update did.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct UpdateStats {
+    /// |g| before clipping.
+    pub grad_norm: f64,
+    pub lr: f64,
+}
+
+/// sqrt(sum of squares) over every gradient tensor, in f64.
+pub fn global_norm<T: Float>(grads: &MlpParams<T>) -> f64 {
+    grads
+        .tensors()
+        .map(|a| a.iter().map(|&g| g.to_f64() * g.to_f64()).sum::<f64>())
+        .sum::<f64>()
+        .sqrt()
+}
+
+impl<T: Float> Adam<T> {
+    pub fn new(config: AdamConfig, params: &MlpParams<T>) -> Self {
+        Adam {
+            config,
+            m: params.zeros_like(),
+            v: params.zeros_like(),
+            step: 0,
+        }
+    }
+
+    /// One update of `params` from `grads` (clipped in place when clipping is on).
+    pub fn update(&mut self, params: &mut MlpParams<T>, grads: &mut MlpParams<T>) -> UpdateStats {
+        self.step += 1;
+        let c = self.config;
+        let grad_norm = global_norm(grads);
+        let clip_scale = match c.clip_norm {
+            Some(max) if grad_norm > max => max / grad_norm,
+            _ => 1.0,
+        };
+        let lr = c.lr_at(self.step);
+        let bias1 = 1.0 - c.beta1.powi(self.step.min(i32::MAX as u64) as i32);
+        let bias2 = 1.0 - c.beta2.powi(self.step.min(i32::MAX as u64) as i32);
+        let (b1, b2) = (T::from_f64(c.beta1), T::from_f64(c.beta2));
+        let (one_b1, one_b2) = (T::from_f64(1.0 - c.beta1), T::from_f64(1.0 - c.beta2));
+        let step_size = T::from_f64(lr / bias1);
+        let inv_sqrt_bias2 = T::from_f64(1.0 / bias2.sqrt());
+        let eps = T::from_f64(c.eps);
+        let decay = T::from_f64(lr * c.weight_decay);
+        let clip = T::from_f64(clip_scale);
+
+        let tensors = params
+            .tensors_mut()
+            .zip(grads.tensors_mut())
+            .zip(self.m.tensors_mut().zip(self.v.tensors_mut()));
+        for ((p, g), (m, v)) in tensors {
+            Zip::from(p).and(g).and(m).and(v).for_each(|p, g, m, v| {
+                *g = *g * clip;
+                *m = b1 * *m + one_b1 * *g;
+                *v = b2 * *v + one_b2 * *g * *g;
+                let denom = (*v).sqrt() * inv_sqrt_bias2 + eps;
+                *p = *p - step_size * *m / denom - decay * *p;
+            });
+        }
+        UpdateStats { grad_norm, lr }
+    }
+}
+
+/// ema <- decay ema + (1 - decay) params.
+pub fn ema_update<T: Float>(ema: &mut MlpParams<T>, params: &MlpParams<T>, decay: f64) {
+    let (d, one_d) = (T::from_f64(decay), T::from_f64(1.0 - decay));
+    for (e, p) in ema.tensors_mut().zip(params.tensors()) {
+        Zip::from(e)
+            .and(p)
+            .for_each(|e, &p| *e = d * *e + one_d * p);
+    }
+}
