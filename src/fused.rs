@@ -71,23 +71,19 @@ impl<T: Float> Pass<T> {
             let (mut primal_out, mut tangent_out) =
                 output.view_mut().split_at(ndarray::Axis(0), primal);
             let mut derivs = self.derivs[l].slice_mut(s![..primal, ..]);
-            let bias = layer.bias.row(0);
-            Zip::from(primal_out.rows_mut())
-                .and(derivs.rows_mut())
-                .for_each(|mut a, mut d| {
-                    Zip::from(&mut a)
-                        .and(&mut d)
-                        .and(&bias)
-                        .for_each(|a, d, &b| {
-                            let (f, df) = act.value_and_derivative(*a + b);
-                            *a = f;
-                            *d = df;
-                        });
-                });
+            act.activate_with_derivative(
+                primal_out
+                    .as_slice_mut()
+                    .expect("row block of a standard-layout buffer"),
+                derivs
+                    .as_slice_mut()
+                    .expect("row block of a standard-layout buffer"),
+                layer.bias.as_slice().expect("bias row is contiguous"),
+            );
             let derivs = self.derivs[l].slice(s![..tangent, ..]);
             Zip::from(&mut tangent_out)
                 .and(&derivs)
-                .for_each(|a_dot, &d| *a_dot = *a_dot * d);
+                .for_each(|a_dot, &d| *a_dot *= d);
         }
         let features = self.acts[trunk.len()].slice(s![..rows, ..]);
         let mut out = self.out.slice_mut(s![..rows, ..]);
@@ -143,7 +139,7 @@ impl<T: Float> Pass<T> {
             // dL/d pre_l = dL/d a_{l+1} * f'(pre_l)
             Zip::from(&mut g)
                 .and(self.derivs[l].slice(s![..b, ..]))
-                .for_each(|g, &d| *g = *g * d);
+                .for_each(|g, &d| *g *= d);
             let input = self.acts[l].slice(s![..b, ..]);
             gemm(
                 T::one(),
@@ -389,10 +385,7 @@ impl<T: Float> FusedStep<T> {
             loss_u += (w * ell).to_f64() * inv_b;
             mse += ell.to_f64() * inv_b;
             let scale = T::from_f64(2.0 * inv_b) * w;
-            self.u_bar
-                .row_mut(i)
-                .iter_mut()
-                .for_each(|g| *g = *g * scale);
+            self.u_bar.row_mut(i).iter_mut().for_each(|g| *g *= scale);
         }
 
         // delta_v = v - v_c, likewise.
@@ -409,10 +402,7 @@ impl<T: Float> FusedStep<T> {
                 let w = (ell + T::from_f64(loss.c)).powf(T::from_f64(-loss.p));
                 total += (w * ell).to_f64() * inv_b;
                 let scale = T::from_f64(2.0 * inv_b) * w;
-                self.v_bar
-                    .row_mut(i)
-                    .iter_mut()
-                    .for_each(|g| *g = *g * scale);
+                self.v_bar.row_mut(i).iter_mut().for_each(|g| *g *= scale);
             }
             loss_v = Some(total);
         }

@@ -10,6 +10,7 @@
 //! - [`tape`]: tensors, ops with their evaluation / JVP / VJP rules, reverse and forward mode.
 //! - [`data`]: built-in toy datasets and CSV / NPY files; [`metrics`]: sliced W1, energy distance.
 
+pub mod bench;
 pub mod check;
 pub mod data;
 pub mod dual;

@@ -53,14 +53,10 @@ pub trait Real:
     fn recip(self) -> Self {
         Self::one() / self
     }
-    /// sigma(x) = 1 / (1 + exp(-x)), evaluated without overflow for either sign of x.
+    /// sigma(x) = 1 / (1 + exp(-x)). For x << 0, exp(-x) overflows to inf and sigma to 0, the
+    /// right limit; no branch, so loops over it vectorise.
     fn sigmoid(self) -> Self {
-        if self.primal_f64() >= 0.0 {
-            (Self::one() + (-self).exp()).recip()
-        } else {
-            let e = self.exp();
-            e / (Self::one() + e)
-        }
+        (Self::one() + (-self).exp()).recip()
     }
     /// softplus(x) = ln(1 + exp(x)) = max(x, 0) + ln(1 + exp(-|x|)).
     fn softplus(self) -> Self {
@@ -85,8 +81,43 @@ pub trait Real:
     }
 }
 
+/// e^x in f32 without a libm call, so that loops over it vectorise: x = n ln2 + r with
+/// |r| <= ln2 / 2 (Cody-Waite split of ln 2), e^r by the degree-6 minimax polynomial of Cephes'
+/// `expf` (relative error below 2 ulp), times 2^n built in the exponent bits. Overflow gives +inf,
+/// underflow below the normal range gives 0, NaN stays NaN.
+#[inline(always)]
+pub fn exp_f32(x: f32) -> f32 {
+    const LOG2_E: f32 = std::f32::consts::LOG2_E;
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    let xc = x.clamp(-87.0, 88.5);
+    // Round to nearest by the 1.5 2^23 trick: no libm call, so the loop vectorises.
+    const ROUNDER: f32 = 12_582_912.0;
+    let n = (xc * LOG2_E + ROUNDER) - ROUNDER;
+    let r = xc - n * LN2_HI - n * LN2_LO;
+    let mut p = 1.987_569_1e-4f32;
+    p = p * r + 1.398_2e-3;
+    p = p * r + 8.333_452e-3;
+    p = p * r + 4.166_579_6e-2;
+    p = p * r + 1.666_666_5e-1;
+    p = p * r + 5e-1;
+    let er = p * r * r + r + 1.0;
+    // 2^n as 2^(n/2) 2^(n - n/2): each factor stays a normal number for n in [-126, 128].
+    let n = n as i32;
+    let half = n >> 1;
+    let pow2 = |k: i32| f32::from_bits(((k + 127) as u32) << 23);
+    let y = er * pow2(half) * pow2(n - half);
+    if x > 88.72 {
+        f32::INFINITY
+    } else if x < -87.0 {
+        0.0
+    } else {
+        y
+    }
+}
+
 macro_rules! impl_real_for_float {
-    ($t:ty, $erf:path) => {
+    ($t:ty, $erf:path, $exp:path) => {
         impl Real for $t {
             #[inline(always)]
             fn constant(c: f64) -> Self {
@@ -98,7 +129,7 @@ macro_rules! impl_real_for_float {
             }
             #[inline(always)]
             fn exp(self) -> Self {
-                <$t>::exp(self)
+                $exp(self)
             }
             #[inline(always)]
             fn ln(self) -> Self {
@@ -148,5 +179,30 @@ macro_rules! impl_real_for_float {
     };
 }
 
-impl_real_for_float!(f32, libm::erff);
-impl_real_for_float!(f64, libm::erf);
+impl_real_for_float!(f32, libm::erff, exp_f32);
+impl_real_for_float!(f64, libm::erf, f64::exp);
+
+#[cfg(test)]
+mod tests {
+    use super::exp_f32;
+
+    #[test]
+    fn exp_f32_within_two_ulp_of_f64_exp() {
+        let mut worst = 0.0f64;
+        let mut x = -87.0f32;
+        while x < 88.5 {
+            let exact = (x as f64).exp();
+            let got = exp_f32(x) as f64;
+            worst = worst.max(((got - exact) / exact).abs());
+            x += 0.0137;
+        }
+        assert!(
+            worst < 2.0 * f32::EPSILON as f64,
+            "worst relative error {worst:e}"
+        );
+        assert_eq!(exp_f32(100.0), f32::INFINITY);
+        assert_eq!(exp_f32(-200.0), 0.0);
+        assert!(exp_f32(f32::NAN).is_nan());
+        assert_eq!(exp_f32(0.0), 1.0);
+    }
+}

@@ -1,0 +1,247 @@
+//! The training-step benchmark behind `meanflow bench`, defined to match the peers in
+//! benches/peers/ step for step:
+//!
+//! - u = MLP(concat(z, t, h)) with silu, PyTorch-default init, f32, `raw` conditioning;
+//! - x: eight Gaussians (d = 2: centres on the circle of radius 2, std 0.1) or 0.5 N(0, I) (d > 2);
+//!   e ~ N(0, I); t, r uniform and ordered, r = t on 75% of the rows;
+//! - mf (beta = 0) or imf (beta = 1, boundary v_hat) loss with p = 0 (plain mean squared error);
+//! - Adam, lr 1e-3. One step = draw the batch, loss, JVP, gradients, Adam update.
+//!
+//! Timing: `warmup` untimed steps, then `repeats` steps timed one by one; median, min and max.
+//! Matmul GFLOP/s counts the multiply-adds this engine actually performs (2 m n k per product):
+//! see [`step_matmul_flops`].
+
+use crate::elementwise::Elementwise;
+use crate::loss::{LossConfig, LossPreset};
+use crate::model::{Conditioning, Heads, ModelConfig};
+use crate::optim::AdamConfig;
+use crate::rng::Rng;
+use crate::time_sampler::{TimeDistribution, TimeSampler};
+use crate::train::{TrainConfig, Trainer};
+use ndarray::Array2;
+use std::time::Instant;
+
+/// One benchmark configuration: (d, width, depth, batch).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BenchConfig {
+    pub name: &'static str,
+    pub dim: usize,
+    pub width: usize,
+    pub depth: usize,
+    pub batch: usize,
+}
+
+/// The configurations of the performance targets.
+pub const CONFIGS: [BenchConfig; 4] = [
+    BenchConfig {
+        name: "c1",
+        dim: 2,
+        width: 128,
+        depth: 3,
+        batch: 256,
+    },
+    BenchConfig {
+        name: "c2",
+        dim: 2,
+        width: 256,
+        depth: 4,
+        batch: 1024,
+    },
+    BenchConfig {
+        name: "c3",
+        dim: 2,
+        width: 512,
+        depth: 4,
+        batch: 2048,
+    },
+    BenchConfig {
+        name: "c4",
+        dim: 64,
+        width: 512,
+        depth: 4,
+        batch: 1024,
+    },
+];
+
+/// Fraction of rows with r = t in the benchmark step.
+pub const BENCH_FRACTION_EQUAL: f64 = 0.75;
+
+impl BenchConfig {
+    pub fn by_name(name: &str) -> Option<BenchConfig> {
+        CONFIGS.iter().copied().find(|c| c.name == name)
+    }
+
+    pub fn model(&self) -> ModelConfig {
+        ModelConfig {
+            dim: self.dim,
+            width: self.width,
+            depth: self.depth,
+            activation: Elementwise::Silu,
+            conditioning: Conditioning::Raw,
+            heads: Heads::U,
+        }
+    }
+
+    pub fn train_config(&self, loss: LossPreset, seed: u64) -> TrainConfig {
+        TrainConfig {
+            model: self.model(),
+            loss: LossConfig {
+                p: 0.0,
+                ..LossConfig::preset(loss)
+            },
+            time: TimeSampler {
+                distribution: TimeDistribution::Uniform,
+                fraction_equal: BENCH_FRACTION_EQUAL,
+            },
+            adam: AdamConfig::default(),
+            batch: self.batch,
+            ema_decay: None,
+            seed,
+        }
+    }
+
+    /// The benchmark's data pool: eight Gaussians on the circle of radius 2 with std 0.1 (d = 2),
+    /// else 0.5 N(0, I).
+    pub fn data(&self, points: usize, rng: &mut Rng) -> Array2<f64> {
+        if self.dim == 2 {
+            let mut x = Array2::zeros((points, 2));
+            for mut row in x.rows_mut() {
+                let angle = std::f64::consts::FRAC_PI_4 * rng.below(8) as f64;
+                row[0] = 2.0 * angle.cos() + 0.1 * rng.normal();
+                row[1] = 2.0 * angle.sin() + 0.1 * rng.normal();
+            }
+            x
+        } else {
+            Array2::from_shape_simple_fn((points, self.dim), || 0.5 * rng.normal())
+        }
+    }
+}
+
+/// Multiply-add flops (2 m n k per product) of one fused step: forward over B + k rows (k rows
+/// with r != t carry a tangent), the boundary pass over k rows for iMF, backward over B rows (the
+/// first layer needs no input gradient).
+pub fn step_matmul_flops(config: &BenchConfig, loss: LossPreset) -> f64 {
+    let b = config.batch as f64;
+    let k = TimeSampler {
+        distribution: TimeDistribution::Uniform,
+        fraction_equal: BENCH_FRACTION_EQUAL,
+    }
+    .rows_with_gap(config.batch) as f64;
+    let model = config.model();
+    let layers: Vec<(f64, f64)> = model
+        .layer_shapes()
+        .iter()
+        .map(|(_, (o, i))| (*o as f64, *i as f64))
+        .collect();
+    let forward_per_row: f64 = layers.iter().map(|(o, i)| 2.0 * o * i).sum();
+    let first = layers[0];
+    let backward_per_row = 2.0 * forward_per_row - 2.0 * first.0 * first.1;
+    let boundary_rows = if loss == LossPreset::Mf { 0.0 } else { k };
+    forward_per_row * (b + k + boundary_rows) + backward_per_row * b
+}
+
+/// One measurement.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Measurement {
+    pub config: BenchConfig,
+    pub loss: LossPreset,
+    pub threads: usize,
+    pub median_ms: f64,
+    pub min_ms: f64,
+    pub max_ms: f64,
+    pub samples_per_s: f64,
+    pub matmul_gflops: f64,
+}
+
+impl Measurement {
+    /// The JSON line `meanflow bench` prints.
+    pub fn json(&self) -> String {
+        format!(
+            "{{\"config\":\"{}\",\"d\":{},\"width\":{},\"depth\":{},\"batch\":{},\"loss\":\"{}\",\"threads\":{},\"median_ms\":{:.4},\"min_ms\":{:.4},\"max_ms\":{:.4},\"samples_per_s\":{:.1},\"matmul_gflops\":{:.1}}}",
+            self.config.name,
+            self.config.dim,
+            self.config.width,
+            self.config.depth,
+            self.config.batch,
+            self.loss.name(),
+            self.threads,
+            self.median_ms,
+            self.min_ms,
+            self.max_ms,
+            self.samples_per_s,
+            self.matmul_gflops
+        )
+    }
+}
+
+/// Times `repeats` steps after `warmup` steps, in this process (whose matmul thread count is
+/// whatever `MATMUL_NUM_THREADS` says; `threads` only labels the result).
+pub fn measure(
+    config: &BenchConfig,
+    loss: LossPreset,
+    threads: usize,
+    warmup: usize,
+    repeats: usize,
+) -> Measurement {
+    let train = config.train_config(loss, 0);
+    let mut rng = Rng::seed_from_u64(12345);
+    let data = config.data(crate::train::builtin_pool_points(config.dim), &mut rng);
+    let mut trainer = Trainer::<f32>::new(train, data);
+    for _ in 0..warmup {
+        trainer.step().expect("benchmark step is finite");
+    }
+    let mut times: Vec<f64> = (0..repeats.max(1))
+        .map(|_| {
+            let start = Instant::now();
+            trainer.step().expect("benchmark step is finite");
+            start.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    let median_ms = times[times.len() / 2];
+    Measurement {
+        config: *config,
+        loss,
+        threads,
+        median_ms,
+        min_ms: times[0],
+        max_ms: times[times.len() - 1],
+        samples_per_s: config.batch as f64 / (median_ms / 1e3),
+        matmul_gflops: step_matmul_flops(config, loss) / (median_ms / 1e3) / 1e9,
+    }
+}
+
+/// The human-readable table of measurements.
+pub fn table(measurements: &[Measurement]) -> String {
+    let mut s = String::from(
+        "config (d, width, depth, batch)   loss  threads  median ms    min ms    max ms   samples/s  matmul GFLOP/s\n",
+    );
+    for m in measurements {
+        let c = m.config;
+        s.push_str(&format!(
+            "{:<4}({:>3}, {:>4}, {}, {:>5})          {:<5} {:>7} {:>10.3} {:>9.3} {:>9.3} {:>11.0} {:>15.1}\n",
+            c.name,
+            c.dim,
+            c.width,
+            c.depth,
+            c.batch,
+            m.loss.name(),
+            m.threads,
+            m.median_ms,
+            m.min_ms,
+            m.max_ms,
+            m.samples_per_s,
+            m.matmul_gflops
+        ));
+    }
+    s
+}
+
+/// Warm-up and timed steps for a configuration: enough to settle, about 1-3 s per measurement.
+pub fn default_counts(config: &BenchConfig) -> (usize, usize) {
+    match config.name {
+        "c1" => (200, 1000),
+        "c2" => (20, 100),
+        _ => (5, 30),
+    }
+}
