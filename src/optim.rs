@@ -1,11 +1,13 @@
 //! AdamW with linear warm-up, global-norm gradient clipping and an exponential moving average of
 //! the parameters. All state is in plain arrays, updated in place (no allocation per step).
 //!
-//!     g <- g min(1, clip / |g|)                      (when clipping is on)
-//!     m <- b1 m + (1 - b1) g,   v <- b2 v + (1 - b2) g^2
-//!     lr_k = lr min(1, k / warmup)                   (k = 1, 2, ...)
-//!     p <- p - lr_k (m / (1 - b1^k)) / (sqrt(v / (1 - b2^k)) + eps) - lr_k wd p
-//!     ema <- d ema + (1 - d) p
+//! ```text
+//! g <- g min(1, clip / |g|)                      (when clipping is on)
+//! m <- b1 m + (1 - b1) g,   v <- b2 v + (1 - b2) g^2
+//! lr_k = lr min(1, k / warmup)                   (k = 1, 2, ...)
+//! p <- p - lr_k (m / (1 - b1^k)) / (sqrt(v / (1 - b2^k)) + eps) - lr_k wd p
+//! ema <- d ema + (1 - d) p
+//! ```
 //! With wd = 0 this is Adam (Kingma and Ba, 2015); wd > 0 is decoupled weight decay (AdamW).
 
 use crate::float::Float;
