@@ -280,6 +280,24 @@ impl<T: Float> FusedStep<T> {
         }
     }
 
+    /// u(z, r, t) for the batch's rows alone (no tangent, no loss): the forward pass the step's
+    /// cost is compared with.
+    pub fn forward_u(&mut self, params: &MlpParams<T>, batch: &Batch<T>) -> ArrayView2<'_, T> {
+        let b = self.batch;
+        assert_eq!(batch.x.dim(), (b, self.model.dim), "FusedStep::forward_u: batch shape");
+        Zip::from(&mut self.z)
+            .and(&batch.x)
+            .and(&batch.e)
+            .and_broadcast(&batch.t)
+            .for_each(|z, &x, &e, &t| *z = (T::one() - t) * x + t * e);
+        let mut acts0 = std::mem::take(&mut self.main.acts[0]);
+        self.write_inputs(&mut acts0, batch, b, false);
+        self.main.acts[0] = acts0;
+        let model = self.model;
+        self.main.forward(&model, &params.trunk, &params.u_head, b, 0);
+        self.main.out.slice(s![..b, ..])
+    }
+
     /// The loss of one batch and its gradient, written into `grads`. Rows from `rows_with_gap` on
     /// must have r = t (pass B when unsure); they get no tangent.
     pub fn loss_and_gradients(
