@@ -247,7 +247,11 @@ impl Fun {
             Fun::Mul => [s * e, e * (s + c), 2.0 * e * c],
             Fun::Div => {
                 let q = 2.0 + c;
-                [s / q, (2.0 * c + 1.0) / (q * q), 2.0 * s * (c - 1.0) / (q * q * q)]
+                [
+                    s / q,
+                    (2.0 * c + 1.0) / (q * q),
+                    2.0 * s * (c - 1.0) / (q * q * q),
+                ]
             }
             Fun::Neg => [-s, -c, s],
             Fun::Assign => {
@@ -275,12 +279,23 @@ fn scale(values: &[f64]) -> f64 {
 /// f(x + eps1 + eps2) on nested duals: (f, f' along eps1, f' along eps2, f'').
 fn second_order<F: Fn(D2) -> D2>(f: F, x: f64) -> (f64, f64, f64, f64) {
     let y = f(Dual::new(D1::variable(x), D1::constant_of(1.0)));
-    (y.value.value, y.value.tangent, y.tangent.value, y.tangent.tangent)
+    (
+        y.value.value,
+        y.value.tangent,
+        y.tangent.value,
+        y.tangent.tangent,
+    )
 }
 
 /// Parameters of the families (powi exponent, powf exponent, powf base) and the point (u, sign).
 fn params() -> impl Strategy<Value = (i32, f64, f64, f64, bool)> {
-    (-3i32..=5, -2.5f64..3.5, 0.2f64..5.0, 0.0f64..1.0, any::<bool>())
+    (
+        -3i32..=5,
+        -2.5f64..3.5,
+        0.2f64..5.0,
+        0.0f64..1.0,
+        any::<bool>(),
+    )
 }
 
 proptest! {
@@ -331,21 +346,30 @@ proptest! {
     }
 }
 
+/// PartialOrd on duals looks at the value alone (tangents differ in every pair below).
+fn check_order<T: PartialOrd + std::fmt::Debug>(x: T, y: T, want: std::cmp::Ordering) {
+    use std::cmp::Ordering::{Greater, Less};
+    assert_eq!(x.partial_cmp(&y), Some(want), "{x:?} vs {y:?}");
+    assert_eq!(x < y, want == Less, "{x:?} < {y:?}");
+    assert_eq!(x > y, want == Greater, "{x:?} > {y:?}");
+    assert_eq!(x <= y, want != Greater, "{x:?} <= {y:?}");
+    assert_eq!(x >= y, want != Less, "{x:?} >= {y:?}");
+}
+
 #[test]
 fn duals_compare_by_value() {
+    use std::cmp::Ordering::{Equal, Greater, Less};
     let a = D1::new(1.0, 100.0);
     let b = D1::new(2.0, -100.0);
-    assert!(a < b && b > a && a <= b && b >= a);
     let same_value = D1::new(1.0, -7.0);
-    assert_eq!(a.partial_cmp(&same_value), Some(std::cmp::Ordering::Equal));
-    assert!(a <= same_value && a >= same_value);
+    check_order(a, b, Less);
+    check_order(b, a, Greater);
+    check_order(a, same_value, Equal);
     let nested_a = D2::new(a, D1::new(5.0, 5.0));
     let nested_b = D2::new(b, D1::new(-5.0, -5.0));
-    assert!(nested_a < nested_b && nested_b > nested_a);
-    assert_eq!(
-        nested_a.partial_cmp(&D2::new(same_value, D1::new(0.0, 0.0))),
-        Some(std::cmp::Ordering::Equal)
-    );
+    check_order(nested_a, nested_b, Less);
+    check_order(nested_b, nested_a, Greater);
+    check_order(nested_a, D2::new(same_value, D1::new(0.0, 0.0)), Equal);
     // The branches of relu / abs / sigmoid / softplus follow the primal value only.
     let r = D2::new(D1::new(-1.0, 3.0), D1::new(3.0, 3.0)).relu();
     assert!(r.value.value == 0.0 && r.value.tangent == 0.0 && r.tangent.value == 0.0);
