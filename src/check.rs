@@ -10,9 +10,13 @@
 //! | adjoint identity <w, J v> = <J^T w, v>, f64 | [`ADJOINT_REL_TOL`] 1e-12 | both sides exact, only rounding |
 //! | f32 path vs f64 path | [`F32_REL_TOL`] 1e-4 | f32 rounding through a few layers of sums |
 //! | golden reference cases, f64 | [`GOLDEN_REL_TOL`] 1e-9 | required by the reference's contract |
+//! | dual-number derivative vs its closed form, f64 | [`CLOSED_FORM_REL_TOL`] 1e-12 | two exact formulas, only rounding |
+//! | GEMM vs naive f64 triple loop, f64 / f32 | [`GEMM_F64_REL_TOL`] 1e-12, [`GEMM_F32_REL_TOL`] 1e-5 (relative to sum \|a\|\|b\|) | dot-product rounding bound k eps for k <= ~100 |
 //!
 //! Relative errors are measured against a scale: |a - b| / max(|b|_max, [`ABS_FLOOR`]), so that
-//! entries near zero do not inflate them.
+//! entries near zero do not inflate them. Where the rounding of a quantity is set by a larger
+//! magnitude than its own (f'(x) = 1 - tanh^2 x computed from tanh x ~ 1, or a finite difference
+//! whose rounding error is eps |f| / h), [`scaled_error`] takes that scale explicitly.
 
 use crate::float::Float;
 use ndarray::{Array2, ArrayView2, Zip};
@@ -27,6 +31,17 @@ pub const ADJOINT_REL_TOL: f64 = 1e-12;
 pub const F32_REL_TOL: f64 = 1e-4;
 /// Tolerance of the reference cases in tests/data (f64).
 pub const GOLDEN_REL_TOL: f64 = 1e-9;
+/// Tolerance of a derivative from dual numbers against its closed form (f64). Both are exact
+/// formulas evaluated in a few floating-point operations, so they differ only by rounding (a few
+/// ulps of the scale); 1e-12 leaves room for the products of the nested chain rule.
+pub const CLOSED_FORM_REL_TOL: f64 = 1e-12;
+/// Tolerance of an f64 GEMM against a naive triple loop in f64, relative to the per-entry scale
+/// |alpha| sum_l |a_il| |b_lj| + |beta| |c_ij|. The classical bound for a length-k dot product is
+/// k eps times that scale: k = 70 gives ~1.6e-14, so 1e-12 covers k up to several thousand.
+pub const GEMM_F64_REL_TOL: f64 = 1e-12;
+/// As [`GEMM_F64_REL_TOL`] for an f32 GEMM (eps = 6e-8 for round-to-nearest): k = 70 gives a
+/// worst case of ~4.3e-6, typical errors are ~sqrt(k) eps ~ 5e-7.
+pub const GEMM_F32_REL_TOL: f64 = 1e-5;
 /// Scales below this count as this, so that relative errors of near-zero quantities stay meaningful.
 pub const ABS_FLOOR: f64 = 1e-8;
 
@@ -56,7 +71,8 @@ pub fn compare<T: Float, U: Float>(actual: ArrayView2<T>, expected: ArrayView2<U
     Zip::from(&actual).and(&expected).for_each(|&a, &b| {
         let (a, b) = (a.to_f64(), b.to_f64());
         let diff = (a - b).abs();
-        max_abs = if diff.is_nan() {
+        // f64::max ignores NaN, so once a NaN is seen it must stick explicitly.
+        max_abs = if diff.is_nan() || max_abs.is_nan() {
             f64::NAN
         } else {
             max_abs.max(diff)
@@ -76,6 +92,21 @@ pub fn scalar_relative_error(actual: f64, expected: f64) -> f64 {
     (actual - expected).abs() / expected.abs().max(ABS_FLOOR)
 }
 
+/// |actual - expected| / max(scale, ABS_FLOOR): the error of a scalar against an explicit scale
+/// (see the module documentation for when the scale is not |expected| itself).
+pub fn scaled_error(actual: f64, expected: f64, scale: f64) -> f64 {
+    (actual - expected).abs() / scale.abs().max(ABS_FLOOR)
+}
+
+/// The GEMM tolerance for the storage type T: [`GEMM_F32_REL_TOL`] or [`GEMM_F64_REL_TOL`].
+pub fn gemm_rel_tol<T: Float>() -> f64 {
+    if T::NAME == "f32" {
+        GEMM_F32_REL_TOL
+    } else {
+        GEMM_F64_REL_TOL
+    }
+}
+
 /// <a, b> = sum_ij a_ij b_ij, in f64.
 pub fn inner<T: Float>(a: ArrayView2<T>, b: ArrayView2<T>) -> f64 {
     assert_eq!(
@@ -90,4 +121,21 @@ pub fn inner<T: Float>(a: ArrayView2<T>, b: ArrayView2<T>) -> f64 {
         .and(&b)
         .for_each(|&x, &y| s += x.to_f64() * y.to_f64());
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::array;
+
+    #[test]
+    fn compare_reports_nan_anywhere() {
+        let expected = array![[1.0f64, 2.0, 3.0]];
+        for i in 0..3 {
+            let mut actual = expected.clone();
+            actual[[0, i]] = f64::NAN;
+            let (max_abs, rel) = compare(actual.view(), expected.view());
+            assert!(max_abs.is_nan() && rel.is_nan(), "NaN at {i} lost");
+        }
+    }
 }
