@@ -454,6 +454,8 @@ fn elementwise_cases(p: f64) -> Vec<(Elementwise, Domain)> {
         (Pow(2.0), interval(-10.0, 10.0)),
         (Pow(3.0), interval(0.1, 5.0)),
         (Pow(0.5), interval(0.1, 5.0)),
+        (Sin, interval(-10.0, 10.0)),
+        (Cos, interval(-10.0, 10.0)),
     ]
 }
 
@@ -487,6 +489,8 @@ fn elementwise_closed_form(ew: Elementwise, x: f64) -> Option<[f64; 3]> {
             p * (p - 1.0) * x.powf(p - 2.0),
             p * (p - 1.0) * (p - 2.0) * x.powf(p - 3.0),
         ],
+        Elementwise::Sin => [x.cos(), -x.sin(), -x.cos()],
+        Elementwise::Cos => [-x.sin(), -x.cos(), x.sin()],
     })
 }
 
