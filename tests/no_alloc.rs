@@ -70,7 +70,10 @@ fn count_allocations(f: impl FnOnce()) -> (usize, usize) {
     COUNTING.store(true, Ordering::SeqCst);
     f();
     COUNTING.store(false, Ordering::SeqCst);
-    (PLAIN.load(Ordering::SeqCst), OVER_ALIGNED.load(Ordering::SeqCst))
+    (
+        PLAIN.load(Ordering::SeqCst),
+        OVER_ALIGNED.load(Ordering::SeqCst),
+    )
 }
 
 struct Problem {
@@ -127,7 +130,9 @@ fn main() {
         params.push(Array2::from_shape_simple_fn((io[1], io[0]), || {
             (scale * rng.normal()) as f32
         }));
-        params.push(Array2::from_shape_simple_fn((1, io[1]), || 0.1 * rng.normal() as f32));
+        params.push(Array2::from_shape_simple_fn((1, io[1]), || {
+            0.1 * rng.normal() as f32
+        }));
     }
     let batch = 8;
     let mut random = |shape| Array2::from_shape_simple_fn(shape, || rng.normal() as f32);
@@ -161,7 +166,10 @@ fn main() {
          {over_aligned} GEMM packing buffers ({gemms} GEMM calls per step)",
         t.len()
     );
-    assert_eq!(plain, 0, "the reused tape allocated {plain} times in {steps} steps");
+    assert_eq!(
+        plain, 0,
+        "the reused tape allocated {plain} times in {steps} steps"
+    );
     assert_eq!(
         over_aligned,
         steps * gemms,

@@ -73,7 +73,10 @@ impl Mlp {
     }
 
     fn directions(&self, rng: &mut Rng) -> Vec<Array2<f64>> {
-        self.params.iter().map(|p| normal(rng, p.dim(), 1.0)).collect()
+        self.params
+            .iter()
+            .map(|p| normal(rng, p.dim(), 1.0))
+            .collect()
     }
 
     /// Records the parameters on the tape, as parameters.

@@ -85,7 +85,13 @@ fn check_seeded(
     let vars: Vec<Var> = inputs
         .iter()
         .zip(seeded)
-        .map(|(x, &s)| if s { t.param(x.view()) } else { t.constant(x.view()) })
+        .map(|(x, &s)| {
+            if s {
+                t.param(x.view())
+            } else {
+                t.constant(x.view())
+            }
+        })
         .collect();
     for ((&x, v), &s) in vars.iter().zip(&directions).zip(seeded) {
         if s {
@@ -111,7 +117,11 @@ fn check_seeded(
     };
     if !seeded.iter().any(|&s| s) {
         prop_assert!(t.tangent(out).is_none(), "{}: tangent without seeds", name);
-        prop_assert!(!t.requires_grad(out), "{}: requires_grad without params", name);
+        prop_assert!(
+            !t.requires_grad(out),
+            "{}: requires_grad without params",
+            name
+        );
     }
     let w = normal(rng, shape);
     t.backward_with(out, w.view());
@@ -149,9 +159,7 @@ fn check_seeded(
         jv,
         jv_fd
     );
-    let scale = abs_inner(w.view(), jv.view())
-        .max(vjp_scale)
-        .max(ABS_FLOOR);
+    let scale = abs_inner(w.view(), jv.view()).max(vjp_scale).max(ABS_FLOOR);
     // (b) VJP vs FD.
     let w_jv_fd = inner(w.view(), jv_fd.view());
     let rel = (w_jv_fd - vjp_v).abs() / scale;
@@ -424,7 +432,9 @@ fn matmul_inner_dimensions() {
 }
 
 #[test]
-#[should_panic(expected = "matmul: op(A) is (2, 3) and op(B) is (2, 5) (A (3, 2) transposed, B (5, 2) transposed)")]
+#[should_panic(
+    expected = "matmul: op(A) is (2, 3) and op(B) is (2, 5) (A (3, 2) transposed, B (5, 2) transposed)"
+)]
 fn matmul_inner_dimensions_transposed() {
     let mut t = Tape::new();
     let (a, b) = (zeros(&mut t, (3, 2)), zeros(&mut t, (5, 2)));
@@ -488,7 +498,9 @@ fn backward_needs_a_scalar() {
 }
 
 #[test]
-#[should_panic(expected = "backward_with: cotangent shape (3, 2) differs from output Var(0) shape (2, 3)")]
+#[should_panic(
+    expected = "backward_with: cotangent shape (3, 2) differs from output Var(0) shape (2, 3)"
+)]
 fn backward_with_cotangent_shape() {
     let mut t = Tape::new();
     let a = zeros(&mut t, (2, 3));

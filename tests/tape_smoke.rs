@@ -30,7 +30,10 @@ fn gradient_and_jvp_of_a_layer_match_finite_differences() {
     let y = t.sum(s);
     let y_dot = t.scalar(t.tangent(y).unwrap());
     let fd = central_difference(|e| f(&x, &(&w + &(e * &w_dot)), &b));
-    assert!(scalar_relative_error(y_dot, fd) < FD_REL_TOL, "{y_dot} vs {fd}");
+    assert!(
+        scalar_relative_error(y_dot, fd) < FD_REL_TOL,
+        "{y_dot} vs {fd}"
+    );
     t.backward(y);
     let gw = t.grad(wv).unwrap().to_owned();
     let directional = (&gw * &w_dot).sum();
