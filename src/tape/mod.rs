@@ -58,6 +58,9 @@ pub struct Tape<T: Float> {
     grads: Vec<Option<Array2<T>>>,
     /// True while a JVP rule is recording, so that its own ops do not record tangents in turn.
     recording_jvp_rule: bool,
+    /// The slope f^(order+1)(x) of the [`Map`] being pushed with a tangent, evaluated in the same
+    /// pass as its value and handed to its JVP rule (see [`Tape::push`]).
+    map_slope: Option<Array2<T>>,
     pool: BufferPool<T>,
 }
 
@@ -69,6 +72,7 @@ impl<T: Float> Tape<T> {
             tangents: Vec::new(),
             grads: Vec::new(),
             recording_jvp_rule: false,
+            map_slope: None,
             pool: BufferPool::default(),
         }
     }
@@ -80,6 +84,9 @@ impl<T: Float> Tape<T> {
         }
         for g in self.grads.drain(..).flatten() {
             self.pool.give(g);
+        }
+        if let Some(slope) = self.map_slope.take() {
+            self.pool.give(slope);
         }
         self.pool.end_batch();
         self.nodes.clear();
@@ -167,27 +174,49 @@ impl<T: Float> Tape<T> {
     // ----- recording ----------------------------------------------------------------------
 
     /// Evaluates `op`, appends it, and in forward mode also records its tangent.
+    ///
+    /// A [`Map`] with a tangent evaluates its value f^(order)(x) and the slope f^(order+1)(x) that
+    /// its JVP rule needs in one pass (one dual-number evaluation per element instead of a second
+    /// pass over x); the rule then records the slope node with that precomputed value.
     pub fn push(&mut self, op: Op) -> Var {
         let inputs = op.inputs();
         let shape = op.shape(self);
+        let input_tangents = inputs.map(|i| i.and_then(|i| self.tangents[i.index()]));
+        let record_jvp = !self.recording_jvp_rule && input_tangents.iter().any(Option::is_some);
         let mut out = self.pool.take_uninit(shape);
-        op.eval(self, out.view_mut());
+        match op {
+            Op::Map(map) if record_jvp => {
+                let mut slope = self.pool.take_uninit(shape);
+                map.eval_with_slope(self, out.view_mut(), slope.view_mut());
+                self.map_slope = Some(slope);
+            }
+            _ => op.eval(self, out.view_mut()),
+        }
+        let id = self.record(op, out);
+        if record_jvp {
+            self.recording_jvp_rule = true;
+            let tangent = op.jvp(self, id, input_tangents);
+            self.recording_jvp_rule = false;
+            self.tangents[id.index()] = tangent;
+        }
+        id
+    }
+
+    /// Appends `op` with its value already computed (by a JVP rule that had it at hand); records
+    /// no tangent.
+    pub(crate) fn push_evaluated(&mut self, op: Op, value: Array2<T>) -> Var {
+        debug_assert_eq!(value.dim(), op.shape(self), "push_evaluated: {op:?}");
+        self.record(op, value)
+    }
+
+    /// Appends a computed node.
+    fn record(&mut self, op: Op, value: Array2<T>) -> Var {
         let requires_grad = !matches!(op, Op::StopGradient(_))
-            && inputs.iter().flatten().any(|&i| self.requires_grad(i));
+            && op.inputs().iter().flatten().any(|&i| self.requires_grad(i));
         let id = Var(u32::try_from(self.nodes.len()).expect("tape holds at most 2^32 nodes"));
         self.nodes.push(Node { op, requires_grad });
-        self.values.push(out);
+        self.values.push(value);
         self.tangents.push(None);
-
-        if !self.recording_jvp_rule {
-            let input_tangents = inputs.map(|i| i.and_then(|i| self.tangents[i.index()]));
-            if input_tangents.iter().any(Option::is_some) {
-                self.recording_jvp_rule = true;
-                let tangent = op.jvp(self, id, input_tangents);
-                self.recording_jvp_rule = false;
-                self.tangents[id.index()] = tangent;
-            }
-        }
         id
     }
 

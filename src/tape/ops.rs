@@ -516,6 +516,28 @@ pub struct Map {
     pub order: usize,
 }
 
+impl Map {
+    /// out <- f^(order)(x) and slope <- f^(order+1)(x) in one pass; at order 0 both come from a
+    /// single dual-number evaluation, whose value part is the same arithmetic as `eval`'s.
+    pub(crate) fn eval_with_slope<T: Float>(
+        &self,
+        tape: &Tape<T>,
+        out: ArrayViewMut2<T>,
+        slope: ArrayViewMut2<T>,
+    ) {
+        let (f, order) = (self.f, self.order);
+        let zip = Zip::from(out).and(slope).and(tape.value(self.x));
+        if order == 0 {
+            zip.for_each(|o, s, &x| (*o, *s) = f.value_and_derivative(x));
+        } else {
+            zip.for_each(|o, s, &x| {
+                *o = f.derivative(order, x);
+                *s = f.derivative(order + 1, x);
+            });
+        }
+    }
+}
+
 impl Primitive for Map {
     fn inputs(&self) -> [Option<Var>; 2] {
         [Some(self.x), None]
@@ -525,17 +547,16 @@ impl Primitive for Map {
     }
     fn eval<T: Float>(&self, tape: &Tape<T>, out: ArrayViewMut2<T>) {
         let (f, order) = (self.f, self.order);
-        if order == 0 {
-            Zip::from(out)
-                .and(tape.value(self.x))
-                .for_each(|o, &x| *o = f.eval(x));
-        } else {
-            Zip::from(out)
-                .and(tape.value(self.x))
-                .for_each(|o, &x| *o = f.derivative(order, x));
+        let zip = Zip::from(out).and(tape.value(self.x));
+        // Order 1 (the hot one: slopes of activations) through the always-inlined
+        // `value_and_derivative`; `derivative` is an out-of-line call matching on the order.
+        match order {
+            0 => zip.for_each(|o, &x| *o = f.eval(x)),
+            1 => zip.for_each(|o, &x| *o = f.value_and_derivative(x).1),
+            _ => zip.for_each(|o, &x| *o = f.derivative(order, x)),
         }
     }
-    /// out_dot = f^(order+1)(x) x_dot
+    /// out_dot = f^(order+1)(x) x_dot (the slope's value comes precomputed from `Tape::push`)
     fn jvp<T: Float>(
         &self,
         tape: &mut Tape<T>,
@@ -543,10 +564,14 @@ impl Primitive for Map {
         [x_dot, _]: [Option<Var>; 2],
     ) -> Option<Var> {
         x_dot.map(|x_dot| {
-            let slope = tape.push(Op::Map(Map {
+            let slope_op = Op::Map(Map {
                 order: self.order + 1,
                 ..*self
-            }));
+            });
+            let slope = match tape.map_slope.take() {
+                Some(value) => tape.push_evaluated(slope_op, value),
+                None => tape.push(slope_op),
+            };
             tape.mul(slope, x_dot)
         })
     }
@@ -561,10 +586,12 @@ impl Primitive for Map {
         let x = values[self.x.index()].view();
         let (f, order) = (self.f, self.order + 1);
         if let Some(x_bar) = bars.slot(self.x) {
-            Zip::from(x_bar)
-                .and(g)
-                .and(x)
-                .for_each(|b, &g, &x| *b += g * f.derivative(order, x));
+            let zip = Zip::from(x_bar).and(g).and(x);
+            if order == 1 {
+                zip.for_each(|b, &g, &x| *b += g * f.value_and_derivative(x).1);
+            } else {
+                zip.for_each(|b, &g, &x| *b += g * f.derivative(order, x));
+            }
         }
     }
 }

@@ -1,0 +1,179 @@
+//! A reused tape allocates nothing once warmed up.
+//!
+//! A counting global allocator (System underneath) counts every allocation made while a step of a
+//! small MLP runs on a reused [`Tape`]: clear, parameters, forward, forward-mode JVP, backward of a
+//! loss that uses both the output and its JVP. After one warm-up step, the tape and its buffer
+//! pool must make zero allocations.
+//!
+//! The one allocation left is not the tape's: `matrixmultiply` allocates a packing buffer for every
+//! GEMM call (`make_packing_buffer` in its gemm.rs; it has no API to pass one in). It requests
+//! that buffer over-aligned (16 to 64 bytes for its x86 kernels), while everything the tape
+//! allocates (element, node and index vectors) has alignment <= 8, so the allocator tells them
+//! apart by alignment: the test requires exactly one over-aligned allocation per GEMM call of the
+//! step, and zero others.
+//!
+//! Its own test binary (`harness = false`): the global allocator sees the whole process, and
+//! without libtest no other thread allocates while it counts.
+
+use meanflow::elementwise::Elementwise;
+use meanflow::rng::Rng;
+use meanflow::tape::{Tape, Var};
+use ndarray::Array2;
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+struct Counting;
+
+static COUNTING: AtomicBool = AtomicBool::new(false);
+/// Allocations with alignment <= 8: the tape's.
+static PLAIN: AtomicUsize = AtomicUsize::new(0);
+/// Over-aligned allocations: matrixmultiply's packing buffers.
+static OVER_ALIGNED: AtomicUsize = AtomicUsize::new(0);
+
+impl Counting {
+    fn count(layout: Layout) {
+        if COUNTING.load(Ordering::Relaxed) {
+            if layout.align() > std::mem::align_of::<f64>() {
+                OVER_ALIGNED.fetch_add(1, Ordering::Relaxed);
+            } else {
+                PLAIN.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        Counting::count(layout);
+        System.alloc(layout)
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        Counting::count(layout);
+        System.alloc_zeroed(layout)
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        Counting::count(layout);
+        System.realloc(ptr, layout, new_size)
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        System.dealloc(ptr, layout)
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// (plain, over-aligned) allocations made by `f`.
+fn count_allocations(f: impl FnOnce()) -> (usize, usize) {
+    PLAIN.store(0, Ordering::SeqCst);
+    OVER_ALIGNED.store(0, Ordering::SeqCst);
+    COUNTING.store(true, Ordering::SeqCst);
+    f();
+    COUNTING.store(false, Ordering::SeqCst);
+    (
+        PLAIN.load(Ordering::SeqCst),
+        OVER_ALIGNED.load(Ordering::SeqCst),
+    )
+}
+
+struct Problem {
+    params: Vec<Array2<f32>>,
+    x: Array2<f32>,
+    v: Array2<f32>,
+    c: Array2<f32>,
+}
+
+/// One training-like step; returns the loss and the number of GEMM calls it made.
+/// `p` is scratch space for the parameter nodes, reused so that the test itself does not allocate.
+fn step(t: &mut Tape<f32>, pb: &Problem, p: &mut Vec<Var>, grad_sums: &mut [f32]) -> (f32, usize) {
+    t.clear();
+    p.clear();
+    p.extend(pb.params.iter().map(|a| t.param(a.view())));
+    let x = t.constant(pb.x.view());
+    let v = t.constant(pb.v.view());
+    let c = t.constant(pb.c.view());
+    t.set_tangent(x, v);
+    let mut h = x;
+    let layers = p.len() / 2;
+    for l in 0..layers {
+        h = t.linear(h, p[2 * l], p[2 * l + 1]);
+        if l + 1 < layers {
+            h = t.map(h, Elementwise::Silu);
+        }
+    }
+    let jvp = t.tangent(h).expect("x carries a tangent");
+    // loss = sum(out^2) + <c, jvp>: reverse mode through the forward and the JVP ops.
+    let sq = t.square(h);
+    let s1 = t.sum(sq);
+    let cj = t.mul(c, jvp);
+    let s2 = t.sum(cj);
+    let loss = t.add(s1, s2);
+    t.backward(loss);
+    for (sum, &q) in grad_sums.iter_mut().zip(p.iter()) {
+        *sum = t.grad(q).expect("every parameter gets a gradient").sum();
+    }
+    // GEMM calls per layer: forward, the primal product and its tangent's (x_dot W^T); backward,
+    // one per operand needing a cotangent of each: W always, h and h_dot beyond the first layer
+    // (x and x_dot are constants). Total 2 L + 2 L + 2 (L - 1).
+    let gemms = 6 * layers - 2;
+    (t.scalar(loss), gemms)
+}
+
+fn main() {
+    // One GEMM thread: no worker threads allocating on their own.
+    assert!(meanflow::matmul::set_matmul_threads(1));
+    let mut rng = Rng::seed_from_u64(11);
+    let dims = [3, 16, 16, 2];
+    let mut params = Vec::new();
+    for io in dims.windows(2) {
+        let scale = 1.0 / (io[0] as f64).sqrt();
+        params.push(Array2::from_shape_simple_fn((io[1], io[0]), || {
+            (scale * rng.normal()) as f32
+        }));
+        params.push(Array2::from_shape_simple_fn((1, io[1]), || {
+            0.1 * rng.normal() as f32
+        }));
+    }
+    let batch = 8;
+    let mut random = |shape| Array2::from_shape_simple_fn(shape, || rng.normal() as f32);
+    let pb = Problem {
+        params,
+        x: random((batch, dims[0])),
+        v: random((batch, dims[0])),
+        c: random((batch, dims[3])),
+    };
+    let mut grad_sums = vec![0.0f32; pb.params.len()];
+
+    let mut t = Tape::new();
+    let mut p = Vec::with_capacity(pb.params.len());
+    let (warm_loss, gemms) = step(&mut t, &pb, &mut p, &mut grad_sums);
+    let warm_grads = grad_sums.clone();
+    let steps = 3;
+    let mut results = Vec::with_capacity(steps);
+    let mut sums = vec![0.0f32; pb.params.len()];
+    let (plain, over_aligned) = count_allocations(|| {
+        for _ in 0..steps {
+            results.push(step(&mut t, &pb, &mut p, &mut sums));
+        }
+    });
+    for &(loss, g) in &results {
+        assert_eq!(loss, warm_loss, "a reused tape changed the loss");
+        assert_eq!(g, gemms);
+    }
+    assert_eq!(sums, warm_grads, "a reused tape changed the gradients");
+    println!(
+        "no_alloc: {} nodes per step, {steps} steps after warm-up: {plain} tape allocations, \
+         {over_aligned} GEMM packing buffers ({gemms} GEMM calls per step)",
+        t.len()
+    );
+    assert_eq!(
+        plain, 0,
+        "the reused tape allocated {plain} times in {steps} steps"
+    );
+    assert_eq!(
+        over_aligned,
+        steps * gemms,
+        "expected exactly one matrixmultiply packing buffer per GEMM call"
+    );
+    println!("no_alloc: ok");
+}

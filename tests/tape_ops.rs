@@ -1,0 +1,508 @@
+//! Every primitive of the tape, on random shapes (1..=7 rows and columns, 1x1 included), checked
+//! three ways in f64:
+//!
+//! (a) JVP: the tangent recorded by forward mode, J v, against central finite differences;
+//! (b) VJP: J^T w from `backward_with` against FD through <w, J v>_FD = <J^T w, v>;
+//! (c) the adjoint identity <w, J v> = <J^T w, v> with both sides exact (forward vs reverse mode).
+//!
+//! Inner products are compared against the scale max(<|w|, |J v|>, <|J^T w|, |v|>): the size of the
+//! terms summed, so that cancellation in a sum does not inflate a relative error.
+//!
+//! Each case runs twice: once with every input a parameter carrying a tangent, once with a random
+//! subset (the rest constants without tangents), which exercises the rules' `None` branches and
+//! checks that constants get no cotangent. The value itself must not depend on the seeding (bit for
+//! bit: a map with a tangent evaluates f and f' in one fused pass).
+
+use meanflow::check::*;
+use meanflow::elementwise::Elementwise;
+use meanflow::rng::Rng;
+use meanflow::tape::{Map, Op, Tape, Var};
+use ndarray::{Array2, ArrayView2, Zip};
+use proptest::prelude::*;
+use proptest::test_runner::TestCaseError;
+
+const CASES: u32 = 48;
+
+// ----- random inputs ----------------------------------------------------------------------------
+
+fn normal(rng: &mut Rng, shape: (usize, usize)) -> Array2<f64> {
+    Array2::from_shape_simple_fn(shape, || rng.normal())
+}
+
+/// Uniform in [lo, hi).
+fn uniform(rng: &mut Rng, shape: (usize, usize), lo: f64, hi: f64) -> Array2<f64> {
+    Array2::from_shape_simple_fn(shape, || rng.uniform_range(lo, hi))
+}
+
+/// |x| uniform in [lo, hi), random sign: away from zero (denominators, kinks).
+fn away_from_zero(rng: &mut Rng, shape: (usize, usize), lo: f64, hi: f64) -> Array2<f64> {
+    Array2::from_shape_simple_fn(shape, || {
+        let sign = if rng.uniform() < 0.5 { -1.0 } else { 1.0 };
+        sign * rng.uniform_range(lo, hi)
+    })
+}
+
+/// <|a|, |b|>: the scale of the inner product <a, b>.
+fn abs_inner(a: ArrayView2<f64>, b: ArrayView2<f64>) -> f64 {
+    let mut s = 0.0;
+    Zip::from(&a).and(&b).for_each(|&x, &y| s += (x * y).abs());
+    s
+}
+
+// ----- the harness ------------------------------------------------------------------------------
+
+/// The op's output at the given inputs, on a fresh tape (inputs as constants).
+fn evaluate(inputs: &[Array2<f64>], build: &dyn Fn(&mut Tape<f64>, &[Var]) -> Var) -> Array2<f64> {
+    let mut t = Tape::new();
+    let vars: Vec<Var> = inputs.iter().map(|x| t.constant(x.view())).collect();
+    let out = build(&mut t, &vars);
+    t.value(out).to_owned()
+}
+
+/// Checks (a), (b), (c) of the module documentation for the op `build` at `inputs`, with tangents
+/// (and parameters) on the inputs where `seeded` is true.
+fn check_seeded(
+    name: &str,
+    inputs: &[Array2<f64>],
+    seeded: &[bool],
+    rng: &mut Rng,
+    build: &dyn Fn(&mut Tape<f64>, &[Var]) -> Var,
+) -> Result<(), TestCaseError> {
+    let directions: Vec<Array2<f64>> = inputs
+        .iter()
+        .zip(seeded)
+        .map(|(x, &s)| {
+            if s {
+                normal(rng, x.dim())
+            } else {
+                Array2::zeros(x.dim())
+            }
+        })
+        .collect();
+
+    // Exact JVP (forward mode) and VJP (reverse mode) on one tape.
+    let mut t = Tape::new();
+    let vars: Vec<Var> = inputs
+        .iter()
+        .zip(seeded)
+        .map(|(x, &s)| {
+            if s {
+                t.param(x.view())
+            } else {
+                t.constant(x.view())
+            }
+        })
+        .collect();
+    for ((&x, v), &s) in vars.iter().zip(&directions).zip(seeded) {
+        if s {
+            let v = t.constant(v.view());
+            t.set_tangent(x, v);
+        }
+    }
+    let out = build(&mut t, &vars);
+    let shape = t.shape(out);
+    let unseeded = evaluate(inputs, build);
+    prop_assert_eq!(
+        t.value(out),
+        unseeded.view(),
+        "{}: the value depends on whether tangents are seeded",
+        name
+    );
+    let jv = match t.tangent(out) {
+        Some(d) => {
+            prop_assert_eq!(t.shape(d), shape, "{}: tangent shape", name);
+            t.value(d).to_owned()
+        }
+        None => Array2::zeros(shape),
+    };
+    if !seeded.iter().any(|&s| s) {
+        prop_assert!(t.tangent(out).is_none(), "{}: tangent without seeds", name);
+        prop_assert!(
+            !t.requires_grad(out),
+            "{}: requires_grad without params",
+            name
+        );
+    }
+    let w = normal(rng, shape);
+    t.backward_with(out, w.view());
+    let mut vjp_v = 0.0;
+    let mut vjp_scale = 0.0;
+    for ((&x, v), &s) in vars.iter().zip(&directions).zip(seeded) {
+        if s {
+            let g = t.grad_or_zeros(x);
+            vjp_v += inner(g.view(), v.view());
+            vjp_scale += abs_inner(g.view(), v.view());
+        } else {
+            prop_assert!(t.grad(x).is_none(), "{}: a constant got a cotangent", name);
+        }
+    }
+
+    // Central finite differences of the op along the directions.
+    let jv_fd = central_difference_array(|s| {
+        let moved: Vec<Array2<f64>> = inputs
+            .iter()
+            .zip(&directions)
+            .map(|(x, v)| x + &(s * v))
+            .collect();
+        evaluate(&moved, build)
+    });
+
+    // (a) JVP vs FD.
+    let (abs, rel) = compare(jv.view(), jv_fd.view());
+    prop_assert!(
+        rel < FD_REL_TOL,
+        "{}: JVP vs FD: rel {:e} (abs {:e}), seeded {:?}\nexact {:?}\nfd {:?}",
+        name,
+        rel,
+        abs,
+        seeded,
+        jv,
+        jv_fd
+    );
+    let scale = abs_inner(w.view(), jv.view()).max(vjp_scale).max(ABS_FLOOR);
+    // (b) VJP vs FD.
+    let w_jv_fd = inner(w.view(), jv_fd.view());
+    let rel = (w_jv_fd - vjp_v).abs() / scale;
+    prop_assert!(
+        rel < FD_REL_TOL,
+        "{}: <w, Jv>_FD = {} vs <J^T w, v> = {}: rel {:e}, seeded {:?}",
+        name,
+        w_jv_fd,
+        vjp_v,
+        rel,
+        seeded
+    );
+    // (c) adjoint identity, both sides exact.
+    let w_jv = inner(w.view(), jv.view());
+    let rel = (w_jv - vjp_v).abs() / scale;
+    prop_assert!(
+        rel < ADJOINT_REL_TOL,
+        "{}: adjoint <w, Jv> = {} vs <J^T w, v> = {}: rel {:e}, seeded {:?}",
+        name,
+        w_jv,
+        vjp_v,
+        rel,
+        seeded
+    );
+    Ok(())
+}
+
+/// Runs [`check_seeded`] with every input seeded, then with a random subset.
+fn check_op(
+    name: &str,
+    inputs: &[Array2<f64>],
+    rng: &mut Rng,
+    build: impl Fn(&mut Tape<f64>, &[Var]) -> Var,
+) -> Result<(), TestCaseError> {
+    let all = vec![true; inputs.len()];
+    check_seeded(name, inputs, &all, rng, &build)?;
+    let subset: Vec<bool> = inputs.iter().map(|_| rng.uniform() < 0.5).collect();
+    if subset != all {
+        check_seeded(name, inputs, &subset, rng, &build)?;
+    }
+    Ok(())
+}
+
+// ----- broadcasting binary ops ------------------------------------------------------------------
+
+/// The operand shapes of every broadcast pattern, both orders.
+fn broadcast_patterns(m: usize, n: usize) -> Vec<((usize, usize), (usize, usize))> {
+    let forward = [
+        ((m, n), (m, n)),
+        ((m, n), (1, n)),
+        ((m, n), (m, 1)),
+        ((1, n), (m, 1)),
+        ((m, n), (1, 1)),
+    ];
+    let mut all = forward.to_vec();
+    all.extend(forward[1..].iter().map(|&(a, b)| (b, a)));
+    all
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Binary {
+    Add,
+    Sub,
+    Mul,
+    Div,
+}
+
+fn check_binary(op: Binary, m: usize, n: usize, seed: u64) -> Result<(), TestCaseError> {
+    let mut rng = Rng::seed_from_u64(seed);
+    for (sa, sb) in broadcast_patterns(m, n) {
+        let a = normal(&mut rng, sa);
+        let b = match op {
+            Binary::Div => away_from_zero(&mut rng, sb, 0.5, 2.0),
+            _ => normal(&mut rng, sb),
+        };
+        let name = format!("{op:?} {sa:?} {sb:?}");
+        check_op(&name, &[a, b], &mut rng, |t, x| match op {
+            Binary::Add => t.add(x[0], x[1]),
+            Binary::Sub => t.sub(x[0], x[1]),
+            Binary::Mul => t.mul(x[0], x[1]),
+            Binary::Div => t.div(x[0], x[1]),
+        })?;
+    }
+    Ok(())
+}
+
+// ----- elementwise maps -------------------------------------------------------------------------
+
+const MAPS: [Elementwise; 15] = [
+    Elementwise::Silu,
+    Elementwise::Tanh,
+    Elementwise::GeluTanh,
+    Elementwise::Relu,
+    Elementwise::Softplus,
+    Elementwise::Sigmoid,
+    Elementwise::Exp,
+    Elementwise::Ln,
+    Elementwise::Sqrt,
+    Elementwise::Square,
+    Elementwise::Pow(2.0),
+    Elementwise::Pow(3.0),
+    Elementwise::Pow(0.5),
+    Elementwise::Pow(-1.5),
+    Elementwise::Pow(2.7),
+];
+
+/// Inputs where f and its derivatives are smooth: positive for ln, sqrt and powers, away from
+/// relu's kink.
+fn map_input(f: Elementwise, rng: &mut Rng, shape: (usize, usize)) -> Array2<f64> {
+    match f {
+        Elementwise::Ln | Elementwise::Sqrt | Elementwise::Pow(_) => uniform(rng, shape, 0.5, 2.0),
+        Elementwise::Relu => away_from_zero(rng, shape, 0.1, 2.0),
+        _ => normal(rng, shape),
+    }
+}
+
+// ----- the properties ---------------------------------------------------------------------------
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(CASES))]
+
+    #[test]
+    fn matmul_all_transposes(m in 1usize..=7, k in 1usize..=7, n in 1usize..=7, seed in any::<u64>()) {
+        let mut rng = Rng::seed_from_u64(seed);
+        for ta in [false, true] {
+            for tb in [false, true] {
+                let a = normal(&mut rng, if ta { (k, m) } else { (m, k) });
+                let b = normal(&mut rng, if tb { (n, k) } else { (k, n) });
+                check_op(&format!("matmul ta={ta} tb={tb} m={m} k={k} n={n}"), &[a, b], &mut rng,
+                    |t, x| t.matmul_t(x[0], ta, x[1], tb))?;
+            }
+        }
+    }
+
+    #[test]
+    fn add_all_broadcasts(m in 1usize..=7, n in 1usize..=7, seed in any::<u64>()) {
+        check_binary(Binary::Add, m, n, seed)?;
+    }
+
+    #[test]
+    fn sub_all_broadcasts(m in 1usize..=7, n in 1usize..=7, seed in any::<u64>()) {
+        check_binary(Binary::Sub, m, n, seed)?;
+    }
+
+    #[test]
+    fn mul_all_broadcasts(m in 1usize..=7, n in 1usize..=7, seed in any::<u64>()) {
+        check_binary(Binary::Mul, m, n, seed)?;
+    }
+
+    #[test]
+    fn div_all_broadcasts(m in 1usize..=7, n in 1usize..=7, seed in any::<u64>()) {
+        check_binary(Binary::Div, m, n, seed)?;
+    }
+
+    #[test]
+    fn scale_and_add_scalar(m in 1usize..=7, n in 1usize..=7, c in -3.0f64..3.0, seed in any::<u64>()) {
+        let mut rng = Rng::seed_from_u64(seed);
+        let x = normal(&mut rng, (m, n));
+        check_op("scale", std::slice::from_ref(&x), &mut rng, |t, v| t.scale(v[0], c))?;
+        check_op("neg", std::slice::from_ref(&x), &mut rng, |t, v| t.neg(v[0]))?;
+        check_op("add_scalar", &[x], &mut rng, |t, v| t.add_scalar(v[0], c))?;
+    }
+
+    /// Every elementwise function at orders 0 (f), 1 (f') and 2 (f'', whose VJP needs f''').
+    #[test]
+    fn map_every_function_and_order(m in 1usize..=7, n in 1usize..=7, seed in any::<u64>()) {
+        let mut rng = Rng::seed_from_u64(seed);
+        for f in MAPS {
+            for order in 0..=2 {
+                let x = map_input(f, &mut rng, (m, n));
+                check_op(&format!("map {f} order {order}"), &[x], &mut rng,
+                    |t, v| t.push(Op::Map(Map { x: v[0], f, order })))?;
+            }
+        }
+    }
+
+    #[test]
+    fn concat_cols(m in 1usize..=7, na in 1usize..=7, nb in 1usize..=7, seed in any::<u64>()) {
+        let mut rng = Rng::seed_from_u64(seed);
+        let a = normal(&mut rng, (m, na));
+        let b = normal(&mut rng, (m, nb));
+        check_op("concat_cols", &[a, b], &mut rng, |t, x| t.concat_cols(x[0], x[1]))?;
+    }
+
+    #[test]
+    fn slice_cols(m in 1usize..=7, n in 1usize..=7, seed in any::<u64>()) {
+        let mut rng = Rng::seed_from_u64(seed);
+        let start = rng.below(n + 1);
+        let end = start + rng.below(n - start + 1);
+        let x = normal(&mut rng, (m, n));
+        check_op(&format!("slice_cols {start}..{end} of {n}"), &[x], &mut rng,
+            |t, v| t.slice_cols(v[0], start, end))?;
+    }
+
+    #[test]
+    fn broadcast_every_pattern(m in 1usize..=7, n in 1usize..=7, seed in any::<u64>()) {
+        let mut rng = Rng::seed_from_u64(seed);
+        for shape in [(m, n), (1, n), (m, 1), (1, 1)] {
+            let x = normal(&mut rng, shape);
+            check_op(&format!("broadcast {shape:?} to {:?}", (m, n)), &[x], &mut rng,
+                |t, v| t.broadcast(v[0], m, n))?;
+        }
+    }
+
+    #[test]
+    fn sum_every_reduction(m in 1usize..=7, n in 1usize..=7, seed in any::<u64>()) {
+        let mut rng = Rng::seed_from_u64(seed);
+        let x = normal(&mut rng, (m, n));
+        check_op("sum_rows", std::slice::from_ref(&x), &mut rng, |t, v| t.sum_rows(v[0]))?;
+        check_op("sum_cols", std::slice::from_ref(&x), &mut rng, |t, v| t.sum_cols(v[0]))?;
+        check_op("sum", std::slice::from_ref(&x), &mut rng, |t, v| t.sum(v[0]))?;
+        check_op("mean", &[x], &mut rng, |t, v| t.mean(v[0]))?;
+    }
+
+    /// The same node as both operands: the two cotangent contributions must add up.
+    #[test]
+    fn aliased_operands(m in 1usize..=7, n in 1usize..=7, seed in any::<u64>()) {
+        let mut rng = Rng::seed_from_u64(seed);
+        let x = normal(&mut rng, (m, n));
+        let p = away_from_zero(&mut rng, (m, n), 0.5, 2.0);
+        let one = std::slice::from_ref(&x);
+        check_op("x + x", one, &mut rng, |t, v| t.add(v[0], v[0]))?;
+        check_op("x - x", one, &mut rng, |t, v| t.sub(v[0], v[0]))?;
+        check_op("x * x", one, &mut rng, |t, v| t.mul(v[0], v[0]))?;
+        check_op("x / x", &[p], &mut rng, |t, v| t.div(v[0], v[0]))?;
+        check_op("x x^T", one, &mut rng, |t, v| t.matmul_t(v[0], false, v[0], true))?;
+        check_op("x^T x", one, &mut rng, |t, v| t.matmul_t(v[0], true, v[0], false))?;
+        check_op("[x | x]", one, &mut rng, |t, v| t.concat_cols(v[0], v[0]))?;
+    }
+
+    /// sg(x): no tangent, no cotangent; x * sg(x) differentiates only through the first factor.
+    #[test]
+    fn stop_gradient(m in 1usize..=7, n in 1usize..=7, seed in any::<u64>()) {
+        let mut rng = Rng::seed_from_u64(seed);
+        let x0 = normal(&mut rng, (m, n));
+        let v0 = normal(&mut rng, (m, n));
+        let w0 = normal(&mut rng, (m, n));
+        let mut t = Tape::new();
+        let x = t.param(x0.view());
+        let v = t.constant(v0.view());
+        t.set_tangent(x, v);
+        let s = t.stop_gradient(x);
+        prop_assert_eq!(t.value(s), x0.view());
+        prop_assert!(t.tangent(s).is_none());
+        prop_assert!(!t.requires_grad(s));
+        t.backward_with(s, w0.view());
+        prop_assert!(t.grad(x).is_none());
+
+        let y = t.mul(x, s);
+        let y_dot = t.value(t.tangent(y).expect("x carries a tangent")).to_owned();
+        prop_assert!(relative_error(y_dot.view(), (&v0 * &x0).view()) < ADJOINT_REL_TOL);
+        t.backward_with(y, w0.view());
+        let g = t.grad(x).expect("x is a parameter").to_owned();
+        prop_assert!(relative_error(g.view(), (&w0 * &x0).view()) < ADJOINT_REL_TOL);
+    }
+}
+
+// ----- shape errors name the shapes ---------------------------------------------------------------
+
+fn zeros(t: &mut Tape<f64>, shape: (usize, usize)) -> Var {
+    t.full(shape, 0.0)
+}
+
+#[test]
+#[should_panic(expected = "matmul: op(A) is (2, 3) and op(B) is (4, 5)")]
+fn matmul_inner_dimensions() {
+    let mut t = Tape::new();
+    let (a, b) = (zeros(&mut t, (2, 3)), zeros(&mut t, (4, 5)));
+    t.matmul(a, b);
+}
+
+#[test]
+#[should_panic(
+    expected = "matmul: op(A) is (2, 3) and op(B) is (2, 5) (A (3, 2) transposed, B (5, 2) transposed)"
+)]
+fn matmul_inner_dimensions_transposed() {
+    let mut t = Tape::new();
+    let (a, b) = (zeros(&mut t, (3, 2)), zeros(&mut t, (5, 2)));
+    t.matmul_t(a, true, b, true);
+}
+
+#[test]
+#[should_panic(expected = "add: shapes (2, 3) and (3, 2) do not broadcast")]
+fn add_does_not_broadcast() {
+    let mut t = Tape::new();
+    let (a, b) = (zeros(&mut t, (2, 3)), zeros(&mut t, (3, 2)));
+    t.add(a, b);
+}
+
+#[test]
+#[should_panic(expected = "div: shapes (1, 3) and (2, 2) do not broadcast")]
+fn div_does_not_broadcast() {
+    let mut t = Tape::new();
+    let (a, b) = (zeros(&mut t, (1, 3)), zeros(&mut t, (2, 2)));
+    t.div(a, b);
+}
+
+#[test]
+#[should_panic(expected = "concat_cols: row counts differ: (2, 3) and (3, 3)")]
+fn concat_cols_rows_differ() {
+    let mut t = Tape::new();
+    let (a, b) = (zeros(&mut t, (2, 3)), zeros(&mut t, (3, 3)));
+    t.concat_cols(a, b);
+}
+
+#[test]
+#[should_panic(expected = "slice_cols: columns 2..5 out of range for shape (2, 3)")]
+fn slice_cols_out_of_range() {
+    let mut t = Tape::new();
+    let a = zeros(&mut t, (2, 3));
+    t.slice_cols(a, 2, 5);
+}
+
+#[test]
+#[should_panic(expected = "broadcast: (2, 3) cannot widen to (2, 1)")]
+fn broadcast_cannot_narrow() {
+    let mut t = Tape::new();
+    let a = zeros(&mut t, (2, 3));
+    t.broadcast(a, 2, 1);
+}
+
+#[test]
+#[should_panic(expected = "has shape (2, 3) but tangent Var(1) has shape (3, 2)")]
+fn set_tangent_shape() {
+    let mut t = Tape::new();
+    let (a, b) = (zeros(&mut t, (2, 3)), zeros(&mut t, (3, 2)));
+    t.set_tangent(a, b);
+}
+
+#[test]
+#[should_panic(expected = "backward: output Var(0) has shape (2, 3)")]
+fn backward_needs_a_scalar() {
+    let mut t = Tape::new();
+    let a = zeros(&mut t, (2, 3));
+    t.backward(a);
+}
+
+#[test]
+#[should_panic(
+    expected = "backward_with: cotangent shape (3, 2) differs from output Var(0) shape (2, 3)"
+)]
+fn backward_with_cotangent_shape() {
+    let mut t = Tape::new();
+    let a = zeros(&mut t, (2, 3));
+    t.backward_with(a, Array2::zeros((3, 2)).view());
+}
