@@ -8,11 +8,14 @@
 //! |---|---|---|
 //! | exact JVP / VJP vs central FD, f64 | [`FD_REL_TOL`] 1e-6 (relative to the scale) | FD error above |
 //! | adjoint identity <w, J v> = <J^T w, v>, f64 | [`ADJOINT_REL_TOL`] 1e-12 | both sides exact, only rounding |
+//! | one quantity by two algebraically equal formulas, f64 | [`REWRITE_REL_TOL`] 1e-10 | both exact, only rounding order differs |
 //! | f32 path vs f64 path | [`F32_REL_TOL`] 1e-4 | f32 rounding through a few layers of sums |
 //! | golden reference cases, f64 | [`GOLDEN_REL_TOL`] 1e-9 | required by the reference's contract |
 //!
 //! Relative errors are measured against a scale: |a - b| / max(|b|_max, [`ABS_FLOOR`]), so that
-//! entries near zero do not inflate them.
+//! entries near zero do not inflate them. A finite difference cannot resolve a derivative much
+//! smaller than its rounding error eps |f| / h ~ 2e-11 |f|, so [`fd_relative_error`] also floors
+//! the scale at [`FD_VALUE_SCALE`] times the size of the function's values.
 
 use crate::float::Float;
 use ndarray::{Array2, ArrayView2, Zip};
@@ -23,10 +26,22 @@ pub const FD_STEP: f64 = 1e-5;
 pub const FD_REL_TOL: f64 = 1e-6;
 /// Tolerance of the adjoint identity (f64).
 pub const ADJOINT_REL_TOL: f64 = 1e-12;
+/// Tolerance between two algebraically identical formulas of one quantity, both evaluated exactly
+/// in f64 but in a different order (e.g. MF's velocity form u + (t - r) sg(dudt) - v_c against the
+/// classic u - sg(v_c - (t - r) dudt), or a dual-number derivative against its closed form): only
+/// rounding separates them. Looser than [`ADJOINT_REL_TOL`] because a gradient is a sum over the
+/// batch whose terms may cancel: rounding of about eps relative to the terms is then up to ~1e4
+/// times larger relative to the sum (seen: 1e-12 for a bias gradient over three rows).
+pub const REWRITE_REL_TOL: f64 = 1e-10;
 /// Tolerance of an f32 computation against the same computation in f64.
 pub const F32_REL_TOL: f64 = 1e-4;
 /// Tolerance of the reference cases in tests/data (f64).
 pub const GOLDEN_REL_TOL: f64 = 1e-9;
+/// Floor of the scale of a finite-difference comparison, as a fraction of the size of the
+/// function's values (see [`fd_relative_error`]): central differences carry a rounding error of
+/// about eps |f| / FD_STEP ~ 2e-11 |f| (a few times that after sums through a network), so with
+/// this floor the check still bounds the absolute error by FD_REL_TOL * 1e-3 |f| = 1e-9 |f|.
+pub const FD_VALUE_SCALE: f64 = 1e-3;
 /// Scales below this count as this, so that relative errors of near-zero quantities stay meaningful.
 pub const ABS_FLOOR: f64 = 1e-8;
 
@@ -74,6 +89,33 @@ pub fn relative_error<T: Float, U: Float>(actual: ArrayView2<T>, expected: Array
 /// Relative error of two scalars against the scale max(|expected|, ABS_FLOOR).
 pub fn scalar_relative_error(actual: f64, expected: f64) -> f64 {
     (actual - expected).abs() / expected.abs().max(ABS_FLOOR)
+}
+
+/// Relative error of a derivative against its central finite difference `fd`, for a function
+/// whose values are of size `value_scale` (max |f|): |actual - fd| measured against
+/// max(|fd|, FD_VALUE_SCALE value_scale, ABS_FLOOR), so that a derivative far smaller than the
+/// function, which finite differences cannot resolve relatively, is not failed for their rounding.
+pub fn fd_relative_error(actual: f64, fd: f64, value_scale: f64) -> f64 {
+    let scale = fd
+        .abs()
+        .max(FD_VALUE_SCALE * value_scale.abs())
+        .max(ABS_FLOOR);
+    (actual - fd).abs() / scale
+}
+
+/// [`fd_relative_error`] for arrays: max |actual - fd| against max(max |fd|, FD_VALUE_SCALE
+/// value_scale, ABS_FLOOR).
+pub fn fd_relative_error_array<T: Float>(
+    actual: ArrayView2<T>,
+    fd: ArrayView2<f64>,
+    value_scale: f64,
+) -> f64 {
+    let (max_abs, _) = compare(actual, fd);
+    let fd_max = fd.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+    max_abs
+        / fd_max
+            .max(FD_VALUE_SCALE * value_scale.abs())
+            .max(ABS_FLOOR)
 }
 
 /// <a, b> = sum_ij a_ij b_ij, in f64.
