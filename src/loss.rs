@@ -1,12 +1,14 @@
 //! The MeanFlow family of losses, one definition with named presets.
 //!
-//!     z = (1 - t) x + t e,   v_c = e - x                      (conditional velocity)
-//!     v_hat = sg(u(z, t, t))   (v_source = boundary)  or  sg(v(z, t))  (v_source = head)
-//!     tangent = (1 - beta) v_c + beta v_hat
-//!     (u, dudt) = jvp(u, (z, r, t), (tangent, 0, 1))
-//!     delta = u + (t - r) sg(dudt) - v_c                      (exact: no sg on dudt)
-//!     ell_i = sum_j delta_ij^2,  w_i = sg((ell_i + c)^-p),  loss_u = mean_i w_i ell_i
-//!     heads = uv:  delta_v = v(z, t) - v_c,  loss_v likewise;  loss = loss_u (+ loss_v)
+//! ```text
+//! z = (1 - t) x + t e,   v_c = e - x                      (conditional velocity)
+//! v_hat = sg(u(z, t, t))   (v_source = boundary)  or  sg(v(z, t))  (v_source = head)
+//! tangent = (1 - beta) v_c + beta v_hat
+//! (u, dudt) = jvp(u, (z, r, t), (tangent, 0, 1))
+//! delta = u + (t - r) sg(dudt) - v_c                      (exact: no sg on dudt)
+//! ell_i = sum_j delta_ij^2,  w_i = sg((ell_i + c)^-p),  loss_u = mean_i w_i ell_i
+//! heads = uv:  delta_v = v(z, t) - v_c,  loss_v likewise;  loss = loss_u (+ loss_v)
+//! ```
 //!
 //! beta = 0 is MeanFlow (MF) in velocity form: delta = u - sg(v_c - (t - r) dudt), the same value
 //! and gradient as the classic |u - sg(u_tgt)|^2. beta = 1 with the boundary source is improved

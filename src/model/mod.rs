@@ -1,9 +1,11 @@
 //! The network u(z, r, t) and its optional velocity head v(z, t).
 //!
-//!     h = t - r;  a_0 = [z | emb(t, h)]
-//!     a_{i+1} = act(a_i W_i^T + b_i)        i = 0 .. depth-1   (the trunk)
-//!     u(z, r, t) = a_depth U_w^T + U_b         (the u-head)
-//!     v(z, t)    = a_depth(r = t) V_w^T + V_b   (the v-head, when heads = uv)
+//! ```text
+//! h = t - r;  a_0 = [z | emb(t, h)]
+//! a_{i+1} = act(a_i W_i^T + b_i)        i = 0 .. depth-1   (the trunk)
+//! u(z, r, t) = a_depth U_w^T + U_b         (the u-head)
+//! v(z, t)    = a_depth(r = t) V_w^T + V_b   (the v-head, when heads = uv)
+//! ```
 //!
 //! Parameters follow PyTorch's `nn.Linear` layout (weight [out, in]) and names (`trunk.{i}.weight`,
 //! `trunk.{i}.bias`, `u_head.*`, `v_head.*`); a bias is stored as a [1, out] row.
