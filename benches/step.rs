@@ -15,11 +15,23 @@ use meanflow::tape::Tape;
 use meanflow::train::{BatchSampler, Trainer};
 use std::hint::black_box;
 
-fn setup(c: &BenchConfig, loss: LossPreset) -> (meanflow::train::TrainConfig, MlpParams<f32>, Batch<f32>, usize) {
+fn setup(
+    c: &BenchConfig,
+    loss: LossPreset,
+) -> (
+    meanflow::train::TrainConfig,
+    MlpParams<f32>,
+    Batch<f32>,
+    usize,
+) {
     let cfg = c.train_config(loss, 0);
     let mut rng = Rng::seed_from_u64(1);
     let params = MlpParams::init(&cfg.model, &mut rng);
-    let mut sampler = BatchSampler { data: c.data(4096, &mut rng), time: cfg.time, rng };
+    let mut sampler = BatchSampler {
+        data: c.data(4096, &mut rng),
+        time: cfg.time,
+        rng,
+    };
     let (b, d) = (c.batch, c.dim);
     let mut batch = Batch {
         x: ndarray::Array2::zeros((b, d)),
@@ -45,18 +57,29 @@ fn pieces(crit: &mut Criterion) {
             let (cfg, params, batch, _) = setup(c, loss);
             let mut fused = FusedStep::new(cfg.model, cfg.loss, c.batch);
             let mut grads = params.zeros_like();
-            group.bench_function(BenchmarkId::new(format!("loss_grad_fused/{}", loss.name()), c.name), |b| {
-                b.iter(|| black_box(fused.loss_and_gradients(&params, &batch, gap, &mut grads)))
-            });
+            group.bench_function(
+                BenchmarkId::new(format!("loss_grad_fused/{}", loss.name()), c.name),
+                |b| {
+                    b.iter(|| black_box(fused.loss_and_gradients(&params, &batch, gap, &mut grads)))
+                },
+            );
             let mut tape = Tape::new();
-            group.bench_function(BenchmarkId::new(format!("loss_grad_tape/{}", loss.name()), c.name), |b| {
-                b.iter(|| black_box(loss_and_gradients(&mut tape, &cfg.model, &params, &cfg.loss, &batch).0))
-            });
+            group.bench_function(
+                BenchmarkId::new(format!("loss_grad_tape/{}", loss.name()), c.name),
+                |b| {
+                    b.iter(|| {
+                        black_box(
+                            loss_and_gradients(&mut tape, &cfg.model, &params, &cfg.loss, &batch).0,
+                        )
+                    })
+                },
+            );
             let mut rng = Rng::seed_from_u64(2);
             let mut trainer = Trainer::<f32>::new(cfg, c.data(4096, &mut rng));
-            group.bench_function(BenchmarkId::new(format!("train_step/{}", loss.name()), c.name), |b| {
-                b.iter(|| black_box(trainer.step().unwrap()))
-            });
+            group.bench_function(
+                BenchmarkId::new(format!("train_step/{}", loss.name()), c.name),
+                |b| b.iter(|| black_box(trainer.step().unwrap())),
+            );
         }
     }
     group.finish();

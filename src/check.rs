@@ -8,6 +8,7 @@
 //! |---|---|---|
 //! | exact JVP / VJP vs central FD, f64 | [`FD_REL_TOL`] 1e-6 (relative to the scale) | FD error above |
 //! | adjoint identity <w, J v> = <J^T w, v>, f64 | [`ADJOINT_REL_TOL`] 1e-12 | both sides exact, only rounding |
+//! | one quantity by two algebraically equal formulas, f64 | [`REWRITE_REL_TOL`] 1e-10 | both exact, only rounding order differs |
 //! | f32 path vs f64 path | [`F32_REL_TOL`] 1e-4 | f32 rounding through a few layers of sums |
 //! | golden reference cases, f64 | [`GOLDEN_REL_TOL`] 1e-9 | required by the reference's contract |
 //! | dual-number derivative vs its closed form, f64 | [`CLOSED_FORM_REL_TOL`] 1e-12 | two exact formulas, only rounding |
@@ -16,7 +17,10 @@
 //! Relative errors are measured against a scale: |a - b| / max(|b|_max, [`ABS_FLOOR`]), so that
 //! entries near zero do not inflate them. Where the rounding of a quantity is set by a larger
 //! magnitude than its own (f'(x) = 1 - tanh^2 x computed from tanh x ~ 1, or a finite difference
-//! whose rounding error is eps |f| / h), [`scaled_error`] takes that scale explicitly.
+//! whose rounding error is eps |f| / h), [`scaled_error`] takes that scale explicitly. A finite
+//! difference cannot resolve a derivative much
+//! smaller than its rounding error eps |f| / h ~ 2e-11 |f|, so [`fd_relative_error`] also floors
+//! the scale at [`FD_VALUE_SCALE`] times the size of the function's values.
 
 use crate::float::Float;
 use ndarray::{Array2, ArrayView2, Zip};
@@ -27,6 +31,13 @@ pub const FD_STEP: f64 = 1e-5;
 pub const FD_REL_TOL: f64 = 1e-6;
 /// Tolerance of the adjoint identity (f64).
 pub const ADJOINT_REL_TOL: f64 = 1e-12;
+/// Tolerance between two algebraically identical formulas of one quantity, both evaluated exactly
+/// in f64 but in a different order (e.g. MF's velocity form u + (t - r) sg(dudt) - v_c against the
+/// classic u - sg(v_c - (t - r) dudt), or a dual-number derivative against its closed form): only
+/// rounding separates them. Looser than [`ADJOINT_REL_TOL`] because a gradient is a sum over the
+/// batch whose terms may cancel: rounding of about eps relative to the terms is then up to ~1e4
+/// times larger relative to the sum (seen: 1e-12 for a bias gradient over three rows).
+pub const REWRITE_REL_TOL: f64 = 1e-10;
 /// Tolerance of an f32 computation against the same computation in f64.
 pub const F32_REL_TOL: f64 = 1e-4;
 /// Tolerance of the reference cases in tests/data (f64).
@@ -42,6 +53,11 @@ pub const GEMM_F64_REL_TOL: f64 = 1e-12;
 /// As [`GEMM_F64_REL_TOL`] for an f32 GEMM (eps = 6e-8 for round-to-nearest): k = 70 gives a
 /// worst case of ~4.3e-6, typical errors are ~sqrt(k) eps ~ 5e-7.
 pub const GEMM_F32_REL_TOL: f64 = 1e-5;
+/// Floor of the scale of a finite-difference comparison, as a fraction of the size of the
+/// function's values (see [`fd_relative_error`]): central differences carry a rounding error of
+/// about eps |f| / FD_STEP ~ 2e-11 |f| (a few times that after sums through a network), so with
+/// this floor the check still bounds the absolute error by FD_REL_TOL * 1e-3 |f| = 1e-9 |f|.
+pub const FD_VALUE_SCALE: f64 = 1e-3;
 /// Scales below this count as this, so that relative errors of near-zero quantities stay meaningful.
 pub const ABS_FLOOR: f64 = 1e-8;
 
@@ -105,6 +121,33 @@ pub fn gemm_rel_tol<T: Float>() -> f64 {
     } else {
         GEMM_F64_REL_TOL
     }
+}
+
+/// Relative error of a derivative against its central finite difference `fd`, for a function
+/// whose values are of size `value_scale` (max |f|): |actual - fd| measured against
+/// max(|fd|, FD_VALUE_SCALE value_scale, ABS_FLOOR), so that a derivative far smaller than the
+/// function, which finite differences cannot resolve relatively, is not failed for their rounding.
+pub fn fd_relative_error(actual: f64, fd: f64, value_scale: f64) -> f64 {
+    let scale = fd
+        .abs()
+        .max(FD_VALUE_SCALE * value_scale.abs())
+        .max(ABS_FLOOR);
+    (actual - fd).abs() / scale
+}
+
+/// [`fd_relative_error`] for arrays: max |actual - fd| against max(max |fd|, FD_VALUE_SCALE
+/// value_scale, ABS_FLOOR).
+pub fn fd_relative_error_array<T: Float>(
+    actual: ArrayView2<T>,
+    fd: ArrayView2<f64>,
+    value_scale: f64,
+) -> f64 {
+    let (max_abs, _) = compare(actual, fd);
+    let fd_max = fd.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+    max_abs
+        / fd_max
+            .max(FD_VALUE_SCALE * value_scale.abs())
+            .max(ABS_FLOOR)
 }
 
 /// <a, b> = sum_ij a_ij b_ij, in f64.

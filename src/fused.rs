@@ -284,7 +284,11 @@ impl<T: Float> FusedStep<T> {
     /// cost is compared with.
     pub fn forward_u(&mut self, params: &MlpParams<T>, batch: &Batch<T>) -> ArrayView2<'_, T> {
         let b = self.batch;
-        assert_eq!(batch.x.dim(), (b, self.model.dim), "FusedStep::forward_u: batch shape");
+        assert_eq!(
+            batch.x.dim(),
+            (b, self.model.dim),
+            "FusedStep::forward_u: batch shape"
+        );
         Zip::from(&mut self.z)
             .and(&batch.x)
             .and(&batch.e)
@@ -294,7 +298,8 @@ impl<T: Float> FusedStep<T> {
         self.write_inputs(&mut acts0, batch, b, false);
         self.main.acts[0] = acts0;
         let model = self.model;
-        self.main.forward(&model, &params.trunk, &params.u_head, b, 0);
+        self.main
+            .forward(&model, &params.trunk, &params.u_head, b, 0);
         self.main.out.slice(s![..b, ..])
     }
 
