@@ -67,7 +67,7 @@ impl TrainConfig {
 #[derive(Debug)]
 pub enum GradientEngine<T: Float> {
     /// The general tape: any loss, exact variants included.
-    Tape(Tape<T>),
+    Tape(Box<Tape<T>>),
     /// The fused MLP kernels: stop-gradient losses, allocation-free, skipping r = t rows.
     Fused(Box<FusedStep<T>>),
 }
@@ -82,7 +82,7 @@ impl<T: Float> GradientEngine<T> {
                 config.batch,
             )))
         } else {
-            GradientEngine::Tape(Tape::new())
+            GradientEngine::Tape(Box::new(Tape::new()))
         }
     }
 
