@@ -97,6 +97,7 @@ impl BenchConfig {
             batch: self.batch,
             ema_decay: None,
             seed,
+            threads: 1,
         }
     }
 
