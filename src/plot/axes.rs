@@ -75,15 +75,14 @@ impl Frame {
         self.rect.bottom() as f64 - self.y.fraction(y) * self.rect.h as f64
     }
 
-    /// The ticks of the x axis: as many as fit with labels 1.5 characters apart.
+    /// The ticks of the x axis: as many as fit with labels apart by 1.5 characters or 3/4 of the
+    /// widest label, whichever is more.
     pub fn x_ticks(&self, scale: usize) -> Vec<Tick> {
-        let gap = 1.5 * (font::ADVANCE * scale) as f64;
+        let min_gap = 1.5 * (font::ADVANCE * scale) as f64;
         fit(&self.x, self.rect.w as f64, |t| {
-            t.iter()
-                .map(|t| font::text_width(&t.label, scale))
-                .max()
-                .unwrap_or(0) as f64
-                + gap
+            let widest = t.iter().map(|t| font::text_width(&t.label, scale)).max();
+            let widest = widest.unwrap_or(0) as f64;
+            widest + min_gap.max(0.75 * widest)
         })
     }
 

@@ -7,7 +7,7 @@
 //!
 //! - [`scatter_panels`]: side-by-side panels (data vs samples) with shared, robust limits.
 //! - [`line_chart`]: curves over steps with a legend, optional shaded bands and log scale.
-//! - [`heatmap`]: a grid of values in the viridis colour map, with a colour bar; NaN cells grey.
+//! - [`heatmap()`]: a grid of values in the viridis colour map, with a colour bar; NaN cells grey.
 //! - [`PALETTE`] / [`palette`]: eight distinguishable colours.
 
 pub mod axes;

@@ -91,18 +91,16 @@ fn label_linear(values: &[f64], step: f64) -> Vec<Tick> {
     } else {
         (1.0, "")
     };
-    let tiny = biggest < 1e-3;
+    // Tiny values share one exponent, so that all labels have the same form (`0.5e-5`, `1.0e-5`).
+    let tiny = (biggest < 1e-3).then(|| 10f64.powf((biggest.log10() + 1e-9).floor()));
     values
         .iter()
         .map(|&v| {
             let v = if v.abs() < step * 1e-6 { 0.0 } else { v };
-            let label = if v == 0.0 && (tiny || unit > 1.0) {
-                "0".to_string()
-            } else if tiny {
-                let digits = decimals(step / 10f64.powf(v.abs().log10().floor()));
-                format!("{:.*e}", digits, v)
-            } else {
-                format!("{:.*}{}", decimals(step / unit), v / unit, suffix)
+            let label = match tiny {
+                _ if v == 0.0 && (tiny.is_some() || unit > 1.0) => "0".to_string(),
+                Some(e) => format!("{:.*}e{}", decimals(step / e), v / e, e.log10().round()),
+                None => format!("{:.*}{}", decimals(step / unit), v / unit, suffix),
             };
             Tick { value: v, label }
         })
