@@ -9,6 +9,7 @@
 //! - [`float`], [`matmul`]: the storage scalar (f32/f64) and GEMM on strided views.
 //! - [`tape`]: tensors, ops with their evaluation / JVP / VJP rules, reverse and forward mode.
 //! - [`data`]: built-in toy datasets and CSV / NPY files; [`metrics`]: sliced W1, energy distance.
+//! - [`plot`]: PNG figures (sample scatter panels, loss curves, heat maps) with an embedded font.
 
 pub mod bench;
 pub mod check;
@@ -22,6 +23,7 @@ pub mod matmul;
 pub mod metrics;
 pub mod model;
 pub mod optim;
+pub mod plot;
 pub mod real;
 pub mod reference;
 pub mod rng;
