@@ -1,6 +1,6 @@
 //! Named tensors in the safetensors format (what PyTorch's and JAX's `safetensors` read and write):
 //! reference cases and checkpoints. Tensors of rank 1 or 2, dtype F32 or F64, held here as
-//! `Array2<f64>` (a rank-1 tensor [n] as a row [1, n]) together with their stored shape.
+//! `Array2<f64>` (a rank-1 tensor `[n]` as a row `[1, n]`) together with their stored shape.
 //! Writes are atomic: a temporary file in the same folder, flushed, then renamed over the target.
 
 use ndarray::Array2;
@@ -47,7 +47,7 @@ pub enum TensorFileError {
 /// One stored tensor.
 #[derive(Clone, Debug, PartialEq)]
 pub struct StoredTensor {
-    /// The shape as stored ([n] or [m, n]).
+    /// The shape as stored (`[n]` or `[m, n]`).
     pub shape: Vec<usize>,
     /// The values, a rank-1 tensor as [1, n].
     pub values: Array2<f64>,

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Runs the training-step benchmark of meanflow and its JAX peer side by side, one process per
+# (config, loss, threads), and prints the ratio table (benches/peers/compare.py).
+#
+#   pip install "jax[cpu]"                # once; PyTorch is optional: pip install torch
+#   TORCH_PYTHON=/path/to/venv/bin/python # where torch lives, if not in python3
+#   benches/peers/run.sh [CONFIGS...]     # default: c1 c2 c3 c4
+#
+# Threads: 1 thread = pinned to core 0 (taskset -c 0), 2 threads = cores 0 and 1. meanflow splits
+# the batch across its threads (--threads); XLA sizes its thread pools from the affinity mask.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+configs=("${@:-c1 c2 c3 c4}")
+out=${OUT:-target/peers.jsonl}
+TORCH_PYTHON=${TORCH_PYTHON:-python3}   # a Python with torch, if any (it is a multi-GB install)
+cargo build --release --quiet
+: > "$out"
+for config in ${configs[@]}; do
+  for loss in mf imf; do
+    for threads in 1 2; do
+      cpus=$([ "$threads" = 1 ] && echo 0 || echo 0,1)
+      MATMUL_NUM_THREADS=1 taskset -c "$cpus" target/release/meanflow bench --config "$config" --loss "$loss" --threads "$threads" --json \
+        | grep '^{' >> "$out"
+      taskset -c "$cpus" python3 benches/peers/jax_step.py --config "$config" --loss "$loss" --threads "$threads" >> "$out"
+      if "$TORCH_PYTHON" -c "import torch" 2>/dev/null; then
+        taskset -c "$cpus" "$TORCH_PYTHON" benches/peers/torch_step.py --config "$config" --loss "$loss" --threads "$threads" >> "$out"
+      fi
+    done
+  done
+done
+python3 benches/peers/compare.py "$out"

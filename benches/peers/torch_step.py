@@ -1,0 +1,92 @@
+"""The MeanFlow training step of `meanflow bench` in PyTorch eager (torch.func.jvp), optional peer.
+
+Same definition as benches/peers/jax_step.py and src/bench.rs. Threads: torch.set_num_threads.
+Usage: python torch_step.py --config c2 --loss mf --threads 1
+"""
+import argparse
+import json
+import math
+import resource
+import time
+
+import torch
+from torch.func import jvp
+
+CONFIGS = {"c1": (2, 128, 3, 256), "c2": (2, 256, 4, 1024), "c3": (2, 512, 4, 2048), "c4": (64, 512, 4, 1024)}
+DEFAULT_COUNTS = {"c1": (50, 300), "c2": (10, 50), "c3": (3, 15), "c4": (3, 15)}
+
+
+class Mlp(torch.nn.Module):
+    def __init__(self, d, width, depth):
+        super().__init__()
+        sizes = [d + 2] + [width] * depth
+        self.trunk = torch.nn.ModuleList(torch.nn.Linear(i, o) for i, o in zip(sizes[:-1], sizes[1:]))
+        self.u_head = torch.nn.Linear(width, d)
+
+    def forward(self, z, r, t):
+        h = torch.cat([z, t, t - r], dim=1)
+        for layer in self.trunk:
+            h = torch.nn.functional.silu(layer(h))
+        return self.u_head(h)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--config", required=True, choices=CONFIGS)
+    ap.add_argument("--loss", required=True, choices=["mf", "imf"])
+    ap.add_argument("--threads", type=int, default=1)
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(0)
+    d, width, depth, batch = CONFIGS[a.config]
+    warmup, repeats = DEFAULT_COUNTS[a.config]
+    model = Mlp(d, width, depth)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    n_equal = round(0.75 * batch)
+
+    def step():
+        if d == 2:
+            k = torch.randint(0, 8, (batch,)).float() * (math.pi / 4)
+            x = 2.0 * torch.stack([k.cos(), k.sin()], 1) + 0.1 * torch.randn(batch, 2)
+        else:
+            x = 0.5 * torch.randn(batch, d)
+        e = torch.randn(batch, d)
+        s = torch.rand(batch, 2)
+        t = s.max(1, keepdim=True).values
+        r = s.min(1, keepdim=True).values
+        r[batch - n_equal:] = t[batch - n_equal:]
+        z = (1 - t) * x + t * e
+        v = e - x
+        if a.loss == "imf":
+            with torch.no_grad():
+                tangent = model(z, t, t)
+        else:
+            tangent = v
+        u, dudt = jvp(model, (z, r, t), (tangent, torch.zeros_like(r), torch.ones_like(t)))
+        delta = u + (t - r) * dudt.detach() - v
+        loss = (delta ** 2).sum(1).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return loss
+
+    for _ in range(warmup):
+        step()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        loss = step()
+        times.append((time.perf_counter() - start) * 1e3)
+    times.sort()
+    med = times[len(times) // 2]
+    print(json.dumps({
+        "peer": "torch", "version": torch.__version__, "config": a.config, "loss": a.loss,
+        "threads": a.threads, "median_ms": round(med, 4), "min_ms": round(times[0], 4),
+        "max_ms": round(times[-1], 4), "samples_per_s": round(batch / (med / 1e3), 1),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "final_loss": float(loss),
+    }))
+
+
+if __name__ == "__main__":
+    main()
