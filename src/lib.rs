@@ -9,8 +9,10 @@
 //! - [`float`], [`matmul`]: the storage scalar (f32/f64) and GEMM on strided views.
 //! - [`tape`]: tensors, ops with their evaluation / JVP / VJP rules, reverse and forward mode.
 //! - [`data`]: built-in toy datasets and CSV / NPY files; [`metrics`]: sliced W1, energy distance.
+//! - [`train`], [`checkpoint`]: training steps, and checkpoints that resume them bit for bit.
 
 pub mod check;
+pub mod checkpoint;
 pub mod data;
 pub mod dual;
 pub mod elementwise;
