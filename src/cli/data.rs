@@ -14,13 +14,13 @@ pub struct DataArgs {
     #[arg(long, value_name = "NAME")]
     pub dataset: String,
     /// Number of points
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 10_000)]
     pub n: usize,
     /// Output file, .csv or .npy
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
     /// Seed of the draws (Rng::seed_from_u64)
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 0)]
     pub seed: u64,
 }
 

@@ -46,10 +46,10 @@ pub struct EvalArgs {
     #[arg(long, value_name = "NAME")]
     pub dataset: Option<String>,
     /// Points per set [the number of samples, at most 5000]
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub n: Option<usize>,
     /// Seed of the data draws and the floor
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 0)]
     pub seed: u64,
     /// Also write the results as JSON to this file
     #[arg(long, value_name = "FILE")]

@@ -23,13 +23,18 @@ pub struct SampleArgs {
     #[arg(long, value_name = "FILE")]
     pub checkpoint: PathBuf,
     /// Number of samples
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 1000)]
     pub n: usize,
     /// Mean-flow steps on a uniform schedule (1: one step)
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 1)]
     pub steps: usize,
     /// Instead: the flow-matching baseline, K Euler steps of the velocity u(z, t, t)
-    #[arg(long, value_name = "K", conflicts_with = "steps")]
+    #[arg(
+        long,
+        allow_negative_numbers = true,
+        value_name = "K",
+        conflicts_with = "steps"
+    )]
     pub euler: Option<usize>,
     /// Use the EMA weights (the checkpoint must have them)
     #[arg(long)]
@@ -41,7 +46,7 @@ pub struct SampleArgs {
     #[arg(long, value_name = "FILE")]
     pub png: Option<PathBuf>,
     /// Seed of the noise
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 0)]
     pub seed: u64,
 }
 

@@ -77,7 +77,7 @@ pub struct TrainArgs {
     #[arg(long, value_name = "mf|imf|imf-head")]
     pub loss: Option<String>,
     /// Tangent blend in [0, 1]: 0 = MF, 1 = iMF [preset]
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub beta: Option<f64>,
     /// Source of the iMF velocity: boundary (u(z, t, t)) or head (the v-head) [preset]
     #[arg(long, value_name = "boundary|head")]
@@ -86,10 +86,10 @@ pub struct TrainArgs {
     #[arg(long)]
     pub exact: bool,
     /// Adaptive-weight power p >= 0 [1]
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub p: Option<f64>,
     /// Adaptive-weight offset c > 0 [1e-3]
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub c: Option<f64>,
     /// Distribution of the times [logit-normal]
     #[arg(long, value_name = "logit-normal|uniform")]
@@ -98,16 +98,16 @@ pub struct TrainArgs {
     #[arg(long, allow_negative_numbers = true)]
     pub time_mu: Option<f64>,
     /// Logit-normal standard deviation > 0 [1.0]
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub time_sigma: Option<f64>,
     /// Fraction of rows with r = t, in [0, 1] [preset: mf 0.75, imf 0.5]
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub frac_equal: Option<f64>,
     /// Hidden width [128]
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub width: Option<usize>,
     /// Number of hidden layers [3]
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub depth: Option<usize>,
     /// silu, tanh, gelu_tanh, relu, softplus or sigmoid [silu]
     #[arg(long)]
@@ -119,37 +119,37 @@ pub struct TrainArgs {
     #[arg(long, value_name = "u|uv")]
     pub heads: Option<String>,
     /// Batch size [256]
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub batch: Option<usize>,
     /// Total optimizer steps of the run [30000]
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub steps: Option<u64>,
     /// Learning rate [1e-3]
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub lr: Option<f64>,
     /// Linear warm-up steps [0]
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub warmup: Option<u64>,
     /// Adam beta1 [0.9]
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub beta1: Option<f64>,
     /// Adam beta2 [0.999]
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub beta2: Option<f64>,
     /// Decoupled weight decay [0]
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub weight_decay: Option<f64>,
     /// Clip the global gradient norm to this [no clipping]
-    #[arg(long, value_name = "NORM")]
+    #[arg(long, allow_negative_numbers = true, value_name = "NORM")]
     pub clip: Option<f64>,
     /// EMA decay of the weights, or 0 / none to disable [0.999]
     #[arg(long, value_name = "DECAY|none")]
     pub ema: Option<String>,
     /// Seed of every random stream [0]
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub seed: Option<u64>,
     /// Matrix-multiply threads [1]
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub threads: Option<usize>,
     /// Storage precision [f32]
     #[arg(long, value_name = "f32|f64")]
@@ -158,19 +158,19 @@ pub struct TrainArgs {
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Write the checkpoint every this many steps (0: only at the end and on interruption) [5000]
-    #[arg(long, value_name = "STEPS")]
+    #[arg(long, allow_negative_numbers = true, value_name = "STEPS")]
     pub checkpoint_every: Option<u64>,
     /// Continue the run in this folder up to --steps
     #[arg(long, value_name = "RUN_FOLDER")]
     pub resume: Option<PathBuf>,
     /// Sliced W1 of 1-step samples vs held-out data every this many steps (0: never) [5000]
-    #[arg(long, value_name = "STEPS")]
+    #[arg(long, allow_negative_numbers = true, value_name = "STEPS")]
     pub eval_every: Option<u64>,
     /// Points per evaluation (samples and held-out data) [2000]
-    #[arg(long, value_name = "N")]
+    #[arg(long, allow_negative_numbers = true, value_name = "N")]
     pub eval_samples: Option<usize>,
     /// Write a metrics line every this many steps [100]
-    #[arg(long, value_name = "STEPS")]
+    #[arg(long, allow_negative_numbers = true, value_name = "STEPS")]
     pub log_every: Option<u64>,
     /// Skip steps with a non-finite loss or gradient instead of stopping
     #[arg(long)]
@@ -1027,9 +1027,10 @@ fn train_with<T: Float>(plan: Plan, split: DataSplit) -> CliResult<i32> {
                 interval_steps += 1;
                 let step = stats.step;
                 progress.tick(step);
-                let eval_now =
-                    can_eval && run.eval_every > 0 && (step % run.eval_every == 0 || step == total);
-                if step % run.log_every == 0 || eval_now || step == total {
+                // Lines fall on a fixed grid of steps (not at the end of a session), so that a
+                // run stopped at any step and resumed writes the same lines as one that was not.
+                let eval_now = can_eval && run.eval_every > 0 && step % run.eval_every == 0;
+                if step % run.log_every == 0 || eval_now {
                     let steps_per_s =
                         interval_steps as f64 / interval_start.elapsed().as_secs_f64().max(1e-9);
                     let sw1 = eval_now.then(|| {
