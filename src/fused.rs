@@ -87,7 +87,7 @@ impl<T: Float> Pass<T> {
             let derivs = self.derivs[l].slice(s![..tangent, ..]);
             Zip::from(&mut tangent_out)
                 .and(&derivs)
-                .for_each(|a_dot, &d| *a_dot = *a_dot * d);
+                .for_each(|a_dot, &d| *a_dot *= d);
         }
         let features = self.acts[trunk.len()].slice(s![..rows, ..]);
         let mut out = self.out.slice_mut(s![..rows, ..]);
@@ -143,7 +143,7 @@ impl<T: Float> Pass<T> {
             // dL/d pre_l = dL/d a_{l+1} * f'(pre_l)
             Zip::from(&mut g)
                 .and(self.derivs[l].slice(s![..b, ..]))
-                .for_each(|g, &d| *g = *g * d);
+                .for_each(|g, &d| *g *= d);
             let input = self.acts[l].slice(s![..b, ..]);
             gemm(
                 T::one(),
@@ -389,10 +389,7 @@ impl<T: Float> FusedStep<T> {
             loss_u += (w * ell).to_f64() * inv_b;
             mse += ell.to_f64() * inv_b;
             let scale = T::from_f64(2.0 * inv_b) * w;
-            self.u_bar
-                .row_mut(i)
-                .iter_mut()
-                .for_each(|g| *g = *g * scale);
+            self.u_bar.row_mut(i).iter_mut().for_each(|g| *g *= scale);
         }
 
         // delta_v = v - v_c, likewise.
@@ -409,10 +406,7 @@ impl<T: Float> FusedStep<T> {
                 let w = (ell + T::from_f64(loss.c)).powf(T::from_f64(-loss.p));
                 total += (w * ell).to_f64() * inv_b;
                 let scale = T::from_f64(2.0 * inv_b) * w;
-                self.v_bar
-                    .row_mut(i)
-                    .iter_mut()
-                    .for_each(|g| *g = *g * scale);
+                self.v_bar.row_mut(i).iter_mut().for_each(|g| *g *= scale);
             }
             loss_v = Some(total);
         }

@@ -143,7 +143,7 @@ impl<T: Float> Adam<T> {
             .zip(self.m.tensors_mut().zip(self.v.tensors_mut()));
         for ((p, g), (m, v)) in tensors {
             Zip::from(p).and(g).and(m).and(v).for_each(|p, g, m, v| {
-                *g = *g * clip;
+                *g *= clip;
                 *m = b1 * *m + one_b1 * *g;
                 *v = b2 * *v + one_b2 * *g * *g;
                 let denom = (*v).sqrt() * inv_sqrt_bias2 + eps;

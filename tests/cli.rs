@@ -228,7 +228,7 @@ fn resume_after_ctrl_c_equals_an_uninterrupted_run() {
         "100000000",
     ];
     args.extend_from_slice(TINY);
-    let mut child = Command::new(BIN)
+    let child = Command::new(BIN)
         .args(&args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())

@@ -52,7 +52,8 @@ pub fn run(args: VerifyArgs) -> CliResult<i32> {
         );
         let mut case_failed = 0;
         for e in &errors {
-            let bad = !(e.max_rel <= tol);
+            // NaN errors fail too.
+            let bad = e.max_rel.is_nan() || e.max_rel > tol;
             case_failed += usize::from(bad);
             println!(
                 "  {:<width$}  {:>10.3e}  {:>10.3e}{}",
