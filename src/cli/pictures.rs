@@ -2,11 +2,26 @@
 //!
 //! STUB. Drawing belongs to the library's plotting module `meanflow::plot`
 //! (`scatter_panels(path, &[Panel], title)` and `line_chart(path, title, x_label, y_label,
-//! &[Series], log_y)`), which this branch does not contain yet. Until it is wired in, both
-//! functions below draw nothing and return `Ok(false)` ("not written"), and the callers say so.
-//! Wiring it in means replacing the two function bodies: build one `Panel { title, points, color }`
-//! per [`Cloud`] and one `Series { name, points, color, band: None }` per [`Curve`], call the
-//! plotting function, and return `Ok(true)`; then set [`AVAILABLE`] to true.
+//! &[Series], log_y)`, both returning `io::Result<()>`), which this branch does not contain yet.
+//! Until it is wired in, both functions below draw nothing and return `Ok(false)` ("not written"),
+//! and the callers say so. Wiring it in: set [`AVAILABLE`] to true and replace the two bodies with
+//!
+//! ```text
+//! use meanflow::plot::{line_chart, palette, scatter_panels, Panel, Series};
+//! let why = |e: std::io::Error| format!("{}: cannot write the picture: {e}", path.display());
+//! // scatter:
+//! let panels: Vec<Panel> = clouds.iter().enumerate()
+//!     .map(|(i, c)| Panel::new(c.title.clone(), c.points, palette(i))).collect();
+//! scatter_panels(path, &panels, title).map_err(why)?;
+//! Ok(true)
+//! // chart:
+//! let series: Vec<Series> = curves.iter().enumerate()
+//!     .map(|(i, c)| Series::new(c.name.clone(), c.points.clone(), palette(i))).collect();
+//! line_chart(path, title, x_label, y_label, &series, log_y).map_err(why)?;
+//! Ok(true)
+//! ```
+//!
+//! and drop the two `#[allow(dead_code)]`.
 
 use ndarray::ArrayView2;
 use std::path::Path;
