@@ -10,9 +10,11 @@
 //! - [`tape`]: tensors, ops with their evaluation / JVP / VJP rules, reverse and forward mode.
 //! - [`data`]: built-in toy datasets and CSV / NPY files; [`metrics`]: sliced W1, energy distance.
 //! - [`plot`]: PNG figures (sample scatter panels, loss curves, heat maps) with an embedded font.
+//! - [`train`], [`checkpoint`]: training steps, and checkpoints that resume them bit for bit.
 
 pub mod bench;
 pub mod check;
+pub mod checkpoint;
 pub mod data;
 pub mod dual;
 pub mod elementwise;

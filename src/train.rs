@@ -81,7 +81,10 @@ pub struct Shard<T: Float> {
 #[derive(Debug)]
 pub enum GradientEngine<T: Float> {
     /// The general tape: any loss, exact variants included.
-    Tape { tape: Box<Tape<T>>, batch: Box<Batch<T>> },
+    Tape {
+        tape: Box<Tape<T>>,
+        batch: Box<Batch<T>>,
+    },
     /// The fused MLP kernels (stop-gradient losses, allocation-free, r = t rows skipped), the
     /// batch split into one shard per thread: shard s holds rows of its own, drawn in order, with
     /// its r != t rows first; the gradient is sum_s (B_s / B) grad_s, the full-batch mean exactly.

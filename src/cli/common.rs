@@ -1,0 +1,220 @@
+//! Helpers shared by the subcommands: datasets named on the command line, point files, JSON files,
+//! durations.
+
+use super::{CliError, CliResult};
+use meanflow::data::{self, NpyDtype, ToyDataset};
+use meanflow::tensor_file::write_atomically;
+use ndarray::{Array2, ArrayView2};
+use std::path::{Path, PathBuf};
+
+/// A dataset given on the command line: a built-in name, or a CSV / NPY file.
+#[derive(Clone, Debug)]
+pub enum DataSource {
+    Builtin(ToyDataset),
+    File { path: PathBuf, data: Array2<f64> },
+}
+
+impl DataSource {
+    pub fn dim(&self) -> usize {
+        match self {
+            DataSource::Builtin(d) => d.dim(),
+            DataSource::File { data, .. } => data.ncols(),
+        }
+    }
+
+    /// A short name for folder names and messages.
+    pub fn label(&self) -> String {
+        match self {
+            DataSource::Builtin(d) => d.name(),
+            DataSource::File { path, .. } => path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "data".into()),
+        }
+    }
+}
+
+fn looks_like_a_file(spec: &str) -> bool {
+    let p = Path::new(spec);
+    p.is_file()
+        || spec.contains('/')
+        || spec.contains('\\')
+        || p.extension().is_some_and(|e| {
+            e.eq_ignore_ascii_case("csv") || e.eq_ignore_ascii_case("npy") || e == "txt"
+        })
+}
+
+/// A built-in dataset name, or an existing CSV / NPY file (loaded and checked now).
+pub fn parse_dataset(spec: &str) -> CliResult<DataSource> {
+    if looks_like_a_file(spec) {
+        let path = PathBuf::from(spec);
+        let data = data::load(&path).map_err(|e| CliError::usage(e.to_string()))?;
+        return Ok(DataSource::File { path, data });
+    }
+    spec.parse::<ToyDataset>()
+        .map(DataSource::Builtin)
+        .map_err(|e| CliError::usage(e.to_string()))
+}
+
+/// The format of a point file, from its extension.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PointFormat {
+    Csv,
+    Npy,
+}
+
+/// Checks, before any work, that `path` can take a point file: a `.csv` or `.npy` name in an
+/// existing folder.
+pub fn check_point_output(path: &Path, flag: &str) -> CliResult<PointFormat> {
+    let format = match path
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase())
+    {
+        Some(e) if e == "csv" => PointFormat::Csv,
+        Some(e) if e == "npy" => PointFormat::Npy,
+        _ => {
+            return Err(CliError::usage(format!(
+                "{flag} {}: the file name must end in .csv or .npy",
+                path.display()
+            )))
+        }
+    };
+    check_parent(path, flag)?;
+    Ok(format)
+}
+
+/// Checks that the folder of an output file exists.
+pub fn check_parent(path: &Path, flag: &str) -> CliResult<()> {
+    let parent = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if !parent.is_dir() {
+        return Err(CliError::usage(format!(
+            "{flag} {}: the folder {} does not exist",
+            path.display(),
+            parent.display()
+        )));
+    }
+    if path.is_dir() {
+        return Err(CliError::usage(format!(
+            "{flag} {}: is a folder, not a file name",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Checks that `path` names a `.png` file in an existing folder.
+pub fn check_png_output(path: &Path, flag: &str) -> CliResult<()> {
+    if !path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("png"))
+    {
+        return Err(CliError::usage(format!(
+            "{flag} {}: the file name must end in .png",
+            path.display()
+        )));
+    }
+    check_parent(path, flag)
+}
+
+/// Writes points as CSV (no header) or NPY (f64), atomically.
+pub fn save_points(path: &Path, format: PointFormat, points: ArrayView2<f64>) -> CliResult<()> {
+    let result = match format {
+        PointFormat::Csv => data::save_csv(path, points, None),
+        PointFormat::Npy => data::save_npy(path, points, NpyDtype::F64, false),
+    };
+    result.map_err(|e| CliError::failed(e.to_string()))
+}
+
+/// Reads a point file (CSV or NPY by extension); errors are bad input.
+pub fn load_points(path: &Path) -> CliResult<Array2<f64>> {
+    data::load(path).map_err(|e| CliError::usage(e.to_string()))
+}
+
+/// Writes pretty JSON atomically.
+pub fn write_json(path: &Path, value: &impl serde::Serialize) -> CliResult<()> {
+    let mut text = serde_json::to_string_pretty(value).expect("a JSON value serialises");
+    text.push('\n');
+    write_atomically(path, text.as_bytes())
+        .map_err(|e| CliError::failed(format!("{}: cannot write the file: {e}", path.display())))
+}
+
+/// "1h02m", "3m05s", "42.0s".
+pub fn format_duration(secs: f64) -> String {
+    if !secs.is_finite() || secs < 0.0 {
+        return "?".into();
+    }
+    if secs < 60.0 {
+        return format!("{secs:.1}s");
+    }
+    let s = secs.round() as u64;
+    if s < 3600 {
+        format!("{}m{:02}s", s / 60, s % 60)
+    } else {
+        format!("{}h{:02}m", s / 3600, (s % 3600) / 60)
+    }
+}
+
+/// The UTC time now as `YYYYmmdd-HHMMSS` (for default run-folder names).
+pub fn utc_timestamp() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}{month:02}{day:02}-{:02}{:02}{:02}",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
+
+/// FNV-1a (64-bit) of the bits of every value, row by row, with the shape: detects a data file
+/// that changed between a run and its resumption.
+pub fn fingerprint(data: ArrayView2<f64>) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |x: u64| {
+        for b in x.to_le_bytes() {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    };
+    eat(data.nrows() as u64);
+    eat(data.ncols() as u64);
+    for &v in data.iter() {
+        eat(v.to_bits());
+    }
+    format!("{h:016x}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(format_duration(5.25), "5.2s");
+        assert_eq!(format_duration(125.0), "2m05s");
+        assert_eq!(format_duration(3725.0), "1h02m");
+    }
+
+    #[test]
+    fn timestamp_shape() {
+        let t = utc_timestamp();
+        assert_eq!(t.len(), 15, "{t}");
+        assert!(t.starts_with("20"), "{t}");
+    }
+}

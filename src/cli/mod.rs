@@ -1,0 +1,147 @@
+//! The command-line tool: argument definitions, dispatch, and the error and exit-code policy.
+//!
+//! Exit codes: 0 success; 1 a run or check that failed (non-finite loss, tolerance exceeded);
+//! 2 bad user input (flags, files, checkpoints), reported as one `error: ...` line before anything
+//! is written; 130 interrupted by Ctrl-C or SIGTERM (the checkpoint is written first).
+
+mod common;
+mod data;
+mod eval;
+mod pictures;
+mod progress;
+mod sample;
+mod train;
+mod verify;
+
+use clap::{Parser, Subcommand};
+
+/// Exit code of bad user input.
+pub const EXIT_USAGE: i32 = 2;
+/// Exit code of a run or check that failed.
+pub const EXIT_FAILED: i32 = 1;
+/// Exit code after Ctrl-C / SIGTERM (the handler cannot tell the two apart).
+pub const EXIT_INTERRUPTED: i32 = 130;
+
+/// An error to report as one `error: ...` line, with its exit code.
+#[derive(Debug)]
+pub struct CliError {
+    pub code: i32,
+    pub message: String,
+}
+
+impl CliError {
+    /// Bad user input: exit code 2.
+    pub fn usage(message: impl Into<String>) -> Self {
+        CliError {
+            code: EXIT_USAGE,
+            message: message.into(),
+        }
+    }
+
+    /// A run that failed: exit code 1.
+    pub fn failed(message: impl Into<String>) -> Self {
+        CliError {
+            code: EXIT_FAILED,
+            message: message.into(),
+        }
+    }
+}
+
+pub type CliResult<T> = Result<T, CliError>;
+
+/// Train and use one-step generative models (MeanFlow, improved MeanFlow) on the CPU.
+#[derive(Parser, Debug)]
+#[command(name = "meanflow", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Train a model; writes a run folder (config, metrics, checkpoint, pictures).
+    Train(Box<train::TrainArgs>),
+    /// Draw samples from a checkpoint.
+    Sample(sample::SampleArgs),
+    /// Sliced W1 and energy distance between samples and data, with the data-vs-data floor.
+    Eval(eval::EvalArgs),
+    /// Write points of a built-in dataset to a CSV or NPY file.
+    Data(data::DataArgs),
+    /// Recompute reference cases and compare every quantity.
+    Verify(verify::VerifyArgs),
+}
+
+/// Clap's error as one line: the lines before the usage, tips dropped, joined.
+fn one_line(rendered: &str) -> String {
+    let mut parts = Vec::new();
+    for line in rendered.lines() {
+        let t = line.trim();
+        if t.starts_with("Usage:") || t.starts_with("For more information") {
+            break;
+        }
+        if t.is_empty() || t.starts_with("tip:") {
+            continue;
+        }
+        parts.push(t.to_string());
+    }
+    let joined = parts.join(" ");
+    let body = joined.strip_prefix("error:").unwrap_or(&joined).trim();
+    format!("error: {body}")
+}
+
+/// Parses the arguments, runs the command, and returns the exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            return match e.kind() {
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+                    let _ = e.print();
+                    0
+                }
+                ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+                    let _ = e.print();
+                    EXIT_USAGE
+                }
+                _ => {
+                    eprintln!("{}", one_line(&e.render().to_string()));
+                    EXIT_USAGE
+                }
+            };
+        }
+    };
+    let result = match cli.command {
+        Command::Train(args) => train::run(*args),
+        Command::Sample(args) => sample::run(args),
+        Command::Eval(args) => eval::run(args),
+        Command::Data(args) => data::run(args),
+        Command::Verify(args) => verify::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {}", e.message);
+            e.code
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_line;
+
+    #[test]
+    fn clap_errors_become_one_line() {
+        let rendered = "error: the following required arguments were not provided:\n  --samples <FILE>\n\nUsage: meanflow eval --samples <FILE>\n\nFor more information, try '--help'.\n";
+        assert_eq!(
+            one_line(rendered),
+            "error: the following required arguments were not provided: --samples <FILE>"
+        );
+        let rendered = "error: unexpected argument '--bogus' found\n\n  tip: to pass '--bogus' as a value, use '-- --bogus'\n\nUsage: x\n";
+        assert_eq!(
+            one_line(rendered),
+            "error: unexpected argument '--bogus' found"
+        );
+    }
+}
