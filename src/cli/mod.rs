@@ -4,6 +4,7 @@
 //! 2 bad user input (flags, files, checkpoints), reported as one `error: ...` line before anything
 //! is written; 130 interrupted by Ctrl-C or SIGTERM (the checkpoint is written first).
 
+mod bench;
 mod common;
 mod data;
 mod eval;
@@ -69,6 +70,8 @@ enum Command {
     Data(data::DataArgs),
     /// Recompute reference cases and compare every quantity.
     Verify(verify::VerifyArgs),
+    /// Time the training step on the benchmark configs (see README, Performance).
+    Bench(bench::BenchArgs),
 }
 
 /// Clap's error as one line: the lines before the usage, tips dropped, joined.
@@ -117,6 +120,7 @@ pub fn main() -> i32 {
         Command::Eval(args) => eval::run(args),
         Command::Data(args) => data::run(args),
         Command::Verify(args) => verify::run(args),
+        Command::Bench(args) => bench::run(args),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,108 @@
+//! `meanflow bench`: times the training step of src/bench.rs for the named configs, losses and
+//! thread counts; one JSON line per measurement, then a table.
+
+use super::{CliError, CliResult};
+use clap::Args;
+use meanflow::bench::{default_counts, measure, table, BenchConfig, CONFIGS};
+use meanflow::loss::LossPreset;
+use meanflow::matmul::set_matmul_threads;
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Configs (c1 = d 2, width 128, depth 3, batch 256; c2 = 2, 256, 4, 1024;
+    /// c3 = 2, 512, 4, 2048; c4 = 64, 512, 4, 1024) [default: all]
+    #[arg(long = "config", value_name = "c1|c2|c3|c4", value_delimiter = ',')]
+    pub configs: Vec<String>,
+    /// Losses [default: mf,imf]
+    #[arg(long = "loss", value_name = "mf|imf", value_delimiter = ',')]
+    pub losses: Vec<String>,
+    /// Thread counts (the batch is split into this many shards) [default: 1,2]
+    #[arg(long, value_delimiter = ',')]
+    pub threads: Vec<usize>,
+    /// Untimed warm-up steps [default: c1 200, c2 20, c3 and c4 5]
+    #[arg(long)]
+    pub warmup: Option<usize>,
+    /// Timed steps [default: c1 1000, c2 100, c3 and c4 30]
+    #[arg(long)]
+    pub repeats: Option<usize>,
+    /// Print only the JSON lines
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Peak resident memory of this process (VmHWM), in MiB, where /proc tells it.
+fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+pub fn run(args: BenchArgs) -> CliResult<i32> {
+    let configs = if args.configs.is_empty() {
+        CONFIGS.to_vec()
+    } else {
+        args.configs
+            .iter()
+            .map(|name| {
+                BenchConfig::by_name(name).ok_or_else(|| {
+                    CliError::usage(format!(
+                        "unknown bench config '{name}' (expected c1, c2, c3 or c4)"
+                    ))
+                })
+            })
+            .collect::<CliResult<Vec<_>>>()?
+    };
+    let losses = if args.losses.is_empty() {
+        vec![LossPreset::Mf, LossPreset::Imf]
+    } else {
+        args.losses
+            .iter()
+            .map(|l| match l.as_str() {
+                "mf" => Ok(LossPreset::Mf),
+                "imf" => Ok(LossPreset::Imf),
+                other => Err(CliError::usage(format!(
+                    "unknown bench loss '{other}' (expected mf or imf)"
+                ))),
+            })
+            .collect::<CliResult<Vec<_>>>()?
+    };
+    let threads = if args.threads.is_empty() {
+        vec![1, 2]
+    } else {
+        args.threads.clone()
+    };
+    if let Some(&t) = threads.iter().find(|&&t| t == 0 || t > 256) {
+        return Err(CliError::usage(format!(
+            "--threads must be between 1 and 256, got {t}"
+        )));
+    }
+    if args.repeats == Some(0) {
+        return Err(CliError::usage("--repeats must be at least 1"));
+    }
+    // Threads split the batch; every product runs on one thread.
+    set_matmul_threads(1);
+    let mut all = Vec::new();
+    for config in &configs {
+        let (warmup, repeats) = default_counts(config);
+        let (warmup, repeats) = (
+            args.warmup.unwrap_or(warmup),
+            args.repeats.unwrap_or(repeats),
+        );
+        for &loss in &losses {
+            for &t in &threads {
+                let m = measure(config, loss, t, warmup, repeats);
+                let json = m.json();
+                let rss = peak_rss_mb()
+                    .map(|mb| format!(",\"peak_rss_mb\":{mb:.1}"))
+                    .unwrap_or_default();
+                println!("{}{rss}}}", &json[..json.len() - 1]);
+                all.push(m);
+            }
+        }
+    }
+    if !args.json {
+        print!("{}", table(&all));
+    }
+    Ok(0)
+}
