@@ -176,7 +176,7 @@ impl Measurement {
 }
 
 /// Times `repeats` steps after `warmup` steps, in this process (whose matmul thread count is
-/// whatever `MATMUL_NUM_THREADS` says; `threads` only labels the result).
+/// whatever `MATMUL_NUM_THREADS` said at the first product); `threads` data-parallel shards.
 pub fn measure(
     config: &BenchConfig,
     loss: LossPreset,
@@ -184,7 +184,10 @@ pub fn measure(
     warmup: usize,
     repeats: usize,
 ) -> Measurement {
-    let train = config.train_config(loss, 0);
+    let train = TrainConfig {
+        threads,
+        ..config.train_config(loss, 0)
+    };
     let mut rng = Rng::seed_from_u64(12345);
     let data = config.data(crate::train::builtin_pool_points(config.dim), &mut rng);
     let mut trainer = Trainer::<f32>::new(train, data);
