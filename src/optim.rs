@@ -121,9 +121,19 @@ impl<T: Float> Adam<T> {
 
     /// One update of `params` from `grads` (clipped in place when clipping is on).
     pub fn update(&mut self, params: &mut MlpParams<T>, grads: &mut MlpParams<T>) -> UpdateStats {
+        let grad_norm = global_norm(grads);
+        self.update_with_norm(params, grads, grad_norm)
+    }
+
+    /// [`Adam::update`] for a caller that already has `grad_norm` = [`global_norm`]`(grads)`.
+    pub fn update_with_norm(
+        &mut self,
+        params: &mut MlpParams<T>,
+        grads: &mut MlpParams<T>,
+        grad_norm: f64,
+    ) -> UpdateStats {
         self.step += 1;
         let c = self.config;
-        let grad_norm = global_norm(grads);
         let clip_scale = match c.clip_norm {
             Some(max) if grad_norm > max => max / grad_norm,
             _ => 1.0,

@@ -319,7 +319,10 @@ impl<T: Float> Trainer<T> {
                 grad_norm,
             });
         }
-        let update = self.adam.update(&mut self.params, &mut self.grads);
+        // The norm was just needed for the finiteness check; the update reuses it.
+        let update = self
+            .adam
+            .update_with_norm(&mut self.params, &mut self.grads, grad_norm);
         if let (Some(ema), Some(decay)) = (&mut self.ema, self.config.ema_decay) {
             ema_update(ema, &self.params, decay);
         }
