@@ -30,6 +30,7 @@ pub mod real;
 pub mod reference;
 pub mod rng;
 pub mod sampling;
+pub mod study;
 pub mod tape;
 pub mod tensor_file;
 pub mod time_sampler;

@@ -11,6 +11,7 @@ mod eval;
 mod pictures;
 mod progress;
 mod sample;
+mod study;
 mod train;
 mod verify;
 
@@ -72,6 +73,8 @@ enum Command {
     Verify(verify::VerifyArgs),
     /// Time the training step on the benchmark configs (see README, Performance).
     Bench(bench::BenchArgs),
+    /// The MF vs iMF study: five instruments, pictures and a summary (docs/study.md).
+    Study(study::StudyArgs),
 }
 
 /// Clap's error as one line: the lines before the usage, tips dropped, joined.
@@ -121,6 +124,7 @@ pub fn main() -> i32 {
         Command::Data(args) => data::run(args),
         Command::Verify(args) => verify::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Study(args) => study::run(args),
     };
     match result {
         Ok(code) => code,

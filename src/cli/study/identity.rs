@@ -1,0 +1,9 @@
+//! `meanflow study identity` (being written).
+
+use super::StudyContext;
+use crate::cli::{CliError, CliResult};
+use std::path::Path;
+
+pub fn run(_context: &mut StudyContext, _dir: &Path) -> CliResult<String> {
+    Err(CliError::failed("study identity: not written yet"))
+}

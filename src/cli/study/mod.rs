@@ -1,0 +1,186 @@
+//! `meanflow study`: the instruments of the MF vs iMF study (src/study/), one subcommand each;
+//! without a subcommand, all five in a row into one folder with a combined `summary.md`.
+//!
+//! Every instrument writes into `<out>/<instrument>/`: CSV / JSON data, PNG pictures and a
+//! `summary.md`. The models the instruments share are trained once per run (study::fixture).
+
+mod conditional_variance;
+mod curves;
+mod gaussian;
+mod gradient_noise;
+mod identity;
+
+use super::{CliError, CliResult};
+use crate::cli::common::utc_timestamp;
+use clap::{Args, Subcommand};
+use meanflow::data::ToyDataset;
+use meanflow::study::fixture::{FixtureSettings, ModelCache};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// The datasets of the default study.
+const DEFAULT_DATASETS: &str = "two_moons,checkerboard,gaussian_narrow,gaussian_wide";
+
+/// Options of `meanflow study`, shared by every instrument.
+#[derive(Args, Debug, Clone)]
+pub struct StudyArgs {
+    #[command(subcommand)]
+    pub instrument: Option<Instrument>,
+    /// Output folder [default: study/<UTC time>]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Tiny settings that finish in seconds (for tests and a first look)
+    #[arg(long, global = true)]
+    pub quick: bool,
+    /// Comma-separated built-in datasets [default: two_moons,checkerboard,gaussian_narrow,gaussian_wide]
+    #[arg(long, global = true, value_name = "NAMES")]
+    pub datasets: Option<String>,
+    /// Seed of every random stream
+    #[arg(
+        long,
+        global = true,
+        default_value_t = 0,
+        allow_negative_numbers = true
+    )]
+    pub seed: u64,
+    /// Threads of the training steps of the shared models
+    #[arg(
+        long,
+        global = true,
+        default_value_t = 1,
+        allow_negative_numbers = true
+    )]
+    pub threads: usize,
+}
+
+/// The five instruments.
+#[derive(Subcommand, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Instrument {
+    /// 1: variance given z_t of tangent, JVP term, target, loss and gradient (MF, iMF, beta grid)
+    Variance,
+    /// 2: trace of the minibatch-gradient covariance; angle between stop-gradient and exact gradients
+    GradientNoise,
+    /// 3: training curves over several seeds (v-form error, weighted loss, SW1)
+    Curves,
+    /// 4: the MeanFlow identity on a trained model; 1-step samples against ODE endpoints
+    Identity,
+    /// 5: Gaussian data, where u and the variances are known in closed form
+    Gaussian,
+}
+
+impl Instrument {
+    pub const ALL: [Instrument; 5] = [
+        Instrument::Variance,
+        Instrument::GradientNoise,
+        Instrument::Curves,
+        Instrument::Identity,
+        Instrument::Gaussian,
+    ];
+
+    /// The folder (and the subcommand) name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Instrument::Variance => "variance",
+            Instrument::GradientNoise => "gradient-noise",
+            Instrument::Curves => "curves",
+            Instrument::Identity => "identity",
+            Instrument::Gaussian => "gaussian",
+        }
+    }
+}
+
+/// What every instrument gets: the parsed options and the shared models.
+pub struct StudyContext {
+    pub quick: bool,
+    pub seed: u64,
+    pub threads: usize,
+    pub datasets: Vec<ToyDataset>,
+    pub models: ModelCache,
+}
+
+fn parse_datasets(list: &str) -> CliResult<Vec<ToyDataset>> {
+    let mut out = Vec::new();
+    for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let ds: ToyDataset = name
+            .parse()
+            .map_err(|e: meanflow::data::ParseDatasetError| CliError::usage(e.to_string()))?;
+        out.push(ds);
+    }
+    if out.is_empty() {
+        return Err(CliError::usage("--datasets: no dataset named"));
+    }
+    Ok(out)
+}
+
+/// Creates `dir` (and parents), or says which folder could not be made.
+fn make_folder(dir: &Path) -> CliResult<()> {
+    std::fs::create_dir_all(dir).map_err(|e| {
+        CliError::usage(format!(
+            "--out {}: cannot create the folder: {e}",
+            dir.display()
+        ))
+    })
+}
+
+/// `meanflow study`.
+pub fn run(args: StudyArgs) -> CliResult<i32> {
+    if args.threads == 0 {
+        return Err(CliError::usage("--threads must be at least 1"));
+    }
+    let datasets = parse_datasets(args.datasets.as_deref().unwrap_or(DEFAULT_DATASETS))?;
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| Path::new("study").join(utc_timestamp()));
+    if out.exists() && !out.is_dir() {
+        return Err(CliError::usage(format!(
+            "--out {}: exists and is not a folder",
+            out.display()
+        )));
+    }
+    make_folder(&out)?;
+    let settings = if args.quick {
+        FixtureSettings::quick(args.seed)
+    } else {
+        FixtureSettings::standard(args.seed, args.threads)
+    };
+    let mut context = StudyContext {
+        quick: args.quick,
+        seed: args.seed,
+        threads: args.threads,
+        datasets,
+        models: ModelCache::new(settings),
+    };
+    let instruments: Vec<Instrument> = match args.instrument {
+        Some(one) => vec![one],
+        None => Instrument::ALL.to_vec(),
+    };
+    let started = Instant::now();
+    let mut summary = String::from("# meanflow study\n\n");
+    for instrument in instruments {
+        let dir = out.join(instrument.name());
+        make_folder(&dir)?;
+        let t0 = Instant::now();
+        eprintln!("study: {} ...", instrument.name());
+        let text = match instrument {
+            Instrument::Variance => conditional_variance::run(&mut context, &dir)?,
+            Instrument::GradientNoise => gradient_noise::run(&mut context, &dir)?,
+            Instrument::Curves => curves::run(&mut context, &dir)?,
+            Instrument::Identity => identity::run(&mut context, &dir)?,
+            Instrument::Gaussian => gaussian::run(&mut context, &dir)?,
+        };
+        let secs = t0.elapsed().as_secs_f64();
+        eprintln!("study: {} done in {secs:.1} s", instrument.name());
+        summary.push_str(&text);
+        summary.push_str(&format!("\n_({} took {secs:.1} s)_\n\n", instrument.name()));
+    }
+    summary.push_str(&format!(
+        "Total: {:.1} s.\n",
+        started.elapsed().as_secs_f64()
+    ));
+    meanflow::tensor_file::write_atomically(&out.join("summary.md"), summary.as_bytes())
+        .map_err(|e| CliError::failed(format!("{}: {e}", out.join("summary.md").display())))?;
+    println!("{summary}");
+    println!("study written to {}", out.display());
+    Ok(0)
+}
