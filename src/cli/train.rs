@@ -86,7 +86,7 @@ pub struct TrainArgs {
     /// Keep the gradient through dudt (reverse over forward; slower, tape engine)
     #[arg(long)]
     pub exact: bool,
-    /// Adaptive-weight power p >= 0 [default: 1]
+    /// Adaptive-weight power p >= 0; 0 is plain squared error [default: 0]
     #[arg(long, allow_negative_numbers = true)]
     pub p: Option<f64>,
     /// Adaptive-weight offset c > 0 [default: 1e-3]
