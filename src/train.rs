@@ -23,6 +23,17 @@ pub fn builtin_pool_points(dim: usize) -> usize {
     BUILTIN_POOL_POINTS.min((1usize << 22) / dim.max(1))
 }
 
+/// The most parameters [`TrainConfig::validate`] accepts: 2^27 (512 MB per copy in f32; a trainer
+/// holds the parameters, gradients, two Adam moments and the EMA).
+pub const MAX_PARAMETERS: usize = 1 << 27;
+/// The most values of one activation buffer [`TrainConfig::validate`] accepts:
+/// batch x the widest layer x (depth + 1) <= 2^26.
+pub const MAX_ACTIVATIONS: usize = 1 << 26;
+/// The deepest trunk [`TrainConfig::validate`] accepts.
+pub const MAX_DEPTH: usize = 1024;
+/// The largest data dimension [`TrainConfig::validate`] accepts.
+pub const MAX_DIM: usize = 1 << 20;
+
 /// Everything that defines a training run's steps.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct TrainConfig {
@@ -56,6 +67,41 @@ impl TrainConfig {
         }
         if self.threads == 0 {
             return Err("threads must be at least 1".into());
+        }
+        // Sizes that would not fit in memory (or in a usize) are refused here, before anything
+        // is allocated.
+        if m.dim > MAX_DIM {
+            return Err(format!(
+                "data dimension must be at most {MAX_DIM}, got {}",
+                m.dim
+            ));
+        }
+        if m.depth > MAX_DEPTH {
+            return Err(format!(
+                "depth must be at most {MAX_DEPTH}, got {}",
+                m.depth
+            ));
+        }
+        if !m
+            .checked_parameter_count()
+            .is_some_and(|n| n <= MAX_PARAMETERS)
+        {
+            return Err(format!(
+                "width {} and depth {} on {}-D data give over {MAX_PARAMETERS} parameters: the model is too large",
+                m.width, m.depth, m.dim
+            ));
+        }
+        let widest = m.width.max(m.input_width());
+        if !self
+            .batch
+            .checked_mul(widest)
+            .and_then(|n| n.checked_mul(m.depth + 1))
+            .is_some_and(|n| n <= MAX_ACTIVATIONS)
+        {
+            return Err(format!(
+                "batch {} x width {widest} x (depth {} + 1) is over {MAX_ACTIVATIONS} values per activation buffer: lower the batch or the width",
+                self.batch, m.depth
+            ));
         }
         if let Some(d) = self.ema_decay {
             if !(0.0..1.0).contains(&d) {

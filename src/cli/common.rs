@@ -141,6 +141,24 @@ pub fn write_json(path: &Path, value: &impl serde::Serialize) -> CliResult<()> {
         .map_err(|e| CliError::failed(format!("{}: cannot write the file: {e}", path.display())))
 }
 
+/// The most values an output array (`sample`, `data`) or an evaluation batch may hold: rows x the
+/// widest layer <= 2^28 (2 GB of f64).
+pub const MAX_OUTPUT_VALUES: usize = 1 << 28;
+
+/// Checks that `rows` x `width` values fit under [`MAX_OUTPUT_VALUES`]; the message names the flag.
+pub fn check_output_size(flag: &str, rows: usize, width: usize, what: &str) -> CliResult<()> {
+    if rows
+        .checked_mul(width)
+        .is_some_and(|n| n <= MAX_OUTPUT_VALUES)
+    {
+        Ok(())
+    } else {
+        Err(CliError::usage(format!(
+            "{flag} {rows}: {rows} x {width} ({what}) is over {MAX_OUTPUT_VALUES} values; ask for fewer"
+        )))
+    }
+}
+
 /// "1h02m", "3m05s", "42.0s".
 pub fn format_duration(secs: f64) -> String {
     if !secs.is_finite() || secs < 0.0 {
