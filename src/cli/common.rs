@@ -83,7 +83,7 @@ pub fn check_point_output(path: &Path, flag: &str) -> CliResult<PointFormat> {
     Ok(format)
 }
 
-/// Checks that the folder of an output file exists.
+/// Checks that the folder of an output file exists and takes a new file.
 pub fn check_parent(path: &Path, flag: &str) -> CliResult<()> {
     let parent = path
         .parent()
@@ -102,7 +102,24 @@ pub fn check_parent(path: &Path, flag: &str) -> CliResult<()> {
             path.display()
         )));
     }
-    Ok(())
+    // Can a file be made there? Asked now, before any work, with a probe that is removed at once.
+    let probe = parent.join(format!(".meanflow-write-test.tmp{}", std::process::id()));
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+    {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(CliError::usage(format!(
+            "{flag} {}: cannot write in the folder {}: {e}",
+            path.display(),
+            parent.display()
+        ))),
+    }
 }
 
 /// Checks that `path` names a `.png` file in an existing folder.

@@ -78,7 +78,7 @@ pub struct TrainArgs {
     #[arg(long, value_name = "mf|imf|imf-head")]
     pub loss: Option<String>,
     /// Tangent blend in [0, 1]: 0 = MF, 1 = iMF [default: mf 0, imf 1]
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(long, allow_hyphen_values = true)]
     pub beta: Option<f64>,
     /// Source of the iMF velocity: boundary (u(z, t, t)) or head (the v-head) [default: head for imf-head, else boundary]
     #[arg(long, value_name = "boundary|head")]
@@ -87,22 +87,22 @@ pub struct TrainArgs {
     #[arg(long)]
     pub exact: bool,
     /// Adaptive-weight power p >= 0 [default: 1]
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(long, allow_hyphen_values = true)]
     pub p: Option<f64>,
     /// Adaptive-weight offset c > 0 [default: 1e-3]
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(long, allow_hyphen_values = true)]
     pub c: Option<f64>,
     /// Distribution of the times [default: logit-normal]
     #[arg(long, value_name = "logit-normal|uniform")]
     pub time_dist: Option<String>,
     /// Logit-normal mean [default: -0.4]
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(long, allow_hyphen_values = true)]
     pub time_mu: Option<f64>,
     /// Logit-normal standard deviation > 0 [default: 1.0]
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(long, allow_hyphen_values = true)]
     pub time_sigma: Option<f64>,
     /// Fraction of rows with r = t, in [0, 1] [default: mf 0.75, imf 0.5]
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(long, allow_hyphen_values = true)]
     pub frac_equal: Option<f64>,
     /// Hidden width [default: 128]
     #[arg(long, allow_negative_numbers = true)]
@@ -126,22 +126,22 @@ pub struct TrainArgs {
     #[arg(long, allow_negative_numbers = true)]
     pub steps: Option<u64>,
     /// Learning rate [default: 1e-3]
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(long, allow_hyphen_values = true)]
     pub lr: Option<f64>,
     /// Linear warm-up steps [default: 0]
     #[arg(long, allow_negative_numbers = true)]
     pub warmup: Option<u64>,
     /// Adam beta1 [default: 0.9]
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(long, allow_hyphen_values = true)]
     pub beta1: Option<f64>,
     /// Adam beta2 [default: 0.999]
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(long, allow_hyphen_values = true)]
     pub beta2: Option<f64>,
     /// Decoupled weight decay [default: 0]
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(long, allow_hyphen_values = true)]
     pub weight_decay: Option<f64>,
     /// Clip the global gradient norm to this [default: none]
-    #[arg(long, allow_negative_numbers = true, value_name = "NORM")]
+    #[arg(long, allow_hyphen_values = true, value_name = "NORM")]
     pub clip: Option<f64>,
     /// EMA decay of the weights, or 0 / none to disable [default: 0.999]
     #[arg(long, value_name = "DECAY|none")]
@@ -845,14 +845,59 @@ fn stage_fresh_folder(plan: &Plan) -> CliResult<PathBuf> {
         name.to_string_lossy(),
         std::process::id()
     ));
-    // A leftover of a killed process that had the same id.
-    let _ = std::fs::remove_dir_all(&staging);
+    remove_stale_staging(parent, &name.to_string_lossy());
     std::fs::create_dir(&staging).map_err(|e| cannot(&e))?;
     if let Err(e) = prepare_folder(plan, &staging) {
         let _ = std::fs::remove_dir_all(&staging);
         return Err(CliError::usage(e.message));
     }
     Ok(staging)
+}
+
+/// Removes the staging folders (`.NAME.tmpPID`) of runs into the same folder whose process was
+/// killed during its setup. Only folders that hold nothing but run files are removed. (A run being
+/// set up into the same folder at this very moment loses its staging folder and fails, as one of
+/// two runs into one folder must.)
+fn remove_stale_staging(parent: &Path, name: &str) {
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    let prefix = format!(".{name}.tmp");
+    for entry in entries.flatten() {
+        let entry_name = entry.file_name().to_string_lossy().into_owned();
+        let ours = entry_name
+            .strip_prefix(&prefix)
+            .is_some_and(|pid| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()));
+        if !ours || !entry.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        let only_run_files = std::fs::read_dir(entry.path()).is_ok_and(|files| {
+            files.flatten().all(|f| {
+                let f = f.file_name().to_string_lossy().into_owned();
+                RUN_FILES.contains(&f.as_str()) || is_temporary_of_run_file(&f)
+            })
+        });
+        if only_run_files {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// The files a run folder holds.
+const RUN_FILES: [&str; 5] = [
+    CONFIG_FILE,
+    METRICS_FILE,
+    CHECKPOINT_FILE,
+    SAMPLES_PNG,
+    LOSS_PNG,
+];
+
+/// `.FILE.tmpPID` for one of [`RUN_FILES`]: a temporary file of `write_atomically`.
+fn is_temporary_of_run_file(name: &str) -> bool {
+    RUN_FILES.iter().any(|f| {
+        name.strip_prefix(&format!(".{f}.tmp"))
+            .is_some_and(|pid| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
+    })
 }
 
 /// Renames the complete staging folder to the run folder (replacing the empty folder `--out` may
@@ -886,19 +931,7 @@ fn remove_stale_temporaries(folder: &Path) {
     };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        let stale = [
-            CONFIG_FILE,
-            METRICS_FILE,
-            CHECKPOINT_FILE,
-            SAMPLES_PNG,
-            LOSS_PNG,
-        ]
-        .iter()
-        .any(|f| {
-            name.strip_prefix(&format!(".{f}.tmp"))
-                .is_some_and(|pid| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
-        });
-        if stale && entry.file_type().is_ok_and(|t| t.is_file()) {
+        if is_temporary_of_run_file(&name) && entry.file_type().is_ok_and(|t| t.is_file()) {
             let _ = std::fs::remove_file(entry.path());
         }
     }
