@@ -455,6 +455,39 @@ mod tests {
         }
     }
 
+    /// A step with a non-finite loss is reported with its number and updates nothing: parameters,
+    /// Adam moments and step counter, EMA.
+    #[test]
+    fn a_non_finite_step_changes_nothing() {
+        let cfg = config(1, LossPreset::Imf, Heads::U);
+        let mut rng = Rng::seed_from_u64(5);
+        let data = Array2::from_shape_simple_fn((40, 2), || rng.normal());
+        let mut t = Trainer::<f32>::new(cfg, data);
+        t.step().unwrap();
+        t.step().unwrap();
+        t.params.u_head.weight[[1, 3]] = f32::NAN;
+        let bits = |p: &MlpParams<f32>| {
+            p.tensors()
+                .flat_map(|a| a.iter().map(|v| v.to_bits()).collect::<Vec<_>>())
+                .collect::<Vec<_>>()
+        };
+        let (params, m, v, ema) = (
+            bits(&t.params),
+            bits(&t.adam.m),
+            bits(&t.adam.v),
+            bits(t.ema.as_ref().unwrap()),
+        );
+        let e = t.step().unwrap_err();
+        assert_eq!(e.step, 3);
+        assert!(e.loss.is_nan(), "{e}");
+        assert!(e.to_string().starts_with("step 3: non-finite"), "{e}");
+        assert_eq!(t.step_count(), 2);
+        assert_eq!(bits(&t.params), params);
+        assert_eq!(bits(&t.adam.m), m);
+        assert_eq!(bits(&t.adam.v), v);
+        assert_eq!(bits(t.ema.as_ref().unwrap()), ema);
+    }
+
     /// Same seed and threads: bit-identical parameters after a few steps.
     #[test]
     fn same_seed_same_threads_same_parameters() {
