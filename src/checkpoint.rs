@@ -471,6 +471,12 @@ impl Checkpoint {
         Self::from_tensor_file(file, path)
     }
 
+    /// Parses and checks the bytes of a checkpoint file; `path` only names it in errors. Any bytes
+    /// give `Ok` or an error, never a panic (tests/fuzz_regressions.rs, fuzz/).
+    pub fn parse(bytes: &[u8], path: &Path) -> Result<Self, CheckpointError> {
+        Self::from_tensor_file(TensorFile::parse(bytes, path)?, path)
+    }
+
     /// Checks and converts the contents of a file; `path` only names it in errors.
     pub fn from_tensor_file(file: TensorFile, path: &Path) -> Result<Self, CheckpointError> {
         let p = || path.to_path_buf();

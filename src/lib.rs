@@ -10,7 +10,8 @@
 //! - [`tape`]: tensors, ops with their evaluation / JVP / VJP rules, reverse and forward mode.
 //! - [`data`]: built-in toy datasets and CSV / NPY files; [`metrics`]: sliced W1, energy distance.
 //! - [`plot`]: PNG figures (sample scatter panels, loss curves, heat maps) with an embedded font.
-//! - [`train`], [`checkpoint`]: training steps, and checkpoints that resume them bit for bit.
+//! - [`train`], [`checkpoint`]: training steps, and checkpoints that resume them bit for bit;
+//!   [`run_config`]: a run folder's config.json.
 
 pub mod bench;
 pub mod check;
@@ -29,6 +30,7 @@ pub mod plot;
 pub mod real;
 pub mod reference;
 pub mod rng;
+pub mod run_config;
 pub mod sampling;
 pub mod study;
 pub mod tape;

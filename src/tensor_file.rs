@@ -4,8 +4,8 @@
 //! Writes are atomic: a temporary file in the same folder, flushed, then renamed over the target.
 
 use ndarray::Array2;
-use safetensors::tensor::{Dtype, SafeTensors, TensorView};
-use std::collections::{BTreeMap, HashMap};
+use safetensors::tensor::{Dtype, SafeTensors};
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -144,31 +144,49 @@ impl TensorFile {
     }
 
     /// Serialises to safetensors bytes; each tensor in `as_f32` precision or F64.
+    ///
+    /// The bytes depend only on the contents: the header lists the metadata (keys sorted) and then
+    /// the tensors in name order, each tensor's data follow in the same order, and the header is
+    /// padded with spaces to a multiple of 8 bytes (as the `safetensors` crate and Python package
+    /// write it). So the same checkpoint is the same file, byte for byte.
     pub fn to_bytes(&self, as_f32: bool) -> Vec<u8> {
-        let buffers: Vec<(String, Vec<usize>, Vec<u8>)> = self
-            .tensors
-            .iter()
-            .map(|(name, t)| {
-                let bytes = if as_f32 {
-                    t.values
-                        .iter()
-                        .flat_map(|&v| (v as f32).to_le_bytes())
-                        .collect()
+        let (dtype, size) = if as_f32 { ("F32", 4) } else { ("F64", 8) };
+        let mut header = String::from("{\"__metadata__\":");
+        header.push_str(&json(&self.metadata));
+        let mut offset = 0usize;
+        for (name, t) in &self.tensors {
+            assert_eq!(
+                t.shape.iter().product::<usize>(),
+                t.values.len(),
+                "tensor '{name}': shape {:?} does not hold {} values",
+                t.shape,
+                t.values.len()
+            );
+            let end = offset + t.values.len() * size;
+            header.push_str(&format!(
+                ",{}:{{\"dtype\":\"{dtype}\",\"shape\":{},\"data_offsets\":[{offset},{end}]}}",
+                json(name),
+                json(&t.shape)
+            ));
+            offset = end;
+        }
+        header.push('}');
+        while header.len() % 8 != 0 {
+            header.push(' ');
+        }
+        let mut out = Vec::with_capacity(8 + header.len() + offset);
+        out.extend_from_slice(&(header.len() as u64).to_le_bytes());
+        out.extend_from_slice(header.as_bytes());
+        for t in self.tensors.values() {
+            for &v in t.values.iter() {
+                if as_f32 {
+                    out.extend_from_slice(&(v as f32).to_le_bytes());
                 } else {
-                    t.values.iter().flat_map(|&v| v.to_le_bytes()).collect()
-                };
-                (name.clone(), t.shape.clone(), bytes)
-            })
-            .collect();
-        let dtype = if as_f32 { Dtype::F32 } else { Dtype::F64 };
-        let views = buffers.iter().map(|(name, shape, bytes)| {
-            let view = TensorView::new(dtype, shape.clone(), bytes)
-                .expect("shape matches the data length");
-            (name.clone(), view)
-        });
-        let metadata: HashMap<String, String> = self.metadata.clone().into_iter().collect();
-        safetensors::tensor::serialize(views, Some(metadata))
-            .expect("serialising in-memory tensors cannot fail")
+                    out.extend_from_slice(&v.to_le_bytes());
+                }
+            }
+        }
+        out
     }
 
     /// Writes the file atomically (temporary file in the same folder, flush, rename).
@@ -178,6 +196,11 @@ impl TensorFile {
             source,
         })
     }
+}
+
+/// A value as compact JSON (strings escaped as JSON requires).
+fn json<T: serde::Serialize + ?Sized>(x: &T) -> String {
+    serde_json::to_string(x).expect("strings, maps of strings and integers serialise")
 }
 
 /// Writes `bytes` to `path` so that a crash at any moment leaves either the old file or the new

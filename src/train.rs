@@ -23,6 +23,17 @@ pub fn builtin_pool_points(dim: usize) -> usize {
     BUILTIN_POOL_POINTS.min((1usize << 22) / dim.max(1))
 }
 
+/// The most parameters [`TrainConfig::validate`] accepts: 2^27 (512 MB per copy in f32; a trainer
+/// holds the parameters, gradients, two Adam moments and the EMA).
+pub const MAX_PARAMETERS: usize = 1 << 27;
+/// The most values of one activation buffer [`TrainConfig::validate`] accepts:
+/// batch x the widest layer x (depth + 1) <= 2^26.
+pub const MAX_ACTIVATIONS: usize = 1 << 26;
+/// The deepest trunk [`TrainConfig::validate`] accepts.
+pub const MAX_DEPTH: usize = 1024;
+/// The largest data dimension [`TrainConfig::validate`] accepts.
+pub const MAX_DIM: usize = 1 << 20;
+
 /// Everything that defines a training run's steps.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct TrainConfig {
@@ -56,6 +67,41 @@ impl TrainConfig {
         }
         if self.threads == 0 {
             return Err("threads must be at least 1".into());
+        }
+        // Sizes that would not fit in memory (or in a usize) are refused here, before anything
+        // is allocated.
+        if m.dim > MAX_DIM {
+            return Err(format!(
+                "data dimension must be at most {MAX_DIM}, got {}",
+                m.dim
+            ));
+        }
+        if m.depth > MAX_DEPTH {
+            return Err(format!(
+                "depth must be at most {MAX_DEPTH}, got {}",
+                m.depth
+            ));
+        }
+        if !m
+            .checked_parameter_count()
+            .is_some_and(|n| n <= MAX_PARAMETERS)
+        {
+            return Err(format!(
+                "width {} and depth {} on {}-D data give over {MAX_PARAMETERS} parameters: the model is too large",
+                m.width, m.depth, m.dim
+            ));
+        }
+        let widest = m.width.max(m.input_width());
+        if !self
+            .batch
+            .checked_mul(widest)
+            .and_then(|n| n.checked_mul(m.depth + 1))
+            .is_some_and(|n| n <= MAX_ACTIVATIONS)
+        {
+            return Err(format!(
+                "batch {} x width {widest} x (depth {} + 1) is over {MAX_ACTIVATIONS} values per activation buffer: lower the batch or the width",
+                self.batch, m.depth
+            ));
         }
         if let Some(d) = self.ema_decay {
             if !(0.0..1.0).contains(&d) {
@@ -407,6 +453,39 @@ mod tests {
                 assert!(relative_error(g.view(), w.view()) <= GOLDEN_REL_TOL);
             }
         }
+    }
+
+    /// A step with a non-finite loss is reported with its number and updates nothing: parameters,
+    /// Adam moments and step counter, EMA.
+    #[test]
+    fn a_non_finite_step_changes_nothing() {
+        let cfg = config(1, LossPreset::Imf, Heads::U);
+        let mut rng = Rng::seed_from_u64(5);
+        let data = Array2::from_shape_simple_fn((40, 2), || rng.normal());
+        let mut t = Trainer::<f32>::new(cfg, data);
+        t.step().unwrap();
+        t.step().unwrap();
+        t.params.u_head.weight[[1, 3]] = f32::NAN;
+        let bits = |p: &MlpParams<f32>| {
+            p.tensors()
+                .flat_map(|a| a.iter().map(|v| v.to_bits()).collect::<Vec<_>>())
+                .collect::<Vec<_>>()
+        };
+        let (params, m, v, ema) = (
+            bits(&t.params),
+            bits(&t.adam.m),
+            bits(&t.adam.v),
+            bits(t.ema.as_ref().unwrap()),
+        );
+        let e = t.step().unwrap_err();
+        assert_eq!(e.step, 3);
+        assert!(e.loss.is_nan(), "{e}");
+        assert!(e.to_string().starts_with("step 3: non-finite"), "{e}");
+        assert_eq!(t.step_count(), 2);
+        assert_eq!(bits(&t.params), params);
+        assert_eq!(bits(&t.adam.m), m);
+        assert_eq!(bits(&t.adam.v), v);
+        assert_eq!(bits(t.ema.as_ref().unwrap()), ema);
     }
 
     /// Same seed and threads: bit-identical parameters after a few steps.

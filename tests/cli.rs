@@ -169,7 +169,7 @@ fn a_run_folder_has_every_file_and_its_checkpoint_loads_back() {
     assert_eq!(again.rng, ck.rng);
 }
 
-/// Same tensors and metadata (the file bytes may order the header differently).
+/// Same file, byte for byte (and, for a readable failure, the same tensors and metadata).
 fn assert_same_checkpoint(a: &Path, b: &Path) {
     let (fa, fb) = (checkpoint_file(a), checkpoint_file(b));
     assert_eq!(fa.metadata, fb.metadata);
@@ -185,6 +185,13 @@ fn assert_same_checkpoint(a: &Path, b: &Path) {
         };
         assert_eq!(bits(t), bits(u), "{name} differs");
     }
+    let bytes = |r: &Path| std::fs::read(r.join("checkpoint.safetensors")).unwrap();
+    assert!(
+        bytes(a) == bytes(b),
+        "{} and {} hold the same checkpoint in different bytes",
+        a.display(),
+        b.display()
+    );
 }
 
 #[test]
@@ -254,6 +261,7 @@ fn resume_after_ctrl_c_equals_an_uninterrupted_run() {
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{stderr}");
     assert!(stderr.contains("interrupted at step"), "{stderr}");
+    assert!(stderr.contains("(SIGINT)"), "{stderr}");
 
     let stopped = Checkpoint::read(&int.join("checkpoint.safetensors"))
         .unwrap()

@@ -83,7 +83,7 @@ pub fn check_point_output(path: &Path, flag: &str) -> CliResult<PointFormat> {
     Ok(format)
 }
 
-/// Checks that the folder of an output file exists.
+/// Checks that the folder of an output file exists and takes a new file.
 pub fn check_parent(path: &Path, flag: &str) -> CliResult<()> {
     let parent = path
         .parent()
@@ -102,7 +102,24 @@ pub fn check_parent(path: &Path, flag: &str) -> CliResult<()> {
             path.display()
         )));
     }
-    Ok(())
+    // Can a file be made there? Asked now, before any work, with a probe that is removed at once.
+    let probe = parent.join(format!(".meanflow-write-test.tmp{}", std::process::id()));
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+    {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(CliError::usage(format!(
+            "{flag} {}: cannot write in the folder {}: {e}",
+            path.display(),
+            parent.display()
+        ))),
+    }
 }
 
 /// Checks that `path` names a `.png` file in an existing folder.
@@ -139,6 +156,24 @@ pub fn write_json(path: &Path, value: &impl serde::Serialize) -> CliResult<()> {
     text.push('\n');
     write_atomically(path, text.as_bytes())
         .map_err(|e| CliError::failed(format!("{}: cannot write the file: {e}", path.display())))
+}
+
+/// The most values an output array (`sample`, `data`) or an evaluation batch may hold: rows x the
+/// widest layer <= 2^28 (2 GB of f64).
+pub const MAX_OUTPUT_VALUES: usize = 1 << 28;
+
+/// Checks that `rows` x `width` values fit under [`MAX_OUTPUT_VALUES`]; the message names the flag.
+pub fn check_output_size(flag: &str, rows: usize, width: usize, what: &str) -> CliResult<()> {
+    if rows
+        .checked_mul(width)
+        .is_some_and(|n| n <= MAX_OUTPUT_VALUES)
+    {
+        Ok(())
+    } else {
+        Err(CliError::usage(format!(
+            "{flag} {rows}: {rows} x {width} ({what}) is over {MAX_OUTPUT_VALUES} values; ask for fewer"
+        )))
+    }
 }
 
 /// "1h02m", "3m05s", "42.0s".

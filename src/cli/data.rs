@@ -1,6 +1,6 @@
 //! `meanflow data`: points of a built-in dataset, to a CSV or NPY file.
 
-use super::common::{check_point_output, save_points};
+use super::common::{check_output_size, check_point_output, save_points};
 use super::{CliError, CliResult};
 use clap::Args;
 use meanflow::data::ToyDataset;
@@ -36,6 +36,7 @@ pub fn run(args: DataArgs) -> CliResult<i32> {
             args.n
         )));
     }
+    check_output_size("--n", args.n, dataset.dim(), "the dimension")?;
     let format = check_point_output(&args.out, "--out")?;
     let points = dataset.sample(args.n, &mut Rng::seed_from_u64(args.seed));
     save_points(&args.out, format, points.view())?;

@@ -2,7 +2,8 @@
 //!
 //! Exit codes: 0 success; 1 a run or check that failed (non-finite loss, tolerance exceeded);
 //! 2 bad user input (flags, files, checkpoints), reported as one `error: ...` line before anything
-//! is written; 130 interrupted by Ctrl-C or SIGTERM (the checkpoint is written first).
+//! is written; 128 + the signal after an interruption (130 Ctrl-C / SIGINT, 143 SIGTERM, 129
+//! SIGHUP; the checkpoint is written first).
 
 mod bench;
 mod common;
@@ -21,8 +22,21 @@ use clap::{Parser, Subcommand};
 pub const EXIT_USAGE: i32 = 2;
 /// Exit code of a run or check that failed.
 pub const EXIT_FAILED: i32 = 1;
-/// Exit code after Ctrl-C / SIGTERM (the handler cannot tell the two apart).
-pub const EXIT_INTERRUPTED: i32 = 130;
+/// Exit code after an interruption by a signal: 128 + the signal number, as a shell reports a
+/// process killed by it (130 for Ctrl-C / SIGINT, 143 for SIGTERM, 129 for SIGHUP).
+pub fn exit_code_for_signal(signal: i32) -> i32 {
+    128 + signal
+}
+
+/// "SIGINT", "SIGTERM", "SIGHUP", or "signal N".
+pub fn signal_name(signal: i32) -> String {
+    match signal {
+        2 => "SIGINT".into(),
+        15 => "SIGTERM".into(),
+        1 => "SIGHUP".into(),
+        n => format!("signal {n}"),
+    }
+}
 
 /// An error to report as one `error: ...` line, with its exit code.
 #[derive(Debug)]

@@ -5,7 +5,7 @@
 //! x = z_1 - u(z_1, 0, 1)). `--euler K`: K Euler steps of dz/dt = u(z, t, t) (the flow-matching
 //! baseline). Computed in the checkpoint's precision.
 
-use super::common::{check_png_output, check_point_output, save_points};
+use super::common::{check_output_size, check_png_output, check_point_output, save_points};
 use super::pictures::{self, Cloud};
 use super::{CliError, CliResult};
 use clap::Args;
@@ -16,6 +16,9 @@ use meanflow::rng::Rng;
 use meanflow::sampling::{noise, sample_euler_flow, sample_mean_flow, uniform_schedule};
 use ndarray::Array2;
 use std::path::PathBuf;
+
+/// The most sampling steps (`--steps`, `--euler`).
+const MAX_SAMPLING_STEPS: usize = 1 << 20;
 
 #[derive(Args, Debug)]
 pub struct SampleArgs {
@@ -79,8 +82,19 @@ pub fn run(args: SampleArgs) -> CliResult<i32> {
     }
     let method = match args.euler {
         Some(0) => return Err(CliError::usage("--euler must be at least 1")),
+        Some(k) if k > MAX_SAMPLING_STEPS => {
+            return Err(CliError::usage(format!(
+                "--euler must be at most {MAX_SAMPLING_STEPS}, got {k}"
+            )))
+        }
         Some(k) => Method::Euler(k),
         None if args.steps == 0 => return Err(CliError::usage("--steps must be at least 1")),
+        None if args.steps > MAX_SAMPLING_STEPS => {
+            return Err(CliError::usage(format!(
+                "--steps must be at most {MAX_SAMPLING_STEPS}, got {}",
+                args.steps
+            )))
+        }
         None => Method::MeanFlow(args.steps),
     };
     let format = check_point_output(&args.out, "--out")?;
@@ -95,6 +109,12 @@ pub fn run(args: SampleArgs) -> CliResult<i32> {
         ))
     })?;
     let model = ck.config.model;
+    check_output_size(
+        "--n",
+        args.n,
+        model.width.max(model.input_width()),
+        "the model's widest layer",
+    )?;
     let x = match ck.precision {
         Precision::F32 => generate::<f32>(model, weights, args.n, args.seed, method),
         Precision::F64 => generate::<f64>(model, weights, args.n, args.seed, method),

@@ -12,11 +12,12 @@
 //! noise are the same at every evaluation and after a resume.
 
 use super::common::{
-    fingerprint, format_duration, parse_dataset, utc_timestamp, write_json, DataSource,
+    check_output_size, fingerprint, format_duration, parse_dataset, utc_timestamp, write_json,
+    DataSource,
 };
 use super::pictures::{self, Cloud, Curve};
 use super::progress::{Progress, Snapshot};
-use super::{CliError, CliResult, EXIT_INTERRUPTED};
+use super::{exit_code_for_signal, signal_name, CliError, CliResult};
 use clap::Args;
 use meanflow::checkpoint::{Checkpoint, Precision, TrainConfigJson};
 use meanflow::data::ToyDataset;
@@ -28,6 +29,7 @@ use meanflow::metrics::{pool_floor, sliced_wasserstein1, toy_floor, Metric};
 use meanflow::model::{Conditioning, Heads, ModelConfig};
 use meanflow::optim::AdamConfig;
 use meanflow::rng::Rng;
+use meanflow::run_config::{DatasetJson, RunConfig, RUN_FORMAT};
 use meanflow::sampling::{noise, sample_mean_flow, uniform_schedule};
 use meanflow::time_sampler::{TimeDistribution, TimeSampler};
 use meanflow::train::{builtin_pool_points, StepStats, TrainConfig, Trainer};
@@ -36,12 +38,10 @@ use serde::{Deserialize, Serialize};
 use std::fmt::Display;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-/// The `format` entry of config.json.
-pub const RUN_FORMAT: &str = "meanflow-run-v1";
 pub const CONFIG_FILE: &str = "config.json";
 pub const METRICS_FILE: &str = "metrics.jsonl";
 pub const CHECKPOINT_FILE: &str = "checkpoint.safetensors";
@@ -78,7 +78,7 @@ pub struct TrainArgs {
     #[arg(long, value_name = "mf|imf|imf-head")]
     pub loss: Option<String>,
     /// Tangent blend in [0, 1]: 0 = MF, 1 = iMF [default: mf 0, imf 1]
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(long, allow_hyphen_values = true)]
     pub beta: Option<f64>,
     /// Source of the iMF velocity: boundary (u(z, t, t)) or head (the v-head) [default: head for imf-head, else boundary]
     #[arg(long, value_name = "boundary|head")]
@@ -87,22 +87,22 @@ pub struct TrainArgs {
     #[arg(long)]
     pub exact: bool,
     /// Adaptive-weight power p >= 0; 0 is plain squared error [default: 0]
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(long, allow_hyphen_values = true)]
     pub p: Option<f64>,
     /// Adaptive-weight offset c > 0 [default: 1e-3]
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(long, allow_hyphen_values = true)]
     pub c: Option<f64>,
     /// Distribution of the times [default: logit-normal]
     #[arg(long, value_name = "logit-normal|uniform")]
     pub time_dist: Option<String>,
     /// Logit-normal mean [default: -0.4]
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(long, allow_hyphen_values = true)]
     pub time_mu: Option<f64>,
     /// Logit-normal standard deviation > 0 [default: 1.0]
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(long, allow_hyphen_values = true)]
     pub time_sigma: Option<f64>,
     /// Fraction of rows with r = t, in [0, 1] [default: mf 0.75, imf 0.5]
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(long, allow_hyphen_values = true)]
     pub frac_equal: Option<f64>,
     /// Hidden width [default: 128]
     #[arg(long, allow_negative_numbers = true)]
@@ -126,22 +126,22 @@ pub struct TrainArgs {
     #[arg(long, allow_negative_numbers = true)]
     pub steps: Option<u64>,
     /// Learning rate [default: 1e-3]
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(long, allow_hyphen_values = true)]
     pub lr: Option<f64>,
     /// Linear warm-up steps [default: 0]
     #[arg(long, allow_negative_numbers = true)]
     pub warmup: Option<u64>,
     /// Adam beta1 [default: 0.9]
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(long, allow_hyphen_values = true)]
     pub beta1: Option<f64>,
     /// Adam beta2 [default: 0.999]
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(long, allow_hyphen_values = true)]
     pub beta2: Option<f64>,
     /// Decoupled weight decay [default: 0]
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(long, allow_hyphen_values = true)]
     pub weight_decay: Option<f64>,
     /// Clip the global gradient norm to this [default: none]
-    #[arg(long, allow_negative_numbers = true, value_name = "NORM")]
+    #[arg(long, allow_hyphen_values = true, value_name = "NORM")]
     pub clip: Option<f64>,
     /// EMA decay of the weights, or 0 / none to disable [default: 0.999]
     #[arg(long, value_name = "DECAY|none")]
@@ -176,47 +176,6 @@ pub struct TrainArgs {
     /// Skip steps with a non-finite loss or gradient instead of stopping
     #[arg(long)]
     pub skip_nonfinite: bool,
-}
-
-/// Where the data come from, as stored in config.json.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
-pub enum DatasetJson {
-    Builtin {
-        name: String,
-    },
-    File {
-        /// Absolute path.
-        path: String,
-        rows: usize,
-        cols: usize,
-        /// FNV-1a of the values (see `common::fingerprint`).
-        fingerprint: String,
-    },
-}
-
-/// config.json: everything needed to rebuild the run.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RunConfig {
-    pub format: String,
-    pub dataset: DatasetJson,
-    pub loss_preset: String,
-    pub train: TrainConfigJson,
-    pub precision: Precision,
-    /// Total steps of the run.
-    pub steps: u64,
-    pub threads: usize,
-    pub checkpoint_every: u64,
-    pub eval_every: u64,
-    pub eval_samples: usize,
-    pub log_every: u64,
-    pub skip_nonfinite: bool,
-    /// Points in the training pool and in the held-out set.
-    pub pool_points: usize,
-    pub held_out_points: usize,
-    /// The version of meanflow that started the run.
-    pub version: String,
 }
 
 /// One line of metrics.jsonl: means over the steps since the previous line.
@@ -407,8 +366,8 @@ fn source_from_json(d: &DatasetJson, config_path: &Path) -> CliResult<DataSource
     }
 }
 
-/// Checks that do not depend on the model: the message names the flag.
-fn check_run_options(run: &RunConfig) -> CliResult<()> {
+/// Checks of the run options (periods, threads, evaluation size); the message names the flag.
+fn check_run_options(run: &RunConfig, config: &TrainConfig) -> CliResult<()> {
     if run.steps == 0 {
         return Err(CliError::usage("--steps must be at least 1"));
     }
@@ -427,7 +386,13 @@ fn check_run_options(run: &RunConfig) -> CliResult<()> {
             run.eval_samples
         )));
     }
-    Ok(())
+    let model = &config.model;
+    check_output_size(
+        "--eval-samples",
+        run.eval_samples,
+        model.width.max(model.input_width()),
+        "the model's widest layer",
+    )
 }
 
 fn resolve_fresh(args: &TrainArgs) -> CliResult<Plan> {
@@ -551,7 +516,7 @@ fn resolve_fresh(args: &TrainArgs) -> CliResult<Plan> {
         held_out_points,
         version: env!("CARGO_PKG_VERSION").into(),
     };
-    check_run_options(&run)?;
+    check_run_options(&run, &config)?;
     let folder = match &args.out {
         Some(out) => {
             let non_empty = out.is_dir()
@@ -747,18 +712,7 @@ fn resolve_resume(args: &TrainArgs, folder: &Path) -> CliResult<Plan> {
             config_path.display()
         ))
     })?;
-    let mut run: RunConfig = serde_json::from_str(&text)
-        .map_err(|e| CliError::usage(format!("{}: {e}", config_path.display())))?;
-    if run.format != RUN_FORMAT {
-        return Err(CliError::usage(format!(
-            "{}: format '{}', expected '{RUN_FORMAT}'",
-            config_path.display(),
-            run.format
-        )));
-    }
-    let config = run
-        .train
-        .to_config()
+    let (mut run, config) = RunConfig::parse(&text)
         .map_err(|e| CliError::usage(format!("{}: {e}", config_path.display())))?;
     check_resume_flags(args, &run, &config, &config_path)?;
     let ck_path = folder.join(CHECKPOINT_FILE);
@@ -808,7 +762,7 @@ fn resolve_resume(args: &TrainArgs, folder: &Path) -> CliResult<Plan> {
     if args.skip_nonfinite {
         run.skip_nonfinite = true;
     }
-    check_run_options(&run)?;
+    check_run_options(&run, &config)?;
     let metrics_path = folder.join(METRICS_FILE);
     let kept_metrics = match std::fs::read_to_string(&metrics_path) {
         Ok(text) => text
@@ -848,34 +802,149 @@ pub fn run(args: TrainArgs) -> CliResult<i32> {
     let split = split_data(&plan.source, plan.config.seed, plan.run.eval_samples);
 
     // Everything is checked: now write.
-    let created = !plan.folder.exists();
-    std::fs::create_dir_all(&plan.folder).map_err(|e| {
+    let staging = match &plan.resume {
+        None => Some(stage_fresh_folder(&plan)?),
+        Some(_) => {
+            remove_stale_temporaries(&plan.folder);
+            prepare_folder(&plan, &plan.folder).map_err(|e| CliError::usage(e.message))?;
+            None
+        }
+    };
+    match plan.run.precision {
+        Precision::F32 => train_with::<f32>(plan, split, staging),
+        Precision::F64 => train_with::<f64>(plan, split, staging),
+    }
+}
+
+/// A fresh run folder is prepared under a hidden sibling name (`.NAME.tmpPID`) and renamed into
+/// place once config.json, metrics.jsonl and the step-0 checkpoint are in it, so the folder appears
+/// complete or not at all, whenever the process is killed. Returns the staging folder, with
+/// config.json and metrics.jsonl written.
+fn stage_fresh_folder(plan: &Plan) -> CliResult<PathBuf> {
+    let cannot = |e: &dyn Display| {
         CliError::usage(format!(
             "cannot create the run folder {}: {e}",
             plan.folder.display()
         ))
-    })?;
-    let prepared = prepare_folder(&plan);
-    if let Err(e) = prepared {
-        if created {
-            let _ = std::fs::remove_dir_all(&plan.folder);
-        }
+    };
+    let target = if plan.folder.exists() {
+        std::fs::canonicalize(&plan.folder).map_err(|e| cannot(&e))?
+    } else {
+        plan.folder.clone()
+    };
+    let name = target
+        .file_name()
+        .ok_or_else(|| cannot(&"not a folder name"))?;
+    let parent = target
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).map_err(|e| cannot(&e))?;
+    let staging = parent.join(format!(
+        ".{}.tmp{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    remove_stale_staging(parent, &name.to_string_lossy());
+    std::fs::create_dir(&staging).map_err(|e| cannot(&e))?;
+    if let Err(e) = prepare_folder(plan, &staging) {
+        let _ = std::fs::remove_dir_all(&staging);
         return Err(CliError::usage(e.message));
     }
-    match plan.run.precision {
-        Precision::F32 => train_with::<f32>(plan, split),
-        Precision::F64 => train_with::<f64>(plan, split),
+    Ok(staging)
+}
+
+/// Removes the staging folders (`.NAME.tmpPID`) of runs into the same folder whose process was
+/// killed during its setup. Only folders that hold nothing but run files are removed. (A run being
+/// set up into the same folder at this very moment loses its staging folder and fails, as one of
+/// two runs into one folder must.)
+fn remove_stale_staging(parent: &Path, name: &str) {
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    let prefix = format!(".{name}.tmp");
+    for entry in entries.flatten() {
+        let entry_name = entry.file_name().to_string_lossy().into_owned();
+        let ours = entry_name
+            .strip_prefix(&prefix)
+            .is_some_and(|pid| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()));
+        if !ours || !entry.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        let only_run_files = std::fs::read_dir(entry.path()).is_ok_and(|files| {
+            files.flatten().all(|f| {
+                let f = f.file_name().to_string_lossy().into_owned();
+                RUN_FILES.contains(&f.as_str()) || is_temporary_of_run_file(&f)
+            })
+        });
+        if only_run_files {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
     }
 }
 
-/// config.json and metrics.jsonl (the kept lines, on resume).
-fn prepare_folder(plan: &Plan) -> CliResult<()> {
-    write_json(&plan.folder.join(CONFIG_FILE), &plan.run)?;
+/// The files a run folder holds.
+const RUN_FILES: [&str; 5] = [
+    CONFIG_FILE,
+    METRICS_FILE,
+    CHECKPOINT_FILE,
+    SAMPLES_PNG,
+    LOSS_PNG,
+];
+
+/// `.FILE.tmpPID` for one of [`RUN_FILES`]: a temporary file of `write_atomically`.
+fn is_temporary_of_run_file(name: &str) -> bool {
+    RUN_FILES.iter().any(|f| {
+        name.strip_prefix(&format!(".{f}.tmp"))
+            .is_some_and(|pid| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
+    })
+}
+
+/// Renames the complete staging folder to the run folder (replacing the empty folder `--out` may
+/// name); where an existing folder cannot be replaced (a mount point), moves the files into it.
+fn publish_folder(staging: &Path, folder: &Path) -> std::io::Result<()> {
+    match std::fs::rename(staging, folder) {
+        Ok(()) => {}
+        Err(_) if folder.is_dir() => {
+            for name in [METRICS_FILE, CONFIG_FILE, CHECKPOINT_FILE] {
+                std::fs::rename(staging.join(name), folder.join(name))?;
+            }
+            std::fs::remove_dir(staging)?;
+        }
+        Err(e) => return Err(e),
+    }
+    let parent = folder
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if let Ok(d) = std::fs::File::open(parent) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+/// Removes the temporary files (`.NAME.tmpPID`) that a killed process may have left in a run
+/// folder while writing one of its files. Nothing reads them; this only tidies up.
+fn remove_stale_temporaries(folder: &Path) {
+    let Ok(entries) = std::fs::read_dir(folder) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if is_temporary_of_run_file(&name) && entry.file_type().is_ok_and(|t| t.is_file()) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// config.json and metrics.jsonl (the kept lines, on resume), in `folder`.
+fn prepare_folder(plan: &Plan, folder: &Path) -> CliResult<()> {
+    write_json(&folder.join(CONFIG_FILE), &plan.run)?;
     let mut text = plan.kept_metrics.join("\n");
     if !text.is_empty() {
         text.push('\n');
     }
-    let path = plan.folder.join(METRICS_FILE);
+    let path = folder.join(METRICS_FILE);
     meanflow::tensor_file::write_atomically(&path, text.as_bytes())
         .map_err(|e| CliError::failed(format!("{}: cannot write the file: {e}", path.display())))
 }
@@ -897,6 +966,77 @@ fn mean_flow_samples<T: Float>(
     .mapv(|x| x.to_f64())
 }
 
+/// The signals that stop a run cleanly: Ctrl-C (SIGINT), SIGTERM and SIGHUP.
+#[cfg(unix)]
+const STOP_SIGNALS: [i32; 3] = [
+    signal_hook::consts::SIGINT,
+    signal_hook::consts::SIGTERM,
+    signal_hook::consts::SIGHUP,
+];
+#[cfg(not(unix))]
+const STOP_SIGNALS: [i32; 2] = [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM];
+
+/// The first stop signal asks the training loop to finish its step, write the checkpoint and exit
+/// with 128 + the signal number (130 for Ctrl-C, 143 for SIGTERM); a second one exits at once
+/// with that code (every file is written atomically, so nothing is left half written).
+struct StopSignal {
+    stop: Arc<AtomicBool>,
+    signal: Arc<AtomicUsize>,
+}
+
+impl StopSignal {
+    fn install() -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let signal = Arc::new(AtomicUsize::new(0));
+        for sig in STOP_SIGNALS {
+            // The actions run in this order: the shutdown fires only once `stop` is set, which the
+            // first signal does after it has looked.
+            let installed = signal_hook::flag::register_conditional_shutdown(
+                sig,
+                exit_code_for_signal(sig),
+                stop.clone(),
+            )
+            .and_then(|_| signal_hook::flag::register_usize(sig, signal.clone(), sig as usize))
+            .and_then(|_| signal_hook::flag::register(sig, stop.clone()));
+            if let Err(e) = installed {
+                eprintln!(
+                    "warning: cannot catch {} ({e}); an interruption will lose the steps since the last checkpoint",
+                    signal_name(sig)
+                );
+            }
+        }
+        StopSignal { stop, signal }
+    }
+
+    /// The signal received, if any.
+    fn received(&self) -> Option<i32> {
+        if self.stop.load(Ordering::SeqCst) {
+            Some(self.signal.load(Ordering::SeqCst) as i32)
+        } else {
+            None
+        }
+    }
+}
+
+/// The trainer's checkpoint with the tool's bookkeeping (`train_log`, `run`), written atomically.
+fn write_checkpoint_to<T: Float>(
+    path: &Path,
+    trainer: &Trainer<T>,
+    accumulator: &LogAccumulator,
+    run: &RunConfig,
+) -> CliResult<()> {
+    let mut ck = Checkpoint::from_trainer(trainer);
+    ck.extra.insert(
+        "train_log".into(),
+        serde_json::to_string(accumulator).expect("serialises"),
+    );
+    ck.extra.insert(
+        "run".into(),
+        serde_json::to_string(run).expect("serialises"),
+    );
+    ck.write(path).map_err(|e| CliError::failed(e.to_string()))
+}
+
 struct Session<'a, T: Float> {
     plan: &'a Plan,
     trainer: Trainer<T>,
@@ -911,17 +1051,12 @@ impl<T: Float> Session<'_, T> {
     }
 
     fn write_checkpoint(&mut self) -> CliResult<()> {
-        let mut ck = Checkpoint::from_trainer(&self.trainer);
-        ck.extra.insert(
-            "train_log".into(),
-            serde_json::to_string(&self.accumulator).expect("serialises"),
-        );
-        ck.extra.insert(
-            "run".into(),
-            serde_json::to_string(&self.plan.run).expect("serialises"),
-        );
-        ck.write(&self.checkpoint_path())
-            .map_err(|e| CliError::failed(e.to_string()))?;
+        write_checkpoint_to(
+            &self.checkpoint_path(),
+            &self.trainer,
+            &self.accumulator,
+            &self.plan.run,
+        )?;
         self.last_checkpoint = self.trainer.step_count();
         Ok(())
     }
@@ -941,12 +1076,34 @@ impl<T: Float> Session<'_, T> {
     }
 }
 
-fn train_with<T: Float>(plan: Plan, split: DataSplit) -> CliResult<i32> {
+/// Trains; `staging` is the prepared folder of a fresh run (see [`stage_fresh_folder`]), which gets
+/// the step-0 checkpoint and becomes the run folder before the first step.
+fn train_with<T: Float>(plan: Plan, split: DataSplit, staging: Option<PathBuf>) -> CliResult<i32> {
     let DataSplit { pool, held_out } = split;
     let trainer = match &plan.resume {
         Some(ck) => ck.trainer::<T>(pool).map_err(usage)?,
         None => Trainer::<T>::new(plan.config, pool),
     };
+    if let Some(staging) = staging {
+        let published = write_checkpoint_to(
+            &staging.join(CHECKPOINT_FILE),
+            &trainer,
+            &plan.accumulator,
+            &plan.run,
+        )
+        .and_then(|_| {
+            publish_folder(&staging, &plan.folder).map_err(|e| {
+                CliError::failed(format!(
+                    "cannot create the run folder {}: {e}",
+                    plan.folder.display()
+                ))
+            })
+        });
+        if let Err(e) = published {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(e);
+        }
+    }
     let accumulator = plan.accumulator.clone();
     let metrics_path = plan.folder.join(METRICS_FILE);
     let metrics = std::fs::OpenOptions::new()
@@ -960,24 +1117,8 @@ fn train_with<T: Float>(plan: Plan, split: DataSplit) -> CliResult<i32> {
         accumulator,
         metrics,
     };
-    if plan.resume.is_none() {
-        session.write_checkpoint()?;
-    }
 
-    let stop = Arc::new(AtomicBool::new(false));
-    {
-        let stop = stop.clone();
-        let installed = ctrlc::set_handler(move || {
-            if stop.swap(true, Ordering::SeqCst) {
-                // A second Ctrl-C: leave now (files are written atomically).
-                std::process::exit(EXIT_INTERRUPTED);
-            }
-        });
-        if let Err(e) = installed {
-            eprintln!("warning: cannot catch Ctrl-C ({e}); an interruption will lose the steps since the last checkpoint");
-        }
-    }
-
+    let stop = StopSignal::install();
     let run = &plan.run;
     let total = run.steps;
     let has_v = plan.config.model.heads == Heads::UV;
@@ -1078,16 +1219,17 @@ fn train_with<T: Float>(plan: Plan, split: DataSplit) -> CliResult<i32> {
                 }
             }
         }
-        if stop.load(Ordering::SeqCst) {
+        if let Some(signal) = stop.received() {
             session.write_checkpoint()?;
             progress.finish();
             eprintln!(
-                "interrupted at step {}: checkpoint written to {}; continue with: meanflow train --resume {}",
+                "interrupted at step {} ({}): checkpoint written to {}; continue with: meanflow train --resume {}",
                 session.trainer.step_count(),
+                signal_name(signal),
                 session.checkpoint_path().display(),
                 plan.folder.display()
             );
-            return Ok(EXIT_INTERRUPTED);
+            return Ok(exit_code_for_signal(signal));
         }
     }
     progress.finish();

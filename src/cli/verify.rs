@@ -16,7 +16,7 @@ pub struct VerifyArgs {
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
     /// Largest relative error that passes
-    #[arg(long, allow_negative_numbers = true, default_value_t = GOLDEN_REL_TOL)]
+    #[arg(long, allow_hyphen_values = true, default_value_t = GOLDEN_REL_TOL)]
     pub tolerance: f64,
 }
 

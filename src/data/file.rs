@@ -368,6 +368,10 @@ struct PyParser<'a> {
     i: usize,
 }
 
+/// The deepest nesting of tuples and lists a header may have (numpy's structured dtypes need a
+/// few levels); deeper input would only exhaust the stack of the recursive parser.
+const MAX_HEADER_NESTING: usize = 32;
+
 impl PyParser<'_> {
     fn skip_ws(&mut self) {
         while self.i < self.s.len() && self.s[self.i].is_ascii_whitespace() {
@@ -395,6 +399,16 @@ impl PyParser<'_> {
     }
 
     fn value(&mut self) -> Result<PyValue, String> {
+        self.value_at(0)
+    }
+
+    fn value_at(&mut self, depth: usize) -> Result<PyValue, String> {
+        if depth > MAX_HEADER_NESTING {
+            return Err(format!(
+                "tuples or lists nested more than {MAX_HEADER_NESTING} deep at offset {}",
+                self.i
+            ));
+        }
         match self.peek() {
             Some(q @ (b'\'' | b'"')) => {
                 self.i += 1;
@@ -411,11 +425,11 @@ impl PyParser<'_> {
             }
             Some(b'(') => {
                 self.i += 1;
-                Ok(PyValue::Tuple(self.sequence(b')')?))
+                Ok(PyValue::Tuple(self.sequence(b')', depth + 1)?))
             }
             Some(b'[') => {
                 self.i += 1;
-                Ok(PyValue::List(self.sequence(b']')?))
+                Ok(PyValue::List(self.sequence(b']', depth + 1)?))
             }
             Some(c) if c.is_ascii_alphanumeric() => {
                 let start = self.i;
@@ -441,14 +455,14 @@ impl PyParser<'_> {
         }
     }
 
-    fn sequence(&mut self, close: u8) -> Result<Vec<PyValue>, String> {
+    fn sequence(&mut self, close: u8, depth: usize) -> Result<Vec<PyValue>, String> {
         let mut items = Vec::new();
         loop {
             if self.peek() == Some(close) {
                 self.i += 1;
                 return Ok(items);
             }
-            items.push(self.value()?);
+            items.push(self.value_at(depth)?);
             match self.peek() {
                 Some(b',') => self.i += 1,
                 Some(c) if c == close => {}

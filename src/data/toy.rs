@@ -23,6 +23,9 @@ use std::str::FromStr;
 pub const GAUSSIAN_NARROW_SIGMA: f64 = 0.3;
 /// Standard deviation of `gaussian_wide`.
 pub const GAUSSIAN_WIDE_SIGMA: f64 = 3.0;
+/// The largest `:DIM` a Gaussian's name may ask for (2^20, the largest dimension a model may have,
+/// `train::MAX_DIM`).
+pub const MAX_TOY_DIM: usize = 1 << 20;
 
 /// The names [`FromStr`] accepts (besides the aliases and the `:DIM` / `gaussian:SIGMA` forms).
 pub const DATASET_NAMES: &[&str] = &[
@@ -38,7 +41,7 @@ pub const DATASET_NAMES: &[&str] = &[
 ];
 
 const GAUSSIAN_GRAMMAR: &str =
-    "gaussian_narrow[:DIM], gaussian_wide[:DIM] or gaussian:SIGMA[:DIM] with SIGMA > 0 finite and DIM >= 1";
+    "gaussian_narrow[:DIM], gaussian_wide[:DIM] or gaussian:SIGMA[:DIM] with SIGMA > 0 finite and 1 <= DIM <= 2^20";
 
 /// A built-in dataset.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -227,8 +230,10 @@ impl FromStr for ToyDataset {
             match text {
                 None => Ok(1),
                 Some(t) => match t.trim().parse::<usize>() {
-                    Ok(d) if d >= 1 => Ok(d),
-                    _ => Err(bad(format!("DIM '{t}' is not an integer >= 1"))),
+                    Ok(d) if (1..=MAX_TOY_DIM).contains(&d) => Ok(d),
+                    _ => Err(bad(format!(
+                        "DIM '{t}' is not an integer in [1, {MAX_TOY_DIM}]"
+                    ))),
                 },
             }
         };

@@ -100,6 +100,22 @@ impl ModelConfig {
         shapes
     }
 
+    /// Total number of scalar parameters, or None if it does not fit in a usize (a config that
+    /// [`crate::train::TrainConfig::validate`] rejects).
+    pub fn checked_parameter_count(&self) -> Option<usize> {
+        let layer = |out: usize, fan_in: usize| out.checked_mul(fan_in)?.checked_add(out);
+        let input = self.dim.checked_add(self.conditioning.width())?;
+        let heads = if self.heads == Heads::UV { 2 } else { 1 };
+        let features = if self.depth == 0 { input } else { self.width };
+        let mut total = layer(self.dim, features)?.checked_mul(heads)?;
+        if self.depth > 0 {
+            total = total.checked_add(layer(self.width, input)?)?;
+            let hidden = layer(self.width, self.width)?.checked_mul(self.depth - 1)?;
+            total = total.checked_add(hidden)?;
+        }
+        Some(total)
+    }
+
     /// Total number of scalar parameters.
     pub fn parameter_count(&self) -> usize {
         self.layer_shapes()

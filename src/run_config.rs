@@ -1,0 +1,79 @@
+//! A run folder's `config.json` (written by `meanflow train`, read back by `--resume`): every
+//! setting needed to rebuild the run, as JSON.
+//!
+//! [`RunConfig::parse`] is the one entry point from text: it checks the JSON against the schema
+//! (unknown fields are errors), the `format` entry, and the training config ([`TrainConfigJson::to_config`]).
+//! Any text gives `Ok` or an error, never a panic (tests/fuzz_regressions.rs, fuzz/).
+
+use crate::checkpoint::{Precision, TrainConfigJson};
+use crate::train::TrainConfig;
+use serde::{Deserialize, Serialize};
+
+/// The `format` entry of config.json.
+pub const RUN_FORMAT: &str = "meanflow-run-v1";
+
+/// Where the data come from, as stored in config.json.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum DatasetJson {
+    Builtin {
+        name: String,
+    },
+    File {
+        /// Absolute path.
+        path: String,
+        rows: usize,
+        cols: usize,
+        /// FNV-1a of the values (the command-line tool's `fingerprint`).
+        fingerprint: String,
+    },
+}
+
+/// config.json: everything needed to rebuild the run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    pub format: String,
+    pub dataset: DatasetJson,
+    pub loss_preset: String,
+    pub train: TrainConfigJson,
+    pub precision: Precision,
+    /// Total steps of the run.
+    pub steps: u64,
+    pub threads: usize,
+    pub checkpoint_every: u64,
+    pub eval_every: u64,
+    pub eval_samples: usize,
+    pub log_every: u64,
+    pub skip_nonfinite: bool,
+    /// Points in the training pool and in the held-out set.
+    pub pool_points: usize,
+    pub held_out_points: usize,
+    /// The version of meanflow that started the run.
+    pub version: String,
+}
+
+/// What can be wrong with the text of a config.json; one line each (the caller adds the path).
+#[derive(Debug, thiserror::Error)]
+pub enum RunConfigError {
+    #[error("{0}")]
+    Json(String),
+    #[error("format '{found}', expected '{RUN_FORMAT}'")]
+    Format { found: String },
+    #[error("train: {0}")]
+    Config(String),
+}
+
+impl RunConfig {
+    /// Parses and checks the text of a config.json: the run config and its validated training
+    /// config.
+    pub fn parse(text: &str) -> Result<(RunConfig, TrainConfig), RunConfigError> {
+        let run: RunConfig =
+            serde_json::from_str(text).map_err(|e| RunConfigError::Json(e.to_string()))?;
+        if run.format != RUN_FORMAT {
+            return Err(RunConfigError::Format { found: run.format });
+        }
+        let config = run.train.to_config().map_err(RunConfigError::Config)?;
+        Ok((run, config))
+    }
+}

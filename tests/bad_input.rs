@@ -1,0 +1,865 @@
+//! Bad input to the `meanflow` binary, case by case from issue 7: each gives exit code 2, one line
+//! `error: ...` that names the problem and where (the file, the flag, the tensor), and leaves the
+//! disk as it was: every file and folder under the test's scratch folder is compared, bytes and
+//! all, before and after. (tests/cli.rs has more flag cases; tests/data_files.rs and
+//! tests/fuzz_regressions.rs check the readers' errors one level down.)
+
+use meanflow::checkpoint::Checkpoint;
+use meanflow::tensor_file::TensorFile;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_meanflow");
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("bad_input")
+        .join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Every file and folder under `dir` with its bytes (None for a folder).
+fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Option<Vec<u8>>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                out.insert(p.clone(), None);
+                stack.push(p);
+            } else {
+                out.insert(p.clone(), Some(std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    out
+}
+
+/// Runs `meanflow args` in `dir` (the working folder too, so that nothing may appear anywhere
+/// else either) and requires: exit code 2, one line starting `error: ` that contains every
+/// needle, and `dir` unchanged.
+fn rejected(dir: &Path, args: &[&str], needles: &[&str]) {
+    let before = snapshot(dir);
+    let out = Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+    assert_eq!(
+        stderr.lines().count(),
+        1,
+        "{args:?}: not one line: {stderr}"
+    );
+    assert!(stderr.starts_with("error: "), "{args:?}: {stderr}");
+    for n in needles {
+        assert!(stderr.contains(n), "{args:?}: {n:?} not in: {stderr}");
+    }
+    assert!(out.stdout.is_empty(), "{args:?}: printed to stdout");
+    let after = snapshot(dir);
+    assert_eq!(
+        before.keys().collect::<Vec<_>>(),
+        after.keys().collect::<Vec<_>>(),
+        "{args:?}: files created or removed"
+    );
+    assert!(before == after, "{args:?}: a file changed");
+}
+
+fn ok(dir: &Path, args: &[&str]) {
+    let out = Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+const TINY: &[&str] = &[
+    "--batch",
+    "16",
+    "--width",
+    "8",
+    "--depth",
+    "2",
+    "--log-every",
+    "5",
+    "--eval-every",
+    "0",
+    "--checkpoint-every",
+    "10",
+];
+
+/// A tiny run into `out`; `extra` flags replace those of [`TINY`].
+fn train(dir: &Path, out: &str, steps: &str, extra: &[&str]) {
+    let mut args = vec!["train", "--out", out, "--steps", steps];
+    for pair in TINY.chunks(2) {
+        if !extra.contains(&pair[0]) {
+            args.extend_from_slice(pair);
+        }
+    }
+    args.extend_from_slice(extra);
+    ok(dir, &args);
+}
+
+fn npy(major: u8, dict: &str, data: &[u8]) -> Vec<u8> {
+    let mut out = b"\x93NUMPY".to_vec();
+    out.extend_from_slice(&[major, 0]);
+    let header = format!("{dict}\n");
+    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    out.extend_from_slice(header.as_bytes());
+    out.extend_from_slice(data);
+    out
+}
+
+fn f64s(v: &[f64]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+#[test]
+fn bad_data_files() {
+    let dir = scratch("data");
+    let dict = |descr: &str, shape: &str| {
+        format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}")
+    };
+    let files: Vec<(&str, Vec<u8>, &[&str])> = vec![
+        ("empty.csv", b"".to_vec(), &["empty file"]),
+        ("header.csv", b"x,y\n".to_vec(), &["header only"]),
+        (
+            "ragged.csv",
+            b"1,2\n3,4\n5\n".to_vec(),
+            &["line 3", "ragged row with 1 fields, expected 2"],
+        ),
+        (
+            "text.csv",
+            b"1,2\n3,abc\n".to_vec(),
+            &["line 2, column 2", "non-numeric field \"abc\""],
+        ),
+        (
+            "emptyfield.csv",
+            b"1,2\n3,\n".to_vec(),
+            &["line 2, column 2", "empty field"],
+        ),
+        (
+            "nan.csv",
+            b"1,2\nNaN,4\n".to_vec(),
+            &["line 2, column 1", "non-finite"],
+        ),
+        (
+            "inf.csv",
+            b"1,2\n3,inf\n".to_vec(),
+            &["line 2, column 2", "non-finite"],
+        ),
+        ("single.csv", b"1,2\n".to_vec(), &["a single data row"]),
+        (
+            "int.npy",
+            npy(1, &dict("<i8", "(2, 1)"), &[0; 16]),
+            &["unsupported NPY dtype", "<i8"],
+        ),
+        (
+            "shape.npy",
+            npy(1, &dict("<f8", "(2, 1, 1)"), &[0; 16]),
+            &["unsupported NPY shape"],
+        ),
+        (
+            "bigendian.npy",
+            npy(1, &dict(">f8", "(2, 1)"), &[0; 16]),
+            &["byte order", "big-endian"],
+        ),
+        (
+            "truncated.npy",
+            npy(1, &dict("<f8", "(3, 2)"), &f64s(&[1.0, 2.0, 3.0])),
+            &["truncated NPY file", "needs 48 bytes, found 24"],
+        ),
+        (
+            "lying.npy",
+            npy(
+                1,
+                &dict("<f8", "(4611686018427387904, 4)"),
+                &f64s(&[1.0, 2.0]),
+            ),
+            &["bad NPY header", "too large"],
+        ),
+        (
+            "nan.npy",
+            npy(1, &dict("<f8", "(2,)"), &f64s(&[1.0, f64::NAN])),
+            &["row 2, column 1", "non-finite"],
+        ),
+        ("notnpy.npy", b"1,2\n3,4\n".to_vec(), &["bad magic"]),
+    ];
+    for (name, bytes, _) in &files {
+        std::fs::write(dir.join(name), bytes).unwrap();
+    }
+    std::fs::create_dir(dir.join("folder.csv")).unwrap();
+    std::fs::write(dir.join("good.csv"), "1,2\n3,4\n5,6\n").unwrap();
+    let mut cases: Vec<(&str, &[&str])> = files.iter().map(|(n, _, e)| (*n, *e)).collect();
+    cases.push(("missing.csv", &["file not found"]));
+    cases.push(("folder.csv", &["cannot read file"]));
+    for (name, needles) in cases {
+        let mut with_path = vec![name];
+        with_path.extend_from_slice(needles);
+        rejected(
+            &dir,
+            &["train", "--out", "run", "--steps", "5", "--dataset", name],
+            &with_path,
+        );
+        rejected(
+            &dir,
+            &[
+                "eval",
+                "--samples",
+                name,
+                "--dataset",
+                "two_moons",
+                "--json",
+                "e.json",
+            ],
+            &with_path,
+        );
+        rejected(
+            &dir,
+            &["eval", "--samples", "good.csv", "--data", name],
+            &with_path,
+        );
+    }
+}
+
+#[test]
+fn data_whose_dimension_does_not_match() {
+    let dir = scratch("dims");
+    std::fs::write(dir.join("three.csv"), "1,2,3\n4,5,6\n7,8,9\n").unwrap();
+    let points: String = (0..40).map(|i| format!("{i},{}\n", i * i % 7)).collect();
+    std::fs::write(dir.join("points.csv"), &points).unwrap();
+    rejected(
+        &dir,
+        &["eval", "--samples", "three.csv", "--dataset", "two_moons"],
+        &["dimension mismatch", "three.csv", "3 columns"],
+    );
+    // A run on a 2-column file; the file then changes to 3 columns: the resume names the file.
+    train(&dir, "run", "10", &["--dataset", "points.csv"]);
+    let three: String = (0..40).map(|i| format!("{i},{},1\n", i % 5)).collect();
+    std::fs::write(dir.join("points.csv"), three).unwrap();
+    rejected(
+        &dir,
+        &["train", "--resume", "run", "--steps", "20"],
+        &["points.csv", "changed since the run started", "now 40 x 3"],
+    );
+    rejected(
+        &dir,
+        &[
+            "train",
+            "--resume",
+            "run",
+            "--steps",
+            "20",
+            "--dataset",
+            "three.csv",
+        ],
+        &["--dataset", "conflicts"],
+    );
+}
+
+/// The parts of a safetensors file: its header as JSON and the data bytes.
+fn split_safetensors(bytes: &[u8]) -> (serde_json::Map<String, Value>, Vec<u8>) {
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    (header.as_object().unwrap().clone(), bytes[8 + n..].to_vec())
+}
+
+fn join_safetensors(header: &serde_json::Map<String, Value>, data: &[u8]) -> Vec<u8> {
+    let mut h = serde_json::to_vec(header).unwrap();
+    while h.len() % 8 != 0 {
+        h.push(b' ');
+    }
+    let mut out = (h.len() as u64).to_le_bytes().to_vec();
+    out.extend_from_slice(&h);
+    out.extend_from_slice(data);
+    out
+}
+
+/// A safetensors file of `file`'s tensors, all F32 except `f64_name`, stored as F64.
+fn mixed_dtypes(file: &TensorFile, f64_name: &str) -> Vec<u8> {
+    use safetensors::tensor::{serialize, Dtype, TensorView};
+    let buffers: Vec<(String, Vec<usize>, Vec<u8>, Dtype)> = file
+        .tensors
+        .iter()
+        .map(|(name, t)| {
+            let (bytes, dtype) = if name == f64_name {
+                (
+                    f64s(&t.values.iter().copied().collect::<Vec<_>>()),
+                    Dtype::F64,
+                )
+            } else {
+                let b = t
+                    .values
+                    .iter()
+                    .flat_map(|&v| (v as f32).to_le_bytes())
+                    .collect();
+                (b, Dtype::F32)
+            };
+            (name.clone(), t.shape.clone(), bytes, dtype)
+        })
+        .collect();
+    let views = buffers.iter().map(|(name, shape, bytes, dtype)| {
+        (
+            name.clone(),
+            TensorView::new(*dtype, shape.clone(), bytes).unwrap(),
+        )
+    });
+    let metadata = file.metadata.clone().into_iter().collect();
+    serialize(views, Some(metadata)).unwrap()
+}
+
+/// Checkpoint variants: (file name, bytes, what the message must say besides the file name).
+fn broken_checkpoints(good: &[u8]) -> Vec<(&'static str, Vec<u8>, Vec<&'static str>)> {
+    let file = TensorFile::parse(good, Path::new("x")).unwrap();
+    let edit = |f: &dyn Fn(&mut TensorFile)| {
+        let mut copy = file.clone();
+        f(&mut copy);
+        copy.to_bytes(true)
+    };
+    let header_edit = |f: &dyn Fn(&mut serde_json::Map<String, Value>)| {
+        let (mut header, data) = split_safetensors(good);
+        f(&mut header);
+        join_safetensors(&header, &data)
+    };
+    let config_edit = |f: &dyn Fn(&mut Value)| {
+        edit(&|t: &mut TensorFile| {
+            let mut config: Value = serde_json::from_str(&t.metadata["config"]).unwrap();
+            f(&mut config);
+            t.metadata.insert("config".into(), config.to_string());
+        })
+    };
+    let mut flipped = good.to_vec();
+    for b in &mut flipped[8..40] {
+        *b ^= 0x5a;
+    }
+    let mut huge_len = good.to_vec();
+    huge_len[..8].copy_from_slice(&(1u64 << 62).to_le_bytes());
+    vec![
+        (
+            "truncated.safetensors",
+            good[..good.len() / 2].to_vec(),
+            vec!["not a valid safetensors file"],
+        ),
+        (
+            "truncated_header.safetensors",
+            good[..20].to_vec(),
+            vec!["not a valid safetensors file"],
+        ),
+        (
+            "empty.safetensors",
+            Vec::new(),
+            vec!["not a valid safetensors file"],
+        ),
+        (
+            "corrupted.safetensors",
+            flipped,
+            vec!["not a valid safetensors file"],
+        ),
+        (
+            "header_length_lies.safetensors",
+            huge_len,
+            vec!["not a valid safetensors file"],
+        ),
+        (
+            "offsets_lie.safetensors",
+            header_edit(&|h| {
+                h["trunk.0.bias"]["data_offsets"][1] = Value::from(1u64 << 40);
+            }),
+            vec!["not a valid safetensors file"],
+        ),
+        (
+            "shape_lies.safetensors",
+            header_edit(&|h| {
+                h["trunk.0.bias"]["shape"] = serde_json::json!([1u64 << 62, 16]);
+            }),
+            vec!["not a valid safetensors file"],
+        ),
+        (
+            "missing_tensor.safetensors",
+            edit(&|t| {
+                t.tensors.remove("u_head.bias");
+            }),
+            vec!["missing tensor 'u_head.bias'"],
+        ),
+        (
+            "missing_adam.safetensors",
+            edit(&|t| {
+                t.tensors.remove("adam.v.trunk.1.weight");
+            }),
+            vec!["missing tensor 'adam.v.trunk.1.weight'"],
+        ),
+        (
+            "extra_tensor.safetensors",
+            edit(&|t| {
+                let b = t.tensors["trunk.0.bias"].clone();
+                t.tensors.insert("bogus.weight".into(), b);
+            }),
+            vec!["unexpected tensor 'bogus.weight'"],
+        ),
+        (
+            "wrong_shape.safetensors",
+            edit(&|t| {
+                let w = t.tensors.get_mut("trunk.1.weight").unwrap();
+                w.shape = vec![4, 16];
+                w.values = w.values.clone().into_shape_with_order((4, 16)).unwrap();
+            }),
+            vec!["tensor 'trunk.1.weight' has shape [4, 16], expected [8, 8]"],
+        ),
+        (
+            "wrong_rank.safetensors",
+            header_edit(&|h| {
+                h["u_head.bias"]["shape"] = serde_json::json!([1, 1, 2]);
+            }),
+            vec!["tensor 'u_head.bias'", "expected 1 or 2 dimensions"],
+        ),
+        (
+            "int_dtype.safetensors",
+            header_edit(&|h| {
+                h["u_head.bias"]["dtype"] = Value::from("I32");
+            }),
+            vec!["tensor 'u_head.bias' has dtype I32"],
+        ),
+        (
+            "f64_in_f32.safetensors",
+            mixed_dtypes(&file, "trunk.0.bias"),
+            vec!["tensor 'trunk.0.bias' is stored as f64", "precision is f32"],
+        ),
+        (
+            "nan_value.safetensors",
+            edit(&|t| {
+                t.tensors.get_mut("u_head.weight").unwrap().values[[1, 3]] = f64::NAN;
+            }),
+            vec!["tensor 'u_head.weight'", "non-finite"],
+        ),
+        (
+            "config_width_lies.safetensors",
+            config_edit(&|c| c["model"]["width"] = Value::from(12)),
+            vec!["tensor 'trunk.0.weight' has shape [8, 4], expected [12, 4]"],
+        ),
+        (
+            "config_depth_lies.safetensors",
+            config_edit(&|c| c["model"]["depth"] = Value::from(3)),
+            vec!["missing tensor 'trunk.2.weight'"],
+        ),
+        (
+            "config_heads_lie.safetensors",
+            config_edit(&|c| c["model"]["heads"] = Value::from("uv")),
+            vec!["missing tensor 'v_head.weight'"],
+        ),
+        (
+            "config_huge.safetensors",
+            config_edit(&|c| c["model"]["depth"] = Value::from(1u64 << 40)),
+            vec!["metadata 'config'", "depth must be at most 1024"],
+        ),
+        (
+            "config_not_json.safetensors",
+            edit(&|t| {
+                t.metadata.insert("config".into(), "{\"model\": ".into());
+            }),
+            vec!["metadata 'config'"],
+        ),
+        (
+            "config_missing.safetensors",
+            edit(&|t| {
+                t.metadata.remove("config");
+            }),
+            vec!["metadata has no 'config' entry"],
+        ),
+        (
+            "not_a_checkpoint.safetensors",
+            edit(&|t| {
+                t.metadata.remove("format");
+            }),
+            vec!["not a meanflow checkpoint"],
+        ),
+        (
+            "bad_step.safetensors",
+            edit(&|t| {
+                t.metadata.insert("step".into(), "-1".into());
+            }),
+            vec!["metadata 'step'"],
+        ),
+        (
+            "bad_rng.safetensors",
+            edit(&|t| {
+                t.metadata
+                    .insert("rng_state".into(), "{\"words\": [1]}".into());
+            }),
+            vec!["metadata 'rng_state'"],
+        ),
+    ]
+}
+
+#[test]
+fn bad_checkpoints_for_sample_and_resume() {
+    let dir = scratch("checkpoints");
+    train(&dir, "run", "12", &[]);
+    let good = std::fs::read(dir.join("run/checkpoint.safetensors")).unwrap();
+    Checkpoint::parse(&good, Path::new("x")).unwrap();
+    std::fs::create_dir(dir.join("cks")).unwrap();
+    for (name, bytes, needles) in broken_checkpoints(&good) {
+        let path = format!("cks/{name}");
+        std::fs::write(dir.join(&path), &bytes).unwrap();
+        let mut with_path = vec![path.as_str()];
+        with_path.extend_from_slice(&needles);
+        rejected(
+            &dir,
+            &["sample", "--checkpoint", &path, "--out", "s.csv"],
+            &with_path,
+        );
+        // The same file in a run folder: --resume refuses it and changes nothing.
+        std::fs::write(dir.join("run/checkpoint.safetensors"), &bytes).unwrap();
+        let mut with_path = vec!["run/checkpoint.safetensors"];
+        with_path.extend_from_slice(&needles);
+        rejected(
+            &dir,
+            &["train", "--resume", "run", "--steps", "20"],
+            &with_path,
+        );
+    }
+    std::fs::write(dir.join("run/checkpoint.safetensors"), &good).unwrap();
+    rejected(
+        &dir,
+        &[
+            "sample",
+            "--checkpoint",
+            "nope.safetensors",
+            "--out",
+            "s.csv",
+        ],
+        &["nope.safetensors", "cannot read the file"],
+    );
+    rejected(
+        &dir,
+        &["sample", "--checkpoint", "run", "--out", "s.csv"],
+        &["run", "cannot read the file"],
+    );
+}
+
+#[test]
+fn a_checkpoint_from_another_model_is_refused() {
+    let dir = scratch("other_model");
+    train(&dir, "run", "12", &[]);
+    for (name, extra) in [
+        ("wider", &["--width", "12"][..]),
+        ("deeper", &["--depth", "3"]),
+        ("heads", &["--loss", "imf-head"]),
+        ("f64", &["--precision", "f64"]),
+        ("seed", &["--seed", "5"]),
+    ] {
+        train(&dir, name, "12", extra);
+        let theirs = std::fs::read(dir.join(name).join("checkpoint.safetensors")).unwrap();
+        let ours = dir.join("run/checkpoint.safetensors");
+        let good = std::fs::read(&ours).unwrap();
+        std::fs::write(&ours, theirs).unwrap();
+        rejected(
+            &dir,
+            &["train", "--resume", "run", "--steps", "20"],
+            &[
+                "run/checkpoint.safetensors does not match run/config.json",
+                "a different run's checkpoint",
+            ],
+        );
+        std::fs::write(&ours, good).unwrap();
+    }
+    // config.json that is not a run config, or missing.
+    let config = dir.join("run/config.json");
+    let good = std::fs::read(&config).unwrap();
+    for (text, needle) in [
+        ("{", "EOF while parsing"),
+        ("{\"format\": \"meanflow-run-v1\"}", "missing field"),
+        ("\"x\"", "invalid type: string"),
+    ] {
+        std::fs::write(&config, text).unwrap();
+        rejected(
+            &dir,
+            &["train", "--resume", "run", "--steps", "20"],
+            &["run/config.json", needle],
+        );
+    }
+    let mut wrong_format: Value = serde_json::from_slice(&good).unwrap();
+    wrong_format["format"] = Value::from("meanflow-run-v9");
+    std::fs::write(&config, wrong_format.to_string()).unwrap();
+    rejected(
+        &dir,
+        &["train", "--resume", "run"],
+        &["run/config.json", "format 'meanflow-run-v9'"],
+    );
+    let mut bad_lr: Value = serde_json::from_slice(&good).unwrap();
+    bad_lr["train"]["adam"]["lr"] = Value::from(-1.0);
+    std::fs::write(&config, bad_lr.to_string()).unwrap();
+    rejected(
+        &dir,
+        &["train", "--resume", "run"],
+        &["run/config.json", "learning rate must be finite and > 0"],
+    );
+    std::fs::remove_file(&config).unwrap();
+    rejected(
+        &dir,
+        &["train", "--resume", "run"],
+        &["run/config.json", "cannot read the run config"],
+    );
+    std::fs::write(&config, &good).unwrap();
+}
+
+#[test]
+fn bad_flags() {
+    let dir = scratch("flags");
+    let train_cases: &[(&[&str], &str)] = &[
+        (&["--batch", "0"], "batch must be at least 1"),
+        (&["--steps", "0"], "--steps must be at least 1"),
+        (&["--width", "0"], "width must be at least 1"),
+        (&["--depth", "0"], "depth must be at least 1"),
+        (
+            &["--lr", "0"],
+            "learning rate must be finite and > 0, got 0",
+        ),
+        (
+            &["--lr", "-0.1"],
+            "learning rate must be finite and > 0, got -0.1",
+        ),
+        (
+            &["--lr", "nan"],
+            "learning rate must be finite and > 0, got NaN",
+        ),
+        (
+            &["--lr", "inf"],
+            "learning rate must be finite and > 0, got inf",
+        ),
+        (&["--beta", "1.5"], "beta must be in [0, 1], got 1.5"),
+        (&["--beta", "-0.1"], "beta must be in [0, 1], got -0.1"),
+        (&["--beta", "nan"], "beta must be in [0, 1], got NaN"),
+        (&["--p", "-1"], "p must be finite and >= 0, got -1"),
+        (&["--p", "inf"], "p must be finite and >= 0, got inf"),
+        (&["--c", "0"], "c must be finite and > 0, got 0"),
+        (&["--c", "-1e-3"], "c must be finite and > 0, got -0.001"),
+        (
+            &["--time-sigma", "0"],
+            "sigma must be finite and > 0, got 0",
+        ),
+        (
+            &["--time-sigma", "-1"],
+            "sigma must be finite and > 0, got -1",
+        ),
+        (
+            &["--time-sigma", "nan"],
+            "sigma must be finite and > 0, got NaN",
+        ),
+        (&["--time-mu", "inf"], "mu must be finite"),
+        (&["--frac-equal", "-0.5"], "r = t must be in [0, 1]"),
+        (&["--beta1", "1"], "beta1 must be in [0, 1)"),
+        (&["--beta2", "-0.5"], "beta2 must be in [0, 1)"),
+        (
+            &["--weight-decay", "-1"],
+            "weight decay must be finite and >= 0",
+        ),
+        (&["--clip", "0"], "clip norm must be finite and > 0"),
+        (&["--ema", "1"], "--ema 1: expected a decay in [0, 1)"),
+        (&["--dataset", "nope"], "unknown dataset 'nope'"),
+        (&["--dataset", "gaussian:0"], "SIGMA"),
+        (&["--activation", "nope"], "unknown activation 'nope'"),
+        (&["--loss", "nope"], "unknown loss"),
+        (&["--time-dist", "nope"], "--time-dist nope"),
+        (
+            &["--conditioning", "fourier99"],
+            "unknown conditioning 'fourier99'",
+        ),
+        (&["--heads", "x"], "unknown heads 'x'"),
+        (&["--v-source", "x"], "unknown v-source 'x'"),
+        (&["--precision", "f16"], "unknown precision 'f16'"),
+        (&["--threads", "0"], "threads must be at least 1"),
+        (
+            &["--threads", "1000"],
+            "--threads must be between 1 and 256",
+        ),
+        (&["--log-every", "0"], "--log-every must be at least 1"),
+        (
+            &["--eval-samples", "1"],
+            "--eval-samples must be at least 2",
+        ),
+        (&["--steps", "-1"], "--steps"),
+        (&["--bogus"], "--bogus"),
+        // Sizes that cannot be allocated.
+        (&["--width", "100000000"], "the model is too large"),
+        (&["--depth", "5000"], "depth must be at most 1024"),
+        (&["--batch", "100000000000"], "lower the batch or the width"),
+        (
+            &["--dataset", "gaussian_narrow:100000000"],
+            "DIM '100000000'",
+        ),
+        (
+            &["--eval-samples", "100000000000"],
+            "--eval-samples 100000000000",
+        ),
+    ];
+    for (extra, needle) in train_cases {
+        let mut args = vec!["train", "--out", "run"];
+        args.extend_from_slice(extra);
+        rejected(&dir, &args, &[needle]);
+        // Without --out: the default folder under runs/ is not created either.
+        let mut args = vec!["train"];
+        args.extend_from_slice(extra);
+        rejected(&dir, &args, &[needle]);
+    }
+    // Output folders that cannot be written.
+    rejected(
+        &dir,
+        &["train", "--out", "/proc/meanflow-run", "--steps", "1"],
+        &["cannot create the run folder /proc/meanflow-run"],
+    );
+    rejected(
+        &dir,
+        &["data", "--dataset", "circles", "--out", "/proc/points.csv"],
+        &["--out /proc/points.csv", "cannot write in the folder /proc"],
+    );
+    rejected(
+        &dir,
+        &["data", "--dataset", "circles", "--out", "nodir/points.csv"],
+        &["--out nodir/points.csv", "does not exist"],
+    );
+    rejected(
+        &dir,
+        &[
+            "data",
+            "--dataset",
+            "circles",
+            "--n",
+            "1000000000",
+            "--out",
+            "d.csv",
+        ],
+        &["--n 1000000000"],
+    );
+    train(&dir, "done", "12", &[]);
+    let ck = "done/checkpoint.safetensors";
+    for (extra, needle) in [
+        (
+            &["--out", "/proc/s.csv"][..],
+            "cannot write in the folder /proc",
+        ),
+        (
+            &["--out", "s.csv", "--png", "/proc/s.png"],
+            "--png /proc/s.png",
+        ),
+        (&["--out", "s.txt"], ".csv or .npy"),
+        (&["--out", "s.csv", "--n", "0"], "--n must be at least 1"),
+        (
+            &["--out", "s.csv", "--n", "100000000000"],
+            "--n 100000000000",
+        ),
+        (
+            &["--out", "s.csv", "--steps", "0"],
+            "--steps must be at least 1",
+        ),
+        (
+            &["--out", "s.csv", "--euler", "0"],
+            "--euler must be at least 1",
+        ),
+        (
+            &["--out", "s.csv", "--steps", "100000000000"],
+            "--steps must be at most",
+        ),
+    ] {
+        let mut args = vec!["sample", "--checkpoint", ck];
+        args.extend_from_slice(extra);
+        rejected(&dir, &args, &[needle]);
+    }
+    ok(
+        &dir,
+        &[
+            "data",
+            "--dataset",
+            "circles",
+            "--n",
+            "50",
+            "--out",
+            "c.csv",
+        ],
+    );
+    rejected(
+        &dir,
+        &[
+            "eval",
+            "--samples",
+            "c.csv",
+            "--dataset",
+            "circles",
+            "--json",
+            "/proc/e.json",
+        ],
+        &["--json /proc/e.json", "cannot write in the folder /proc"],
+    );
+    rejected(
+        &dir,
+        &[
+            "eval",
+            "--samples",
+            "c.csv",
+            "--dataset",
+            "circles",
+            "--n",
+            "1",
+        ],
+        &["--n must be at least 2"],
+    );
+    rejected(
+        &dir,
+        &["eval", "--samples", "c.csv", "--dataset", "nope"],
+        &["unknown dataset 'nope'"],
+    );
+
+    // A resume that names a run with other settings.
+    for (flag, value) in [
+        ("--lr", "0.01"),
+        ("--width", "16"),
+        ("--depth", "3"),
+        ("--batch", "8"),
+        ("--loss", "mf"),
+        ("--beta", "0.5"),
+        ("--seed", "3"),
+        ("--activation", "tanh"),
+        ("--precision", "f64"),
+        ("--heads", "uv"),
+        ("--ema", "0.9"),
+        ("--dataset", "circles"),
+    ] {
+        rejected(
+            &dir,
+            &["train", "--resume", "done", flag, value],
+            &[&format!("{flag} {value} conflicts with the resumed run's")],
+        );
+    }
+    rejected(
+        &dir,
+        &["train", "--resume", "nowhere"],
+        &["--resume nowhere: not a folder"],
+    );
+    rejected(
+        &dir,
+        &["train", "--resume", "done", "--out", "other"],
+        &["--out other: cannot be used with --resume"],
+    );
+    rejected(
+        &dir,
+        &["train", "--out", "done"],
+        &["--out done: the folder exists and is not empty"],
+    );
+    rejected(
+        &dir,
+        &["train", "--out", "c.csv"],
+        &["--out c.csv", "not a folder"],
+    );
+}
