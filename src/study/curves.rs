@@ -24,6 +24,9 @@
 //!   z_t over `posterior_points` data points (an estimate biased low at small t, where the finite
 //!   posterior collapses onto the nearest point).
 //!
+//! With `identity` set, instrument 4's check ([`identity_check`], on a small grid) also measures
+//! each run's final EMA parameters, so its key numbers get a spread over seeds.
+//!
 //! The slope of ln(mse) over the second half of training (least squares, per 1000 steps, and
 //! against ln(step)) says whether a curve still goes down. Runs are independent and each is
 //! single-threaded; `workers` OS threads take them in turn, and each run depends only on its own
@@ -36,6 +39,7 @@ use crate::model::{MlpParams, ModelConfig};
 use crate::rng::Rng;
 use crate::sampling::{noise, sample_mean_flow, Evaluator};
 use crate::study::fixture::FixtureSettings;
+use crate::study::identity::{identity_check, IdentitySettings};
 use crate::tape::Tape;
 use crate::time_sampler::TimeSampler;
 use crate::train::{builtin_pool_points, Trainer};
@@ -72,6 +76,8 @@ pub struct CurveSettings {
     pub posterior_points: usize,
     /// OS threads running independent runs.
     pub workers: usize,
+    /// Instrument 4's identity check on each run's final EMA parameters (a seed spread for it).
+    pub identity: Option<IdentitySettings>,
 }
 
 impl CurveSettings {
@@ -86,6 +92,12 @@ impl CurveSettings {
             eval_rows: 2_048,
             posterior_points: 16_384,
             workers: 2,
+            identity: Some(IdentitySettings {
+                grid: 4,
+                points: 256,
+                steps_per_unit: 32,
+                check_points: 64,
+            }),
         }
     }
 
@@ -100,6 +112,12 @@ impl CurveSettings {
             eval_rows: 256,
             posterior_points: 1_024,
             workers: 2,
+            identity: Some(IdentitySettings {
+                grid: 2,
+                points: 32,
+                steps_per_unit: 8,
+                check_points: 8,
+            }),
         }
     }
 
@@ -224,7 +242,13 @@ pub fn conditional_velocity_variance(
             let var: f64 = logw
                 .iter()
                 .zip(points.chunks_exact(d))
-                .map(|(w, x)| w * x.iter().zip(&mean).map(|(x, m)| (x - m).powi(2)).sum::<f64>())
+                .map(|(w, x)| {
+                    w * x
+                        .iter()
+                        .zip(&mean)
+                        .map(|(x, m)| (x - m).powi(2))
+                        .sum::<f64>()
+                })
                 .sum::<f64>()
                 / total;
             var / (ti * ti)
@@ -250,7 +274,8 @@ pub fn batch_errors(
     batch: &Batch<f64>,
 ) -> BatchErrors {
     let v_c = batch.v_c();
-    let boundary = Evaluator::new(*model, params).u(batch.z().view(), batch.t.view(), batch.t.view());
+    let boundary =
+        Evaluator::new(*model, params).u(batch.z().view(), batch.t.view(), batch.t.view());
     let fm = (&boundary - &v_c).mapv(|x| x * x).sum() / batch.len() as f64;
     let mut tape = Tape::new();
     let mut v_form = |preset: LossPreset| {
@@ -299,8 +324,21 @@ pub struct RunCurve {
     pub slope_per_1k: f64,
     /// Least-squares slope of ln(mse) against ln(step) over the second half.
     pub slope_log_log: f64,
+    /// The identity check of the final EMA parameters, when the settings ask for it.
+    pub identity: Option<RunIdentity>,
     /// Wall time of the run (training and measurements).
     pub seconds: f64,
+}
+
+/// The key numbers of instrument 4 on one run's final EMA parameters.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct RunIdentity {
+    /// Median over the grid cells of mean |u - u_ode|^2 / mean |u_ode|^2.
+    pub residual_median: f64,
+    /// The same at (r, t) = (0, 1), the 1-step sampling cell.
+    pub residual_0_1: f64,
+    /// Mean |x_1step - x_ode| from the same noise.
+    pub mean_distance: f64,
 }
 
 /// Least-squares slope of y against x (NaN with fewer than two distinct x).
@@ -355,7 +393,7 @@ pub fn train_run(
     );
     let mut trainer = Trainer::<f32>::new(config, pool);
     let checkpoint_steps = settings.checkpoint_steps();
-    let (mut log, mut checkpoints) = (Vec::new(), Vec::new());
+    let (mut log, mut checkpoints, mut identity) = (Vec::new(), Vec::new(), None);
     let (mut mse_sum, mut loss_sum) = (0.0, 0.0);
     for step in 1..=settings.steps {
         let stats = trainer.step().unwrap_or_else(|e| {
@@ -388,16 +426,27 @@ pub fn train_run(
                 sw1: sliced_wasserstein1(samples.view(), eval.held_out.view()),
                 errors: batch_errors(&config.model, &ema, &eval.batch),
             });
+            if let (Some(id), true) = (&settings.identity, step == settings.steps) {
+                let r = identity_check(
+                    &config.model,
+                    &ema,
+                    trainer.sampler.data.view(),
+                    &dataset,
+                    id,
+                    seed,
+                );
+                identity = Some(RunIdentity {
+                    residual_median: r.residual_median_max().0,
+                    residual_0_1: r.cell(0.0, 1.0).map_or(f64::NAN, |c| c.residual),
+                    mean_distance: r.mean_distance,
+                });
+            }
         }
     }
     let tail = (log.len() / 10).max(1);
-    let tail_mean = |f: fn(&LogPoint) -> f64| {
-        log[log.len() - tail..].iter().map(f).sum::<f64>() / tail as f64
-    };
-    let half: Vec<&LogPoint> = log
-        .iter()
-        .filter(|p| 2 * p.step > settings.steps)
-        .collect();
+    let tail_mean =
+        |f: fn(&LogPoint) -> f64| log[log.len() - tail..].iter().map(f).sum::<f64>() / tail as f64;
+    let half: Vec<&LogPoint> = log.iter().filter(|p| 2 * p.step > settings.steps).collect();
     let ln_mse: Vec<f64> = half.iter().map(|p| p.mse.ln()).collect();
     let per_1k: Vec<f64> = half.iter().map(|p| p.step as f64 / 1000.0).collect();
     let ln_step: Vec<f64> = half.iter().map(|p| (p.step as f64).ln()).collect();
@@ -411,6 +460,7 @@ pub fn train_run(
         slope_log_log: least_squares_slope(&ln_step, &ln_mse),
         log,
         checkpoints,
+        identity,
         seconds: started.elapsed().as_secs_f64(),
     }
 }
@@ -430,13 +480,16 @@ pub struct LossSummary {
     pub fm: (f64, f64),
     pub v_mf: (f64, f64),
     pub v_imf: (f64, f64),
+    /// Of the runs' identity checks (NaN without them).
+    pub identity_residual: (f64, f64),
+    pub identity_residual_0_1: (f64, f64),
+    pub identity_distance: (f64, f64),
 }
 
 impl LossSummary {
     fn of(preset: LossPreset, runs: &[&RunCurve]) -> Self {
-        let over = |f: &dyn Fn(&RunCurve) -> f64| {
-            mean_sd(&runs.iter().map(|r| f(r)).collect::<Vec<_>>())
-        };
+        let over =
+            |f: &dyn Fn(&RunCurve) -> f64| mean_sd(&runs.iter().map(|r| f(r)).collect::<Vec<_>>());
         let last = |r: &RunCurve| *r.checkpoints.last().expect("at least one checkpoint");
         LossSummary {
             loss: preset.name(),
@@ -449,6 +502,9 @@ impl LossSummary {
             fm: over(&|r| last(r).errors.fm),
             v_mf: over(&|r| last(r).errors.v_mf),
             v_imf: over(&|r| last(r).errors.v_imf),
+            identity_residual: over(&|r| r.identity.map_or(f64::NAN, |i| i.residual_median)),
+            identity_residual_0_1: over(&|r| r.identity.map_or(f64::NAN, |i| i.residual_0_1)),
+            identity_distance: over(&|r| r.identity.map_or(f64::NAN, |i| i.mean_distance)),
         }
     }
 }
@@ -528,8 +584,7 @@ pub fn run_curves(
             let summaries = PRESETS
                 .iter()
                 .map(|&p| {
-                    let of: Vec<&RunCurve> =
-                        runs.iter().filter(|r| r.loss == p.name()).collect();
+                    let of: Vec<&RunCurve> = runs.iter().filter(|r| r.loss == p.name()).collect();
                     LossSummary::of(p, &of)
                 })
                 .collect();
@@ -592,7 +647,10 @@ pub fn spread(series: &[Vec<(f64, f64)>]) -> Vec<(f64, f64, f64, f64)> {
     };
     (0..first.len())
         .map(|k| {
-            let ys: Vec<f64> = series.iter().filter_map(|s| s.get(k).map(|p| p.1)).collect();
+            let ys: Vec<f64> = series
+                .iter()
+                .filter_map(|s| s.get(k).map(|p| p.1))
+                .collect();
             let mean = ys.iter().sum::<f64>() / ys.len() as f64;
             let lo = ys.iter().copied().fold(f64::INFINITY, f64::min);
             let hi = ys.iter().copied().fold(f64::NEG_INFINITY, f64::max);

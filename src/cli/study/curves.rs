@@ -82,12 +82,8 @@ fn write_text(path: &Path, text: &str) -> CliResult<()> {
 }
 
 fn picture(result: std::io::Result<()>, path: &Path) -> CliResult<()> {
-    result.map_err(|e| {
-        CliError::failed(format!(
-            "{}: cannot write the picture: {e}",
-            path.display()
-        ))
-    })
+    result
+        .map_err(|e| CliError::failed(format!("{}: cannot write the picture: {e}", path.display())))
 }
 
 /// A horizontal reference line across the steps of `runs`.
@@ -227,22 +223,51 @@ fn write_files(result: &CurvesResult, dir: &Path) -> CliResult<()> {
     write_json(&dir.join("curves.json"), result)
 }
 
+/// "rises" / "falls" / "is flat" for a slope (mean, sd) over seeds: flat when the mean is within
+/// one sd of zero.
+fn trend(slope: (f64, f64)) -> String {
+    let pct = 100.0 * (slope.0.exp() - 1.0);
+    if slope.0 > slope.1 {
+        format!("rises {pct:.1}% per 1k steps")
+    } else if -slope.0 > slope.1 {
+        format!("falls {:.1}% per 1k steps", -pct)
+    } else {
+        format!("is flat ({pct:+.1}% per 1k steps, within one sd of 0)")
+    }
+}
+
 /// The per-dataset statements of the summary.
 fn statements(data: &DatasetCurves) -> String {
     let (mf, imf) = (data.summary(LossPreset::Mf), data.summary(LossPreset::Imf));
     let c = |f: fn(&LossSummary) -> (f64, f64)| compare(f(mf), f(imf));
+    let floor = data.floor;
     let mut s = format!(
-        "- **{}**: training mse (last 10% of steps) MF {} vs iMF {} (MF {} iMF; floor {}); \
-         slope of ln mse over the second half, per 1k steps: MF {} vs iMF {}; \
-         EMA on r < t rows: fm MF {} vs iMF {} ({}), v-form with the iMF tangent MF {} vs iMF {} ({}); \
-         1-step SW1 MF {} vs iMF {} ({}; floor {}).",
+        "- **{}**: training mse (last 10% of steps) MF {} vs iMF {} (MF {} iMF; floor {}). \
+         Over the second half MF's mse {}, iMF's {}. \
+         On the r < t rows (EMA, last step), the v-form error with each loss's own tangent: \
+         MF {} = {:.2} x the floor, iMF {} = {:.2} x the floor; the same MF-trained model with the \
+         deterministic iMF tangent: {}, so the noisy tangent adds {} ({}). \
+         Errors of functions of z_t alone, comparable across losses: fm MF {} vs iMF {} (MF {} iMF), \
+         v-form with the iMF tangent MF {} vs iMF {} (MF {} iMF). \
+         1-step SW1 MF {} vs iMF {} (MF {} iMF; data floor {}).{}",
         data.dataset,
         pm(mf.final_mse),
         pm(imf.final_mse),
         c(|s| s.final_mse),
-        num(data.floor),
-        pm(mf.slope_per_1k),
-        pm(imf.slope_per_1k),
+        num(floor),
+        trend(mf.slope_per_1k),
+        trend(imf.slope_per_1k),
+        pm(mf.v_mf),
+        mf.v_mf.0 / floor,
+        pm(imf.v_imf),
+        imf.v_imf.0 / floor,
+        pm(mf.v_imf),
+        num(mf.v_mf.0 - mf.v_imf.0),
+        if mf.v_mf.0 > mf.v_imf.0 {
+            "the Jacobian term magnifies the noise of v_c"
+        } else {
+            "here the Jacobian term damps it: MF's V partly tracks v_c"
+        },
         pm(mf.fm),
         pm(imf.fm),
         c(|s| s.fm),
@@ -253,8 +278,23 @@ fn statements(data: &DatasetCurves) -> String {
         pm(imf.sw1),
         c(|s| s.sw1),
         num(data.sw1_floor),
+        if mf.identity_residual.0.is_nan() {
+            String::new()
+        } else {
+            format!(
+                " Identity check of the final EMA weights (instrument 4 on a small grid): median \
+                 relative residual MF {} vs iMF {} (MF {} iMF), 1-step vs ODE endpoint distance \
+                 MF {} vs iMF {} (MF {} iMF).",
+                pm(mf.identity_residual),
+                pm(imf.identity_residual),
+                c(|s| s.identity_residual),
+                pm(mf.identity_distance),
+                pm(imf.identity_distance),
+                c(|s| s.identity_distance),
+            )
+        },
     );
-    // What the claim predicts: MF's comparable errors and SW1 above iMF's, its curve flatter.
+    // What the claim predicts: MF's errors and SW1 above iMF's.
     let mut agrees = Vec::new();
     let mut contradicts = Vec::new();
     let mut undecided = Vec::new();
@@ -265,10 +305,11 @@ fn statements(data: &DatasetCurves) -> String {
     };
     judge("training mse", c(|s| s.final_mse));
     judge("fm", c(|s| s.fm));
-    judge("v-form (iMF tangent)", c(|s| s.v_imf));
-    judge("SW1", c(|s| s.sw1));
-    // Flatter = slope closer to zero from below: MF's slope above iMF's.
-    judge("flatter second half", c(|s| s.slope_per_1k));
+    judge("v-form with the iMF tangent", c(|s| s.v_imf));
+    judge("1-step SW1", c(|s| s.sw1));
+    if !mf.identity_residual.0.is_nan() {
+        judge("identity residual", c(|s| s.identity_residual));
+    }
     let list = |v: &[String]| {
         if v.is_empty() {
             "none".to_string()
@@ -278,19 +319,17 @@ fn statements(data: &DatasetCurves) -> String {
     };
     let _ = write!(
         s,
-        " MF worse than iMF (as the claim predicts): {}; MF better (contradicts it): {}; \
+        " MF worse than iMF, as the claim predicts: {}; MF better, against it: {}; \
          within the seed spread: {}.",
         list(&agrees),
         list(&contradicts),
         list(&undecided)
     );
-    // MF's own v-form can sit below the floor: its V contains v_c.
-    if mf.final_mse.0 < data.floor {
+    if mf.final_mse.0 < floor {
         let _ = write!(
             s,
-            " MF's training mse is below the floor E tr Var[v_c | z_t] = {}: its V contains v_c \
-             through the tangent, so it is not bounded by the floor.",
-            num(data.floor)
+            " MF's training mse is below the floor: its V contains v_c through the tangent, so \
+             the floor does not bound it."
         );
     }
     s.push('\n');
@@ -323,9 +362,20 @@ fn summary(result: &CurvesResult, secs: f64) -> String {
         st.posterior_points,
         st.eval_samples,
     );
+    if let Some(id) = &st.identity {
+        let _ = writeln!(
+            s,
+            "identity residual = median over a {g} x {g} grid of (r, t) of instrument 4's \
+             mean |u - u_ode|^2 / mean |u_ode|^2 on each run's final EMA weights ({} states per t, \
+             RK4 with {} steps per unit time).\n",
+            id.points,
+            id.steps_per_unit,
+            g = id.grid,
+        );
+    }
     s.push_str(
-        "| dataset | loss | train mse | slope ln mse /1k | fm | v-form own tangent | v-form iMF tangent | floor | SW1 1-step | SW1 floor |\n\
-         |---|---|---|---|---|---|---|---|---|---|\n",
+        "| dataset | loss | train mse | slope ln mse /1k | fm | v-form own tangent | v-form iMF tangent | floor | SW1 1-step | SW1 floor | identity residual |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for data in &result.datasets {
         for &p in &PRESETS {
@@ -333,7 +383,7 @@ fn summary(result: &CurvesResult, secs: f64) -> String {
             let own = if p == LossPreset::Mf { m.v_mf } else { m.v_imf };
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 data.dataset,
                 loss_label(p),
                 pm(m.final_mse),
@@ -344,6 +394,7 @@ fn summary(result: &CurvesResult, secs: f64) -> String {
                 num(data.floor),
                 pm(m.sw1),
                 num(data.sw1_floor),
+                pm(m.identity_residual),
             );
         }
     }

@@ -48,12 +48,7 @@ struct Job {
 }
 
 fn failed_picture(path: &Path) -> impl Fn(std::io::Error) -> CliError + '_ {
-    move |e| {
-        CliError::failed(format!(
-            "{}: cannot write the picture: {e}",
-            path.display()
-        ))
-    }
+    move |e| CliError::failed(format!("{}: cannot write the picture: {e}", path.display()))
 }
 
 fn draw(m: &ModelIdentity, dir: &Path) -> CliResult<()> {
@@ -87,7 +82,8 @@ fn draw(m: &ModelIdentity, dir: &Path) -> CliResult<()> {
 }
 
 fn write_files(models: &[ModelIdentity], dir: &Path) -> CliResult<()> {
-    let mut csv = String::from("dataset,loss,r,t,residual,residual_abs,u_ode_sq,integration_error\n");
+    let mut csv =
+        String::from("dataset,loss,r,t,residual,residual_abs,u_ode_sq,integration_error\n");
     for m in models {
         for c in &m.result.cells {
             let _ = writeln!(
@@ -292,7 +288,10 @@ pub fn run(context: &mut StudyContext, dir: &Path) -> CliResult<String> {
     }
     let text = summary(&models, &settings, secs);
     write_atomically(&dir.join("summary.md"), text.as_bytes()).map_err(|e| {
-        CliError::failed(format!("{}: cannot write the file: {e}", dir.join("summary.md").display()))
+        CliError::failed(format!(
+            "{}: cannot write the file: {e}",
+            dir.join("summary.md").display()
+        ))
     })?;
     Ok(text)
 }
