@@ -240,20 +240,27 @@ fn trend(slope: (f64, f64)) -> String {
 fn statements(data: &DatasetCurves) -> String {
     let (mf, imf) = (data.summary(LossPreset::Mf), data.summary(LossPreset::Imf));
     let c = |f: fn(&LossSummary) -> (f64, f64)| compare(f(mf), f(imf));
+    // The same comparison as a phrase.
+    let p = |f: fn(&LossSummary) -> (f64, f64)| match c(f) {
+        "above" => "MF above iMF",
+        "below" => "MF below iMF",
+        "within spread" => "MF and iMF within the seed spread",
+        other => other,
+    };
     let floor = data.floor;
     let mut s = format!(
-        "- **{}**: training mse (last 10% of steps) MF {} vs iMF {} (MF {} iMF; floor {}). \
+        "- **{}**: training mse (last 10% of steps) MF {} vs iMF {} ({}; floor {}). \
          Over the second half MF's mse {}, iMF's {}. \
          On the r < t rows (EMA, last step), the v-form error with each loss's own tangent: \
          MF {} = {:.2} x the floor, iMF {} = {:.2} x the floor; the same MF-trained model with the \
          deterministic iMF tangent: {}, so the noisy tangent adds {} ({}). \
-         Errors of functions of z_t alone, comparable across losses: fm MF {} vs iMF {} (MF {} iMF), \
-         v-form with the iMF tangent MF {} vs iMF {} (MF {} iMF). \
-         1-step SW1 MF {} vs iMF {} (MF {} iMF; data floor {}).{}",
+         Errors of functions of z_t alone, comparable across losses: fm MF {} vs iMF {} ({}), \
+         v-form with the iMF tangent MF {} vs iMF {} ({}). \
+         1-step SW1 MF {} vs iMF {} ({}; data floor {}).{}",
         data.dataset,
         pm(mf.final_mse),
         pm(imf.final_mse),
-        c(|s| s.final_mse),
+        p(|s| s.final_mse),
         num(floor),
         trend(mf.slope_per_1k),
         trend(imf.slope_per_1k),
@@ -270,27 +277,27 @@ fn statements(data: &DatasetCurves) -> String {
         },
         pm(mf.fm),
         pm(imf.fm),
-        c(|s| s.fm),
+        p(|s| s.fm),
         pm(mf.v_imf),
         pm(imf.v_imf),
-        c(|s| s.v_imf),
+        p(|s| s.v_imf),
         pm(mf.sw1),
         pm(imf.sw1),
-        c(|s| s.sw1),
+        p(|s| s.sw1),
         num(data.sw1_floor),
         if mf.identity_residual.0.is_nan() {
             String::new()
         } else {
             format!(
                 " Identity check of the final EMA weights (instrument 4 on a small grid): median \
-                 relative residual MF {} vs iMF {} (MF {} iMF), 1-step vs ODE endpoint distance \
-                 MF {} vs iMF {} (MF {} iMF).",
+                 relative residual MF {} vs iMF {} ({}), 1-step vs ODE endpoint distance \
+                 MF {} vs iMF {} ({}).",
                 pm(mf.identity_residual),
                 pm(imf.identity_residual),
-                c(|s| s.identity_residual),
+                p(|s| s.identity_residual),
                 pm(mf.identity_distance),
                 pm(imf.identity_distance),
-                c(|s| s.identity_distance),
+                p(|s| s.identity_distance),
             )
         },
     );
