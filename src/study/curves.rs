@@ -40,13 +40,12 @@ use crate::rng::Rng;
 use crate::sampling::{noise, sample_mean_flow, Evaluator};
 use crate::study::fixture::FixtureSettings;
 use crate::study::identity::{identity_check, IdentitySettings};
+use crate::study::parallel_map;
 use crate::tape::Tape;
 use crate::time_sampler::TimeSampler;
 use crate::train::{builtin_pool_points, Trainer};
 use ndarray::{Array2, ArrayView2};
 use serde::Serialize;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
 use std::time::Instant;
 
 /// The losses compared.
@@ -605,38 +604,6 @@ pub fn run_curves(
         seed,
         datasets,
     }
-}
-
-/// `f` of every item, on `workers` OS threads taking the items in turn; the results are in the
-/// items' order, so they do not depend on the scheduling when `f` does not.
-pub fn parallel_map<T: Sync, R: Send>(
-    items: &[T],
-    workers: usize,
-    f: impl Fn(&T) -> R + Sync,
-) -> Vec<R> {
-    let results: Mutex<Vec<Option<R>>> = Mutex::new((0..items.len()).map(|_| None).collect());
-    let next = AtomicUsize::new(0);
-    let work = || loop {
-        let k = next.fetch_add(1, Ordering::Relaxed);
-        let Some(item) = items.get(k) else {
-            break;
-        };
-        let r = f(item);
-        results.lock().expect("no worker panicked")[k] = Some(r);
-    };
-    let workers = workers.min(items.len()).max(1);
-    std::thread::scope(|scope| {
-        for _ in 1..workers {
-            scope.spawn(work);
-        }
-        work();
-    });
-    results
-        .into_inner()
-        .expect("no worker panicked")
-        .into_iter()
-        .map(|r| r.expect("every item ran"))
-        .collect()
 }
 
 /// The mean over runs of a per-step series (runs of equal length), with the min and max:

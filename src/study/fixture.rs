@@ -155,6 +155,24 @@ impl ModelCache {
         }
     }
 
+    /// Trains every missing (dataset, preset) model now, `workers` at a time (each run is
+    /// single-threaded and deterministic, so the result does not depend on `workers`).
+    pub fn prefetch(&mut self, datasets: &[ToyDataset], presets: &[LossPreset], workers: usize) {
+        let settings = self.settings;
+        let missing: Vec<(ToyDataset, LossPreset)> = datasets
+            .iter()
+            .flat_map(|ds| presets.iter().map(move |p| (*ds, *p)))
+            .filter(|(ds, p)| !self.models.contains_key(&(ds.name(), p.name())))
+            .collect();
+        let trained = super::parallel_map(&missing, workers, |(ds, preset)| {
+            train_model(&settings, ds, *preset)
+        });
+        for model in trained {
+            self.models
+                .insert((model.dataset.name(), model.preset.name()), model);
+        }
+    }
+
     /// The model for this dataset and preset, trained now if it is not cached yet.
     pub fn get(&mut self, dataset: &ToyDataset, preset: LossPreset) -> &TrainedModel {
         let settings = self.settings;

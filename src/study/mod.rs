@@ -19,3 +19,38 @@ pub mod gaussian;
 pub mod gradient_noise;
 pub mod identity;
 pub mod posterior;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+/// `f` of every item, on `workers` OS threads taking the items in turn; the results are in the
+/// items' order, so they do not depend on the scheduling when `f` does not.
+pub fn parallel_map<T: Sync, R: Send>(
+    items: &[T],
+    workers: usize,
+    f: impl Fn(&T) -> R + Sync,
+) -> Vec<R> {
+    let results: Mutex<Vec<Option<R>>> = Mutex::new((0..items.len()).map(|_| None).collect());
+    let next = AtomicUsize::new(0);
+    let work = || loop {
+        let k = next.fetch_add(1, Ordering::Relaxed);
+        let Some(item) = items.get(k) else {
+            break;
+        };
+        let r = f(item);
+        results.lock().expect("no worker panicked")[k] = Some(r);
+    };
+    let workers = workers.min(items.len()).max(1);
+    std::thread::scope(|scope| {
+        for _ in 1..workers {
+            scope.spawn(work);
+        }
+        work();
+    });
+    results
+        .into_inner()
+        .expect("no worker panicked")
+        .into_iter()
+        .map(|r| r.expect("every item ran"))
+        .collect()
+}

@@ -10,7 +10,6 @@ use super::StudyContext;
 use crate::cli::common::write_json;
 use crate::cli::{CliError, CliResult};
 use meanflow::loss::LossPreset;
-use meanflow::matmul::set_matmul_threads;
 use meanflow::plot::{line_chart, palette, Color, Series};
 use meanflow::study::curves::{
     run_curves, spread, CurveSettings, CurvesResult, DatasetCurves, LossSummary, RunCurve, PRESETS,
@@ -417,10 +416,8 @@ fn summary(result: &CurvesResult, secs: f64) -> String {
 
 pub fn run(context: &mut StudyContext, dir: &Path) -> CliResult<String> {
     // Each run is single-threaded; the parallelism is across runs.
-    set_matmul_threads(1);
     let settings = CurveSettings {
-        // Runs in parallel: 2, or --threads if more.
-        workers: context.threads.max(2),
+        workers: context.threads,
         ..if context.quick {
             CurveSettings::quick()
         } else {

@@ -12,11 +12,11 @@ use crate::cli::common::write_json;
 use crate::cli::{CliError, CliResult};
 use meanflow::data::ToyDataset;
 use meanflow::loss::LossPreset;
-use meanflow::matmul::set_matmul_threads;
 use meanflow::model::{MlpParams, ModelConfig};
 use meanflow::plot::{heatmap, palette, scatter_panels, Panel};
-use meanflow::study::curves::{parallel_map, PRESETS};
+use meanflow::study::curves::PRESETS;
 use meanflow::study::identity::{identity_check, IdentityResult, IdentitySettings};
+use meanflow::study::parallel_map;
 use meanflow::tensor_file::write_atomically;
 use ndarray::Array2;
 use serde::Serialize;
@@ -259,7 +259,6 @@ fn summary(models: &[ModelIdentity], settings: &IdentitySettings, secs: f64) -> 
 
 pub fn run(context: &mut StudyContext, dir: &Path) -> CliResult<String> {
     // Each model is measured single-threaded; the parallelism is across models.
-    set_matmul_threads(1);
     let settings = if context.quick {
         IdentitySettings::quick()
     } else {
@@ -280,7 +279,7 @@ pub fn run(context: &mut StudyContext, dir: &Path) -> CliResult<String> {
     }
     let started = Instant::now();
     let seed = context.seed;
-    let workers = context.threads.max(2);
+    let workers = context.threads;
     let models: Vec<ModelIdentity> = parallel_map(&jobs, workers, |job| {
         let result = identity_check(
             &job.model,

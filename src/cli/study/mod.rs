@@ -14,6 +14,7 @@ use super::{CliError, CliResult};
 use crate::cli::common::utc_timestamp;
 use clap::{Args, Subcommand};
 use meanflow::data::ToyDataset;
+use meanflow::matmul::set_matmul_threads;
 use meanflow::study::fixture::{FixtureSettings, ModelCache};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -142,7 +143,7 @@ pub fn run(args: StudyArgs) -> CliResult<i32> {
     let settings = if args.quick {
         FixtureSettings::quick(args.seed)
     } else {
-        FixtureSettings::standard(args.seed, args.threads)
+        FixtureSettings::standard(args.seed, 1)
     };
     let mut context = StudyContext {
         quick: args.quick,
@@ -155,6 +156,8 @@ pub fn run(args: StudyArgs) -> CliResult<i32> {
         Some(one) => vec![one],
         None => Instrument::ALL.to_vec(),
     };
+    // Parallelism comes from independent runs on worker threads, not from inside a product.
+    set_matmul_threads(1);
     let started = Instant::now();
     let mut summary = String::from("# meanflow study\n\n");
     for instrument in instruments {
