@@ -9,7 +9,8 @@
 //! - the pool posterior against the analytic Gaussian posterior (mean and variance);
 //! - instrument 2: B tr Cov is flat in B for i.i.d. rows, and the exact gradient equals the
 //!   stop-gradient one where every row has r = t;
-//! - the three `meanflow study` subcommands end to end on tiny settings (`--quick`).
+//! - the three `meanflow study` subcommands end to end on tiny settings (`--quick`): exit 0, every
+//!   promised file written, the summary section headed as `meanflow study` expects.
 
 use meanflow::check::REWRITE_REL_TOL;
 use meanflow::data::ToyDataset;
@@ -61,7 +62,12 @@ fn estimator_equals_the_loss_on_batch_one_tapes() {
         let model = small_model(dim);
         let params = MlpParams::<f64>::init(&model, &mut Rng::seed_from_u64(11));
         let pool = ToyDataset::Gaussian { sigma: 1.0, dim }.sample(500, &mut Rng::seed_from_u64(1));
-        let draws = draw_points(DataSource::Pool(pool.view()), 4, 6, &mut Rng::seed_from_u64(2));
+        let draws = draw_points(
+            DataSource::Pool(pool.view()),
+            4,
+            6,
+            &mut Rng::seed_from_u64(2),
+        );
         let betas = [0.0, 0.3, 1.0];
         let mut net = MlpVelocity::new(model, &params);
         let got = estimate(&mut net, &draws, &betas, 1.0, 1e-3);
@@ -99,7 +105,11 @@ fn estimator_equals_the_loss_on_batch_one_tapes() {
                     ells.push(vec![tape.value(nodes.ell)[[0, 0]]]);
                     losses.push(vec![tape.scalar(nodes.loss)]);
                     let (_, g) = loss_and_gradients(&mut tape, &model, &params, &loss, &batch);
-                    grads.push(g.tensors().flat_map(|a| a.iter().copied()).collect::<Vec<_>>());
+                    grads.push(
+                        g.tensors()
+                            .flat_map(|a| a.iter().copied())
+                            .collect::<Vec<_>>(),
+                    );
                 }
                 let p: &PointVariance = &got[bi].points[i];
                 let scale = trace_var(&target) + 1e-12;
@@ -130,15 +140,13 @@ fn assert_within_mc_error(flow: &GaussianFlow, source: DataSource, points: usize
     let got = estimate(&mut exact, &draws, &betas, 1.0, 1e-3);
     for bv in &got {
         let beta = bv.beta;
-        type ClosedForm = Box<dyn Fn(f64, f64) -> f64>;
-        let f = *flow;
-        let forms: [(Quantity, ClosedForm); 4] = [
-            (Quantity::Tangent, Box::new(move |_r, t| f.var_tangent(beta, t))),
-            (Quantity::JvpTerm, Box::new(move |r, t| f.var_jvp_term(beta, r, t))),
-            (Quantity::Target, Box::new(move |r, t| f.var_target(beta, r, t))),
-            (Quantity::Ell, Box::new(move |r, t| f.var_ell(beta, r, t))),
-        ];
-        for (q, form) in &forms {
+        for q in [
+            Quantity::Tangent,
+            Quantity::JvpTerm,
+            Quantity::Target,
+            Quantity::Ell,
+        ] {
+            let form = |r, t| flow.closed_form(q, beta, r, t).unwrap();
             let diffs: Vec<f64> = (0..draws.len())
                 .map(|i| q.of(&bv.points[i]) - form(draws.r[i], draws.t[i]))
                 .collect();
@@ -160,7 +168,12 @@ fn assert_within_mc_error(flow: &GaussianFlow, source: DataSource, points: usize
                 expected.mean
             );
             // The test has power: the standard error is small against the value.
-            assert!(d.se < 0.05 * expected.mean, "{q:?}: SE {} vs {}", d.se, expected.mean);
+            assert!(
+                d.se < 0.05 * expected.mean,
+                "{q:?}: SE {} vs {}",
+                d.se,
+                expected.mean
+            );
         }
         assert!(bv.points.iter().all(|p| p.gradient.is_nan()));
     }
@@ -177,7 +190,8 @@ fn gaussian_closed_forms_with_exact_posterior_draws() {
 #[test]
 fn gaussian_closed_forms_with_a_pool_posterior() {
     for (s, seed) in [(0.3, 5), (3.0, 6)] {
-        let pool = ToyDataset::Gaussian { sigma: s, dim: 1 }.sample(1 << 16, &mut Rng::seed_from_u64(seed));
+        let pool = ToyDataset::Gaussian { sigma: s, dim: 1 }
+            .sample(1 << 16, &mut Rng::seed_from_u64(seed));
         let flow = GaussianFlow::new(s, 1);
         assert_within_mc_error(&flow, DataSource::Pool(pool.view()), 1500, seed + 10);
     }
@@ -306,7 +320,16 @@ fn exact_gradient_equals_stop_gradient_where_r_equals_t() {
         let a = exact_angle(&model, &loss, all_equal, &data, &params, 8, 3, 1);
         assert!((a.cos_mean - 1.0).abs() < 1e-12, "{a:?}");
         assert!((a.norm_ratio - 1.0).abs() < 1e-12, "{a:?}");
-        let b = exact_angle(&model, &loss, TimeSampler::mf_default(), &data, &params, 8, 3, 1);
+        let b = exact_angle(
+            &model,
+            &loss,
+            TimeSampler::mf_default(),
+            &data,
+            &params,
+            8,
+            3,
+            1,
+        );
         assert!(b.cos_mean < 1.0 - 1e-9 && b.cos_mean > -1.0, "{b:?}");
     }
 }
@@ -322,4 +345,107 @@ fn mlp_gram_trace_is_the_squared_parameter_jacobian() {
     assert_eq!(g[[0, 0, 1]], g[[0, 1, 0]]);
     assert!(g[[0, 0, 0]] > 0.0 && g[[0, 1, 1]] > 0.0);
     assert!(g[[0, 0, 0]] * g[[0, 1, 1]] >= g[[0, 0, 1]].powi(2));
+}
+
+// ----- the instruments end to end -----------------------------------------------------------------
+
+const BIN: &str = env!("CARGO_BIN_EXE_meanflow");
+
+fn run_instrument(name: &str, datasets: &str) -> std::path::PathBuf {
+    let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("study-variance")
+        .join(name);
+    let _ = std::fs::remove_dir_all(&out);
+    let status = std::process::Command::new(BIN)
+        .args(["study", name, "--quick", "--datasets", datasets, "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        status.status.success(),
+        "study {name}: {}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    out.join(name)
+}
+
+fn assert_files(dir: &std::path::Path, names: &[&str]) {
+    for n in names {
+        let p = dir.join(n);
+        let len = std::fs::metadata(&p)
+            .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+            .len();
+        assert!(len > 0, "{} is empty", p.display());
+    }
+}
+
+fn summary_heading(dir: &std::path::Path) -> String {
+    let text = std::fs::read_to_string(dir.join("summary.md")).unwrap();
+    text.lines().next().unwrap_or_default().to_string()
+}
+
+#[test]
+fn study_variance_quick_writes_its_files() {
+    let dir = run_instrument("variance", "two_moons,gaussian_narrow");
+    assert_files(
+        &dir,
+        &[
+            "averages.csv",
+            "by_t.csv",
+            "by_gap.csv",
+            "summary.json",
+            "target_vs_t_two_moons.png",
+            "target_vs_gap_gaussian_narrow.png",
+            "gradient_vs_gap_two_moons.png",
+            "beta_gaussian_narrow.png",
+        ],
+    );
+    assert_eq!(
+        summary_heading(&dir),
+        "## 1. Conditional variance at fixed z_t"
+    );
+    let csv = std::fs::read_to_string(dir.join("averages.csv")).unwrap();
+    // 2 datasets x 3 parameter sets x 3 betas x 6 quantities, and the header.
+    assert_eq!(csv.lines().count(), 1 + 2 * 3 * 3 * 6);
+    assert!(!csv.contains("inf"), "{csv}");
+}
+
+#[test]
+fn study_gradient_noise_quick_writes_its_files() {
+    let dir = run_instrument("gradient-noise", "gaussian_wide");
+    assert_files(
+        &dir,
+        &[
+            "noise.csv",
+            "angle.csv",
+            "summary.json",
+            "noise_beta_gaussian_wide.png",
+            "noise_batch_gaussian_wide.png",
+            "angle_gaussian_wide.png",
+        ],
+    );
+    assert_eq!(summary_heading(&dir), "## 2. Gradient noise");
+}
+
+#[test]
+fn study_gaussian_quick_writes_its_files() {
+    let dir = run_instrument("gaussian", "two_moons");
+    assert_files(
+        &dir,
+        &[
+            "closed_form_check.csv",
+            "u_error.csv",
+            "target_ratio.csv",
+            "summary.json",
+            "u_error_gaussian_narrow_mf.png",
+            "u_error_gaussian_wide_imf.png",
+            "u_error_gaussian_narrow.png",
+            "target_ratio_gaussian_wide.png",
+        ],
+    );
+    assert_eq!(summary_heading(&dir), "## 5. A ground truth: Gaussian data");
+    // With no Gaussian among --datasets, the instrument uses narrow and wide.
+    let ratios = std::fs::read_to_string(dir.join("target_ratio.csv")).unwrap();
+    assert!(ratios.contains("gaussian_narrow,closed form"));
+    assert!(ratios.contains("gaussian_wide,u*"));
 }

@@ -37,7 +37,7 @@
 
 use super::posterior::PosteriorDraws;
 use crate::model::{Linear, MlpParams, ModelConfig, ParamVars, TapeModel};
-use crate::tape::Tape;
+use crate::tape::{Tape, Var};
 use ndarray::{s, Array2, Array3, ArrayView2};
 
 /// A model of the average velocity u at a batch of points, with what the estimator needs.
@@ -159,9 +159,7 @@ impl AverageVelocity for MlpVelocity<'_> {
                 let mut e_b = Array2::zeros((end - start, d));
                 e_b.column_mut(b).fill(1.0);
                 let (_, col) = self.pass(zc, rc.view(), tc.view(), Some(e_b.view()), false);
-                out.jac
-                    .slice_mut(s![start..end, .., b])
-                    .assign(&col.view());
+                out.jac.slice_mut(s![start..end, .., b]).assign(&col.view());
             }
         }
         out
@@ -177,6 +175,13 @@ impl AverageVelocity for MlpVelocity<'_> {
             let tape = &mut self.tape;
             tape.clear();
             let vars = self.params.on_tape(tape);
+            let leaves: Vec<Var> = vars
+                .trunk
+                .iter()
+                .chain(std::iter::once(&vars.u_head))
+                .chain(vars.v_head.iter())
+                .flat_map(|&(w, b)| [w, b])
+                .collect();
             let zv = tape.constant(z.slice(s![i..i + 1, ..]));
             let rv = tape.full((1, 1), r[i]);
             let tv = tape.full((1, 1), t[i]);
@@ -189,13 +194,17 @@ impl AverageVelocity for MlpVelocity<'_> {
                 let mut seed = Array2::zeros((1, d));
                 seed[[0, a]] = 1.0;
                 tape.backward_with(u, seed.view());
-                let grads = MlpParams::gradients_from(tape, &vars);
                 row.clear();
-                row.extend(grads.tensors().flat_map(|g| g.iter().copied()));
+                for &leaf in &leaves {
+                    match tape.grad(leaf) {
+                        Some(g) => row.extend(g.iter().copied()),
+                        None => row.resize(row.len() + tape.value(leaf).len(), 0.0),
+                    }
+                }
             }
             for a in 0..d {
                 for b in 0..=a {
-                    let g: f64 = rows[a].iter().zip(&rows[b]).map(|(x, y)| x * y).sum();
+                    let g = ndarray::aview1(&rows[a]).dot(&ndarray::aview1(&rows[b]));
                     gram[[i, a, b]] = g;
                     gram[[i, b, a]] = g;
                 }
@@ -268,6 +277,10 @@ pub struct PointVariance {
     pub gradient: f64,
     /// E[ell | z] (mean over the redraws): the per-sample squared error the loss averages.
     pub mean_ell: f64,
+    /// |I - (t - r) J|_F^2 / d: the mean squared singular value of the Jacobian of the model's
+    /// own map z_t -> z_r = z_t - (t - r) u(z_t, r, t), the factor MF's target applies to v_c
+    /// (< 1: the map contracts; the same for every beta).
+    pub map_gain: f64,
 }
 
 /// The estimates of one beta at every point.
@@ -282,7 +295,9 @@ fn trace_variance(rows: &[f64], k: usize, d: usize) -> f64 {
     let mut total = 0.0;
     for j in 0..d {
         let mean = (0..k).map(|m| rows[m * d + j]).sum::<f64>() / k as f64;
-        total += (0..k).map(|m| (rows[m * d + j] - mean).powi(2)).sum::<f64>();
+        total += (0..k)
+            .map(|m| (rows[m * d + j] - mean).powi(2))
+            .sum::<f64>();
     }
     total / (k - 1) as f64
 }
@@ -331,13 +346,25 @@ pub fn estimate(
         })
         .collect();
     let mut v_c = vec![0.0; k * d];
-    let (mut tangent, mut jvp, mut target, mut y) =
-        (vec![0.0; k * d], vec![0.0; k * d], vec![0.0; k * d], vec![0.0; k * d]);
+    let (mut tangent, mut jvp, mut target, mut y) = (
+        vec![0.0; k * d],
+        vec![0.0; k * d],
+        vec![0.0; k * d],
+        vec![0.0; k * d],
+    );
     let (mut ell, mut loss) = (vec![0.0; k], vec![0.0; k]);
     let mut dudt = vec![0.0; d];
     for i in 0..n {
         let (r, t) = (draws.r[i], draws.t[i]);
         let h = t - r;
+        let mut map_gain = 0.0;
+        for a in 0..d {
+            for b in 0..d {
+                let m = f64::from(u8::from(a == b)) - h * lin.jac[[i, a, b]];
+                map_gain += m * m;
+            }
+        }
+        map_gain /= d as f64;
         for m in 0..k {
             for j in 0..d {
                 v_c[m * d + j] = (draws.z[[i, j]] - draws.x[[i, m, j]]) / t;
@@ -350,8 +377,8 @@ pub fn estimate(
                 for j in 0..d {
                     tangent[m * d + j] = (1.0 - beta) * v_c[m * d + j] + beta * lin.v_hat[[i, j]];
                 }
-                for a in 0..d {
-                    dudt[a] = lin.dt[[i, a]]
+                for (a, slot) in dudt.iter_mut().enumerate() {
+                    *slot = lin.dt[[i, a]]
                         + (0..d)
                             .map(|b| lin.jac[[i, a, b]] * tangent[m * d + b])
                             .sum::<f64>();
@@ -381,6 +408,7 @@ pub fn estimate(
                 loss: variance(&loss),
                 gradient,
                 mean_ell: ell.iter().sum::<f64>() / k as f64,
+                map_gain,
             });
         }
     }

@@ -25,10 +25,10 @@
 //! smallest at t* = s^2 / (1 + s^2): 0.083 for s = 0.3 (narrow: sigma_t grows on almost all of
 //! [0, 1]), 0.9 for s = 3 (wide: sigma_t shrinks on almost all of it).
 
-use super::conditional_variance::{AverageVelocity, Linearization};
+use super::conditional_variance::{AverageVelocity, Linearization, Quantity};
+use crate::model::{MlpParams, ModelConfig};
 use crate::rng::Rng;
 use crate::sampling::Evaluator;
-use crate::model::{MlpParams, ModelConfig};
 use ndarray::{Array2, Array3, ArrayView2};
 
 /// Below this gap t - r the closed forms use their limits r -> t (avoids 0/0).
@@ -131,6 +131,18 @@ impl GaussianFlow {
         2.0 * self.dim as f64 * per * per
     }
 
+    /// The closed form of instrument 1's `quantity` at (r, t) with u = u*, where there is one: not
+    /// for the weighted loss (no simple form) nor the gradient (u* has no parameters).
+    pub fn closed_form(&self, quantity: Quantity, beta: f64, r: f64, t: f64) -> Option<f64> {
+        match quantity {
+            Quantity::Tangent => Some(self.var_tangent(beta, t)),
+            Quantity::JvpTerm => Some(self.var_jvp_term(beta, r, t)),
+            Quantity::Target => Some(self.var_target(beta, r, t)),
+            Quantity::Ell => Some(self.var_ell(beta, r, t)),
+            Quantity::Loss | Quantity::Gradient => None,
+        }
+    }
+
     /// u*(z, r, t) = a(r, t) z for rows z, with r and t per row.
     pub fn u(&self, z: ArrayView2<f64>, r: &[f64], t: &[f64]) -> Array2<f64> {
         let mut out = z.to_owned();
@@ -167,7 +179,12 @@ impl AverageVelocity for GaussianFlow {
         }
     }
 
-    fn parameter_gram(&mut self, _z: ArrayView2<f64>, _r: &[f64], _t: &[f64]) -> Option<Array3<f64>> {
+    fn parameter_gram(
+        &mut self,
+        _z: ArrayView2<f64>,
+        _r: &[f64],
+        _t: &[f64],
+    ) -> Option<Array3<f64>> {
         None
     }
 }
@@ -229,7 +246,13 @@ mod tests {
     fn u_star_is_the_flow_and_its_derivatives_match_differences() {
         for &s in &[0.3, 3.0] {
             let f = GaussianFlow::new(s, 1);
-            for &(r, t) in &[(0.0, 1.0), (0.2, 0.7), (0.5, 0.5), (0.05, 0.06), (0.9, 0.95)] {
+            for &(r, t) in &[
+                (0.0, 1.0),
+                (0.2, 0.7),
+                (0.5, 0.5),
+                (0.05, 0.06),
+                (0.9, 0.95),
+            ] {
                 // d sigma_t / dt / sigma_t = k(t).
                 let k_fd = central_difference(|e| f.sigma_t(t + e).ln());
                 assert!((k_fd - f.velocity_coef(t)).abs() < FD_REL_TOL * (1.0 + k_fd.abs()));
@@ -250,7 +273,10 @@ mod tests {
             let (t, h) = (0.6, 1e-4);
             let near = f.u_coef_dt(t - h, t);
             let at = f.u_coef_dt(t, t);
-            assert!((near - at).abs() < 1e-3 * (1.0 + at.abs()), "{near} vs {at}");
+            assert!(
+                (near - at).abs() < 1e-3 * (1.0 + at.abs()),
+                "{near} vs {at}"
+            );
         }
     }
 }

@@ -63,7 +63,11 @@ fn trace_covariance(vectors: &[Vec<f64>]) -> (f64, f64, f64) {
     let mean_sq = sq.iter().sum::<f64>() / m as f64;
     let sd = (sq.iter().map(|s| (s - mean_sq).powi(2)).sum::<f64>() / (m - 1) as f64).sqrt();
     let mean_norm2 = mean.iter().map(|a| a * a).sum();
-    (trace, sd / (m as f64).sqrt() * m as f64 / (m - 1) as f64, mean_norm2)
+    (
+        trace,
+        sd / (m as f64).sqrt() * m as f64 / (m - 1) as f64,
+        mean_norm2,
+    )
 }
 
 /// tr Cov of the gradient of `config`'s loss over `minibatches` minibatches of `batch` rows of
@@ -77,7 +81,10 @@ pub fn minibatch_noise(
     minibatches: usize,
     seed: u64,
 ) -> NoiseEstimate {
-    assert!(minibatches >= 2, "minibatch_noise: need at least 2 minibatches");
+    assert!(
+        minibatches >= 2,
+        "minibatch_noise: need at least 2 minibatches"
+    );
     let config = TrainConfig {
         batch,
         threads: 1,

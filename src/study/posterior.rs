@@ -32,13 +32,30 @@ pub struct PoolWeights {
     pub ess: f64,
 }
 
+/// Below this log weight (relative to the largest, whose weight is 1) a weight is set to 0 without
+/// computing its exp: e^-50 = 2e-22, so even 2^17 such rows together change the normalised
+/// probabilities by less than 3e-17, below f64 resolution next to the largest weight.
+const LOG_WEIGHT_FLOOR: f64 = -50.0;
+
 /// The posterior weights of the pool given z_t = z:
 /// w_i ∝ exp(-|z - (1 - t) x_i|^2 / (2 t^2)), computed in log space with the maximum subtracted
-/// (so the largest weight is exp(0) = 1 before normalising and nothing underflows to all zeros).
-/// ESS = (sum w)^2 / sum w^2.
+/// (so the largest weight is exp(0) = 1 before normalising and nothing underflows to all zeros;
+/// weights below e^-50 of the largest are set to 0). ESS = (sum w)^2 / sum w^2.
 ///
 /// Panics unless 0 < t <= 1 and z has the pool's dimension.
 pub fn pool_weights(pool: ArrayView2<f64>, z: ArrayView1<f64>, t: f64) -> PoolWeights {
+    let mut weights = Vec::new();
+    let ess = pool_weights_into(pool, z, t, &mut weights);
+    PoolWeights { weights, ess }
+}
+
+/// [`pool_weights`] into a reusable buffer (normalised weights); returns the ESS.
+pub fn pool_weights_into(
+    pool: ArrayView2<f64>,
+    z: ArrayView1<f64>,
+    t: f64,
+    weights: &mut Vec<f64>,
+) -> f64 {
     assert!(
         t > 0.0 && t <= 1.0,
         "pool_weights: t must be in (0, 1], got {t}"
@@ -54,62 +71,65 @@ pub fn pool_weights(pool: ArrayView2<f64>, z: ArrayView1<f64>, t: f64) -> PoolWe
     let scale = 1.0 - t;
     let inv = 1.0 / (2.0 * t * t);
     let z: Vec<f64> = z.iter().copied().collect();
-    let mut logw: Vec<f64> = pool
-        .rows()
-        .into_iter()
-        .map(|x| {
-            let sq: f64 = x
-                .iter()
-                .zip(&z)
-                .map(|(&xi, &zi)| {
-                    let d = zi - scale * xi;
-                    d * d
-                })
-                .sum();
-            -sq * inv
-        })
-        .collect();
-    let max = logw.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    weights.clear();
+    weights.extend(pool.rows().into_iter().map(|x| {
+        let sq: f64 = x
+            .iter()
+            .zip(&z)
+            .map(|(&xi, &zi)| {
+                let d = zi - scale * xi;
+                d * d
+            })
+            .sum();
+        -sq * inv
+    }));
+    let max = weights.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     let (mut sum, mut sum_sq) = (0.0, 0.0);
-    for l in logw.iter_mut() {
-        // Below exp(-745) a weight is exactly 0 in f64 anyway; skip the exp.
-        let w = if *l - max < -745.0 {
+    for l in weights.iter_mut() {
+        let rel = *l - max;
+        let w = if rel < LOG_WEIGHT_FLOOR {
             0.0
         } else {
-            (*l - max).exp()
+            rel.exp()
         };
         *l = w;
         sum += w;
         sum_sq += w * w;
     }
-    for w in logw.iter_mut() {
-        *w /= sum;
-    }
-    PoolWeights {
-        weights: logw,
-        ess: sum * sum / sum_sq,
-    }
+    let inv_sum = 1.0 / sum;
+    weights.iter_mut().for_each(|w| *w *= inv_sum);
+    sum * sum / sum_sq
+}
+
+/// `k` independent draws of indices with probabilities `weights` (normalised; with replacement),
+/// by binary search in the cumulative weights (`cumulative` is a reusable buffer).
+pub fn sample_indices(
+    weights: &[f64],
+    k: usize,
+    rng: &mut Rng,
+    cumulative: &mut Vec<f64>,
+) -> Vec<usize> {
+    cumulative.clear();
+    let mut acc = 0.0;
+    cumulative.extend(weights.iter().map(|&w| {
+        acc += w;
+        acc
+    }));
+    let total = acc;
+    (0..k)
+        .map(|_| {
+            let u = rng.uniform() * total;
+            cumulative
+                .partition_point(|&c| c <= u)
+                .min(weights.len() - 1)
+        })
+        .collect()
 }
 
 impl PoolWeights {
-    /// `k` independent draws of pool rows with probabilities `weights` (with replacement), by
-    /// binary search in the cumulative weights.
+    /// `k` independent draws of pool rows with probabilities `weights` (with replacement).
     pub fn sample(&self, k: usize, rng: &mut Rng) -> Vec<usize> {
-        let mut cumulative = Vec::with_capacity(self.weights.len());
-        let mut acc = 0.0;
-        for &w in &self.weights {
-            acc += w;
-            cumulative.push(acc);
-        }
-        let total = acc;
-        (0..k)
-            .map(|_| {
-                let u = rng.uniform() * total;
-                cumulative
-                    .partition_point(|&c| c <= u)
-                    .min(self.weights.len() - 1)
-            })
-            .collect()
+        sample_indices(&self.weights, k, rng, &mut Vec::new())
     }
 
     /// The posterior mean sum_i w_i x_i and per-coordinate variance sum_i w_i (x_i - mean)^2
@@ -206,11 +226,15 @@ pub fn uniform_time_pair(rng: &mut Rng) -> (f64, f64) {
 /// Random order: for each point, (r, t), then x0 (a pool index, or d normals times sigma), then
 /// d normals e0, then its k redraws; one stream for everything.
 pub fn draw_points(source: DataSource, n: usize, k: usize, rng: &mut Rng) -> PosteriorDraws {
-    assert!(k >= 2, "draw_points: need at least 2 redraws per point, got {k}");
+    assert!(
+        k >= 2,
+        "draw_points: need at least 2 redraws per point, got {k}"
+    );
     let d = source.dim();
     let mut z = Array2::zeros((n, d));
     let mut x = Array3::zeros((n, k, d));
     let (mut rs, mut ts, mut ess) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut weights, mut cumulative) = (Vec::new(), Vec::new());
     for i in 0..n {
         let (r, t) = uniform_time_pair(rng);
         let x0: Vec<f64> = match source {
@@ -222,13 +246,14 @@ pub fn draw_points(source: DataSource, n: usize, k: usize, rng: &mut Rng) -> Pos
         }
         match source {
             DataSource::Pool(pool) => {
-                let weights = pool_weights(pool, z.row(i), t);
-                for (kk, idx) in weights.sample(k, rng).into_iter().enumerate() {
+                let e = pool_weights_into(pool, z.row(i), t, &mut weights);
+                let picks = sample_indices(&weights, k, rng, &mut cumulative);
+                for (kk, idx) in picks.into_iter().enumerate() {
                     for j in 0..d {
                         x[[i, kk, j]] = pool[[idx, j]];
                     }
                 }
-                ess.push(weights.ess);
+                ess.push(e);
             }
             DataSource::Gaussian { sigma, .. } => {
                 let (mean, var) = gaussian_posterior(sigma, z.row(i), t);

@@ -8,6 +8,7 @@
 
 use super::StudyContext;
 use crate::cli::{CliError, CliResult};
+use meanflow::data::ToyDataset;
 use meanflow::loss::{LossConfig, LossPreset};
 use meanflow::model::{MlpParams, ModelConfig};
 use meanflow::plot::{line_chart, palette, Series};
@@ -19,6 +20,7 @@ use meanflow::study::posterior::{draw_points, DataSource, PosteriorDraws};
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::path::Path;
+use std::time::Instant;
 
 /// Points with a smaller posterior effective sample size are flagged (and also left out in the
 /// `*_ess_ok` columns).
@@ -64,6 +66,31 @@ pub(super) fn stream_index(instrument: u64, name: &str) -> u64 {
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
     }
     (instrument << 56) ^ (h >> 8)
+}
+
+/// Trains (or finds cached) the MF and iMF models of `datasets` now, so that an instrument can time
+/// its own work apart from the shared fixture; returns the seconds spent.
+pub(super) fn prepare_models(context: &mut StudyContext, datasets: &[ToyDataset]) -> f64 {
+    let t0 = Instant::now();
+    for ds in datasets {
+        for preset in [LossPreset::Mf, LossPreset::Imf] {
+            context.models.get(ds, preset);
+        }
+    }
+    t0.elapsed().as_secs_f64()
+}
+
+/// The line that ends an instrument's summary: its own time and the fixture's.
+pub(super) fn timing_line(measure_secs: f64, fixture_secs: f64) -> String {
+    eprintln!("study: measurement {measure_secs:.1} s, fixture training {fixture_secs:.1} s");
+    format!(
+        "\n_(measurement {measure_secs:.1} s; training of the shared models it asked for first: {fixture_secs:.1} s)_\n"
+    )
+}
+
+/// A dataset name as part of a file name (`gaussian:0.5:2` -> `gaussian-0.5-2`).
+pub(super) fn file_part(name: &str) -> String {
+    name.replace(':', "-")
 }
 
 /// Writes a text file atomically.
@@ -136,7 +163,12 @@ impl DatasetResult {
         keep: impl Fn(usize) -> bool,
     ) -> MeanSe {
         let v = self.values(label, beta, quantity);
-        mean_se(v.iter().enumerate().filter(|(i, _)| keep(*i)).map(|(_, x)| *x))
+        mean_se(
+            v.iter()
+                .enumerate()
+                .filter(|(i, _)| keep(*i))
+                .map(|(_, x)| *x),
+        )
     }
 
     pub fn gaps(&self) -> Vec<f64> {
@@ -157,6 +189,7 @@ pub(super) fn run_dataset(
     param_sets: &[(&'static str, &MlpParams<f64>)],
     settings: &Settings,
     seed: u64,
+    threads: usize,
 ) -> DatasetResult {
     let mut rng = Rng::stream(seed, stream_index(1, &name));
     let draws = draw_points(
@@ -166,19 +199,33 @@ pub(super) fn run_dataset(
         &mut rng,
     );
     let weight = LossConfig::preset(LossPreset::Mf);
-    let params = param_sets
-        .iter()
-        .map(|&(label, p)| ParamsResult {
-            label,
-            by_beta: estimate(
-                &mut MlpVelocity::new(model, p),
-                &draws,
-                &settings.betas,
-                weight.p,
-                weight.c,
-            ),
-        })
-        .collect();
+    let draws_ref = &draws;
+    let mut params = Vec::new();
+    // Up to `threads` parameter sets at once, each on its own thread.
+    for chunk in param_sets.chunks(threads.max(1)) {
+        let done: Vec<ParamsResult> = std::thread::scope(|scope| {
+            let handles: Vec<_> = chunk
+                .iter()
+                .map(|&(label, p)| {
+                    scope.spawn(move || ParamsResult {
+                        label,
+                        by_beta: estimate(
+                            &mut MlpVelocity::new(model, p),
+                            draws_ref,
+                            &settings.betas,
+                            weight.p,
+                            weight.c,
+                        ),
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("an estimator thread panicked"))
+                .collect()
+        });
+        params.extend(done);
+    }
     DatasetResult {
         name,
         draws,
@@ -292,25 +339,26 @@ fn binned_series(
 fn figures(res: &DatasetResult, settings: &Settings, dir: &Path) -> CliResult<()> {
     let gaps = res.gaps();
     let name = &res.name;
+    let file = file_part(name);
     chart(
-        &dir.join(format!("target_vs_t_{name}.png")),
-        &format!("{name}: tr Var[target | z_t] vs t"),
+        &dir.join(format!("target_vs_t_{file}.png")),
+        &format!("{name}: Var[target|z] vs t"),
         "t",
         "tr Var[v_c - (t-r) dudt | z_t]",
         &binned_series(res, &res.draws.t, settings.bins, Quantity::Target),
         true,
     )?;
     chart(
-        &dir.join(format!("target_vs_gap_{name}.png")),
-        &format!("{name}: tr Var[target | z_t] vs t - r"),
+        &dir.join(format!("target_vs_gap_{file}.png")),
+        &format!("{name}: Var[target|z] vs t-r"),
         "t - r",
         "tr Var[v_c - (t-r) dudt | z_t]",
         &binned_series(res, &gaps, settings.bins, Quantity::Target),
         true,
     )?;
     chart(
-        &dir.join(format!("gradient_vs_gap_{name}.png")),
-        &format!("{name}: tr Var[per-sample gradient | z_t] vs t - r"),
+        &dir.join(format!("gradient_vs_gap_{file}.png")),
+        &format!("{name}: Var[grad|z] vs t-r"),
         "t - r",
         "tr Var[d loss_i / d theta | z_t]",
         &binned_series(res, &gaps, settings.bins, Quantity::Gradient),
@@ -318,7 +366,10 @@ fn figures(res: &DatasetResult, settings: &Settings, dir: &Path) -> CliResult<()
     )?;
     let mut series = Vec::new();
     for (pi, p) in res.params.iter().enumerate() {
-        for (qi, q) in [Quantity::Target, Quantity::Gradient].into_iter().enumerate() {
+        for (qi, q) in [Quantity::Target, Quantity::Gradient]
+            .into_iter()
+            .enumerate()
+        {
             let points = p
                 .by_beta
                 .iter()
@@ -336,8 +387,8 @@ fn figures(res: &DatasetResult, settings: &Settings, dir: &Path) -> CliResult<()
         }
     }
     chart(
-        &dir.join(format!("beta_{name}.png")),
-        &format!("{name}: E_z tr Var[. | z_t] vs tangent blend beta"),
+        &dir.join(format!("beta_{file}.png")),
+        &format!("{name}: mean Var[.|z] vs beta"),
         "beta (0 = MF, 1 = iMF)",
         "mean over z_t",
         &series,
@@ -348,6 +399,9 @@ fn figures(res: &DatasetResult, settings: &Settings, dir: &Path) -> CliResult<()
 /// `meanflow study variance`.
 pub fn run(context: &mut StudyContext, dir: &Path) -> CliResult<String> {
     let settings = Settings::new(context.quick);
+    let datasets = context.datasets.clone();
+    let fixture_secs = prepare_models(context, &datasets);
+    let t0 = Instant::now();
     let mut results = Vec::new();
     for ds in context.datasets.clone() {
         let mf = context.models.get(&ds, LossPreset::Mf).clone();
@@ -365,6 +419,7 @@ pub fn run(context: &mut StudyContext, dir: &Path) -> CliResult<String> {
             &sets,
             &settings,
             context.seed,
+            context.threads,
         ));
     }
 
@@ -436,7 +491,8 @@ pub fn run(context: &mut StudyContext, dir: &Path) -> CliResult<String> {
             datasets: json,
         },
     )?;
-    let text = summary(&results, &settings);
+    let mut text = summary(&results, &settings);
+    text.push_str(&timing_line(t0.elapsed().as_secs_f64(), fixture_secs));
     write_text(&dir.join("summary.md"), &text)?;
     Ok(text)
 }
@@ -454,7 +510,7 @@ fn summary(results: &[DatasetResult], settings: &Settings) -> String {
     );
     s.push_str(
         "| dataset | params | tr Var[target] MF | iMF | MF/iMF | MF/iMF at t-r > 0.5 | MF JVP term | \
-         tr Var[grad] MF/iMF | Var[loss] MF/iMF | ESS median (< 10) |\n|---|---|---|---|---|---|---|---|---|---|\n",
+         tr Var[grad] MF/iMF | Var[loss] MF/iMF | map gain | ESS median (< 10) |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     let mut lower = Vec::new();
     let mut higher = Vec::new();
@@ -469,9 +525,15 @@ fn summary(results: &[DatasetResult], settings: &Settings) -> String {
             let (gm, gi) = (m(0.0, Quantity::Gradient), m(1.0, Quantity::Gradient));
             let (lm, li) = (m(0.0, Quantity::Loss), m(1.0, Quantity::Loss));
             let jvp = m(0.0, Quantity::JvpTerm);
+            let gain = mean_se(
+                p.by_beta
+                    .first()
+                    .map(|b| b.points.iter().map(|q| q.map_gain).collect::<Vec<_>>())
+                    .unwrap_or_default(),
+            );
             let _ = writeln!(
                 s,
-                "| {} | {} | {:.4} +- {:.4} | {:.4} +- {:.4} | {} | {} | {:.4} | {} | {} | {:.0} ({:.0}%) |",
+                "| {} | {} | {:.4} +- {:.4} | {:.4} +- {:.4} | {} | {} | {:.4} | {} | {} | {:.3} | {:.0} ({:.0}%) |",
                 res.name,
                 p.label,
                 mf.mean,
@@ -483,11 +545,18 @@ fn summary(results: &[DatasetResult], settings: &Settings) -> String {
                 jvp.mean,
                 ratio_text(gm.mean, gi.mean),
                 ratio_text(lm.mean, li.mean),
+                gain.mean,
                 median(ess.iter().copied()),
                 100.0 * low
             );
             if p.label != "initial" {
-                let label = format!("{} ({}-trained, {:.2}x)", res.name, p.label, mf.mean / imf.mean);
+                let label = format!(
+                    "{} ({}-trained, {:.2}x, map gain {:.2})",
+                    res.name,
+                    p.label,
+                    mf.mean / imf.mean,
+                    gain.mean
+                );
                 if mf.mean < imf.mean {
                     lower.push(label);
                 } else {
@@ -504,7 +573,9 @@ fn summary(results: &[DatasetResult], settings: &Settings) -> String {
     );
     s.push_str(
         "iMF's target variance is Var[v_c | z_t] itself (its tangent and JVP term are fixed given z_t); \
-         MF's is Var[(I - (t - r) J) v_c | z_t], lower where the network's map contracts (|I - (t-r) J| < 1). \
+         MF's is Var[(I - (t - r) J) v_c | z_t], lower where the network's own map z_t -> z_r contracts. \
+         `map gain` = E_z |I - (t - r) J|_F^2 / d, the mean squared singular value of that map's Jacobian \
+         (< 1: contracts on average). \
          Points with a small posterior ESS (small t) have almost no redraw variance in the pool's own \
          (empirical) posterior; `averages.csv` repeats every mean over the points with ESS >= 10. \
          Files: averages.csv, by_t.csv, by_gap.csv, summary.json, target_vs_t_*.png, target_vs_gap_*.png, \

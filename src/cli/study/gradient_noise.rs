@@ -6,18 +6,22 @@
 //! Files: `noise.csv`, `angle.csv`, `summary.json`, and per dataset `noise_beta_<d>.png`
 //! (B tr Cov vs beta), `noise_batch_<d>.png` (B tr Cov vs batch size), `angle_<d>.png`.
 
-use super::conditional_variance::{chart, num, ratio_text, stream_index, write_text};
+use super::conditional_variance::{
+    chart, file_part, num, prepare_models, ratio_text, stream_index, timing_line, write_text,
+};
 use super::StudyContext;
 use crate::cli::CliResult;
 use meanflow::loss::{LossConfig, LossPreset};
 use meanflow::model::MlpParams;
 use meanflow::plot::{palette, Color, Series};
 use meanflow::rng::Rng;
+use meanflow::study::fixture::TrainedModel;
 use meanflow::study::gradient_noise::{exact_angle, minibatch_noise, AngleEstimate, NoiseEstimate};
 use meanflow::time_sampler::TimeSampler;
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::path::Path;
+use std::time::Instant;
 
 #[derive(Clone, Debug, Serialize)]
 struct Settings {
@@ -41,10 +45,10 @@ impl Settings {
         } else {
             Settings {
                 batches: vec![16, 64, 256],
-                minibatches: 128,
-                betas: vec![0.0, 0.25, 0.5, 0.75, 1.0],
+                minibatches: 64,
+                betas: vec![0.0, 0.5, 1.0],
                 angle_batches: vec![16, 64, 256],
-                angle_minibatches: 24,
+                angle_minibatches: 16,
             }
         }
     }
@@ -103,60 +107,124 @@ struct AngleRow {
     estimate: AngleEstimate,
 }
 
+/// What one dataset's measurements share.
+#[derive(Clone, Copy)]
+struct Job<'a> {
+    name: &'a str,
+    model: &'a TrainedModel,
+    losses: &'a [LossRow],
+    settings: &'a Settings,
+    seeds: &'a [u64],
+    angle_seeds: &'a [u64],
+}
+
+impl Job<'_> {
+    /// The noise of every loss and batch size, and the angles, at one parameter set.
+    fn measure(
+        &self,
+        label: &'static str,
+        params: &MlpParams<f64>,
+    ) -> (Vec<NoiseRow>, Vec<AngleRow>) {
+        let (mut noise, mut angles) = (Vec::new(), Vec::new());
+        let settings = self.settings;
+        for loss in self.losses {
+            let mut config = self.model.config;
+            config.loss = LossConfig {
+                beta: loss.beta,
+                ..LossConfig::preset(LossPreset::Mf)
+            };
+            config.time = loss.time;
+            for (&b, &seed) in settings.batches.iter().zip(self.seeds) {
+                noise.push(NoiseRow {
+                    dataset: self.name.to_string(),
+                    params: label,
+                    loss: loss.clone(),
+                    estimate: minibatch_noise(
+                        &config,
+                        &self.model.data,
+                        params,
+                        b,
+                        settings.minibatches,
+                        seed,
+                    ),
+                });
+            }
+        }
+        for (loss_label, preset, time) in [
+            ("mf", LossPreset::Mf, TimeSampler::mf_default()),
+            ("imf", LossPreset::Imf, TimeSampler::imf_default()),
+        ] {
+            for (&b, &seed) in settings.angle_batches.iter().zip(self.angle_seeds) {
+                angles.push(AngleRow {
+                    dataset: self.name.to_string(),
+                    params: label,
+                    loss: loss_label,
+                    estimate: exact_angle(
+                        &self.model.config.model,
+                        &LossConfig::preset(preset),
+                        time,
+                        &self.model.data,
+                        params,
+                        b,
+                        settings.angle_minibatches,
+                        seed,
+                    ),
+                });
+            }
+        }
+        (noise, angles)
+    }
+}
+
 /// `meanflow study gradient-noise`.
 pub fn run(context: &mut StudyContext, dir: &Path) -> CliResult<String> {
     let settings = Settings::new(context.quick);
+    let datasets = context.datasets.clone();
+    let fixture_secs = prepare_models(context, &datasets);
+    let t0 = Instant::now();
     let losses = loss_rows(&settings.betas);
     let (mut noise, mut angles) = (Vec::new(), Vec::new());
     for ds in context.datasets.clone() {
         let name = ds.name();
         let mf = context.models.get(&ds, LossPreset::Mf).clone();
         let imf = context.models.get(&ds, LossPreset::Imf).clone();
-        let sets: [(&'static str, &MlpParams<f64>); 3] =
-            [("initial", &mf.initial), ("mf", &mf.trained), ("imf", &imf.trained)];
+        let sets: [(&'static str, &MlpParams<f64>); 3] = [
+            ("initial", &mf.initial),
+            ("mf", &mf.trained),
+            ("imf", &imf.trained),
+        ];
         let mut rng = Rng::stream(context.seed, stream_index(2, &name));
         // One seed per batch size, shared by every loss and parameter set (common random numbers:
         // the same rows, noise and times, so that differences between losses are not sampling noise).
         let seeds: Vec<u64> = settings.batches.iter().map(|_| rng.next_u64()).collect();
-        let angle_seeds: Vec<u64> = settings.angle_batches.iter().map(|_| rng.next_u64()).collect();
-        for &(label, params) in &sets {
-            for loss in &losses {
-                let mut config = mf.config;
-                config.loss = LossConfig {
-                    beta: loss.beta,
-                    ..LossConfig::preset(LossPreset::Mf)
-                };
-                config.time = loss.time;
-                for (&b, &seed) in settings.batches.iter().zip(&seeds) {
-                    noise.push(NoiseRow {
-                        dataset: name.clone(),
-                        params: label,
-                        loss: loss.clone(),
-                        estimate: minibatch_noise(&config, &mf.data, params, b, settings.minibatches, seed),
-                    });
-                }
-            }
-            for (loss_label, preset, time) in [
-                ("mf", LossPreset::Mf, TimeSampler::mf_default()),
-                ("imf", LossPreset::Imf, TimeSampler::imf_default()),
-            ] {
-                for (&b, &seed) in settings.angle_batches.iter().zip(&angle_seeds) {
-                    angles.push(AngleRow {
-                        dataset: name.clone(),
-                        params: label,
-                        loss: loss_label,
-                        estimate: exact_angle(
-                            &mf.config.model,
-                            &LossConfig::preset(preset),
-                            time,
-                            &mf.data,
-                            params,
-                            b,
-                            settings.angle_minibatches,
-                            seed,
-                        ),
-                    });
-                }
+        let angle_seeds: Vec<u64> = settings
+            .angle_batches
+            .iter()
+            .map(|_| rng.next_u64())
+            .collect();
+        let job = Job {
+            name: &name,
+            model: &mf,
+            losses: &losses,
+            settings: &settings,
+            seeds: &seeds,
+            angle_seeds: &angle_seeds,
+        };
+        // Up to `threads` parameter sets at once, each on its own thread.
+        for chunk in sets.chunks(context.threads.max(1)) {
+            let done: Vec<(Vec<NoiseRow>, Vec<AngleRow>)> = std::thread::scope(|scope| {
+                let handles: Vec<_> = chunk
+                    .iter()
+                    .map(|&(label, params)| scope.spawn(move || job.measure(label, params)))
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().expect("a gradient-noise thread panicked"))
+                    .collect()
+            });
+            for (n, a) in done {
+                noise.extend(n);
+                angles.extend(a);
             }
         }
         figures(&name, &noise, &angles, &settings, dir)?;
@@ -210,7 +278,8 @@ pub fn run(context: &mut StudyContext, dir: &Path) -> CliResult<String> {
         &dir.join("summary.json"),
         &serde_json::json!({ "settings": settings, "noise": noise, "angle": angles }),
     )?;
-    let text = summary(context, &noise, &angles, &settings);
+    let mut text = summary(context, &noise, &angles, &settings);
+    text.push_str(&timing_line(t0.elapsed().as_secs_f64(), fixture_secs));
     write_text(&dir.join("summary.md"), &text)?;
     Ok(text)
 }
@@ -250,8 +319,8 @@ fn figures(
         ));
     }
     chart(
-        &dir.join(format!("noise_beta_{name}.png")),
-        &format!("{name}: B tr Cov[minibatch gradient], B = {big}"),
+        &dir.join(format!("noise_beta_{}.png", file_part(name))),
+        &format!("{name}: B tr Cov[g], B = {big}"),
         "beta (0 = MF, 1 = iMF)",
         "B tr Cov[g]",
         &series,
@@ -273,8 +342,8 @@ fn figures(
         }
     }
     chart(
-        &dir.join(format!("noise_batch_{name}.png")),
-        &format!("{name}: per-sample noise B tr Cov vs batch size"),
+        &dir.join(format!("noise_batch_{}.png", file_part(name))),
+        &format!("{name}: B tr Cov[g] vs B"),
         "log2 B",
         "B tr Cov[g]",
         &series,
@@ -295,7 +364,11 @@ fn figures(
                 .iter()
                 .map(|r| {
                     let e = &r.estimate;
-                    ((e.batch as f64).log2(), e.cos_mean - 2.0 * e.cos_se, e.cos_mean + 2.0 * e.cos_se)
+                    (
+                        (e.batch as f64).log2(),
+                        e.cos_mean - 2.0 * e.cos_se,
+                        e.cos_mean + 2.0 * e.cos_se,
+                    )
                 })
                 .collect();
             let mut c = palette(pi);
@@ -306,8 +379,8 @@ fn figures(
         }
     }
     chart(
-        &dir.join(format!("angle_{name}.png")),
-        &format!("{name}: cos(stop-gradient gradient, exact gradient)"),
+        &dir.join(format!("angle_{}.png", file_part(name))),
+        &format!("{name}: cos(g_sg, g_exact)"),
         "log2 B",
         "cos angle",
         &series,
@@ -331,11 +404,18 @@ fn summary(
         settings.minibatches, settings.batches
     );
     s.push_str("| dataset | params |");
-    let labels: Vec<String> = loss_rows(&settings.betas).into_iter().map(|l| l.label).collect();
+    let labels: Vec<String> = loss_rows(&settings.betas)
+        .into_iter()
+        .map(|l| l.label)
+        .collect();
     for l in &labels {
         let _ = write!(s, " B tr Cov {l} |");
     }
-    let _ = writeln!(s, " MF/iMF | flat in B? (mf, imf: B tr Cov at B = {:?}) |", settings.batches);
+    let _ = writeln!(
+        s,
+        " MF/iMF | flat in B? (mf, imf: B tr Cov at B = {:?}) |",
+        settings.batches
+    );
     s.push_str("|---|---|");
     for _ in &labels {
         s.push_str("---|");
@@ -344,7 +424,9 @@ fn summary(
     let find = |ds: &str, p: &str, l: &str, b: usize| {
         noise
             .iter()
-            .find(|r| r.dataset == ds && r.params == p && r.loss.label == l && r.estimate.batch == b)
+            .find(|r| {
+                r.dataset == ds && r.params == p && r.loss.label == l && r.estimate.batch == b
+            })
             .map(|r| r.estimate)
     };
     let mut ratios = Vec::new();
@@ -355,7 +437,12 @@ fn summary(
             for l in &labels {
                 match find(&name, p, l, big) {
                     Some(e) => {
-                        let _ = write!(s, " {:.4e} +- {:.1e} |", e.per_sample, big as f64 * e.trace_cov_se);
+                        let _ = write!(
+                            s,
+                            " {:.4e} +- {:.1e} |",
+                            e.per_sample,
+                            big as f64 * e.trace_cov_se
+                        );
                     }
                     None => s.push_str(" - |"),
                 }
