@@ -326,6 +326,22 @@ fn gram_contracted_covariance(rows: &[f64], k: usize, d: usize, gram: ArrayView2
 /// The estimator: for every point of `draws` and every beta, the conditional variances of the
 /// module's quantities, from the model's linearisation at the point and the K redraws
 /// v_c = (z - x_k) / t. `p` and `c` are the adaptive weight's power and offset.
+///
+/// Per point (u, v_hat, J, d_t u from [`AverageVelocity::linearize`], h = t - r) and redraw k:
+///
+/// ```text
+/// tangent_k = (1 - beta) v_c,k + beta v_hat
+/// dudt_k    = J tangent_k + d_t u                 (= the JVP along (tangent_k, 0, 1): linear in the tangent)
+/// jvp_k     = h dudt_k,   target_k = v_c,k - jvp_k,   delta_k = u - target_k
+/// ell_k     = |delta_k|^2,   w_k = (ell_k + c)^-p,   loss_k = w_k ell_k
+/// y_k       = 2 w_k delta_k                        (per-sample gradient = J_theta^T y_k)
+/// ```
+///
+/// and the point's estimates are the unbiased variances over k: tr Cov of tangent, jvp and target
+/// (sum over coordinates of 1/(K-1) sum_k (. - mean_k .)^2), Var of ell and loss, and
+/// tr Cov[gradient] = sum_ab G_ab Cov_k[y]_ab with G = J_theta J_theta^T
+/// ([`AverageVelocity::parameter_gram`]; NaN without parameters). Also per point: mean_k ell_k and
+/// the map gain |I - h J|_F^2 / d.
 pub fn estimate(
     model: &mut dyn AverageVelocity,
     draws: &PosteriorDraws,

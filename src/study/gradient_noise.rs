@@ -73,6 +73,11 @@ fn trace_covariance(vectors: &[Vec<f64>]) -> (f64, f64, f64) {
 /// tr Cov of the gradient of `config`'s loss over `minibatches` minibatches of `batch` rows of
 /// `data`, at fixed `params` (the training step's own engine, f64, one thread; nothing is
 /// updated). `config.batch` and `config.threads` are replaced.
+///
+/// With g_m the flattened gradient of minibatch m and gbar their mean over the M minibatches:
+/// tr Cov = 1/(M - 1) sum_m |g_m - gbar|^2, SE = sd_m(|g_m - gbar|^2) / sqrt(M) * M / (M - 1),
+/// per-sample noise = B tr Cov, signal = |gbar|^2. Minibatch m draws its rows from
+/// `Rng::seed_from_u64(seed)` in order, so equal seeds give equal rows whatever the loss.
 pub fn minibatch_noise(
     config: &TrainConfig,
     data: &Array2<f64>,
@@ -131,6 +136,11 @@ pub struct AngleEstimate {
     /// cos between the minibatch means of g_sg and g_exact (the angle of the expected gradients,
     /// up to the noise that is left after averaging `minibatches` batches).
     pub cos_of_means: f64,
+    /// |mean g_sg|^2 / (tr Cov[g_sg] / M): how far the mean stochastic-gradient direction stands
+    /// above its own noise (about 1 or less: `cos_of_means` is noise).
+    pub snr_sg: f64,
+    /// The same for g_exact.
+    pub snr_exact: f64,
 }
 
 fn cosine(a: &[f64], b: &[f64]) -> f64 {
@@ -142,6 +152,12 @@ fn cosine(a: &[f64], b: &[f64]) -> f64 {
 
 /// cos(g_sg, g_exact) on `minibatches` minibatches of `batch` rows (the tape, f64): `loss` with
 /// `exact` false and true on the same rows.
+///
+/// cos = <g_sg, g_exact> / (|g_sg| |g_exact|) per minibatch (mean, SE, min over minibatches), the
+/// norm ratio |g_exact| / |g_sg|, the cosine between sum_m g_sg,m and sum_m g_exact,m, and for each
+/// gradient the signal-to-noise ratio of its mean, |gbar|^2 / (tr Cov[g] / M).
+/// g_exact differs from g_sg only through d(dudt)/d theta, which enters multiplied by t - r: rows
+/// with r = t contribute equally to both.
 #[allow(clippy::too_many_arguments)]
 pub fn exact_angle(
     model: &ModelConfig,
@@ -178,7 +194,7 @@ pub fn exact_angle(
     );
     let (mut cosines, mut ratios) = (Vec::new(), Vec::new());
     let p = model.parameter_count();
-    let (mut sum_sg, mut sum_exact) = (vec![0.0; p], vec![0.0; p]);
+    let (mut all_sg, mut all_exact) = (Vec::new(), Vec::new());
     for _ in 0..minibatches {
         sampler.fill(&mut rows);
         let (_, g_sg) = loss_and_gradients(&mut tape, model, params, &sg_loss, &rows);
@@ -187,9 +203,20 @@ pub fn exact_angle(
         cosines.push(cosine(&a, &b));
         let norm = |v: &[f64]| v.iter().map(|x| x * x).sum::<f64>().sqrt();
         ratios.push(norm(&b) / norm(&a));
-        sum_sg.iter_mut().zip(&a).for_each(|(s, x)| *s += x);
-        sum_exact.iter_mut().zip(&b).for_each(|(s, x)| *s += x);
+        all_sg.push(a);
+        all_exact.push(b);
     }
+    let sum = |all: &[Vec<f64>]| {
+        let mut total = vec![0.0; p];
+        for v in all {
+            total.iter_mut().zip(v).for_each(|(s, x)| *s += x);
+        }
+        total
+    };
+    let snr = |all: &[Vec<f64>]| {
+        let (trace, _, mean_norm2) = trace_covariance(all);
+        mean_norm2 / (trace / all.len() as f64)
+    };
     let stats = super::conditional_variance::mean_se(cosines.iter().copied());
     AngleEstimate {
         batch,
@@ -198,6 +225,8 @@ pub fn exact_angle(
         cos_se: stats.se,
         cos_min: cosines.iter().copied().fold(f64::INFINITY, f64::min),
         norm_ratio: ratios.iter().sum::<f64>() / ratios.len() as f64,
-        cos_of_means: cosine(&sum_sg, &sum_exact),
+        cos_of_means: cosine(&sum(&all_sg), &sum(&all_exact)),
+        snr_sg: snr(&all_sg),
+        snr_exact: snr(&all_exact),
     }
 }
