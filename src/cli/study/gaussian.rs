@@ -10,7 +10,7 @@
 //!
 //! Files: `closed_form_check.csv`, `u_error.csv`, `target_ratio.csv`, `summary.json`, and per dataset
 //! `u_error_<d>_<loss>.png` (log10 of RMS |u - u*| / target scale over (r, t), the target scale
-//! being sqrt(E|v(z, t)|^2 + tr Var[v_c | z])), `u_error_<d>.png` (RMS |u - u*| / RMS |u*| along
+//! being sqrt(E|v(z, t)|^2 + tr Var[v_c | z])), `u_error_<d>.png` (the same along
 //! r = t and the smallest r), `target_ratio_<d>.png` (MF/iMF target variance vs t - r).
 
 use super::conditional_variance::{
@@ -483,14 +483,14 @@ fn error_lines(name: &str, errors: &[ModelError], dir: &Path) -> CliResult<()> {
             .cells
             .iter()
             .filter(|c| c.r == c.t)
-            .map(|c| (c.t, c.relative))
+            .map(|c| (c.t, c.relative_to_target))
             .collect();
         let r_min = e.cells.iter().map(|c| c.r).fold(f64::INFINITY, f64::min);
         let first = e
             .cells
             .iter()
             .filter(|c| c.r == r_min)
-            .map(|c| (c.t, c.relative))
+            .map(|c| (c.t, c.relative_to_target))
             .collect();
         series.push(Series::new(
             format!("{} loss, r = t (velocity)", e.loss),
@@ -507,7 +507,7 @@ fn error_lines(name: &str, errors: &[ModelError], dir: &Path) -> CliResult<()> {
         &dir.join(format!("u_error_{}.png", file_part(name))),
         &format!("{name}: rel. error of u vs t"),
         "t",
-        "|u - u*| / |u*|",
+        "RMS |u - u*| / target scale",
         &series,
         true,
     )
