@@ -1,1 +1,495 @@
-//! (being written)
+//! Instrument 1: the variance, given z_t, of every random quantity of the MeanFlow losses, at fixed
+//! parameters.
+//!
+//! At a point z = z_t with times r < t, the only randomness left in a training row is x | z_t (and
+//! with it e = (z - (1 - t) x) / t and v_c = (z - x) / t; [`super::posterior`]). With the network
+//! fixed, everything else is a function of v_c:
+//!
+//! ```text
+//! tangent  = (1 - beta) v_c + beta v_hat,            v_hat = u(z, t, t)            (fixed given z)
+//! dudt     = J tangent + d_t u,                      J = d u(z, r, t) / dz,  d_t u = d u / dt (fixed)
+//! jvp term = (t - r) dudt
+//! target   = v_c - (t - r) dudt                      (u's regression target in u-form, sg)
+//! delta    = u - target,   ell = |delta|^2,   loss = w ell,   w = (ell + c)^-p   (sg)
+//! gradient = d loss / d theta = 2 w J_theta^T delta, J_theta = d u(z, r, t) / d theta  (d x P)
+//! ```
+//!
+//! dudt is linear in the tangent (a JVP is), so one Jacobian J per point gives dudt for every redraw
+//! and every beta exactly; likewise the per-sample gradient is J_theta^T y with y = 2 w delta, so
+//!
+//! ```text
+//! tr Cov[gradient | z] = tr(J_theta^T Cov[y | z] J_theta) = sum_ab G_ab Cov[y | z]_ab,   G = J_theta J_theta^T (d x d)
+//! ```
+//!
+//! which needs only d backward passes per point, not one per redraw (tests/study_variance.rs checks
+//! both identities against `record_loss` on batch-1 tapes).
+//!
+//! Each point's variance is the unbiased sample variance of its K redraws; a trace sums it over the
+//! coordinates. Averages over points (and their standard errors, from the spread over points, which
+//! includes the redraw noise) estimate E_z[Var[. | z]]. The model is anything that gives u, J, d_t u
+//! and v_hat at a batch of points ([`AverageVelocity`]): the MLP ([`MlpVelocity`]) or the exact
+//! average velocity of Gaussian data ([`super::gaussian::GaussianFlow`]).
+//!
+//! Closed-form expectations: MF (beta = 0) target variance tr((I - (t - r) J) Cov[v_c|z] (I - (t - r) J)^T);
+//! iMF (beta = 1): dudt is deterministic given z, so Var[target | z] = Var[v_c | z] and the tangent
+//! and JVP-term variances are 0; a blend scales the tangent's variance by (1 - beta)^2 and the JVP
+//! term's by (1 - beta)^2 (t - r)^2 Var[J v_c | z].
+
+use super::posterior::PosteriorDraws;
+use crate::model::{Linear, MlpParams, ModelConfig, ParamVars, TapeModel};
+use crate::tape::{Tape, Var};
+use ndarray::{s, Array2, Array3, ArrayView2};
+
+/// A model of the average velocity u at a batch of points, with what the estimator needs.
+pub trait AverageVelocity {
+    /// The data dimension d.
+    fn dim(&self) -> usize;
+    /// u, v_hat = u(z, t, t), J = du/dz and d_t u at every point (z [n, d], r and t of length n).
+    fn linearize(&mut self, z: ArrayView2<f64>, r: &[f64], t: &[f64]) -> Linearization;
+    /// Per point, G = J_theta J_theta^T [n, d, d], J_theta = d u(z, r, t) / d theta (d x P);
+    /// None when the model has no parameters.
+    fn parameter_gram(&mut self, z: ArrayView2<f64>, r: &[f64], t: &[f64]) -> Option<Array3<f64>>;
+}
+
+/// u and its derivatives at a batch of points.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Linearization {
+    /// u(z, r, t), [n, d].
+    pub u: Array2<f64>,
+    /// v_hat = u(z, t, t), [n, d].
+    pub v_hat: Array2<f64>,
+    /// jac[i, a, b] = d u_a / d z_b at point i, [n, d, d].
+    pub jac: Array3<f64>,
+    /// d u / d t at fixed (z, r), [n, d].
+    pub dt: Array2<f64>,
+}
+
+/// The MLP u(z, r, t) of [`crate::model`] in f64, evaluated on a tape (forward mode for J and d_t u,
+/// reverse mode on batch-1 tapes for the parameter Gram matrix).
+pub struct MlpVelocity<'a> {
+    pub config: ModelConfig,
+    pub params: &'a MlpParams<f64>,
+    tape: Tape<f64>,
+}
+
+/// Rows per tape recording in [`MlpVelocity::linearize`] (bounds the tape's memory).
+const CHUNK: usize = 512;
+
+impl<'a> MlpVelocity<'a> {
+    pub fn new(config: ModelConfig, params: &'a MlpParams<f64>) -> Self {
+        MlpVelocity {
+            config,
+            params,
+            tape: Tape::new(),
+        }
+    }
+
+    fn constants(tape: &mut Tape<f64>, params: &MlpParams<f64>) -> ParamVars {
+        let mut put =
+            |l: &Linear<f64>| (tape.constant(l.weight.view()), tape.constant(l.bias.view()));
+        ParamVars {
+            trunk: params.trunk.iter().map(&mut put).collect(),
+            u_head: put(&params.u_head),
+            v_head: params.v_head.as_ref().map(put),
+        }
+    }
+
+    /// u(z, r, t) and, if a tangent is given, its JVP along (z_dot, 0, t_dot) (t_dot = 1 or 0).
+    fn pass(
+        &mut self,
+        z: ArrayView2<f64>,
+        r: ArrayView2<f64>,
+        t: ArrayView2<f64>,
+        z_dot: Option<ArrayView2<f64>>,
+        t_dot: bool,
+    ) -> (Array2<f64>, Array2<f64>) {
+        let tape = &mut self.tape;
+        tape.clear();
+        let vars = Self::constants(tape, self.params);
+        let (zv, rv, tv) = (tape.constant(z), tape.constant(r), tape.constant(t));
+        if let Some(zd) = z_dot {
+            let zd = tape.constant(zd);
+            tape.set_tangent(zv, zd);
+        }
+        if t_dot {
+            let ones = tape.full(t.dim(), 1.0);
+            tape.set_tangent(tv, ones);
+        }
+        let net = TapeModel {
+            config: self.config,
+            params: &vars,
+        };
+        let u = net.u(tape, zv, rv, tv);
+        let dot = match tape.tangent(u) {
+            Some(d) => tape.value(d).to_owned(),
+            None => Array2::zeros(tape.shape(u)),
+        };
+        (tape.value(u).to_owned(), dot)
+    }
+}
+
+fn column(values: &[f64]) -> Array2<f64> {
+    Array2::from_shape_vec((values.len(), 1), values.to_vec()).expect("n x 1")
+}
+
+impl AverageVelocity for MlpVelocity<'_> {
+    fn dim(&self) -> usize {
+        self.config.dim
+    }
+
+    /// J e_b by forward mode along (e_b, 0, 0), d_t u along (0, 0, 1), v_hat by a plain pass at r = t.
+    fn linearize(&mut self, z: ArrayView2<f64>, r: &[f64], t: &[f64]) -> Linearization {
+        let (n, d) = z.dim();
+        let mut out = Linearization {
+            u: Array2::zeros((n, d)),
+            v_hat: Array2::zeros((n, d)),
+            jac: Array3::zeros((n, d, d)),
+            dt: Array2::zeros((n, d)),
+        };
+        for start in (0..n).step_by(CHUNK) {
+            let end = (start + CHUNK).min(n);
+            let zc = z.slice(s![start..end, ..]);
+            let (rc, tc) = (column(&r[start..end]), column(&t[start..end]));
+            let (v_hat, _) = self.pass(zc, tc.view(), tc.view(), None, false);
+            out.v_hat.slice_mut(s![start..end, ..]).assign(&v_hat);
+            let (u, dt) = self.pass(zc, rc.view(), tc.view(), None, true);
+            out.u.slice_mut(s![start..end, ..]).assign(&u);
+            out.dt.slice_mut(s![start..end, ..]).assign(&dt);
+            for b in 0..d {
+                let mut e_b = Array2::zeros((end - start, d));
+                e_b.column_mut(b).fill(1.0);
+                let (_, col) = self.pass(zc, rc.view(), tc.view(), Some(e_b.view()), false);
+                out.jac.slice_mut(s![start..end, .., b]).assign(&col.view());
+            }
+        }
+        out
+    }
+
+    /// For each point, a batch-1 tape with the parameters as leaves: backward from u seeded with e_a
+    /// gives row a of J_theta (every parameter, flattened); G_ab = <row a, row b>.
+    fn parameter_gram(&mut self, z: ArrayView2<f64>, r: &[f64], t: &[f64]) -> Option<Array3<f64>> {
+        let (n, d) = z.dim();
+        let mut gram = Array3::zeros((n, d, d));
+        let mut rows: Vec<Vec<f64>> = vec![Vec::new(); d];
+        for i in 0..n {
+            let tape = &mut self.tape;
+            tape.clear();
+            let vars = self.params.on_tape(tape);
+            let leaves: Vec<Var> = vars
+                .trunk
+                .iter()
+                .chain(std::iter::once(&vars.u_head))
+                .chain(vars.v_head.iter())
+                .flat_map(|&(w, b)| [w, b])
+                .collect();
+            let zv = tape.constant(z.slice(s![i..i + 1, ..]));
+            let rv = tape.full((1, 1), r[i]);
+            let tv = tape.full((1, 1), t[i]);
+            let net = TapeModel {
+                config: self.config,
+                params: &vars,
+            };
+            let u = net.u(tape, zv, rv, tv);
+            for (a, row) in rows.iter_mut().enumerate() {
+                let mut seed = Array2::zeros((1, d));
+                seed[[0, a]] = 1.0;
+                tape.backward_with(u, seed.view());
+                row.clear();
+                for &leaf in &leaves {
+                    match tape.grad(leaf) {
+                        Some(g) => row.extend(g.iter().copied()),
+                        None => row.resize(row.len() + tape.value(leaf).len(), 0.0),
+                    }
+                }
+            }
+            for a in 0..d {
+                for b in 0..=a {
+                    let g = ndarray::aview1(&rows[a]).dot(&ndarray::aview1(&rows[b]));
+                    gram[[i, a, b]] = g;
+                    gram[[i, b, a]] = g;
+                }
+            }
+        }
+        Some(gram)
+    }
+}
+
+/// The quantities whose conditional variance is estimated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Quantity {
+    /// tr Cov[tangent | z].
+    Tangent,
+    /// tr Cov[(t - r) dudt | z].
+    JvpTerm,
+    /// tr Cov[v_c - (t - r) dudt | z].
+    Target,
+    /// Var[ell | z], ell = |delta|^2 (the unweighted per-sample loss).
+    Ell,
+    /// Var[w ell | z] (the weighted per-sample loss, w = (ell + c)^-p).
+    Loss,
+    /// tr Cov[d(w ell)/d theta | z] over all parameters (NaN for a model without parameters).
+    Gradient,
+}
+
+impl Quantity {
+    pub const ALL: [Quantity; 6] = [
+        Quantity::Tangent,
+        Quantity::JvpTerm,
+        Quantity::Target,
+        Quantity::Ell,
+        Quantity::Loss,
+        Quantity::Gradient,
+    ];
+
+    /// Column / file name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Quantity::Tangent => "tangent",
+            Quantity::JvpTerm => "jvp_term",
+            Quantity::Target => "target",
+            Quantity::Ell => "ell",
+            Quantity::Loss => "loss",
+            Quantity::Gradient => "gradient",
+        }
+    }
+
+    /// The value of this quantity in one point's estimates.
+    pub fn of(self, p: &PointVariance) -> f64 {
+        match self {
+            Quantity::Tangent => p.tangent,
+            Quantity::JvpTerm => p.jvp_term,
+            Quantity::Target => p.target,
+            Quantity::Ell => p.ell,
+            Quantity::Loss => p.loss,
+            Quantity::Gradient => p.gradient,
+        }
+    }
+}
+
+/// One point's conditional variances (unbiased over its K redraws) for one beta.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PointVariance {
+    pub tangent: f64,
+    pub jvp_term: f64,
+    pub target: f64,
+    pub ell: f64,
+    pub loss: f64,
+    pub gradient: f64,
+    /// E[ell | z] (mean over the redraws): the per-sample squared error the loss averages.
+    pub mean_ell: f64,
+    /// |I - (t - r) J|_F^2 / d: the mean squared singular value of the Jacobian of the model's
+    /// own map z_t -> z_r = z_t - (t - r) u(z_t, r, t), the factor MF's target applies to v_c
+    /// (< 1: the map contracts; the same for every beta).
+    pub map_gain: f64,
+}
+
+/// The estimates of one beta at every point.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BetaVariances {
+    pub beta: f64,
+    pub points: Vec<PointVariance>,
+}
+
+/// Sum over coordinates of the unbiased sample variance of `rows` ([K, d] flattened row-major).
+fn trace_variance(rows: &[f64], k: usize, d: usize) -> f64 {
+    let mut total = 0.0;
+    for j in 0..d {
+        let mean = (0..k).map(|m| rows[m * d + j]).sum::<f64>() / k as f64;
+        total += (0..k)
+            .map(|m| (rows[m * d + j] - mean).powi(2))
+            .sum::<f64>();
+    }
+    total / (k - 1) as f64
+}
+
+fn variance(values: &[f64]) -> f64 {
+    trace_variance(values, values.len(), 1)
+}
+
+/// The unbiased sample covariance of the rows of `rows` ([K, d]), contracted with G: sum_ab G_ab C_ab.
+fn gram_contracted_covariance(rows: &[f64], k: usize, d: usize, gram: ArrayView2<f64>) -> f64 {
+    let means: Vec<f64> = (0..d)
+        .map(|j| (0..k).map(|m| rows[m * d + j]).sum::<f64>() / k as f64)
+        .collect();
+    let mut total = 0.0;
+    for a in 0..d {
+        for b in 0..d {
+            let c: f64 = (0..k)
+                .map(|m| (rows[m * d + a] - means[a]) * (rows[m * d + b] - means[b]))
+                .sum();
+            total += gram[[a, b]] * c;
+        }
+    }
+    total / (k - 1) as f64
+}
+
+/// The estimator: for every point of `draws` and every beta, the conditional variances of the
+/// module's quantities, from the model's linearisation at the point and the K redraws
+/// v_c = (z - x_k) / t. `p` and `c` are the adaptive weight's power and offset.
+///
+/// Per point (u, v_hat, J, d_t u from [`AverageVelocity::linearize`], h = t - r) and redraw k:
+///
+/// ```text
+/// tangent_k = (1 - beta) v_c,k + beta v_hat
+/// dudt_k    = J tangent_k + d_t u                 (= the JVP along (tangent_k, 0, 1): linear in the tangent)
+/// jvp_k     = h dudt_k,   target_k = v_c,k - jvp_k,   delta_k = u - target_k
+/// ell_k     = |delta_k|^2,   w_k = (ell_k + c)^-p,   loss_k = w_k ell_k
+/// y_k       = 2 w_k delta_k                        (per-sample gradient = J_theta^T y_k)
+/// ```
+///
+/// and the point's estimates are the unbiased variances over k: tr Cov of tangent, jvp and target
+/// (sum over coordinates of 1/(K-1) sum_k (. - mean_k .)^2), Var of ell and loss, and
+/// tr Cov[gradient] = sum_ab G_ab Cov_k[y]_ab with G = J_theta J_theta^T
+/// ([`AverageVelocity::parameter_gram`]; NaN without parameters). Also per point: mean_k ell_k and
+/// the map gain |I - h J|_F^2 / d.
+pub fn estimate(
+    model: &mut dyn AverageVelocity,
+    draws: &PosteriorDraws,
+    betas: &[f64],
+    p: f64,
+    c: f64,
+) -> Vec<BetaVariances> {
+    let (n, k, d) = (draws.len(), draws.draws(), draws.dim());
+    assert_eq!(model.dim(), d, "estimate: model and data dimensions differ");
+    assert!(k >= 2, "estimate: need at least 2 redraws per point");
+    let lin = model.linearize(draws.z.view(), &draws.r, &draws.t);
+    let gram = model.parameter_gram(draws.z.view(), &draws.r, &draws.t);
+    let mut out: Vec<BetaVariances> = betas
+        .iter()
+        .map(|&beta| BetaVariances {
+            beta,
+            points: Vec::with_capacity(n),
+        })
+        .collect();
+    let mut v_c = vec![0.0; k * d];
+    let (mut tangent, mut jvp, mut target, mut y) = (
+        vec![0.0; k * d],
+        vec![0.0; k * d],
+        vec![0.0; k * d],
+        vec![0.0; k * d],
+    );
+    let (mut ell, mut loss) = (vec![0.0; k], vec![0.0; k]);
+    let mut dudt = vec![0.0; d];
+    for i in 0..n {
+        let (r, t) = (draws.r[i], draws.t[i]);
+        let h = t - r;
+        let mut map_gain = 0.0;
+        for a in 0..d {
+            for b in 0..d {
+                let m = f64::from(u8::from(a == b)) - h * lin.jac[[i, a, b]];
+                map_gain += m * m;
+            }
+        }
+        map_gain /= d as f64;
+        for m in 0..k {
+            for j in 0..d {
+                v_c[m * d + j] = (draws.z[[i, j]] - draws.x[[i, m, j]]) / t;
+            }
+        }
+        for bv in out.iter_mut() {
+            let beta = bv.beta;
+            for m in 0..k {
+                let row = m * d..(m + 1) * d;
+                for j in 0..d {
+                    tangent[m * d + j] = (1.0 - beta) * v_c[m * d + j] + beta * lin.v_hat[[i, j]];
+                }
+                for (a, slot) in dudt.iter_mut().enumerate() {
+                    *slot = lin.dt[[i, a]]
+                        + (0..d)
+                            .map(|b| lin.jac[[i, a, b]] * tangent[m * d + b])
+                            .sum::<f64>();
+                }
+                let mut sq = 0.0;
+                for j in 0..d {
+                    jvp[m * d + j] = h * dudt[j];
+                    target[m * d + j] = v_c[m * d + j] - jvp[m * d + j];
+                    let delta = lin.u[[i, j]] - target[m * d + j];
+                    y[m * d + j] = delta;
+                    sq += delta * delta;
+                }
+                let w = (sq + c).powf(-p);
+                ell[m] = sq;
+                loss[m] = w * sq;
+                y[row].iter_mut().for_each(|v| *v *= 2.0 * w);
+            }
+            let gradient = match &gram {
+                Some(g) => gram_contracted_covariance(&y, k, d, g.slice(s![i, .., ..])),
+                None => f64::NAN,
+            };
+            bv.points.push(PointVariance {
+                tangent: trace_variance(&tangent, k, d),
+                jvp_term: trace_variance(&jvp, k, d),
+                target: trace_variance(&target, k, d),
+                ell: variance(&ell),
+                loss: variance(&loss),
+                gradient,
+                mean_ell: ell.iter().sum::<f64>() / k as f64,
+                map_gain,
+            });
+        }
+    }
+    out
+}
+
+/// A mean over points with its standard error (sample standard deviation / sqrt(n)).
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+pub struct MeanSe {
+    pub mean: f64,
+    pub se: f64,
+    pub n: usize,
+}
+
+/// The mean of the finite `values` and its standard error; NaN mean if there are none.
+pub fn mean_se(values: impl IntoIterator<Item = f64>) -> MeanSe {
+    let v: Vec<f64> = values.into_iter().filter(|x| x.is_finite()).collect();
+    let n = v.len();
+    if n == 0 {
+        return MeanSe {
+            mean: f64::NAN,
+            se: f64::NAN,
+            n,
+        };
+    }
+    let mean = v.iter().sum::<f64>() / n as f64;
+    let se = if n > 1 {
+        (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64 / n as f64).sqrt()
+    } else {
+        f64::NAN
+    };
+    MeanSe { mean, se, n }
+}
+
+/// `bins` equal bins of [lo, hi): for each, the [`mean_se`] of the values whose key falls in it
+/// (keys equal to hi go to the last bin).
+pub fn binned(values: &[f64], keys: &[f64], lo: f64, hi: f64, bins: usize) -> Vec<MeanSe> {
+    let mut groups: Vec<Vec<f64>> = vec![Vec::new(); bins];
+    for (&v, &k) in values.iter().zip(keys) {
+        let b = ((k - lo) / (hi - lo) * bins as f64).floor();
+        if b >= 0.0 && k <= hi {
+            groups[(b as usize).min(bins - 1)].push(v);
+        }
+    }
+    groups.into_iter().map(mean_se).collect()
+}
+
+/// The centres of `bins` equal bins of [lo, hi).
+pub fn bin_centres(lo: f64, hi: f64, bins: usize) -> Vec<f64> {
+    (0..bins)
+        .map(|b| lo + (b as f64 + 0.5) * (hi - lo) / bins as f64)
+        .collect()
+}
+
+/// The median of the finite values (NaN if none).
+pub fn median(values: impl IntoIterator<Item = f64>) -> f64 {
+    let mut v: Vec<f64> = values.into_iter().filter(|x| !x.is_nan()).collect();
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    let m = v.len() / 2;
+    if v.len() % 2 == 1 {
+        v[m]
+    } else {
+        0.5 * (v[m - 1] + v[m])
+    }
+}
