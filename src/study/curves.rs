@@ -9,7 +9,8 @@
 //!   in both losses. Comparable across losses up to two differences: MF draws 25% of its rows with
 //!   r != t, iMF 50% (the presets' time samplers), and MF's V contains v_c itself through its
 //!   tangent, so MF's mse is not bounded below by the floor;
-//! - `loss`: the weighted loss (adaptive weight p = 1: sits near 1, not comparable across losses).
+//! - `loss`: the weighted loss (equal to `mse` with the presets' p = 0; with p = 1 it sits near 1
+//!   and is not comparable across losses).
 //!
 //! At `checkpoints` evenly spaced steps the EMA parameters are measured on fixed sets shared by
 //! every run of the dataset:

@@ -72,11 +72,10 @@ pub(super) fn stream_index(instrument: u64, name: &str) -> u64 {
 /// its own work apart from the shared fixture; returns the seconds spent.
 pub(super) fn prepare_models(context: &mut StudyContext, datasets: &[ToyDataset]) -> f64 {
     let t0 = Instant::now();
-    for ds in datasets {
-        for preset in [LossPreset::Mf, LossPreset::Imf] {
-            context.models.get(ds, preset);
-        }
-    }
+    let workers = context.threads;
+    context
+        .models
+        .prefetch(datasets, &[LossPreset::Mf, LossPreset::Imf], workers);
     t0.elapsed().as_secs_f64()
 }
 
@@ -575,9 +574,9 @@ fn summary(results: &[DatasetResult], settings: &Settings) -> String {
         "iMF's target variance is Var[v_c | z_t] itself (its tangent and JVP term are fixed given z_t); \
          MF's is Var[(I - (t - r) J) v_c | z_t], lower where the network's own map z_t -> z_r contracts. \
          `map gain` = E_z |I - (t - r) J|_F^2 / d, the mean squared singular value of that map's Jacobian \
-         (< 1: contracts on average). With the adaptive weight (p = 1) the per-sample gradient is \
-         2 J_theta^T delta / (|delta|^2 + c), which shrinks as |delta| grows, so the gradient's conditional \
-         variance need not follow the target's (see the tr Var[grad] column). \
+         (< 1: contracts on average). With the presets' plain squared error (p = 0) the per-sample gradient is \
+         2 J_theta^T delta, so its conditional covariance is 4 J_theta^T Var[u_tgt | z_t] J_theta: the target's \
+         noise, seen through the parameter Jacobian (see the tr Var[grad] column). \
          Points with a small posterior ESS (small t) have almost no redraw variance in the pool's own \
          (empirical) posterior; `averages.csv` repeats every mean over the points with ESS >= 10. \
          Files: averages.csv, by_t.csv, by_gap.csv, summary.json, target_vs_t_*.png, target_vs_gap_*.png, \

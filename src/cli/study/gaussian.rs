@@ -325,7 +325,7 @@ impl meanflow::study::conditional_variance::AverageVelocity for TargetOnly<'_, '
 }
 
 /// The Gaussians of the run: those in `--datasets`, or narrow and wide (1-D) if there are none.
-fn gaussians(context: &StudyContext) -> Vec<ToyDataset> {
+pub(super) fn gaussians(context: &StudyContext) -> Vec<ToyDataset> {
     let listed: Vec<ToyDataset> = context
         .datasets
         .iter()

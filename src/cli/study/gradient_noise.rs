@@ -482,8 +482,8 @@ fn summary(
     );
     s.push_str(
         "Rows with r = t (75% of an MF batch, 50% of an iMF batch) have the same loss under every beta, \
-         and with the adaptive weight (p = 1) a row's gradient is 2 J_theta^T delta / (|delta|^2 + c), \
-         which shrinks as |delta| grows: a noisier target does not make a proportionally noisier gradient.\n\n",
+         so they dilute the difference the r != t rows make; a row's gradient is 2 J_theta^T delta \
+         (plain squared error, p = 0), whose noise is the target's seen through the parameter Jacobian.\n\n",
     );
     let ab = *settings.angle_batches.last().expect("an angle batch size");
     let _ = writeln!(

@@ -14,6 +14,7 @@ use super::{CliError, CliResult};
 use crate::cli::common::utc_timestamp;
 use clap::{Args, Subcommand};
 use meanflow::data::ToyDataset;
+use meanflow::loss::LossPreset;
 use meanflow::matmul::set_matmul_threads;
 use meanflow::study::fixture::{FixtureSettings, ModelCache};
 use std::path::{Path, PathBuf};
@@ -160,6 +161,31 @@ pub fn run(args: StudyArgs) -> CliResult<i32> {
     set_matmul_threads(1);
     let started = Instant::now();
     let mut summary = String::from("# meanflow study\n\n");
+    // The instruments other than `curves` look at the same trained models: train them all now,
+    // `--threads` at a time, instead of one by one as each instrument asks.
+    let mut shared: Vec<ToyDataset> = Vec::new();
+    if instruments.iter().any(|i| *i != Instrument::Curves) {
+        shared.extend(context.datasets.iter().copied());
+    }
+    if instruments.contains(&Instrument::Gaussian) {
+        shared.extend(gaussian::gaussians(&context));
+    }
+    if !shared.is_empty() {
+        shared.dedup_by_key(|d| d.name());
+        eprintln!("study: training the shared models ...");
+        let t0 = Instant::now();
+        let workers = context.threads;
+        context
+            .models
+            .prefetch(&shared, &[LossPreset::Mf, LossPreset::Imf], workers);
+        let secs = t0.elapsed().as_secs_f64();
+        eprintln!("study: shared models trained in {secs:.1} s");
+        summary.push_str(&format!(
+            "Shared models: MF and iMF on {} datasets, {} steps each, trained in {secs:.1} s.\n\n",
+            shared.len(),
+            context.models.settings.steps
+        ));
+    }
     for instrument in instruments {
         let dir = out.join(instrument.name());
         make_folder(&dir)?;
