@@ -45,11 +45,11 @@ pub struct StudyArgs {
         allow_negative_numbers = true
     )]
     pub seed: u64,
-    /// Threads of the training steps of the shared models
+    /// Worker threads: independent trainings and measurements run this many at a time
     #[arg(
         long,
         global = true,
-        default_value_t = 1,
+        default_value_t = 2,
         allow_negative_numbers = true
     )]
     pub threads: usize,
