@@ -164,6 +164,11 @@ impl ModelCache {
             .flat_map(|ds| presets.iter().map(move |p| (*ds, *p)))
             .filter(|(ds, p)| !self.models.contains_key(&(ds.name(), p.name())))
             .collect();
+        let mut seen = std::collections::BTreeSet::new();
+        let missing: Vec<_> = missing
+            .into_iter()
+            .filter(|(ds, p)| seen.insert((ds.name(), p.name())))
+            .collect();
         let trained = super::parallel_map(&missing, workers, |(ds, preset)| {
             train_model(&settings, ds, *preset)
         });

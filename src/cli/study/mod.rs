@@ -171,7 +171,8 @@ pub fn run(args: StudyArgs) -> CliResult<i32> {
         shared.extend(gaussian::gaussians(&context));
     }
     if !shared.is_empty() {
-        shared.dedup_by_key(|d| d.name());
+        let mut seen = std::collections::BTreeSet::new();
+        shared.retain(|d| seen.insert(d.name()));
         eprintln!("study: training the shared models ...");
         let t0 = Instant::now();
         let workers = context.threads;
