@@ -70,62 +70,67 @@ fn estimator_equals_the_loss_on_batch_one_tapes() {
         );
         let betas = [0.0, 0.3, 1.0];
         let mut net = MlpVelocity::new(model, &params);
-        let got = estimate(&mut net, &draws, &betas, 1.0, 1e-3);
         let mut tape = Tape::new();
-        for (bi, &beta) in betas.iter().enumerate() {
-            let loss = LossConfig {
-                beta,
-                ..LossConfig::preset(LossPreset::Mf)
-            };
-            for i in 0..draws.len() {
-                let (r, t) = (draws.r[i], draws.t[i]);
-                let (mut tangent, mut jvp, mut target, mut ells, mut losses, mut grads) =
-                    (vec![], vec![], vec![], vec![], vec![], vec![]);
-                for k in 0..draws.draws() {
-                    let x: Vec<f64> = (0..dim).map(|j| draws.x[[i, k, j]]).collect();
-                    let e: Vec<f64> = (0..dim)
-                        .map(|j| (draws.z[[i, j]] - (1.0 - t) * x[j]) / t)
-                        .collect();
-                    let batch = Batch {
-                        x: Array2::from_shape_vec((1, dim), x).unwrap(),
-                        e: Array2::from_shape_vec((1, dim), e).unwrap(),
-                        t: array![[t]],
-                        r: array![[r]],
-                    };
-                    tape.clear();
-                    let vars = params.on_tape(&mut tape);
-                    let nodes = record_loss(&mut tape, &model, &vars, &loss, &batch);
-                    let row = |v| tape.value(v).row(0).to_vec();
-                    let v_c = row(nodes.v_c);
-                    let dudt = row(nodes.dudt);
-                    tangent.push(row(nodes.tangent));
-                    let j: Vec<f64> = dudt.iter().map(|d| (t - r) * d).collect();
-                    target.push(v_c.iter().zip(&j).map(|(v, j)| v - j).collect::<Vec<_>>());
-                    jvp.push(j);
-                    ells.push(vec![tape.value(nodes.ell)[[0, 0]]]);
-                    losses.push(vec![tape.scalar(nodes.loss)]);
-                    let (_, g) = loss_and_gradients(&mut tape, &model, &params, &loss, &batch);
-                    grads.push(
-                        g.tensors()
-                            .flat_map(|a| a.iter().copied())
-                            .collect::<Vec<_>>(),
-                    );
-                }
-                let p: &PointVariance = &got[bi].points[i];
-                let scale = trace_var(&target) + 1e-12;
-                let checks = [
-                    ("tangent", p.tangent, trace_var(&tangent)),
-                    ("jvp", p.jvp_term, trace_var(&jvp)),
-                    ("target", p.target, trace_var(&target)),
-                    ("ell", p.ell, trace_var(&ells)),
-                    ("loss", p.loss, trace_var(&losses)),
-                    ("gradient", p.gradient, trace_var(&grads)),
-                ];
-                for (name, a, b) in checks {
-                    assert!(
+        // Plain squared error (the presets) and the papers' adaptive weight.
+        for (power, c) in [(0.0, 1e-3), (1.0, 1e-3)] {
+            let got = estimate(&mut net, &draws, &betas, power, c);
+            for (bi, &beta) in betas.iter().enumerate() {
+                let loss = LossConfig {
+                    beta,
+                    p: power,
+                    c,
+                    ..LossConfig::preset(LossPreset::Mf)
+                };
+                for i in 0..draws.len() {
+                    let (r, t) = (draws.r[i], draws.t[i]);
+                    let (mut tangent, mut jvp, mut target, mut ells, mut losses, mut grads) =
+                        (vec![], vec![], vec![], vec![], vec![], vec![]);
+                    for k in 0..draws.draws() {
+                        let x: Vec<f64> = (0..dim).map(|j| draws.x[[i, k, j]]).collect();
+                        let e: Vec<f64> = (0..dim)
+                            .map(|j| (draws.z[[i, j]] - (1.0 - t) * x[j]) / t)
+                            .collect();
+                        let batch = Batch {
+                            x: Array2::from_shape_vec((1, dim), x).unwrap(),
+                            e: Array2::from_shape_vec((1, dim), e).unwrap(),
+                            t: array![[t]],
+                            r: array![[r]],
+                        };
+                        tape.clear();
+                        let vars = params.on_tape(&mut tape);
+                        let nodes = record_loss(&mut tape, &model, &vars, &loss, &batch);
+                        let row = |v| tape.value(v).row(0).to_vec();
+                        let v_c = row(nodes.v_c);
+                        let dudt = row(nodes.dudt);
+                        tangent.push(row(nodes.tangent));
+                        let j: Vec<f64> = dudt.iter().map(|d| (t - r) * d).collect();
+                        target.push(v_c.iter().zip(&j).map(|(v, j)| v - j).collect::<Vec<_>>());
+                        jvp.push(j);
+                        ells.push(vec![tape.value(nodes.ell)[[0, 0]]]);
+                        losses.push(vec![tape.scalar(nodes.loss)]);
+                        let (_, g) = loss_and_gradients(&mut tape, &model, &params, &loss, &batch);
+                        grads.push(
+                            g.tensors()
+                                .flat_map(|a| a.iter().copied())
+                                .collect::<Vec<_>>(),
+                        );
+                    }
+                    let p: &PointVariance = &got[bi].points[i];
+                    let scale = trace_var(&target) + 1e-12;
+                    let checks = [
+                        ("tangent", p.tangent, trace_var(&tangent)),
+                        ("jvp", p.jvp_term, trace_var(&jvp)),
+                        ("target", p.target, trace_var(&target)),
+                        ("ell", p.ell, trace_var(&ells)),
+                        ("loss", p.loss, trace_var(&losses)),
+                        ("gradient", p.gradient, trace_var(&grads)),
+                    ];
+                    for (name, a, b) in checks {
+                        assert!(
                         close(a, b, 1e-6 * scale),
-                        "dim {dim} beta {beta} point {i} {name}: estimator {a} vs tape {b}"
+                        "dim {dim} p {power} beta {beta} point {i} {name}: estimator {a} vs tape {b}"
                     );
+                    }
                 }
             }
         }
