@@ -8,18 +8,14 @@ use meanflow::tensor_file::TensorFile;
 use meanflow::train::{builtin_pool_points, Trainer};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_meanflow");
+mod common;
+
+use common::BIN;
 
 /// A fresh, empty folder for one test.
 fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("cli")
-        .join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    common::scratch("cli", name)
 }
 
 fn meanflow(args: &[&str]) -> Output {
@@ -72,18 +68,7 @@ fn train(out: &Path, steps: u64, extra: &[&str]) -> Output {
     ok(&args)
 }
 
-/// metrics.jsonl as JSON objects, without the timing field.
-fn metrics(run: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(run.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
-            v.as_object_mut().unwrap().remove("steps_per_s");
-            v
-        })
-        .collect()
-}
+use common::metrics;
 
 fn checkpoint_file(run: &Path) -> TensorFile {
     TensorFile::read(&run.join("checkpoint.safetensors")).unwrap()
@@ -242,21 +227,9 @@ fn resume_after_ctrl_c_equals_an_uninterrupted_run() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Wait for the first metrics line, then Ctrl-C.
-    let start = Instant::now();
-    let metrics_path = int.join("metrics.jsonl");
-    while std::fs::read_to_string(&metrics_path).map_or(true, |t| t.lines().count() < 2) {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "no metrics after 60 s"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let killed = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    // Wait until the run is stepping, then Ctrl-C.
+    common::wait_for_metrics_lines(&int, 2);
+    common::send_signal(&child, "INT");
     let out = child.wait_with_output().unwrap();
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{stderr}");

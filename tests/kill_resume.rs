@@ -6,9 +6,11 @@ use meanflow::rng::Rng;
 use meanflow::run_config::RunConfig;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-const BIN: &str = env!("CARGO_BIN_EXE_meanflow");
+mod common;
+
+use common::BIN;
 
 /// Tiny settings, a checkpoint every 7 steps (so that kills land during writes too) and an
 /// evaluation every 50.
@@ -33,12 +35,7 @@ const TINY: &[&str] = &[
 const ENDLESS: &str = "1000000000";
 
 fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("kill_resume")
-        .join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    common::scratch("kill_resume", name)
 }
 
 fn train_command(run: &Path, steps: &str) -> Command {
@@ -72,18 +69,7 @@ fn is_temporary(entry: &str, name: &str) -> bool {
         .is_some_and(|pid| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
 }
 
-/// metrics.jsonl as JSON values, without the timing field.
-fn metrics(run: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(run.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
-            v.as_object_mut().unwrap().remove("steps_per_s");
-            v
-        })
-        .collect()
-}
+use common::metrics;
 
 /// What a killed run leaves must be usable: the folder is absent, or it holds config.json,
 /// metrics.jsonl and a checkpoint that load (plus, at most, temporary files of those). Returns the
@@ -213,20 +199,8 @@ fn sigterm_finishes_the_step_writes_the_checkpoint_and_exits_143() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let start = Instant::now();
-    while std::fs::read_to_string(run.join("metrics.jsonl")).map_or(true, |t| t.lines().count() < 2)
-    {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "no metrics after 60 s"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let sent = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(sent.success());
+    common::wait_for_metrics_lines(&run, 2);
+    common::send_signal(&child, "TERM");
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(143), "{stderr}");
