@@ -42,6 +42,7 @@ use crate::sampling::{noise, sample_mean_flow, Evaluator};
 use crate::study::fixture::FixtureSettings;
 use crate::study::identity::{identity_check, IdentitySettings};
 use crate::study::parallel_map;
+use crate::study::posterior::{pool_weights_into, PoolWeights};
 use crate::tape::Tape;
 use crate::time_sampler::TimeSampler;
 use crate::train::{builtin_pool_points, Trainer};
@@ -202,56 +203,32 @@ impl EvalSet {
 }
 
 /// Per row i, tr Var[v_c | z_t = z_i] for data given by the points `pool` (equal weights):
-/// v_c = (z_t - x) / t given z_t, so it is tr Var[x | z_t] / t^2, with the posterior weights
-/// w_j proportional to exp(-|z - (1 - t) x_j|^2 / (2 t^2)).
+/// v_c = (z_t - x) / t given z_t, so it is tr Var[x | z_t] / t^2, with the posterior weights of
+/// [`pool_weights_into`] (w_j proportional to exp(-|z - (1 - t) x_j|^2 / (2 t^2))).
 pub fn conditional_velocity_variance(
     z: ArrayView2<f64>,
     t: &[f64],
     pool: ArrayView2<f64>,
 ) -> Vec<f64> {
-    assert!(
-        z.nrows() == t.len() && z.ncols() == pool.ncols() && pool.nrows() > 0,
-        "conditional_velocity_variance: z {:?}, {} times, pool {:?}",
-        z.dim(),
+    assert_eq!(
+        z.nrows(),
         t.len(),
-        pool.dim()
+        "conditional_velocity_variance: z {:?} but {} times",
+        z.dim(),
+        t.len()
     );
-    let d = pool.ncols();
-    let points: Vec<f64> = pool.iter().copied().collect();
-    let mut logw = vec![0.0; pool.nrows()];
+    // One weight buffer for every row.
+    let mut posterior = PoolWeights {
+        weights: Vec::with_capacity(pool.nrows()),
+        ess: 0.0,
+    };
     z.rows()
         .into_iter()
         .zip(t)
         .map(|(zi, &ti)| {
-            let a = 1.0 - ti;
-            let scale = -0.5 / (ti * ti);
-            let mut top = f64::NEG_INFINITY;
-            for (lw, x) in logw.iter_mut().zip(points.chunks_exact(d)) {
-                let sq: f64 = zi.iter().zip(x).map(|(z, x)| (z - a * x).powi(2)).sum();
-                *lw = scale * sq;
-                top = top.max(*lw);
-            }
-            let mut total = 0.0;
-            let mut mean = vec![0.0; d];
-            for (lw, x) in logw.iter_mut().zip(points.chunks_exact(d)) {
-                *lw = (*lw - top).exp();
-                total += *lw;
-                mean.iter_mut().zip(x).for_each(|(m, x)| *m += *lw * x);
-            }
-            mean.iter_mut().for_each(|m| *m /= total);
-            let var: f64 = logw
-                .iter()
-                .zip(points.chunks_exact(d))
-                .map(|(w, x)| {
-                    w * x
-                        .iter()
-                        .zip(&mean)
-                        .map(|(x, m)| (x - m).powi(2))
-                        .sum::<f64>()
-                })
-                .sum::<f64>()
-                / total;
-            var / (ti * ti)
+            posterior.ess = pool_weights_into(pool, zi, ti, &mut posterior.weights);
+            let (_, var) = posterior.mean_and_variance(pool);
+            var.iter().sum::<f64>() / (ti * ti)
         })
         .collect()
 }

@@ -6,9 +6,8 @@
 //! `by_t.csv` and `by_gap.csv` (binned by t and by t - r), `summary.json`, and per dataset
 //! `target_vs_t_<d>.png`, `target_vs_gap_<d>.png`, `gradient_vs_gap_<d>.png`, `beta_<d>.png`.
 
-use super::StudyContext;
-use crate::cli::{CliError, CliResult};
-use meanflow::data::ToyDataset;
+use super::{picture, write_text, StudyContext};
+use crate::cli::CliResult;
 use meanflow::loss::{LossConfig, LossPreset};
 use meanflow::model::{MlpParams, ModelConfig};
 use meanflow::plot::{line_chart, palette, Series};
@@ -68,34 +67,16 @@ pub(super) fn stream_index(instrument: u64, name: &str) -> u64 {
     (instrument << 56) ^ (h >> 8)
 }
 
-/// Trains (or finds cached) the MF and iMF models of `datasets` now, so that an instrument can time
-/// its own work apart from the shared fixture; returns the seconds spent.
-pub(super) fn prepare_models(context: &mut StudyContext, datasets: &[ToyDataset]) -> f64 {
-    let t0 = Instant::now();
-    let workers = context.threads;
-    context
-        .models
-        .prefetch(datasets, &[LossPreset::Mf, LossPreset::Imf], workers);
-    t0.elapsed().as_secs_f64()
-}
-
-/// The line that ends an instrument's summary: its own time and the fixture's.
-pub(super) fn timing_line(measure_secs: f64, fixture_secs: f64) -> String {
-    eprintln!("study: measurement {measure_secs:.1} s, fixture training {fixture_secs:.1} s");
-    format!(
-        "\n_(measurement {measure_secs:.1} s; training of the shared models it asked for first: {fixture_secs:.1} s)_\n"
-    )
+/// The line that ends an instrument's summary: the time of its own measurements (the shared
+/// models were trained before, by `meanflow study`, and are timed there).
+pub(super) fn timing_line(measure_secs: f64) -> String {
+    eprintln!("study: measurement {measure_secs:.1} s");
+    format!("\n_(measurement {measure_secs:.1} s)_\n")
 }
 
 /// A dataset name as part of a file name (`gaussian:0.5:2` -> `gaussian-0.5-2`).
 pub(super) fn file_part(name: &str) -> String {
     name.replace(':', "-")
-}
-
-/// Writes a text file atomically.
-pub(super) fn write_text(path: &Path, text: &str) -> CliResult<()> {
-    meanflow::tensor_file::write_atomically(path, text.as_bytes())
-        .map_err(|e| CliError::failed(format!("{}: cannot write the file: {e}", path.display())))
 }
 
 /// Writes a line chart, or says which file could not be written.
@@ -107,8 +88,10 @@ pub(super) fn chart(
     series: &[Series],
     log_y: bool,
 ) -> CliResult<()> {
-    line_chart(path, title, x_label, y_label, series, log_y)
-        .map_err(|e| CliError::failed(format!("{}: cannot write the figure: {e}", path.display())))
+    picture(
+        line_chart(path, title, x_label, y_label, series, log_y),
+        path,
+    )
 }
 
 /// A float for CSV / Markdown: `NaN` as such, otherwise 6 significant digits.
@@ -398,8 +381,6 @@ fn figures(res: &DatasetResult, settings: &Settings, dir: &Path) -> CliResult<()
 /// `meanflow study variance`.
 pub fn run(context: &mut StudyContext, dir: &Path) -> CliResult<String> {
     let settings = Settings::new(context.quick);
-    let datasets = context.datasets.clone();
-    let fixture_secs = prepare_models(context, &datasets);
     let t0 = Instant::now();
     let mut results = Vec::new();
     for ds in context.datasets.clone() {
@@ -491,7 +472,7 @@ pub fn run(context: &mut StudyContext, dir: &Path) -> CliResult<String> {
         },
     )?;
     let mut text = summary(&results, &settings);
-    text.push_str(&timing_line(t0.elapsed().as_secs_f64(), fixture_secs));
+    text.push_str(&timing_line(t0.elapsed().as_secs_f64()));
     write_text(&dir.join("summary.md"), &text)?;
     Ok(text)
 }

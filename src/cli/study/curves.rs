@@ -6,15 +6,14 @@
 //! checkpoint), `curves.json` (settings, floors, every run, per-loss means and spreads), and per
 //! dataset `mse_<ds>.png`, `loss_<ds>.png`, `sw1_<ds>.png`, `errors_<ds>.png`.
 
-use super::StudyContext;
+use super::{picture, write_text, StudyContext};
 use crate::cli::common::write_json;
-use crate::cli::{CliError, CliResult};
+use crate::cli::CliResult;
 use meanflow::loss::LossPreset;
 use meanflow::plot::{line_chart, palette, Color, Series};
 use meanflow::study::curves::{
     run_curves, spread, CurveSettings, CurvesResult, DatasetCurves, LossSummary, RunCurve, PRESETS,
 };
-use meanflow::tensor_file::write_atomically;
 use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Instant;
@@ -73,16 +72,6 @@ pub fn compare(a: (f64, f64), b: (f64, f64)) -> &'static str {
     } else {
         "within spread"
     }
-}
-
-fn write_text(path: &Path, text: &str) -> CliResult<()> {
-    write_atomically(path, text.as_bytes())
-        .map_err(|e| CliError::failed(format!("{}: cannot write the file: {e}", path.display())))
-}
-
-fn picture(result: std::io::Result<()>, path: &Path) -> CliResult<()> {
-    result
-        .map_err(|e| CliError::failed(format!("{}: cannot write the picture: {e}", path.display())))
 }
 
 /// A horizontal reference line across the steps of `runs`.

@@ -14,10 +14,9 @@
 //! r = t and the smallest r), `target_ratio_<d>.png` (MF/iMF target variance vs t - r).
 
 use super::conditional_variance::{
-    chart, file_part, num, prepare_models, ratio_text, stream_index, timing_line, write_text,
-    Settings as VarianceSettings,
+    chart, file_part, num, ratio_text, stream_index, timing_line, Settings as VarianceSettings,
 };
-use super::StudyContext;
+use super::{write_text, StudyContext};
 use crate::cli::{CliError, CliResult};
 use meanflow::data::toy::{GAUSSIAN_NARROW_SIGMA, GAUSSIAN_WIDE_SIGMA};
 use meanflow::data::ToyDataset;
@@ -343,7 +342,6 @@ pub(super) fn gaussians(context: &StudyContext) -> Vec<ToyDataset> {
 pub fn run(context: &mut StudyContext, dir: &Path) -> CliResult<String> {
     let settings = Settings::new(context.quick);
     let datasets = gaussians(context);
-    let fixture_secs = prepare_models(context, &datasets);
     let t0 = Instant::now();
     let checks = closed_form_check(&settings, context.seed);
     let mut errors = Vec::new();
@@ -444,7 +442,7 @@ pub fn run(context: &mut StudyContext, dir: &Path) -> CliResult<String> {
         }),
     )?;
     let mut text = summary(&settings, &checks, &errors, &ratios);
-    text.push_str(&timing_line(t0.elapsed().as_secs_f64(), fixture_secs));
+    text.push_str(&timing_line(t0.elapsed().as_secs_f64()));
     write_text(&dir.join("summary.md"), &text)?;
     Ok(text)
 }

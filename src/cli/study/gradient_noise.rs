@@ -6,10 +6,8 @@
 //! Files: `noise.csv`, `angle.csv`, `summary.json`, and per dataset `noise_beta_<d>.png`
 //! (B tr Cov vs beta), `noise_batch_<d>.png` (B tr Cov vs batch size), `angle_<d>.png`.
 
-use super::conditional_variance::{
-    chart, file_part, num, prepare_models, ratio_text, stream_index, timing_line, write_text,
-};
-use super::StudyContext;
+use super::conditional_variance::{chart, file_part, num, ratio_text, stream_index, timing_line};
+use super::{write_text, StudyContext};
 use crate::cli::CliResult;
 use meanflow::loss::{LossConfig, LossPreset};
 use meanflow::model::MlpParams;
@@ -179,8 +177,6 @@ impl Job<'_> {
 /// `meanflow study gradient-noise`.
 pub fn run(context: &mut StudyContext, dir: &Path) -> CliResult<String> {
     let settings = Settings::new(context.quick);
-    let datasets = context.datasets.clone();
-    let fixture_secs = prepare_models(context, &datasets);
     let t0 = Instant::now();
     let losses = loss_rows(&settings.betas);
     let (mut noise, mut angles) = (Vec::new(), Vec::new());
@@ -281,7 +277,7 @@ pub fn run(context: &mut StudyContext, dir: &Path) -> CliResult<String> {
         &serde_json::json!({ "settings": settings, "noise": noise, "angle": angles }),
     )?;
     let mut text = summary(context, &noise, &angles, &settings);
-    text.push_str(&timing_line(t0.elapsed().as_secs_f64(), fixture_secs));
+    text.push_str(&timing_line(t0.elapsed().as_secs_f64()));
     write_text(&dir.join("summary.md"), &text)?;
     Ok(text)
 }

@@ -7,9 +7,9 @@
 //! over (r, t)) and `samples_<ds>_<loss>.png` (held-out data, 1-step samples, ODE endpoints).
 
 use super::curves::{loss_label, num};
-use super::StudyContext;
+use super::{picture, write_text, StudyContext};
 use crate::cli::common::write_json;
-use crate::cli::{CliError, CliResult};
+use crate::cli::CliResult;
 use meanflow::data::ToyDataset;
 use meanflow::loss::LossPreset;
 use meanflow::model::{MlpParams, ModelConfig};
@@ -17,7 +17,6 @@ use meanflow::plot::{heatmap, palette, scatter_panels, Panel};
 use meanflow::study::curves::PRESETS;
 use meanflow::study::identity::{identity_check, IdentityResult, IdentitySettings};
 use meanflow::study::parallel_map;
-use meanflow::tensor_file::write_atomically;
 use ndarray::Array2;
 use serde::Serialize;
 use std::fmt::Write as _;
@@ -47,17 +46,13 @@ struct Job {
     pool: Array2<f64>,
 }
 
-fn failed_picture(path: &Path) -> impl Fn(std::io::Error) -> CliError + '_ {
-    move |e| CliError::failed(format!("{}: cannot write the picture: {e}", path.display()))
-}
-
 fn draw(m: &ModelIdentity, dir: &Path) -> CliResult<()> {
     let (ds, loss) = (&m.dataset, m.loss);
     let g = m.result.settings.grid as f64;
     let grid = m.result.residual_grid().mapv(f64::log10);
     let path = dir.join(format!("residual_{ds}_{loss}.png"));
     let title = format!("{ds} {}: log10 residual", loss_label(m.preset));
-    heatmap(
+    let drawn = heatmap(
         &path,
         &title,
         "r",
@@ -65,8 +60,8 @@ fn draw(m: &ModelIdentity, dir: &Path) -> CliResult<()> {
         grid.view(),
         (-0.5 / g, 1.0 - 0.5 / g),
         (0.5 / g, 1.0 + 0.5 / g),
-    )
-    .map_err(failed_picture(&path))?;
+    );
+    picture(drawn, &path)?;
     let path = dir.join(format!("samples_{ds}_{loss}.png"));
     let r = &m.result;
     let panels = [
@@ -78,7 +73,7 @@ fn draw(m: &ModelIdentity, dir: &Path) -> CliResult<()> {
         "{ds} {loss}: 1-step samples and ODE endpoints of the same noise (mean distance {})",
         num(r.mean_distance)
     );
-    scatter_panels(&path, &panels, &title).map_err(failed_picture(&path))
+    picture(scatter_panels(&path, &panels, &title), &path)
 }
 
 fn write_files(models: &[ModelIdentity], dir: &Path) -> CliResult<()> {
@@ -100,9 +95,7 @@ fn write_files(models: &[ModelIdentity], dir: &Path) -> CliResult<()> {
             );
         }
     }
-    let path = dir.join("identity.csv");
-    write_atomically(&path, csv.as_bytes())
-        .map_err(|e| CliError::failed(format!("{}: cannot write the file: {e}", path.display())))?;
+    write_text(&dir.join("identity.csv"), &csv)?;
     write_json(&dir.join("identity.json"), &models)
 }
 
@@ -313,11 +306,6 @@ pub fn run(context: &mut StudyContext, dir: &Path) -> CliResult<String> {
         draw(m, dir)?;
     }
     let text = summary(&models, &settings, secs);
-    write_atomically(&dir.join("summary.md"), text.as_bytes()).map_err(|e| {
-        CliError::failed(format!(
-            "{}: cannot write the file: {e}",
-            dir.join("summary.md").display()
-        ))
-    })?;
+    write_text(&dir.join("summary.md"), &text)?;
     Ok(text)
 }

@@ -114,6 +114,18 @@ fn parse_datasets(list: &str) -> CliResult<Vec<ToyDataset>> {
     Ok(out)
 }
 
+/// Writes a text file atomically, or says which file could not be written.
+fn write_text(path: &Path, text: &str) -> CliResult<()> {
+    meanflow::tensor_file::write_atomically(path, text.as_bytes())
+        .map_err(|e| CliError::failed(format!("{}: cannot write the file: {e}", path.display())))
+}
+
+/// A picture's write result, or an error that says which picture could not be written.
+fn picture(result: std::io::Result<()>, path: &Path) -> CliResult<()> {
+    result
+        .map_err(|e| CliError::failed(format!("{}: cannot write the picture: {e}", path.display())))
+}
+
 /// Creates `dir` (and parents), or says which folder could not be made.
 fn make_folder(dir: &Path) -> CliResult<()> {
     std::fs::create_dir_all(dir).map_err(|e| {
@@ -208,8 +220,7 @@ pub fn run(args: StudyArgs) -> CliResult<i32> {
         "Total: {:.1} s.\n",
         started.elapsed().as_secs_f64()
     ));
-    meanflow::tensor_file::write_atomically(&out.join("summary.md"), summary.as_bytes())
-        .map_err(|e| CliError::failed(format!("{}: {e}", out.join("summary.md").display())))?;
+    write_text(&out.join("summary.md"), &summary)?;
     println!("{summary}");
     println!("study written to {}", out.display());
     Ok(0)
