@@ -101,7 +101,8 @@ impl ModelConfig {
     }
 
     /// Total number of scalar parameters, or None if it does not fit in a usize (a config that
-    /// [`crate::train::TrainConfig::validate`] rejects).
+    /// [`crate::train::TrainConfig::validate`] rejects). Counted per kind of layer, not from
+    /// [`ModelConfig::layer_shapes`], so that it never allocates or overflows whatever the sizes.
     pub fn checked_parameter_count(&self) -> Option<usize> {
         let layer = |out: usize, fan_in: usize| out.checked_mul(fan_in)?.checked_add(out);
         let input = self.dim.checked_add(self.conditioning.width())?;
@@ -116,12 +117,11 @@ impl ModelConfig {
         Some(total)
     }
 
-    /// Total number of scalar parameters.
+    /// Total number of scalar parameters (sum of out x in + out over [`ModelConfig::layer_shapes`]).
     pub fn parameter_count(&self) -> usize {
-        self.layer_shapes()
-            .iter()
-            .map(|(_, (o, i))| o * i + o)
-            .sum()
+        self.checked_parameter_count().unwrap_or_else(|| {
+            panic!("parameter_count: {self:?} has more parameters than a usize holds")
+        })
     }
 }
 
@@ -320,5 +320,47 @@ impl TapeModel<'_> {
         let h = tape.sub(t, t);
         let features = self.trunk(tape, z, t, h);
         tape.linear(features, w, b)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The closed-form count equals the layer shapes' and the initialised tensors' sizes.
+    #[test]
+    fn parameter_count_matches_the_layers_and_the_tensors() {
+        for depth in [0, 1, 3] {
+            for heads in [Heads::U, Heads::UV] {
+                for conditioning in [Conditioning::Raw, Conditioning::Fourier { frequencies: 3 }] {
+                    let config = ModelConfig {
+                        dim: 5,
+                        width: 7,
+                        depth,
+                        activation: Elementwise::Silu,
+                        conditioning,
+                        heads,
+                    };
+                    let from_shapes: usize = config
+                        .layer_shapes()
+                        .iter()
+                        .map(|(_, (o, i))| o * i + o)
+                        .sum();
+                    let params = MlpParams::<f64>::init(&config, &mut Rng::seed_from_u64(1));
+                    let from_tensors: usize = params.tensors().map(|a| a.len()).sum();
+                    assert_eq!(config.parameter_count(), from_shapes, "{config:?}");
+                    assert_eq!(config.parameter_count(), from_tensors, "{config:?}");
+                }
+            }
+        }
+        let huge = ModelConfig {
+            dim: 2,
+            width: usize::MAX / 2,
+            depth: 3,
+            activation: Elementwise::Silu,
+            conditioning: Conditioning::Raw,
+            heads: Heads::U,
+        };
+        assert_eq!(huge.checked_parameter_count(), None);
     }
 }
