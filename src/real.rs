@@ -93,7 +93,8 @@ pub fn exp_f32(x: f32) -> f32 {
     let xc = x.clamp(-87.0, 88.5);
     // Round to nearest by the 1.5 2^23 trick: no libm call, so the loop vectorises.
     const ROUNDER: f32 = 12_582_912.0;
-    let n = (xc * LOG2_E + ROUNDER) - ROUNDER;
+    let shifted = xc * LOG2_E + ROUNDER;
+    let n = shifted - ROUNDER;
     let r = xc - n * LN2_HI - n * LN2_LO;
     let mut p = 1.987_569_1e-4f32;
     p = p * r + 1.398_2e-3;
@@ -103,7 +104,9 @@ pub fn exp_f32(x: f32) -> f32 {
     p = p * r + 5e-1;
     let er = p * r * r + r + 1.0;
     // 2^n as 2^(n/2) 2^(n - n/2): each factor stays a normal number for n in [-126, 128].
-    let n = n as i32;
+    // n from the bits of `shifted` (ROUNDER + n, whose unit in the last place is 1): an `as i32`
+    // cast would be a saturating scalar conversion that stops the loop from vectorising.
+    let n = shifted.to_bits() as i32 - ROUNDER.to_bits() as i32;
     let half = n >> 1;
     let pow2 = |k: i32| f32::from_bits(((k + 127) as u32) << 23);
     let y = er * pow2(half) * pow2(n - half);
