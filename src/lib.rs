@@ -37,3 +37,4 @@ pub mod tape;
 pub mod tensor_file;
 pub mod time_sampler;
 pub mod train;
+pub mod workers;

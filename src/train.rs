@@ -13,6 +13,7 @@ use crate::optim::{ema_update, Adam, AdamConfig, UpdateStats};
 use crate::rng::{Rng, RngState};
 use crate::tape::Tape;
 use crate::time_sampler::TimeSampler;
+use crate::workers::Workers;
 use ndarray::Array2;
 
 /// Points drawn from a built-in generator to form its training pool (capped at 2^22 numbers).
@@ -134,7 +135,11 @@ pub enum GradientEngine<T: Float> {
     /// The fused MLP kernels (stop-gradient losses, allocation-free, r = t rows skipped), the
     /// batch split into one shard per thread: shard s holds rows of its own, drawn in order, with
     /// its r != t rows first; the gradient is sum_s (B_s / B) grad_s, the full-batch mean exactly.
-    Fused(Vec<Shard<T>>),
+    Fused {
+        shards: Vec<Shard<T>>,
+        /// One thread per shard, kept alive between steps.
+        workers: Workers,
+    },
 }
 
 fn zero_batch<T: Float>(rows: usize, dim: usize) -> Batch<T> {
@@ -158,8 +163,8 @@ impl<T: Float> GradientEngine<T> {
         }
         let shards = config.threads.clamp(1, b);
         let shard_rows = (0..shards).map(|s| (s + 1) * b / shards - s * b / shards);
-        GradientEngine::Fused(
-            shard_rows
+        GradientEngine::Fused {
+            shards: shard_rows
                 .map(|rows| Shard {
                     step: FusedStep::new(config.model, config.loss, rows),
                     batch: zero_batch(rows, d),
@@ -167,7 +172,8 @@ impl<T: Float> GradientEngine<T> {
                     values: None,
                 })
                 .collect(),
-        )
+            workers: Workers::new(shards),
+        }
     }
 
     /// Draws the batch, computes the loss values and writes the gradient into `grads`.
@@ -186,30 +192,19 @@ impl<T: Float> GradientEngine<T> {
                 *grads = g;
                 values
             }
-            GradientEngine::Fused(shards) => {
+            GradientEngine::Fused { shards, workers } => {
                 for shard in shards.iter_mut() {
                     sampler.fill(&mut shard.batch);
                 }
                 let time = config.time;
-                let run = |shard: &mut Shard<T>| {
+                workers.for_each_mut(shards, |shard| {
                     let gap = time.rows_with_gap(shard.batch.len());
                     let values =
                         shard
                             .step
                             .loss_and_gradients(params, &shard.batch, gap, &mut shard.grads);
                     shard.values = Some(values);
-                };
-                if let [only] = shards.as_mut_slice() {
-                    run(only);
-                } else {
-                    let (first, rest) = shards.split_first_mut().expect("at least one shard");
-                    std::thread::scope(|scope| {
-                        for shard in rest.iter_mut() {
-                            scope.spawn(|| run(shard));
-                        }
-                        run(first);
-                    });
-                }
+                });
                 combine_shards(shards, config.batch, grads)
             }
         }
@@ -431,7 +426,7 @@ mod tests {
             let mut trainer = Trainer::<f64>::new(cfg, data);
             let (values, grads) = trainer.evaluate_batch();
             let (values, grads) = (values, grads.clone());
-            let GradientEngine::Fused(shards) = &trainer.engine else {
+            let GradientEngine::Fused { shards, .. } = &trainer.engine else {
                 panic!("stop-gradient losses use the fused engine")
             };
             assert_eq!(shards.len(), 3);

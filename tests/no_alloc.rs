@@ -1,9 +1,13 @@
-//! A reused tape allocates nothing once warmed up.
+//! Nothing allocates per step once warmed up: neither a reused tape nor a training step.
 //!
-//! A counting global allocator (System underneath) counts every allocation made while a step of a
-//! small MLP runs on a reused [`Tape`]: clear, parameters, forward, forward-mode JVP, backward of a
-//! loss that uses both the output and its JVP. After one warm-up step, the tape and its buffer
-//! pool must make zero allocations.
+//! A counting global allocator (System underneath) counts every allocation made
+//! - while a step of a small MLP runs on a reused [`Tape`]: clear, parameters, forward,
+//!   forward-mode JVP, backward of a loss that uses both the output and its JVP;
+//! - while [`Trainer::step`] runs the fused engine (the benchmark's and `meanflow train`'s path:
+//!   batch draw, loss, JVP, gradients, Adam, EMA) for MF and iMF (both v_hat sources), on one
+//!   thread and on two (the persistent worker pool).
+//!
+//! After warm-up steps, both must make zero allocations of their own.
 //!
 //! The one allocation left is not the tape's: `matrixmultiply` allocates a packing buffer for every
 //! GEMM call (`make_packing_buffer` in its gemm.rs; it has no API to pass one in). It requests
@@ -16,8 +20,13 @@
 //! without libtest no other thread allocates while it counts.
 
 use meanflow::elementwise::Elementwise;
+use meanflow::loss::{LossConfig, LossPreset};
+use meanflow::model::{Conditioning, Heads, ModelConfig};
+use meanflow::optim::AdamConfig;
 use meanflow::rng::Rng;
 use meanflow::tape::{Tape, Var};
+use meanflow::time_sampler::TimeSampler;
+use meanflow::train::{TrainConfig, Trainer};
 use ndarray::Array2;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -119,6 +128,49 @@ fn step(t: &mut Tape<f32>, pb: &Problem, p: &mut Vec<Var>, grad_sums: &mut [f32]
     (t.scalar(loss), gemms)
 }
 
+/// Training steps with the fused engine: (plain, over-aligned) allocations of `steps` steps after
+/// warm-up, checking that the steps went through.
+fn trainer_allocations(preset: LossPreset, threads: usize, steps: usize) -> (usize, usize) {
+    let heads = if preset == LossPreset::ImfHead {
+        Heads::UV
+    } else {
+        Heads::U
+    };
+    let config = TrainConfig {
+        model: ModelConfig {
+            dim: 2,
+            width: 16,
+            depth: 2,
+            activation: Elementwise::Silu,
+            conditioning: Conditioning::Raw,
+            heads,
+        },
+        loss: LossConfig::preset(preset),
+        time: TimeSampler::imf_default(),
+        adam: AdamConfig::default(),
+        batch: 33,
+        ema_decay: Some(0.99),
+        seed: 5,
+        threads,
+    };
+    config.validate().expect("a valid config");
+    let mut rng = Rng::seed_from_u64(3);
+    let data = Array2::from_shape_simple_fn((200, 2), || rng.normal());
+    let mut trainer = Trainer::<f32>::new(config, data);
+    for _ in 0..3 {
+        trainer.step().expect("a finite warm-up step");
+    }
+    let mut finite = true;
+    let counts = count_allocations(|| {
+        for _ in 0..steps {
+            finite &= trainer.step().is_ok();
+        }
+    });
+    assert!(finite, "{preset:?}, {threads} threads: a step was not finite");
+    assert_eq!(trainer.step_count(), 3 + steps as u64);
+    counts
+}
+
 fn main() {
     // One GEMM thread: no worker threads allocating on their own.
     assert!(meanflow::matmul::set_matmul_threads(1));
@@ -175,5 +227,25 @@ fn main() {
         steps * gemms,
         "expected exactly one matrixmultiply packing buffer per GEMM call"
     );
+
+    // The training step: zero plain allocations; matrixmultiply's packing buffers, one per
+    // product, the same number every step.
+    for preset in [LossPreset::Mf, LossPreset::Imf, LossPreset::ImfHead] {
+        for threads in [1, 2] {
+            let (plain, over_aligned) = trainer_allocations(preset, threads, steps);
+            println!(
+                "no_alloc: training step, {preset:?}, {threads} threads, {steps} steps: \
+                 {plain} allocations, {over_aligned} GEMM packing buffers"
+            );
+            assert_eq!(
+                plain, 0,
+                "{preset:?} with {threads} threads allocated {plain} times in {steps} steps"
+            );
+            assert!(
+                over_aligned > 0 && over_aligned % steps == 0,
+                "{preset:?} with {threads} threads: {over_aligned} packing buffers in {steps} steps"
+            );
+        }
+    }
     println!("no_alloc: ok");
 }
