@@ -166,7 +166,10 @@ fn trainer_allocations(preset: LossPreset, threads: usize, steps: usize) -> (usi
             finite &= trainer.step().is_ok();
         }
     });
-    assert!(finite, "{preset:?}, {threads} threads: a step was not finite");
+    assert!(
+        finite,
+        "{preset:?}, {threads} threads: a step was not finite"
+    );
     assert_eq!(trainer.step_count(), 3 + steps as u64);
     counts
 }
