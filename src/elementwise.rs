@@ -81,23 +81,44 @@ impl Elementwise {
     }
 
     /// The fused kernel of a hidden layer: for a row-major block `a` of rows of width
-    /// `bias.len()`, x = a + bias, then a <- f(x) and d <- f'(x). The match on the function is
+    /// `bias.len()`, x = a + bias, then a <- f(x) and d <- f'(x); and for the tangent rows
+    /// `a_dot` (whole rows, at most as many as `a` has; tangent row i belongs to row i),
+    /// a_dot <- f'(x) a_dot, while row i of d is still in cache. The match on the function is
     /// hoisted out of the loop, so each activation gets its own straight-line, vectorisable loop.
-    pub fn activate_with_derivative<T: Float>(self, a: &mut [T], d: &mut [T], bias: &[T]) {
+    pub fn activate_with_derivative<T: Float>(
+        self,
+        a: &mut [T],
+        d: &mut [T],
+        a_dot: &mut [T],
+        bias: &[T],
+    ) {
         #[inline(always)]
-        fn run<T: Float>(a: &mut [T], d: &mut [T], bias: &[T], f: impl Fn(Dual<T>) -> Dual<T>) {
+        fn run<T: Float>(
+            a: &mut [T],
+            d: &mut [T],
+            a_dot: &mut [T],
+            bias: &[T],
+            f: impl Fn(Dual<T>) -> Dual<T>,
+        ) {
             let w = bias.len();
             assert!(
-                w > 0 && a.len() == d.len() && a.len() % w == 0,
-                "activate_with_derivative: values {} and derivatives {} must be whole rows of width {w}",
+                w > 0 && a.len() == d.len() && a.len() % w == 0 && a_dot.len() % w == 0 && a_dot.len() <= a.len(),
+                "activate_with_derivative: values {}, derivatives {} and tangents {} must be whole rows of width {w}, tangents no more than values",
                 a.len(),
-                d.len()
+                d.len(),
+                a_dot.len()
             );
+            let mut tangent_rows = a_dot.chunks_exact_mut(w);
             for (a_row, d_row) in a.chunks_exact_mut(w).zip(d.chunks_exact_mut(w)) {
                 for ((a, d), &b) in a_row.iter_mut().zip(d_row.iter_mut()).zip(bias) {
                     let y = f(Dual::variable(*a + b));
                     *a = y.value;
                     *d = y.tangent;
+                }
+                if let Some(a_dot_row) = tangent_rows.next() {
+                    for (a_dot, &d) in a_dot_row.iter_mut().zip(d_row.iter()) {
+                        *a_dot *= d;
+                    }
                 }
             }
         }
@@ -107,15 +128,17 @@ impl Elementwise {
         unsafe fn run_avx2<T: Float>(
             a: &mut [T],
             d: &mut [T],
+            a_dot: &mut [T],
             bias: &[T],
             f: impl Fn(Dual<T>) -> Dual<T>,
         ) {
-            run(a, d, bias, f)
+            run(a, d, a_dot, bias, f)
         }
         #[inline(always)]
         fn dispatch<T: Float>(
             a: &mut [T],
             d: &mut [T],
+            a_dot: &mut [T],
             bias: &[T],
             f: impl Fn(Dual<T>) -> Dual<T>,
         ) {
@@ -124,18 +147,18 @@ impl Elementwise {
                 && std::arch::is_x86_feature_detected!("fma")
             {
                 // SAFETY: the CPU supports the features the function is compiled for.
-                return unsafe { run_avx2(a, d, bias, f) };
+                return unsafe { run_avx2(a, d, a_dot, bias, f) };
             }
-            run(a, d, bias, f)
+            run(a, d, a_dot, bias, f)
         }
         match self {
-            Elementwise::Silu => dispatch(a, d, bias, |x| Elementwise::Silu.eval(x)),
-            Elementwise::Tanh => dispatch(a, d, bias, |x| Elementwise::Tanh.eval(x)),
-            Elementwise::GeluTanh => dispatch(a, d, bias, |x| Elementwise::GeluTanh.eval(x)),
-            Elementwise::Relu => dispatch(a, d, bias, |x| Elementwise::Relu.eval(x)),
-            Elementwise::Softplus => dispatch(a, d, bias, |x| Elementwise::Softplus.eval(x)),
-            Elementwise::Sigmoid => dispatch(a, d, bias, |x| Elementwise::Sigmoid.eval(x)),
-            other => run(a, d, bias, |x| other.eval(x)),
+            Elementwise::Silu => dispatch(a, d, a_dot, bias, |x| Elementwise::Silu.eval(x)),
+            Elementwise::Tanh => dispatch(a, d, a_dot, bias, |x| Elementwise::Tanh.eval(x)),
+            Elementwise::GeluTanh => dispatch(a, d, a_dot, bias, |x| Elementwise::GeluTanh.eval(x)),
+            Elementwise::Relu => dispatch(a, d, a_dot, bias, |x| Elementwise::Relu.eval(x)),
+            Elementwise::Softplus => dispatch(a, d, a_dot, bias, |x| Elementwise::Softplus.eval(x)),
+            Elementwise::Sigmoid => dispatch(a, d, a_dot, bias, |x| Elementwise::Sigmoid.eval(x)),
+            other => run(a, d, a_dot, bias, |x| other.eval(x)),
         }
     }
 

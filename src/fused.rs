@@ -71,19 +71,13 @@ impl<T: Float> Pass<T> {
             let (mut primal_out, mut tangent_out) =
                 output.view_mut().split_at(ndarray::Axis(0), primal);
             let mut derivs = self.derivs[l].slice_mut(s![..primal, ..]);
+            let contiguous = "row block of a standard-layout buffer";
             act.activate_with_derivative(
-                primal_out
-                    .as_slice_mut()
-                    .expect("row block of a standard-layout buffer"),
-                derivs
-                    .as_slice_mut()
-                    .expect("row block of a standard-layout buffer"),
+                primal_out.as_slice_mut().expect(contiguous),
+                derivs.as_slice_mut().expect(contiguous),
+                tangent_out.as_slice_mut().expect(contiguous),
                 layer.bias.as_slice().expect("bias row is contiguous"),
             );
-            let derivs = self.derivs[l].slice(s![..tangent, ..]);
-            Zip::from(&mut tangent_out)
-                .and(&derivs)
-                .for_each(|a_dot, &d| *a_dot *= d);
         }
         let features = self.acts[trunk.len()].slice(s![..rows, ..]);
         let mut out = self.out.slice_mut(s![..rows, ..]);
@@ -136,10 +130,13 @@ impl<T: Float> Pass<T> {
             g.view_mut(),
         );
         for l in (0..depth).rev() {
-            // dL/d pre_l = dL/d a_{l+1} * f'(pre_l)
-            Zip::from(&mut g)
-                .and(self.derivs[l].slice(s![..b, ..]))
-                .for_each(|g, &d| *g *= d);
+            // dL/d pre_l = dL/d a_{l+1} * f'(pre_l), and db_l = 1^T (dL/d pre_l) in the same pass.
+            scale_and_sum_columns(
+                g.view_mut(),
+                self.derivs[l].slice(s![..b, ..]),
+                trunk_grads[l].bias.view_mut(),
+                accumulate,
+            );
             let input = self.acts[l].slice(s![..b, ..]);
             gemm(
                 T::one(),
@@ -148,7 +145,6 @@ impl<T: Float> Pass<T> {
                 beta,
                 trunk_grads[l].weight.view_mut(),
             );
-            column_sums(g.view(), trunk_grads[l].bias.view_mut(), accumulate);
             if l > 0 {
                 gemm(
                     T::one(),
@@ -160,6 +156,28 @@ impl<T: Float> Pass<T> {
                 std::mem::swap(&mut g, &mut g_next);
             }
         }
+    }
+}
+
+/// g <- g * d elementwise, then sums[0, j] (+)= sum_i g[i, j], one row at a time.
+fn scale_and_sum_columns<T: Float>(
+    mut g: ArrayViewMut2<T>,
+    d: ArrayView2<T>,
+    mut sums: ArrayViewMut2<T>,
+    accumulate: bool,
+) {
+    if !accumulate {
+        sums.fill(T::zero());
+    }
+    let mut sums = sums.row_mut(0);
+    for (mut g_row, d_row) in g.rows_mut().into_iter().zip(d.rows()) {
+        Zip::from(&mut g_row)
+            .and(&d_row)
+            .and(&mut sums)
+            .for_each(|g, &d, sum| {
+                *g *= d;
+                *sum += *g;
+            });
     }
 }
 
