@@ -10,9 +10,22 @@
 //! Timing: `warmup` untimed steps, then `repeats` steps timed one by one; median, min and max.
 //! Matmul GFLOP/s counts the multiply-adds this engine actually performs (2 m n k per product):
 //! see [`step_matmul_flops`].
+//!
+//! The matmul work itself: during the timed steps (not the warm-up) every product is accounted
+//! (`matmul::start_matmul_accounting`): its flops and its time inside the GEMM kernel, summed over
+//! the threads. Per measurement:
+//! - `matmul_ms` = GEMM seconds / repeats x 1e3: CPU ms per step inside GEMM, all threads together
+//!   (each product runs on one thread);
+//! - `gemm_gflops_per_thread` = GEMM flops / GEMM seconds / 1e9: how fast one thread multiplies
+//!   while it multiplies, whatever the rest of the step costs;
+//! - `fma_peak_gflops`: one core's measured f32 FMA peak ([`crate::fma_peak`]), when given;
+//! - `peak_fraction` = gemm_gflops_per_thread / fma_peak_gflops;
+//! - `gemm_flops_per_step` = counted flops / repeats, and `flops_match_analytic`: whether that is
+//!   exactly [`step_matmul_flops`], the count `matmul_gflops` is based on.
 
 use crate::elementwise::Elementwise;
 use crate::loss::{LossConfig, LossPreset};
+use crate::matmul::{start_matmul_accounting, take_matmul_accounting};
 use crate::model::{Conditioning, Heads, ModelConfig};
 use crate::optim::AdamConfig;
 use crate::rng::Rng;
@@ -151,14 +164,39 @@ pub struct Measurement {
     pub min_ms: f64,
     pub max_ms: f64,
     pub samples_per_s: f64,
+    /// Whole-step rate: [`step_matmul_flops`] / median step time / 1e9.
     pub matmul_gflops: f64,
+    /// Time inside GEMM per step (mean over the timed steps), summed over threads: CPU ms.
+    pub matmul_ms: f64,
+    /// Flops the products of one step performed, counted (mean over the timed steps).
+    pub gemm_flops_per_step: f64,
+    /// Counted GEMM flops / GEMM seconds / 1e9: the speed of the matmul work on one thread.
+    pub gemm_gflops_per_thread: f64,
+    /// One core's measured f32 FMA peak, if it was measured.
+    pub fma_peak_gflops: Option<f64>,
 }
 
 impl Measurement {
-    /// The JSON line `meanflow bench` prints.
+    /// gemm_gflops_per_thread / fma_peak_gflops, if the peak was measured.
+    pub fn peak_fraction(&self) -> Option<f64> {
+        self.fma_peak_gflops
+            .map(|peak| self.gemm_gflops_per_thread / peak)
+    }
+
+    /// Whether the counted flops per step are exactly [`step_matmul_flops`] (both are integers,
+    /// exact in f64).
+    pub fn flops_match_analytic(&self) -> bool {
+        self.gemm_flops_per_step == step_matmul_flops(&self.config, self.loss)
+    }
+
+    /// The JSON line `meanflow bench` prints (`null` for the peak and its fraction when the peak
+    /// was not measured).
     pub fn json(&self) -> String {
+        let or_null = |x: Option<f64>, digits: usize| {
+            x.map_or_else(|| "null".to_string(), |x| format!("{x:.digits$}"))
+        };
         format!(
-            "{{\"config\":\"{}\",\"d\":{},\"width\":{},\"depth\":{},\"batch\":{},\"loss\":\"{}\",\"threads\":{},\"median_ms\":{:.4},\"min_ms\":{:.4},\"max_ms\":{:.4},\"samples_per_s\":{:.1},\"matmul_gflops\":{:.1}}}",
+            "{{\"config\":\"{}\",\"d\":{},\"width\":{},\"depth\":{},\"batch\":{},\"loss\":\"{}\",\"threads\":{},\"median_ms\":{:.4},\"min_ms\":{:.4},\"max_ms\":{:.4},\"samples_per_s\":{:.1},\"matmul_gflops\":{:.1},\"matmul_ms\":{:.4},\"gemm_flops_per_step\":{},\"flops_match_analytic\":{},\"gemm_gflops_per_thread\":{:.1},\"fma_peak_gflops\":{},\"peak_fraction\":{}}}",
             self.config.name,
             self.config.dim,
             self.config.width,
@@ -170,19 +208,28 @@ impl Measurement {
             self.min_ms,
             self.max_ms,
             self.samples_per_s,
-            self.matmul_gflops
+            self.matmul_gflops,
+            self.matmul_ms,
+            self.gemm_flops_per_step,
+            self.flops_match_analytic(),
+            self.gemm_gflops_per_thread,
+            or_null(self.fma_peak_gflops, 1),
+            or_null(self.peak_fraction(), 3)
         )
     }
 }
 
 /// Times `repeats` steps after `warmup` steps, in this process (whose matmul thread count is
 /// whatever `MATMUL_NUM_THREADS` said at the first product); `threads` data-parallel shards.
+/// Accounts the products of the timed steps, which takes over the process-wide matmul accounting
+/// (see the module doc); `fma_peak_gflops` is one core's peak, if measured.
 pub fn measure(
     config: &BenchConfig,
     loss: LossPreset,
     threads: usize,
     warmup: usize,
     repeats: usize,
+    fma_peak_gflops: Option<f64>,
 ) -> Measurement {
     let train = TrainConfig {
         threads,
@@ -194,13 +241,16 @@ pub fn measure(
     for _ in 0..warmup {
         trainer.step().expect("benchmark step is finite");
     }
-    let mut times: Vec<f64> = (0..repeats.max(1))
+    let repeats = repeats.max(1);
+    start_matmul_accounting();
+    let mut times: Vec<f64> = (0..repeats)
         .map(|_| {
             let start = Instant::now();
             trainer.step().expect("benchmark step is finite");
             start.elapsed().as_secs_f64() * 1e3
         })
         .collect();
+    let gemm = take_matmul_accounting();
     times.sort_by(f64::total_cmp);
     let median_ms = times[times.len() / 2];
     Measurement {
@@ -212,18 +262,22 @@ pub fn measure(
         max_ms: times[times.len() - 1],
         samples_per_s: config.batch as f64 / (median_ms / 1e3),
         matmul_gflops: step_matmul_flops(config, loss) / (median_ms / 1e3) / 1e9,
+        matmul_ms: gemm.seconds / repeats as f64 * 1e3,
+        gemm_flops_per_step: gemm.flops as f64 / repeats as f64,
+        gemm_gflops_per_thread: gemm.gflops(),
+        fma_peak_gflops,
     }
 }
 
 /// The human-readable table of measurements.
 pub fn table(measurements: &[Measurement]) -> String {
     let mut s = String::from(
-        "config (d, width, depth, batch)   loss  threads  median ms    min ms    max ms   samples/s  matmul GFLOP/s\n",
+        "config (d, width, depth, batch)   loss  threads  median ms    min ms    max ms   samples/s  matmul GFLOP/s  in-GEMM GFLOP/s  % of FMA peak\n",
     );
     for m in measurements {
         let c = m.config;
         s.push_str(&format!(
-            "{:<4}({:>3}, {:>4}, {}, {:>5})          {:<5} {:>7} {:>10.3} {:>9.3} {:>9.3} {:>11.0} {:>15.1}\n",
+            "{:<4}({:>3}, {:>4}, {}, {:>5})          {:<5} {:>7} {:>10.3} {:>9.3} {:>9.3} {:>11.0} {:>15.1} {:>16.1} {:>14}\n",
             c.name,
             c.dim,
             c.width,
@@ -235,7 +289,10 @@ pub fn table(measurements: &[Measurement]) -> String {
             m.min_ms,
             m.max_ms,
             m.samples_per_s,
-            m.matmul_gflops
+            m.matmul_gflops,
+            m.gemm_gflops_per_thread,
+            m.peak_fraction()
+                .map_or_else(|| "-".to_string(), |f| format!("{:.0}%", 100.0 * f))
         ));
     }
     s

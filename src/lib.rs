@@ -6,7 +6,8 @@
 //!
 //! Layers, bottom up:
 //! - [`real`], [`dual`]: scalars and dual numbers; [`elementwise`]: functions written once over them.
-//! - [`float`], [`matmul`]: the storage scalar (f32/f64) and GEMM on strided views.
+//! - [`float`], [`matmul`]: the storage scalar (f32/f64) and GEMM on strided views;
+//!   [`fma_peak`]: the measured f32 FMA peak that [`bench`](mod@bench) compares the GEMM speed with.
 //! - [`tape`]: tensors, ops with their evaluation / JVP / VJP rules, reverse and forward mode.
 //! - [`data`]: built-in toy datasets and CSV / NPY files; [`metrics`]: sliced W1, energy distance.
 //! - [`plot`]: PNG figures (sample scatter panels, loss curves, heat maps) with an embedded font.
@@ -20,6 +21,7 @@ pub mod data;
 pub mod dual;
 pub mod elementwise;
 pub mod float;
+pub mod fma_peak;
 pub mod fused;
 pub mod loss;
 pub mod matmul;

@@ -1,9 +1,11 @@
 //! `meanflow bench`: times the training step of src/bench.rs for the named configs, losses and
-//! thread counts; one JSON line per measurement, then a table.
+//! thread counts; one JSON line per measurement, then a table. First, unless `--no-peak`, it
+//! measures one core's f32 FMA peak (about 0.7 s), which the in-GEMM speed is compared with.
 
 use super::{CliError, CliResult};
 use clap::Args;
 use meanflow::bench::{default_counts, measure, table, BenchConfig, CONFIGS};
+use meanflow::fma_peak::{fma_peak_gflops, fma_peak_kernel, REPETITIONS};
 use meanflow::loss::LossPreset;
 use meanflow::matmul::set_matmul_threads;
 
@@ -28,7 +30,14 @@ pub struct BenchArgs {
     /// Print only the JSON lines
     #[arg(long)]
     pub json: bool,
+    /// Skip measuring the FMA peak (and the "% of FMA peak" it gives)
+    #[arg(long)]
+    pub no_peak: bool,
 }
+
+/// Length of one repetition of the FMA peak loop: long enough for a steady clock, short enough
+/// that the peak costs under a second.
+const PEAK_SECONDS_PER_REPETITION: f64 = 0.2;
 
 /// Peak resident memory of this process (VmHWM), in MiB, where /proc tells it.
 fn peak_rss_mb() -> Option<f64> {
@@ -82,6 +91,18 @@ pub fn run(args: BenchArgs) -> CliResult<i32> {
     }
     // Threads split the batch; every product runs on one thread.
     set_matmul_threads(1);
+    // One core's peak, since in-GEMM GFLOP/s is per thread too.
+    let peak = (!args.no_peak).then(|| fma_peak_gflops(1, PEAK_SECONDS_PER_REPETITION));
+    if let Some(peak) = peak {
+        if args.json {
+            println!("{{\"fma_peak_gflops\":{peak:.1},\"threads\":1}}");
+        } else {
+            println!(
+                "FMA peak (measured): {peak:.1} GFLOP/s per core ({}, best of {REPETITIONS} x {PEAK_SECONDS_PER_REPETITION} s)",
+                fma_peak_kernel()
+            );
+        }
+    }
     let mut all = Vec::new();
     for config in &configs {
         let (warmup, repeats) = default_counts(config);
@@ -91,7 +112,17 @@ pub fn run(args: BenchArgs) -> CliResult<i32> {
         );
         for &loss in &losses {
             for &t in &threads {
-                let m = measure(config, loss, t, warmup, repeats);
+                let m = measure(config, loss, t, warmup, repeats, peak);
+                if !m.flops_match_analytic() {
+                    eprintln!(
+                        "warning: {} {} at {t} threads: the products counted {} flops per step, \
+                         the analytic count (matmul GFLOP/s) says {}",
+                        config.name,
+                        loss.name(),
+                        m.gemm_flops_per_step,
+                        meanflow::bench::step_matmul_flops(config, loss)
+                    );
+                }
                 let json = m.json();
                 let rss = peak_rss_mb()
                     .map(|mb| format!(",\"peak_rss_mb\":{mb:.1}"))
