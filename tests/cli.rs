@@ -744,3 +744,41 @@ fn a_non_finite_loss_stops_the_run_and_keeps_the_checkpoint() {
         "{stderr}"
     );
 }
+
+#[test]
+#[cfg(unix)]
+fn a_closed_stdout_ends_the_process_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    let mut child = Command::new(BIN)
+        .args([
+            "bench",
+            "--config",
+            "c1",
+            "--loss",
+            "mf",
+            "--threads",
+            "1",
+            "--warmup",
+            "0",
+            "--repeats",
+            "1",
+            "--no-peak",
+            "--json",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    // Close the reading end before the benchmark prints: `meanflow bench | head -0`.
+    drop(child.stdout.take());
+    let output = child.wait_with_output().expect("the binary finishes");
+    let stderr = text(&output.stderr);
+    assert!(!stderr.contains("panicked"), "stderr: {stderr}");
+    assert_eq!(
+        output.status.signal(),
+        Some(13),
+        "status {:?}",
+        output.status
+    );
+}
