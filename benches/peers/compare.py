@@ -1,29 +1,46 @@
-"""Reads the JSON lines of benches/peers/run.sh and prints the ratio table (markdown)."""
+"""Reads the JSON lines of benches/peers/run.sh and prints the ratio table (markdown).
+
+With several rounds per cell (run.sh's ROUNDS), each engine's time is the median of its rounds'
+medians and the ratio is taken between those; "rounds" shows the spread of meanflow's round medians.
+"""
 import json
+import statistics
 import sys
 
 rows = [json.loads(line) for line in open(sys.argv[1]) if line.strip().startswith("{")]
 # Lines without a config (meanflow bench's first line, the FMA peak) are not measurements.
 rows = [r for r in rows if "config" in r]
-ours = {(r["config"], r["loss"], r["threads"]): r for r in rows if "peer" not in r}
-peers = {}
+groups = {}
 for r in rows:
-    if "peer" in r:
-        peers[(r["peer"], r["config"], r["loss"], r["threads"])] = r
+    groups.setdefault((r.get("peer", "meanflow"), r["config"], r["loss"], r["threads"]), []).append(r)
 
-print("| config | loss | threads | meanflow ms | JAX ms | JAX / meanflow | PyTorch ms | PyTorch / meanflow | meanflow GFLOP/s | in-GEMM % of FMA peak | RSS MB meanflow / JAX |")
-print("|---|---|---|---|---|---|---|---|---|---|---|")
-for key in sorted(ours):
-    m = ours[key]
-    j = peers.get(("jax",) + key)
-    t = peers.get(("torch",) + key)
-    fmt = lambda x: f"{x:.3f}" if x is not None else "-"
+
+def median_of(key, field="median_ms"):
+    values = [r[field] for r in groups.get(key, []) if r.get(field) is not None]
+    return statistics.median(values) if values else None
+
+
+def fmt(x, digits=3):
+    return f"{x:.{digits}f}" if x is not None else "-"
+
+
+def ratio(peer_ms, ours_ms):
+    return f"{peer_ms / ours_ms:.2f}x" if peer_ms is not None and ours_ms else "-"
+
+
+print("| config | loss | threads | meanflow ms | rounds (min-max) | JAX ms | JAX / meanflow | PyTorch ms "
+      "| PyTorch / meanflow | meanflow GFLOP/s | in-GEMM % of FMA peak | RSS MB meanflow / JAX / PyTorch |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+for key in sorted(k[1:] for k in groups if k[0] == "meanflow"):
+    ours = median_of(("meanflow",) + key)
+    jax = median_of(("jax",) + key)
+    torch = median_of(("torch",) + key)
+    rounds = [r["median_ms"] for r in groups[("meanflow",) + key]]
     # Absent from older result files and from runs with --no-peak.
-    fraction = m.get("peak_fraction")
+    fraction = median_of(("meanflow",) + key, "peak_fraction")
     of_peak = f"{100 * fraction:.0f}%" if fraction is not None else "-"
-    jm = j["median_ms"] if j else None
-    tm = t["median_ms"] if t else None
-    print(f"| {key[0]} | {key[1]} | {key[2]} | {fmt(m['median_ms'])} | {fmt(jm)} | "
-          f"{(jm / m['median_ms']) if jm else float('nan'):.2f}x | {fmt(tm)} | "
-          f"{(tm / m['median_ms']) if tm else float('nan'):.2f}x | {m['matmul_gflops']:.0f} | {of_peak} | "
-          f"{m.get('peak_rss_mb', float('nan')):.0f} / {j['peak_rss_mb'] if j else float('nan'):.0f} |")
+    gflops = median_of(("meanflow",) + key, "matmul_gflops")
+    rss = " / ".join(fmt(median_of((engine,) + key, "peak_rss_mb"), 0) for engine in ("meanflow", "jax", "torch"))
+    print(f"| {key[0]} | {key[1]} | {key[2]} | {fmt(ours)} | {fmt(min(rounds))}-{fmt(max(rounds))} "
+          f"({len(rounds)}) | {fmt(jax)} | {ratio(jax, ours)} | {fmt(torch)} | {ratio(torch, ours)} | "
+          f"{fmt(gflops, 0)} | {of_peak} | {rss} |")

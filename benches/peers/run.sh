@@ -4,7 +4,7 @@
 #
 #   pip install "jax[cpu]"                # once; PyTorch is optional: pip install torch
 #   TORCH_PYTHON=/path/to/venv/bin/python # where torch lives, if not in python3
-#   benches/peers/run.sh [CONFIGS...]     # default: c1 c2 c3 c4
+#   benches/peers/run.sh [CONFIGS...]     # default: c1 c2 c3 c4; ROUNDS=3, OUT=target/peers.jsonl
 #
 # Threads: 1 thread = pinned to core 0 (taskset -c 0), 2 threads = cores 0 and 1. meanflow splits
 # the batch across its threads (--threads); XLA sizes its thread pools from the affinity mask.
@@ -13,18 +13,28 @@ cd "$(dirname "$0")/../.."
 configs=("${@:-c1 c2 c3 c4}")
 out=${OUT:-target/peers.jsonl}
 TORCH_PYTHON=${TORCH_PYTHON:-python3}   # a Python with torch, if any (it is a multi-GB install)
+# Rounds: every cell runs meanflow, JAX and PyTorch one after the other, ROUNDS times over; the
+# table takes the median of the rounds' medians. On a shared (virtual) machine the speed drifts by
+# 10-20% between minutes, so interleaving keeps the drift out of the ratios.
+ROUNDS=${ROUNDS:-3}
 cargo build --release --quiet
+have_torch=$("$TORCH_PYTHON" -c "import torch" 2>/dev/null && echo yes || echo no)
 : > "$out"
 for config in ${configs[@]}; do
   for loss in mf imf; do
     for threads in 1 2; do
       cpus=$([ "$threads" = 1 ] && echo 0 || echo 0,1)
-      MATMUL_NUM_THREADS=1 taskset -c "$cpus" target/release/meanflow bench --config "$config" --loss "$loss" --threads "$threads" --json \
-        | grep '^{' >> "$out"
-      taskset -c "$cpus" python3 benches/peers/jax_step.py --config "$config" --loss "$loss" --threads "$threads" >> "$out"
-      if "$TORCH_PYTHON" -c "import torch" 2>/dev/null; then
-        taskset -c "$cpus" "$TORCH_PYTHON" benches/peers/torch_step.py --config "$config" --loss "$loss" --threads "$threads" >> "$out"
-      fi
+      for round in $(seq "$ROUNDS"); do
+        tag="s/^{/{\"round\":$round,/"
+        MATMUL_NUM_THREADS=1 taskset -c "$cpus" target/release/meanflow bench --config "$config" --loss "$loss" --threads "$threads" --json \
+          | grep '"config"' | sed "$tag" >> "$out"
+        taskset -c "$cpus" python3 benches/peers/jax_step.py --config "$config" --loss "$loss" --threads "$threads" \
+          | grep '"config"' | sed "$tag" >> "$out"
+        if [ "$have_torch" = yes ]; then
+          taskset -c "$cpus" "$TORCH_PYTHON" benches/peers/torch_step.py --config "$config" --loss "$loss" --threads "$threads" \
+            | grep '"config"' | sed "$tag" >> "$out"
+        fi
+      done
     done
   done
 done
