@@ -126,6 +126,8 @@ impl Workers {
         }
         {
             let mut state = self.lock();
+            // A panic left over from a call whose caller share also panicked is not this job's.
+            state.panicked = false;
             state.job = Some(Job {
                 data,
                 call: run_share::<T, F>,
