@@ -2,7 +2,7 @@
 //! that PyTorch's `safetensors.torch.load_file` reads as it is.
 //!
 //! Tensors (all in the run's precision, F32 or F64):
-//! - the parameters under their PyTorch names: `trunk.{i}.weight` [out, in], `trunk.{i}.bias` [out]
+//! - the parameters under their PyTorch names: `trunk.{i}.weight` [out, in], `trunk.{i}.bias` \[out\]
 //!   (1-D), `u_head.weight`, `u_head.bias`, and `v_head.*` when the model has a v-head;
 //! - the EMA weights as `ema.<name>` (when the run keeps an EMA);
 //! - AdamW's moments as `adam.m.<name>` and `adam.v.<name>`.

@@ -107,7 +107,7 @@ impl Workers {
         self.handles.len() + 1
     }
 
-    /// f(&mut items[i]) for every i; item i runs on thread i mod [`Workers::threads`] (thread 0 is
+    /// f(&mut items\[i\]) for every i; item i runs on thread i mod [`Workers::threads`] (thread 0 is
     /// the caller). Returns when every item is done. A panic in `f` on any thread is re-raised
     /// here, after all threads have stopped using `items`.
     pub fn for_each_mut<T: Send, F: Fn(&mut T) + Sync>(&self, items: &mut [T], f: F) {

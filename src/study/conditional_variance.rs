@@ -339,7 +339,7 @@ fn gram_contracted_covariance(rows: &[f64], k: usize, d: usize, gram: ArrayView2
 ///
 /// and the point's estimates are the unbiased variances over k: tr Cov of tangent, jvp and target
 /// (sum over coordinates of 1/(K-1) sum_k (. - mean_k .)^2), Var of ell and loss, and
-/// tr Cov[gradient] = sum_ab G_ab Cov_k[y]_ab with G = J_theta J_theta^T
+/// tr Cov\[gradient\] = sum_ab G_ab Cov_k\[y\]_ab with G = J_theta J_theta^T
 /// ([`AverageVelocity::parameter_gram`]; NaN without parameters). Also per point: mean_k ell_k and
 /// the map gain |I - h J|_F^2 / d.
 pub fn estimate(

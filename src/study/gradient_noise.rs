@@ -9,8 +9,8 @@
 //! tr Cov[g] = 1/(M - 1) sum_m |g_m - mean_m g_m|^2          (summed over every parameter)
 //! ```
 //!
-//! and its standard error sd_m(|g_m - mean g|^2) / sqrt(M). For i.i.d. rows tr Cov[g] = tr Cov[g_1] / B,
-//! so B tr Cov[g] (the per-sample noise) should not depend on B; the time sampler's exact count of
+//! and its standard error sd_m(|g_m - mean g|^2) / sqrt(M). For i.i.d. rows tr Cov\[g\] = tr Cov\[g_1\] / B,
+//! so B tr Cov\[g\] (the per-sample noise) should not depend on B; the time sampler's exact count of
 //! r = t rows per batch (stratification) makes it slightly smaller than that.
 //!
 //! **Angle.** On the same minibatch, g_sg (dudt stop-gradient, the losses as trained) and g_exact
@@ -30,11 +30,11 @@ use ndarray::Array2;
 pub struct NoiseEstimate {
     pub batch: usize,
     pub minibatches: usize,
-    /// tr Cov[g] over all parameters.
+    /// tr Cov\[g\] over all parameters.
     pub trace_cov: f64,
     /// Standard error of `trace_cov`.
     pub trace_cov_se: f64,
-    /// B tr Cov[g]: the per-sample noise.
+    /// B tr Cov\[g\]: the per-sample noise.
     pub per_sample: f64,
     /// |mean_m g_m|^2: the squared norm of the mean gradient (the signal).
     pub mean_norm2: f64,
@@ -136,7 +136,7 @@ pub struct AngleEstimate {
     /// cos between the minibatch means of g_sg and g_exact (the angle of the expected gradients,
     /// up to the noise that is left after averaging `minibatches` batches).
     pub cos_of_means: f64,
-    /// |mean g_sg|^2 / (tr Cov[g_sg] / M): how far the mean stochastic-gradient direction stands
+    /// |mean g_sg|^2 / (tr Cov\[g_sg\] / M): how far the mean stochastic-gradient direction stands
     /// above its own noise (about 1 or less: `cos_of_means` is noise).
     pub snr_sg: f64,
     /// The same for g_exact.
@@ -155,7 +155,7 @@ fn cosine(a: &[f64], b: &[f64]) -> f64 {
 ///
 /// cos = <g_sg, g_exact> / (|g_sg| |g_exact|) per minibatch (mean, SE, min over minibatches), the
 /// norm ratio |g_exact| / |g_sg|, the cosine between sum_m g_sg,m and sum_m g_exact,m, and for each
-/// gradient the signal-to-noise ratio of its mean, |gbar|^2 / (tr Cov[g] / M).
+/// gradient the signal-to-noise ratio of its mean, |gbar|^2 / (tr Cov\[g\] / M).
 /// g_exact differs from g_sg only through d(dudt)/d theta, which enters multiplied by t - r: rows
 /// with r = t contribute equally to both.
 #[allow(clippy::too_many_arguments)]

@@ -191,7 +191,7 @@ pub struct PosteriorDraws {
     pub r: Vec<f64>,
     /// t per point, in (0, 1].
     pub t: Vec<f64>,
-    /// x redraws, [n, K, d]: x[i, k, :] ~ x | z_t = z[i].
+    /// x redraws, [n, K, d]: x[i, k, :] ~ x | z_t = z\[i\].
     pub x: Array3<f64>,
     /// The effective sample size of each point's posterior (infinite for the exact Gaussian one).
     pub ess: Vec<f64>,
