@@ -15,6 +15,7 @@ use meanflow::rng::Rng;
 use meanflow::study::conditional_variance::{
     bin_centres, binned, estimate, mean_se, median, BetaVariances, MeanSe, MlpVelocity, Quantity,
 };
+use meanflow::study::parallel_map;
 use meanflow::study::posterior::{draw_points, DataSource, PosteriorDraws};
 use serde::Serialize;
 use std::fmt::Write as _;
@@ -181,33 +182,17 @@ pub(super) fn run_dataset(
         &mut rng,
     );
     let weight = LossConfig::preset(LossPreset::Mf);
-    let draws_ref = &draws;
-    let mut params = Vec::new();
     // Up to `threads` parameter sets at once, each on its own thread.
-    for chunk in param_sets.chunks(threads.max(1)) {
-        let done: Vec<ParamsResult> = std::thread::scope(|scope| {
-            let handles: Vec<_> = chunk
-                .iter()
-                .map(|&(label, p)| {
-                    scope.spawn(move || ParamsResult {
-                        label,
-                        by_beta: estimate(
-                            &mut MlpVelocity::new(model, p),
-                            draws_ref,
-                            &settings.betas,
-                            weight.p,
-                            weight.c,
-                        ),
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("an estimator thread panicked"))
-                .collect()
-        });
-        params.extend(done);
-    }
+    let params: Vec<ParamsResult> = parallel_map(param_sets, threads, |&(label, p)| ParamsResult {
+        label,
+        by_beta: estimate(
+            &mut MlpVelocity::new(model, p),
+            &draws,
+            &settings.betas,
+            weight.p,
+            weight.c,
+        ),
+    });
     DatasetResult {
         name,
         draws,

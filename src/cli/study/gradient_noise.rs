@@ -15,6 +15,7 @@ use meanflow::plot::{palette, Color, Series};
 use meanflow::rng::Rng;
 use meanflow::study::fixture::TrainedModel;
 use meanflow::study::gradient_noise::{exact_angle, minibatch_noise, AngleEstimate, NoiseEstimate};
+use meanflow::study::parallel_map;
 use meanflow::time_sampler::TimeSampler;
 use serde::Serialize;
 use std::fmt::Write as _;
@@ -207,21 +208,12 @@ pub fn run(context: &mut StudyContext, dir: &Path) -> CliResult<String> {
             angle_seeds: &angle_seeds,
         };
         // Up to `threads` parameter sets at once, each on its own thread.
-        for chunk in sets.chunks(context.threads.max(1)) {
-            let done: Vec<(Vec<NoiseRow>, Vec<AngleRow>)> = std::thread::scope(|scope| {
-                let handles: Vec<_> = chunk
-                    .iter()
-                    .map(|&(label, params)| scope.spawn(move || job.measure(label, params)))
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| h.join().expect("a gradient-noise thread panicked"))
-                    .collect()
-            });
-            for (n, a) in done {
-                noise.extend(n);
-                angles.extend(a);
-            }
+        let done = parallel_map(&sets, context.threads, |&(label, params)| {
+            job.measure(label, params)
+        });
+        for (n, a) in done {
+            noise.extend(n);
+            angles.extend(a);
         }
         figures(&name, &noise, &angles, &settings, dir)?;
     }
