@@ -127,7 +127,7 @@ impl Workers {
             return;
         }
         {
-            let mut state = self.lock();
+            let mut state = self.shared.lock();
             // A panic left over from a call whose caller share also panicked is not this job's.
             state.panicked = false;
             state.job = Some(Job {
@@ -143,21 +143,30 @@ impl Workers {
         // SAFETY: `share` outlives this call and `finish`; thread 0 owns indices 0, threads, ...
         unsafe { run_share::<T, F>(data, 0) };
         drop(finish);
-        let mut state = self.lock();
+        let mut state = self.shared.lock();
         state.job = None;
         if std::mem::take(&mut state.panicked) {
             drop(state);
             panic!("Workers::for_each_mut: a worker thread panicked");
         }
     }
+}
 
+// A poisoned lock only means a thread panicked while holding it; the state stays valid, so both
+// helpers below take it as it is.
+impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
-        // A poisoned lock only means a thread panicked while holding it; the state stays valid.
-        self.shared
-            .state
+        self.state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+}
+
+/// Sleeps on `condition`, releasing the lock, until notified.
+fn wait<'a>(condition: &Condvar, state: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
+    condition
+        .wait(state)
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Blocks until the running workers have finished the current job (on drop, so also on unwind).
@@ -172,12 +181,9 @@ impl Drop for WaitForWorkers<'_> {
             }
             std::hint::spin_loop();
         }
-        let mut state = self.0.lock();
+        let mut state = shared.lock();
         while shared.running.load(Ordering::Acquire) != 0 {
-            state = shared
-                .job_finished
-                .wait(state)
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            state = wait(&shared.job_finished, state);
         }
     }
 }
@@ -192,16 +198,10 @@ fn worker_loop(shared: &Shared, thread: usize) {
             std::hint::spin_loop();
         }
         let job = {
-            let mut state = shared
-                .state
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let mut state = shared.lock();
             // The generation changes only under the lock, so this check cannot miss a wake-up.
             while shared.generation.load(Ordering::Acquire) == seen && !state.shutdown {
-                state = shared
-                    .job_posted
-                    .wait(state)
-                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                state = wait(&shared.job_posted, state);
             }
             if state.shutdown {
                 return;
@@ -211,10 +211,7 @@ fn worker_loop(shared: &Shared, thread: usize) {
         };
         // SAFETY: the caller of for_each_mut keeps the job's data alive until `running` is 0.
         let result = catch_unwind(AssertUnwindSafe(|| unsafe { (job.call)(job.data, thread) }));
-        let mut state = shared
-            .state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut state = shared.lock();
         if result.is_err() {
             state.panicked = true;
         }
@@ -226,7 +223,7 @@ fn worker_loop(shared: &Shared, thread: usize) {
 
 impl Drop for Workers {
     fn drop(&mut self) {
-        self.lock().shutdown = true;
+        self.shared.lock().shutdown = true;
         self.shared.job_posted.notify_all();
         for handle in self.handles.drain(..) {
             // A worker that panicked has already reported it through for_each_mut.
