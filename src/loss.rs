@@ -197,8 +197,13 @@ impl<T: Float> Batch<T> {
 pub struct LossNodes {
     pub z: Var,
     pub v_c: Var,
+    /// Rows 0..`tangent_rows` (see [`tangent_rows`]).
     pub v_hat: Var,
+    /// Rows 0..`tangent_rows`: the JVP's tangent; past them it is not needed.
     pub tangent: Var,
+    /// How many leading rows carry a tangent: every row from the last with r != t on has
+    /// t - r = 0, where (t - r) dudt vanishes whatever dudt is.
+    pub tangent_rows: usize,
     pub u: Var,
     pub dudt: Var,
     pub delta: Var,
@@ -239,7 +244,21 @@ fn weighted_squared_error<T: Float>(
     (ell, w, mean)
 }
 
+/// The rows of a batch that need the JVP: 0..k with k one past the last row with r != t (at
+/// least 1, so that the nodes are never empty). The batch sampler puts those rows first, so k is
+/// the number of rows with r != t there; a tape whose `row_prefix_tangents` is off uses every row.
+pub fn tangent_rows<T: Float>(tape: &Tape<T>, batch: &Batch<T>) -> usize {
+    let b = batch.len();
+    if !tape.optimizations().row_prefix_tangents {
+        return b;
+    }
+    let last_gap = (0..b).rev().find(|&i| batch.t[[i, 0]] != batch.r[[i, 0]]);
+    last_gap.map_or(1, |i| i + 1).min(b)
+}
+
 /// Records the loss on the tape; `backward(nodes.loss)` then gives every parameter's gradient.
+/// The JVP runs on rows 0..[`tangent_rows`] alone (a row-prefix tangent), the boundary pass
+/// u(z, t, t) that gives v_hat on those rows too.
 pub fn record_loss<T: Float>(
     tape: &mut Tape<T>,
     model: &ModelConfig,
@@ -259,21 +278,26 @@ pub fn record_loss<T: Float>(
 
     // The v-head pass (trained by loss_v) comes first: no tangent is seeded yet.
     let v_head = model.heads.eq(&Heads::UV).then(|| net.v_head(tape, z, t));
+    let k = tangent_rows(tape, batch);
+    let (z_k, t_k, v_c_k) = (tape.rows(z, 0, k), tape.rows(t, 0, k), tape.rows(v_c, 0, k));
     let v_hat = match (loss.v_source, v_head) {
-        (VSource::Head, Some(v)) => tape.stop_gradient(v),
+        (VSource::Head, Some(v)) => {
+            let v_k = tape.rows(v, 0, k);
+            tape.stop_gradient(v_k)
+        }
         (VSource::Head, None) => panic!("record_loss: v_source = head needs heads = uv"),
         (VSource::Boundary, _) => {
-            let u_boundary = net.u(tape, z, t, t);
+            let u_boundary = net.u(tape, z_k, t_k, t_k);
             tape.stop_gradient(u_boundary)
         }
     };
-    let noisy = tape.scale(v_c, 1.0 - loss.beta);
+    let noisy = tape.scale(v_c_k, 1.0 - loss.beta);
     let own = tape.scale(v_hat, loss.beta);
     let tangent = tape.add(noisy, own);
     let tangent = tape.stop_gradient(tangent);
 
-    // Forward mode along (tangent, 0, 1) on (z, r, t).
-    let ones = tape.full(batch.t.dim(), T::one());
+    // Forward mode along (tangent, 0, 1) on (z, r, t), on rows 0..k.
+    let ones = tape.full((k, 1), T::one());
     tape.set_tangent(z, tangent);
     tape.set_tangent(t, ones);
     let u = net.u(tape, z, r, t);
@@ -311,6 +335,7 @@ pub fn record_loss<T: Float>(
         v_c,
         v_hat,
         tangent,
+        tangent_rows: k,
         u,
         dudt,
         delta,

@@ -297,8 +297,7 @@ impl TapeModel<'_> {
         let emb = self.config.conditioning.embed(tape, t, h);
         let mut a = tape.concat_cols(z, emb);
         for &(w, b) in &self.params.trunk {
-            let pre = tape.linear(a, w, b);
-            a = tape.map(pre, self.config.activation);
+            a = tape.dense(a, w, b, Some(self.config.activation));
         }
         a
     }
@@ -308,7 +307,7 @@ impl TapeModel<'_> {
         let h = tape.sub(t, r);
         let features = self.trunk(tape, z, t, h);
         let (w, b) = self.params.u_head;
-        tape.linear(features, w, b)
+        tape.dense(features, w, b, None)
     }
 
     /// v(z, t): the v-head on the trunk evaluated at r = t. Panics if the model has no v-head.
@@ -319,7 +318,7 @@ impl TapeModel<'_> {
             .expect("v_head: this model was built with heads = u, it has no v-head");
         let h = tape.sub(t, t);
         let features = self.trunk(tape, z, t, h);
-        tape.linear(features, w, b)
+        tape.dense(features, w, b, None)
     }
 }
 

@@ -16,19 +16,56 @@
 //!
 //! [`Tape::clear`] recycles every buffer, so a tape that replays the same computation each step
 //! allocates nothing once warmed up.
+//!
+//! **How the tape is made fast** (docs/architecture.md has the full account; each rule can be
+//! switched off through [`Optimizations`] and is tested on against off):
+//! - *Tangents on a row prefix.* A tangent may have fewer rows than its value: k rows mean the
+//!   tangent of rows 0..k, the rest exactly zero, and every JVP rule keeps that shape, so a JVP
+//!   whose tangent is nonzero on k of B rows costs k rows.
+//! - *Row views.* [`Tape::rows`] is a view of rows of another node: no copy, and its cotangent is
+//!   those rows of the other node's cotangent buffer.
+//! - *Dense layers in dual form.* [`Tape::dense`] is f(x W^T + b) as one primitive. When x carries
+//!   a tangent and W, b do not, value and tangent are one block [x; x_dot] -> [y; y_dot]: one GEMM
+//!   over B + k rows and one elementwise pass for bias, f, f' and the tangent's scaling.
+//! - *Pruning.* Backward only visits nodes that received a cotangent, and tracks which rows of a
+//!   buffer did: a block whose tangent rows only feed stopped quantities is back-propagated over
+//!   its value rows alone.
 
 mod ops;
 mod pool;
 
 pub use ops::{
-    Add, AddScalar, Broadcast, ConcatCols, Div, Leaf, Map, MatMul, Mul, Op, Reduction, Scale,
-    SliceCols, StopGradient, Sub, Sum,
+    Add, AddScalar, Broadcast, ConcatCols, Dense, Div, Leaf, Map, MatMul, Mul, Op, PadRows,
+    Reduction, Rows, Scale, SliceCols, StackRows, StopGradient, Sub, Sum,
 };
 
 use crate::elementwise::Elementwise;
 use crate::float::Float;
-use ndarray::{Array2, ArrayView2};
+use ndarray::{s, Array2, ArrayView2};
 use pool::BufferPool;
+
+/// Read access to every node's value (views resolved) and saved residuals, for the VJP rules.
+#[derive(Clone, Copy)]
+pub(crate) struct Values<'a, T> {
+    nodes: &'a [Node],
+    arrays: &'a [Array2<T>],
+    saved: &'a [Option<Array2<T>>],
+}
+
+impl<'a, T: Float> Values<'a, T> {
+    /// The value of v (a view into its owner's buffer for a [`Rows`] view).
+    pub(crate) fn get(&self, v: Var) -> ArrayView2<'a, T> {
+        match self.nodes[v.index()].view_of {
+            Some(w) => self.arrays[w.owner.index()].slice(s![w.start..w.end, ..]),
+            None => self.arrays[v.index()].view(),
+        }
+    }
+
+    /// What the op of node v saved for its VJP.
+    pub(crate) fn saved(&self, v: Var) -> Option<ArrayView2<'a, T>> {
+        self.saved[v.index()].as_ref().map(|a| a.view())
+    }
+}
 
 /// A node of a [`Tape`]: an index into its arena. Only meaningful for the tape that made it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -45,6 +82,43 @@ pub(crate) struct Node {
     op: Op,
     /// Does a cotangent flow back to this node (does it depend on a parameter, not through sg)?
     pub(crate) requires_grad: bool,
+    /// Set for a [`Rows`] view: the node whose buffer (value and cotangent) holds its rows.
+    pub(crate) view_of: Option<RowView>,
+}
+
+/// Rows start..end of another node's buffer (never itself a view: chains are resolved).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RowView {
+    pub(crate) owner: Var,
+    pub(crate) start: usize,
+    pub(crate) end: usize,
+}
+
+/// The tape's speed rules (module documentation); all on by default. Each one changes the work
+/// done, never the result beyond rounding: tests/tape_optimizations.rs runs every rule on against
+/// off to 1e-12 in f64.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Optimizations {
+    /// A dense layer whose input carries a tangent computes value and tangent as one block (one
+    /// GEMM, one elementwise pass). Off: the tangent is recorded with the small primitives.
+    pub dual_dense: bool,
+    /// Backward skips the rows of a block that no cotangent reached (the tangent rows of a JVP
+    /// that only stopped quantities use). Off: every row of a buffer that was reached is used.
+    pub prune_rows: bool,
+    /// Callers that know a tangent is zero past some row seed a row-prefix tangent: the MeanFlow
+    /// losses seed rows 0..k, k one past the last row with r != t
+    /// ([`crate::loss::tangent_rows`]). Off: tangents on every row.
+    pub row_prefix_tangents: bool,
+}
+
+impl Default for Optimizations {
+    fn default() -> Self {
+        Optimizations {
+            dual_dense: true,
+            prune_rows: true,
+            row_prefix_tangents: true,
+        }
+    }
 }
 
 /// A Wengert list of array operations; see the module documentation.
@@ -52,10 +126,16 @@ pub(crate) struct Node {
 pub struct Tape<T: Float> {
     nodes: Vec<Node>,
     values: Vec<Array2<T>>,
-    /// tangents[i]: the tangent node of node i in forward mode (None: exactly zero).
+    /// tangents[i]: the tangent node of node i in forward mode (None: exactly zero). It may have
+    /// fewer rows than node i: k rows are the tangent of rows 0..k, the rest are zero.
     tangents: Vec<Option<Var>>,
+    /// Values an op saved for its VJP (a dense layer's f'(pre)), by node.
+    saved: Vec<Option<Array2<T>>>,
     /// Cotangents after `backward` (None: zero or not needed).
     grads: Vec<Option<Array2<T>>>,
+    /// The rows of each cotangent buffer that a VJP wrote to (start, end), during `backward`.
+    touched: Vec<(usize, usize)>,
+    optimizations: Optimizations,
     /// True while a JVP rule is recording, so that its own ops do not record tangents in turn.
     recording_jvp_rule: bool,
     /// The slope f^(order+1)(x) of the [`Map`] being pushed with a tangent, evaluated in the same
@@ -70,7 +150,10 @@ impl<T: Float> Tape<T> {
             nodes: Vec::new(),
             values: Vec::new(),
             tangents: Vec::new(),
+            saved: Vec::new(),
             grads: Vec::new(),
+            touched: Vec::new(),
+            optimizations: Optimizations::default(),
             recording_jvp_rule: false,
             map_slope: None,
             pool: BufferPool::default(),
@@ -85,6 +168,9 @@ impl<T: Float> Tape<T> {
         for g in self.grads.drain(..).flatten() {
             self.pool.give(g);
         }
+        for r in self.saved.drain(..).flatten() {
+            self.pool.give(r);
+        }
         if let Some(slope) = self.map_slope.take() {
             self.pool.give(slope);
         }
@@ -92,6 +178,16 @@ impl<T: Float> Tape<T> {
         self.nodes.clear();
         self.tangents.clear();
         self.recording_jvp_rule = false;
+    }
+
+    /// The speed rules in force (see [`Optimizations`]).
+    pub fn optimizations(&self) -> Optimizations {
+        self.optimizations
+    }
+
+    /// Switches speed rules on or off for what is recorded from now on (for tests and study).
+    pub fn set_optimizations(&mut self, optimizations: Optimizations) {
+        self.optimizations = optimizations;
     }
 
     /// Number of nodes recorded.
@@ -110,9 +206,11 @@ impl<T: Float> Tape<T> {
         self.nodes.push(Node {
             op: Op::Leaf(Leaf),
             requires_grad,
+            view_of: None,
         });
         self.values.push(value);
         self.tangents.push(None);
+        self.saved.push(None);
         id
     }
 
@@ -143,17 +241,32 @@ impl<T: Float> Tape<T> {
 
     /// The value of a node.
     pub fn value(&self, v: Var) -> ArrayView2<'_, T> {
-        self.values[v.index()].view()
+        self.values().get(v)
+    }
+
+    /// Every node's value, for the VJP rules.
+    pub(crate) fn values(&self) -> Values<'_, T> {
+        Values {
+            nodes: &self.nodes,
+            arrays: &self.values,
+            saved: &self.saved,
+        }
     }
 
     /// The shape of a node's value.
     pub fn shape(&self, v: Var) -> (usize, usize) {
-        self.values[v.index()].dim()
+        match self.nodes[v.index()].view_of {
+            Some(view) => (
+                view.end - view.start,
+                self.values[view.owner.index()].ncols(),
+            ),
+            None => self.values[v.index()].dim(),
+        }
     }
 
     /// The single element of a [1, 1] node.
     pub fn scalar(&self, v: Var) -> T {
-        let a = &self.values[v.index()];
+        let a = self.value(v);
         assert_eq!(
             a.dim(),
             (1, 1),
@@ -183,16 +296,40 @@ impl<T: Float> Tape<T> {
         let shape = op.shape(self);
         let input_tangents = inputs.map(|i| i.and_then(|i| self.tangents[i.index()]));
         let record_jvp = !self.recording_jvp_rule && input_tangents.iter().any(Option::is_some);
+        if let Op::Dense(dense) = op {
+            if record_jvp && self.optimizations.dual_dense {
+                if let Some(y) = dense.push_dual(self, input_tangents) {
+                    return y;
+                }
+            }
+        }
+        if let Op::Rows(rows) = op {
+            return self.push_view(rows, record_jvp.then_some(input_tangents));
+        }
         let mut out = self.pool.take_uninit(shape);
+        let mut saved = None;
         match op {
             Op::Map(map) if record_jvp => {
-                let mut slope = self.pool.take_uninit(shape);
+                let rows = input_tangents[0].map_or(0, |t| self.shape(t).0);
+                let mut slope = self.pool.take_uninit((rows, shape.1));
                 map.eval_with_slope(self, out.view_mut(), slope.view_mut());
                 self.map_slope = Some(slope);
+            }
+            Op::Dense(dense) => {
+                // f'(pre) of the value rows, kept for the VJP (and needed by a block's tangent rows).
+                let keep = dense.activation.is_some()
+                    && (dense.tangent_rows > 0 || self.op_requires_grad(&op));
+                let mut slope = keep.then(|| {
+                    self.pool
+                        .take_uninit((shape.0 - dense.tangent_rows, shape.1))
+                });
+                dense.eval_into(self, out.view_mut(), slope.as_mut().map(|s| s.view_mut()));
+                saved = slope;
             }
             _ => op.eval(self, out.view_mut()),
         }
         let id = self.record(op, out);
+        self.saved[id.index()] = saved;
         if record_jvp {
             self.recording_jvp_rule = true;
             let tangent = op.jvp(self, id, input_tangents);
@@ -209,42 +346,112 @@ impl<T: Float> Tape<T> {
         self.record(op, value)
     }
 
+    /// Would a node computing `op` require a gradient?
+    pub(crate) fn op_requires_grad(&self, op: &Op) -> bool {
+        !matches!(op, Op::StopGradient(_))
+            && op.inputs().iter().flatten().any(|&i| self.requires_grad(i))
+    }
+
     /// Appends a computed node.
     fn record(&mut self, op: Op, value: Array2<T>) -> Var {
-        let requires_grad = !matches!(op, Op::StopGradient(_))
-            && op.inputs().iter().flatten().any(|&i| self.requires_grad(i));
+        self.record_node(op, value, None)
+    }
+
+    fn record_node(&mut self, op: Op, value: Array2<T>, view_of: Option<RowView>) -> Var {
+        let requires_grad = self.op_requires_grad(&op);
         let id = Var(u32::try_from(self.nodes.len()).expect("tape holds at most 2^32 nodes"));
-        self.nodes.push(Node { op, requires_grad });
+        self.nodes.push(Node {
+            op,
+            requires_grad,
+            view_of,
+        });
         self.values.push(value);
         self.tangents.push(None);
+        self.saved.push(None);
         id
+    }
+
+    /// Appends a [`Rows`] view: no value of its own (it reads the owner's buffer); its tangent,
+    /// when forward mode is on, is the matching rows of the input's tangent.
+    fn push_view(&mut self, rows: Rows, input_tangents: Option<[Option<Var>; 3]>) -> Var {
+        let (owner, offset) = match self.nodes[rows.x.index()].view_of {
+            Some(view) => (view.owner, view.start),
+            None => (rows.x, 0),
+        };
+        let view = RowView {
+            owner,
+            start: offset + rows.start,
+            end: offset + rows.end,
+        };
+        let id = self.record_node(
+            Op::Rows(rows),
+            Array2::from_shape_vec((0, 0), Vec::new()).expect("empty"),
+            Some(view),
+        );
+        if let Some(tangents) = input_tangents {
+            self.recording_jvp_rule = true;
+            let tangent = Op::Rows(rows).jvp(self, id, tangents);
+            self.recording_jvp_rule = false;
+            self.tangents[id.index()] = tangent;
+        }
+        id
+    }
+
+    /// Records `f` as part of a JVP rule: its ops record no tangents of their own.
+    pub(crate) fn recording_rule<R>(&mut self, f: impl FnOnce(&mut Self) -> R) -> R {
+        let outer = std::mem::replace(&mut self.recording_jvp_rule, true);
+        let r = f(self);
+        self.recording_jvp_rule = outer;
+        r
+    }
+
+    /// Sets the tangent of `v` (used by rules that compute a value and its tangent together).
+    pub(crate) fn put_tangent(&mut self, v: Var, tangent: Option<Var>) {
+        self.tangents[v.index()] = tangent;
+    }
+
+    /// Whether `v` is a view of rows start..end of `owner`'s buffer.
+    pub(crate) fn is_view_of(&self, v: Var, owner: Var, start: usize, end: usize) -> bool {
+        matches!(self.nodes[v.index()].view_of, Some(w) if w.owner == owner && w.start == start && w.end == end)
+    }
+
+    /// The node holding v's buffer and the row of v's first row in it.
+    pub(crate) fn owner_of(&self, v: Var) -> (Var, usize) {
+        match self.nodes[v.index()].view_of {
+            Some(w) => (w.owner, w.start),
+            None => (v, 0),
+        }
     }
 
     // ----- forward mode -------------------------------------------------------------------
 
     /// Seeds the tangent of `x` (forward mode): every op computed from `x` after this call
-    /// also computes its tangent. Panics if the shapes differ.
+    /// also computes its tangent. `x_dot` has x's shape, or x's columns and k < rows(x) rows: the
+    /// tangent of rows 0..k, the other rows' tangent being exactly zero (they then cost nothing).
+    /// Panics if the shapes do not fit.
     pub fn set_tangent(&mut self, x: Var, x_dot: Var) {
-        assert_eq!(
-            self.shape(x),
-            self.shape(x_dot),
-            "set_tangent: value {x:?} has shape {:?} but tangent {x_dot:?} has shape {:?}",
-            self.shape(x),
-            self.shape(x_dot)
+        let (value, tangent) = (self.shape(x), self.shape(x_dot));
+        assert!(
+            tangent.1 == value.1 && tangent.0 <= value.0,
+            "set_tangent: value {x:?} has shape {value:?} but tangent {x_dot:?} has shape {tangent:?} (need the same columns and at most as many rows)"
         );
         self.tangents[x.index()] = Some(x_dot);
     }
 
-    /// The tangent node of `v`, or None where the tangent is exactly zero.
+    /// The tangent node of `v`, or None where the tangent is exactly zero. It may have fewer rows
+    /// than `v` (a row prefix; see [`Tape::set_tangent`]).
     pub fn tangent(&self, v: Var) -> Option<Var> {
         self.tangents[v.index()]
     }
 
-    /// The tangent of `v` as a node, materialising an exact zero as a constant of zeros.
+    /// The tangent of `v` as a node of v's full shape: zero rows appended to a row-prefix tangent,
+    /// an exact zero materialised as a constant of zeros.
     pub fn tangent_or_zeros(&mut self, v: Var) -> Var {
+        let shape = self.shape(v);
         match self.tangent(v) {
-            Some(t) => t,
-            None => self.full(self.shape(v), T::zero()),
+            Some(t) if self.shape(t) == shape => t,
+            Some(t) => self.recording_rule(|tape| tape.pad_rows(t, shape.0)),
+            None => self.full(shape, T::zero()),
         }
     }
 
@@ -283,33 +490,46 @@ impl<T: Float> Tape<T> {
             self.pool.give(g);
         }
         self.grads.resize_with(self.nodes.len(), || None);
-        self.grads[output.index()] = Some(seed);
+        self.touched.clear();
+        self.touched.resize(self.nodes.len(), (0, 0));
+        let (owner, _) = self.owner_of(output);
         let mut grads = ops::Cotangents {
             slots: &mut self.grads,
-            nodes_requiring_grad: &self.nodes,
-            values: &self.values,
+            touched: &mut self.touched,
+            nodes: &self.nodes,
+            values: Values {
+                nodes: &self.nodes,
+                arrays: &self.values,
+                saved: &self.saved,
+            },
             pool: &mut self.pool,
+            prune_rows: self.optimizations.prune_rows,
         };
-        for i in (0..=output.index()).rev() {
-            if !self.nodes[i].requires_grad && i != output.index() {
+        grads.slot_unchecked(output, 0..seed.nrows()).assign(&seed);
+        grads.pool.give(seed);
+        for i in (0..=owner.index()).rev() {
+            let node = self.nodes[i];
+            if node.view_of.is_some() || (!node.requires_grad && i != owner.index()) {
                 continue;
             }
             let Some(out_bar) = grads.slots[i].take() else {
                 continue;
             };
-            self.nodes[i]
-                .op
-                .vjp(&self.values, Var(i as u32), out_bar.view(), &mut grads);
+            let values = grads.values;
+            node.op
+                .vjp(&values, Var(i as u32), out_bar.view(), &mut grads);
             grads.slots[i] = Some(out_bar);
         }
     }
 
     /// The cotangent of `v` from the last `backward` (None where it is zero or not tracked).
     pub fn grad(&self, v: Var) -> Option<ArrayView2<'_, T>> {
+        let (owner, start) = self.owner_of(v);
+        let rows = self.shape(v).0;
         self.grads
-            .get(v.index())
+            .get(owner.index())
             .and_then(|g| g.as_ref())
-            .map(|g| g.view())
+            .map(|g| g.slice(s![start..start + rows, ..]))
     }
 
     /// The cotangent of `v` as an owned array, zeros where none flowed back.
@@ -320,7 +540,48 @@ impl<T: Float> Tape<T> {
         }
     }
 
+    /// Writes the cotangent of `v` into `out` (zeros where none flowed back), without allocating.
+    pub fn grad_into(&self, v: Var, mut out: ndarray::ArrayViewMut2<T>) {
+        match self.grad(v) {
+            Some(g) => out.assign(&g),
+            None => out.fill(T::zero()),
+        }
+    }
+
     // ----- op builders ---------------------------------------------------------------------
+
+    /// f(x W^T + b) as one primitive ([`Dense`]); `activation` None is the identity (a head).
+    /// W [out, in] in PyTorch's `nn.Linear` layout, b [1, out].
+    pub fn dense(
+        &mut self,
+        x: Var,
+        weight: Var,
+        bias: Var,
+        activation: Option<Elementwise>,
+    ) -> Var {
+        self.push(Op::Dense(Dense {
+            x,
+            weight,
+            bias,
+            activation,
+            tangent_rows: 0,
+        }))
+    }
+
+    /// Rows start..end of x as a view: no copy; its cotangent is those rows of x's cotangent.
+    pub fn rows(&mut self, x: Var, start: usize, end: usize) -> Var {
+        self.push(Op::Rows(Rows { x, start, end }))
+    }
+
+    /// [a; b]: the rows of a, then those of b.
+    pub fn stack_rows(&mut self, a: Var, b: Var) -> Var {
+        self.push(Op::StackRows(StackRows(a, b)))
+    }
+
+    /// x followed by zero rows, to `rows` rows in all.
+    pub fn pad_rows(&mut self, x: Var, rows: usize) -> Var {
+        self.push(Op::PadRows(PadRows { x, rows }))
+    }
 
     /// A B.
     pub fn matmul(&mut self, a: Var, b: Var) -> Var {

@@ -7,7 +7,7 @@
 //! through them); VJP rules accumulate into cotangent buffers directly.
 
 use super::pool::BufferPool;
-use super::{Node, Tape, Var};
+use super::{Node, Tape, Values, Var};
 use crate::elementwise::Elementwise;
 use crate::float::Float;
 use crate::matmul::gemm;
@@ -15,43 +15,85 @@ use ndarray::{s, Array2, ArrayView2, ArrayViewMut2, Zip};
 
 /// The rules every primitive provides.
 pub(crate) trait Primitive {
-    /// The nodes this op reads (at most two).
-    fn inputs(&self) -> [Option<Var>; 2];
+    /// The nodes this op reads (at most three).
+    fn inputs(&self) -> [Option<Var>; 3];
     /// The output shape; panics, naming the shapes, when the inputs do not fit.
     fn shape<T: Float>(&self, tape: &Tape<T>) -> (usize, usize);
     /// out <- f(inputs). `out` holds garbage on entry and must be fully written.
     fn eval<T: Float>(&self, tape: &Tape<T>, out: ArrayViewMut2<T>);
-    /// out_dot = J x_dot, recorded as tape ops; `None` tangents are exact zeros.
-    fn jvp<T: Float>(&self, tape: &mut Tape<T>, out: Var, x_dot: [Option<Var>; 2]) -> Option<Var>;
+    /// out_dot = J x_dot, recorded as tape ops; `None` tangents are exact zeros. A tangent may
+    /// cover a row prefix only (fewer rows than its value); the rule keeps that where it can.
+    fn jvp<T: Float>(&self, tape: &mut Tape<T>, out: Var, x_dot: [Option<Var>; 3]) -> Option<Var>;
     /// x_bar += J^T out_bar for every input that requires a gradient.
     fn vjp<T: Float>(
         &self,
-        values: &[Array2<T>],
+        values: &Values<T>,
         out: Var,
         out_bar: ArrayView2<T>,
         bars: &mut Cotangents<T>,
     );
 }
 
-/// Cotangent buffers during `backward`, allocated (zeroed, from the pool) on first use.
+/// Cotangent buffers during `backward`, allocated (zeroed, from the pool) on first use. A
+/// [`Rows`] view has no buffer of its own: its cotangent is rows of its owner's buffer.
 pub(crate) struct Cotangents<'a, T: Float> {
     pub slots: &'a mut Vec<Option<Array2<T>>>,
-    pub nodes_requiring_grad: &'a [Node],
-    pub values: &'a [Array2<T>],
+    /// touched[i]: the rows (start, end) of buffer i that some VJP wrote to.
+    pub touched: &'a mut Vec<(usize, usize)>,
+    pub nodes: &'a [Node],
+    pub values: Values<'a, T>,
     pub pool: &'a mut BufferPool<T>,
+    /// Report only the rows written as touched (else a written buffer counts as all touched).
+    pub prune_rows: bool,
 }
 
 impl<T: Float> Cotangents<'_, T> {
     /// The cotangent buffer of `v` to accumulate into, or None if `v` needs no gradient.
     fn slot(&mut self, v: Var) -> Option<ArrayViewMut2<'_, T>> {
-        let i = v.index();
-        if !self.nodes_requiring_grad[i].requires_grad {
+        let rows = self.values.get(v).nrows();
+        self.slot_rows(v, 0..rows)
+    }
+
+    /// Rows `range` of v's cotangent buffer, or None if `v` needs no gradient.
+    fn slot_rows(&mut self, v: Var, range: std::ops::Range<usize>) -> Option<ArrayViewMut2<'_, T>> {
+        if !self.nodes[v.index()].requires_grad {
             return None;
         }
-        if self.slots[i].is_none() {
-            self.slots[i] = Some(self.pool.take_zeroed(self.values[i].dim()));
+        Some(self.slot_unchecked(v, range))
+    }
+
+    /// As [`Self::slot_rows`], also for a node that needs no gradient (the seed of `backward`).
+    pub(crate) fn slot_unchecked(
+        &mut self,
+        v: Var,
+        range: std::ops::Range<usize>,
+    ) -> ArrayViewMut2<'_, T> {
+        let (owner, offset) = match self.nodes[v.index()].view_of {
+            Some(w) => (w.owner.index(), w.start),
+            None => (v.index(), 0),
+        };
+        let shape = self.values.get(Var(owner as u32)).dim();
+        if self.slots[owner].is_none() {
+            self.slots[owner] = Some(self.pool.take_zeroed(shape));
+            self.touched[owner] = (usize::MAX, 0);
         }
-        self.slots[i].as_mut().map(|a| a.view_mut())
+        let (start, end) = if self.prune_rows {
+            (offset + range.start, offset + range.end)
+        } else {
+            (0, shape.0)
+        };
+        let t = &mut self.touched[owner];
+        *t = (t.0.min(start), t.1.max(end));
+        self.slots[owner]
+            .as_mut()
+            .expect("allocated above")
+            .slice_mut(s![offset + range.start..offset + range.end, ..])
+    }
+
+    /// The rows of v's own buffer that received a cotangent.
+    fn touched_rows(&self, v: Var) -> std::ops::Range<usize> {
+        let (start, end) = self.touched[v.index()];
+        start..end.max(start)
     }
 }
 
@@ -95,26 +137,78 @@ fn accumulate_reduced<T: Float>(
     }
 }
 
-/// The sum of optional tangent terms, each already of the output's shape or broadcastable to it.
-fn sum_tangents<T: Float>(
-    tape: &mut Tape<T>,
-    terms: [Option<Var>; 2],
-    shape: (usize, usize),
-) -> Option<Var> {
-    let widen = |tape: &mut Tape<T>, v: Var| {
-        if tape.shape(v) == shape {
-            v
-        } else {
-            tape.broadcast(v, shape.0, shape.1)
-        }
+// ----- row-prefix tangents ------------------------------------------------------------------
+//
+// A tangent of k rows belongs to rows 0..k of its value; the other rows' tangent is zero. The
+// helpers below keep that shape through the rules: a term stays k rows where the operand it
+// pairs with is cut to its first k rows, and only a sum of terms of different lengths (or a rule
+// that contracts over rows) pads with zero rows.
+
+/// A tangent term fitted to an output of shape `out`: a term of an operand broadcast along rows
+/// (1 row, the output more) covers every row; any other keeps its rows. Columns of length 1
+/// are broadcast.
+fn fit<T: Float>(tape: &mut Tape<T>, term: Var, operand_rows: usize, out: (usize, usize)) -> Var {
+    let (k, c) = tape.shape(term);
+    let rows = if operand_rows == 1 && out.0 > 1 {
+        out.0
+    } else {
+        k
     };
+    if (k, c) == (rows, out.1) {
+        term
+    } else {
+        tape.broadcast(term, rows, out.1)
+    }
+}
+
+/// a + b (or a - b) for terms of the output's columns; the shorter row prefix is padded.
+fn combine<T: Float>(tape: &mut Tape<T>, a: Var, b: Var, subtract: bool) -> Var {
+    let (ra, rb) = (tape.shape(a).0, tape.shape(b).0);
+    let a = if ra < rb { tape.pad_rows(a, rb) } else { a };
+    let b = if rb < ra { tape.pad_rows(b, ra) } else { b };
+    if subtract {
+        tape.sub(a, b)
+    } else {
+        tape.add(a, b)
+    }
+}
+
+/// The sum of the terms present (None if none is).
+fn sum_terms<T: Float>(tape: &mut Tape<T>, terms: [Option<Var>; 2]) -> Option<Var> {
     match terms {
-        [Some(a), Some(b)] => {
-            let s = tape.add(a, b);
-            Some(widen(tape, s))
-        }
-        [Some(a), None] | [None, Some(a)] => Some(widen(tape, a)),
+        [Some(a), Some(b)] => Some(combine(tape, a, b, false)),
+        [Some(a), None] | [None, Some(a)] => Some(a),
         [None, None] => None,
+    }
+}
+
+/// x cut to the first `k` rows, to pair with a k-row tangent; x itself where it has k rows or
+/// one row (broadcast).
+fn first_rows<T: Float>(tape: &mut Tape<T>, x: Var, k: usize) -> Var {
+    let m = tape.shape(x).0;
+    if m == 1 || m == k {
+        x
+    } else {
+        tape.rows(x, 0, k)
+    }
+}
+
+/// The operand that multiplies the tangent of `tangent_of` (rows(tangent_of) rows, its tangent
+/// `k` rows): `other` cut to k rows, unless `tangent_of` is broadcast along rows.
+fn partner<T: Float>(tape: &mut Tape<T>, tangent_of: Var, k: usize, other: Var) -> Var {
+    if tape.shape(tangent_of).0 == 1 {
+        other
+    } else {
+        first_rows(tape, other, k)
+    }
+}
+
+/// x_dot with all `rows` rows (zero rows appended to a prefix).
+fn full_rows<T: Float>(tape: &mut Tape<T>, x_dot: Var, rows: usize) -> Var {
+    if tape.shape(x_dot).0 == rows {
+        x_dot
+    } else {
+        tape.pad_rows(x_dot, rows)
     }
 }
 
@@ -125,8 +219,8 @@ fn sum_tangents<T: Float>(
 pub struct Leaf;
 
 impl Primitive for Leaf {
-    fn inputs(&self) -> [Option<Var>; 2] {
-        [None, None]
+    fn inputs(&self) -> [Option<Var>; 3] {
+        [None, None, None]
     }
     fn shape<T: Float>(&self, _: &Tape<T>) -> (usize, usize) {
         unreachable!("a leaf's shape is that of its given value")
@@ -135,11 +229,11 @@ impl Primitive for Leaf {
         unreachable!("a leaf's value is given, not evaluated")
     }
     /// A leaf's tangent is whatever `set_tangent` seeded.
-    fn jvp<T: Float>(&self, _: &mut Tape<T>, _: Var, _: [Option<Var>; 2]) -> Option<Var> {
+    fn jvp<T: Float>(&self, _: &mut Tape<T>, _: Var, _: [Option<Var>; 3]) -> Option<Var> {
         None
     }
     /// Cotangents stop at leaves.
-    fn vjp<T: Float>(&self, _: &[Array2<T>], _: Var, _: ArrayView2<T>, _: &mut Cotangents<T>) {}
+    fn vjp<T: Float>(&self, _: &Values<T>, _: Var, _: ArrayView2<T>, _: &mut Cotangents<T>) {}
 }
 
 // ----- matmul -------------------------------------------------------------------------------
@@ -162,8 +256,8 @@ fn op_view<T>(x: ArrayView2<'_, T>, transpose: bool) -> ArrayView2<'_, T> {
 }
 
 impl Primitive for MatMul {
-    fn inputs(&self) -> [Option<Var>; 2] {
-        [Some(self.a), Some(self.b)]
+    fn inputs(&self) -> [Option<Var>; 3] {
+        [Some(self.a), Some(self.b), None]
     }
     fn shape<T: Float>(&self, tape: &Tape<T>) -> (usize, usize) {
         let a = op_view(tape.value(self.a), self.transpose_a).dim();
@@ -183,30 +277,39 @@ impl Primitive for MatMul {
         let b = op_view(tape.value(self.b), self.transpose_b);
         gemm(T::one(), a, b, T::zero(), out);
     }
-    /// C_dot = op(A_dot) op(B) + op(A) op(B_dot)
+    /// C_dot = op(A_dot) op(B) + op(A) op(B_dot). A row prefix of A_dot stays one (rows of A are
+    /// rows of C); a transposed A or any B_dot is contracted over its rows, so is padded first.
     fn jvp<T: Float>(
         &self,
         tape: &mut Tape<T>,
-        out: Var,
-        [a_dot, b_dot]: [Option<Var>; 2],
+        _: Var,
+        [a_dot, b_dot, _]: [Option<Var>; 3],
     ) -> Option<Var> {
-        let t1 =
-            a_dot.map(|a_dot| tape.matmul_t(a_dot, self.transpose_a, self.b, self.transpose_b));
-        let t2 =
-            b_dot.map(|b_dot| tape.matmul_t(self.a, self.transpose_a, b_dot, self.transpose_b));
-        let shape = tape.shape(out);
-        sum_tangents(tape, [t1, t2], shape)
+        let (rows_a, rows_b) = (tape.shape(self.a).0, tape.shape(self.b).0);
+        let t1 = a_dot.map(|a_dot| {
+            let a_dot = if self.transpose_a {
+                full_rows(tape, a_dot, rows_a)
+            } else {
+                a_dot
+            };
+            tape.matmul_t(a_dot, self.transpose_a, self.b, self.transpose_b)
+        });
+        let t2 = b_dot.map(|b_dot| {
+            let b_dot = full_rows(tape, b_dot, rows_b);
+            tape.matmul_t(self.a, self.transpose_a, b_dot, self.transpose_b)
+        });
+        sum_terms(tape, [t1, t2])
     }
     /// op(A)_bar = C_bar op(B)^T, op(B)_bar = op(A)^T C_bar, transposed back where op transposes.
     fn vjp<T: Float>(
         &self,
-        values: &[Array2<T>],
+        values: &Values<T>,
         _: Var,
         c_bar: ArrayView2<T>,
         bars: &mut Cotangents<T>,
     ) {
-        let a = op_view(values[self.a.index()].view(), self.transpose_a);
-        let b = op_view(values[self.b.index()].view(), self.transpose_b);
+        let a = op_view(values.get(self.a), self.transpose_a);
+        let b = op_view(values.get(self.b), self.transpose_b);
         if let Some(a_bar) = bars.slot(self.a) {
             if self.transpose_a {
                 gemm(T::one(), b, c_bar.t(), T::one(), a_bar); // A_bar = op(B) C_bar^T
@@ -221,6 +324,282 @@ impl Primitive for MatMul {
                 gemm(T::one(), a.t(), c_bar, T::one(), b_bar);
             }
         }
+    }
+}
+
+// ----- the dense layer ----------------------------------------------------------------------
+
+/// y = f(x W^T + b) for x [R, in], W [out, in] (PyTorch's `nn.Linear`), b [1, out]; `activation`
+/// None is the identity. With `tangent_rows` K > 0, x is a dual block [x_p; x_t]: P = R - K value
+/// rows, then K tangent rows, row P + i the tangent of value row i, and the output is the block
+///
+/// ```text
+/// pre = x_p W^T + b,   y_p = f(pre),   y_t = f'(pre[..K]) * (x_t W^T)
+/// ```
+///
+/// computed as one GEMM over all R rows and one elementwise pass (bias, f, f' saved for the VJP,
+/// the tangent's scaling). [`Tape::dense`] builds K = 0; its JVP along a tangent of x alone is the
+/// K > 0 block (`push_dual`), the shared-product form of forward mode.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Dense {
+    pub x: Var,
+    pub weight: Var,
+    pub bias: Var,
+    pub activation: Option<Elementwise>,
+    pub tangent_rows: usize,
+}
+
+impl Dense {
+    /// The JVP of a K = 0 layer along a tangent x_dot of x alone (W and b carry none), in dual
+    /// form: [x; x_dot] -> [y; y_dot] by one K = k block. Returns y, with y_dot as its tangent
+    /// (both row views of the block), or None where this form does not apply.
+    pub(crate) fn push_dual<T: Float>(
+        self,
+        tape: &mut Tape<T>,
+        [x_dot, w_dot, b_dot]: [Option<Var>; 3],
+    ) -> Option<Var> {
+        let (Some(x_dot), None, None, 0) = (x_dot, w_dot, b_dot, self.tangent_rows) else {
+            return None;
+        };
+        let p = tape.shape(self.x).0;
+        let k = tape.shape(x_dot).0;
+        Some(tape.recording_rule(|tape| {
+            // The previous dense layer's block already is [x; x_dot]: use it as it stands.
+            let (owner, _) = tape.owner_of(self.x);
+            let is_block = tape.shape(owner).0 == p + k
+                && tape.is_view_of(self.x, owner, 0, p)
+                && tape.is_view_of(x_dot, owner, p, p + k);
+            let block = if is_block {
+                owner
+            } else {
+                tape.stack_rows(self.x, x_dot)
+            };
+            let y_block = tape.push(Op::Dense(Dense {
+                x: block,
+                tangent_rows: k,
+                ..self
+            }));
+            let y = tape.rows(y_block, 0, p);
+            let y_dot = tape.rows(y_block, p, p + k);
+            tape.put_tangent(y, Some(y_dot));
+            y
+        }))
+    }
+
+    /// out <- the block's value; `slope` (P x out, when given) <- f'(pre) of the value rows.
+    pub(crate) fn eval_into<T: Float>(
+        &self,
+        tape: &Tape<T>,
+        mut out: ArrayViewMut2<T>,
+        slope: Option<ArrayViewMut2<T>>,
+    ) {
+        let x = tape.value(self.x);
+        let w = tape.value(self.weight);
+        let bias = tape.value(self.bias);
+        gemm(T::one(), x, w.t(), T::zero(), out.view_mut());
+        let p = out.nrows() - self.tangent_rows;
+        let (mut value_rows, mut tangent_rows) = out.view_mut().split_at(ndarray::Axis(0), p);
+        let bias_row: Vec<T>;
+        let bias = match bias.as_slice() {
+            Some(b) => b,
+            None => {
+                bias_row = bias.iter().copied().collect();
+                &bias_row
+            }
+        };
+        let contiguous = "a fresh pooled buffer is in standard layout";
+        match (self.activation, slope) {
+            (None, _) => {
+                for mut row in value_rows.rows_mut() {
+                    Zip::from(&mut row)
+                        .and(&ndarray::aview1(bias))
+                        .for_each(|o, &b| *o += b);
+                }
+            }
+            (Some(f), Some(mut slope)) => f.activate_with_derivative(
+                value_rows.as_slice_mut().expect(contiguous),
+                slope.as_slice_mut().expect(contiguous),
+                tangent_rows.as_slice_mut().expect(contiguous),
+                bias,
+            ),
+            (Some(f), None) => {
+                assert_eq!(
+                    self.tangent_rows, 0,
+                    "dense: a dual block needs its slope (eval through Tape::push)"
+                );
+                for mut row in value_rows.rows_mut() {
+                    Zip::from(&mut row)
+                        .and(&ndarray::aview1(bias))
+                        .for_each(|o, &b| *o = f.eval(*o + b));
+                }
+            }
+        }
+    }
+}
+
+impl Primitive for Dense {
+    fn inputs(&self) -> [Option<Var>; 3] {
+        [Some(self.x), Some(self.weight), Some(self.bias)]
+    }
+    fn shape<T: Float>(&self, tape: &Tape<T>) -> (usize, usize) {
+        let (x, w, b) = (
+            tape.shape(self.x),
+            tape.shape(self.weight),
+            tape.shape(self.bias),
+        );
+        assert!(
+            x.1 == w.1 && b == (1, w.0) && 2 * self.tangent_rows <= x.0,
+            "dense: x {x:?}, W {w:?}, b {b:?} with {} tangent rows: need x [R, in], W [out, in], b [1, out], tangent rows <= R / 2",
+            self.tangent_rows
+        );
+        (x.0, w.0)
+    }
+    fn eval<T: Float>(&self, tape: &Tape<T>, out: ArrayViewMut2<T>) {
+        let p = out.nrows() - self.tangent_rows;
+        let mut slope = Array2::zeros((p, out.ncols()));
+        let slope =
+            (self.activation.is_some() && self.tangent_rows > 0).then_some(slope.view_mut());
+        self.eval_into(tape, out, slope);
+    }
+    /// pre_dot = x_dot W^T + x W_dot^T + b_dot,  y_dot = f'(pre) pre_dot, recorded with the small
+    /// primitives (the general rule; a tangent on x alone takes the dual form, `push_dual`).
+    fn jvp<T: Float>(
+        &self,
+        tape: &mut Tape<T>,
+        out: Var,
+        [x_dot, w_dot, b_dot]: [Option<Var>; 3],
+    ) -> Option<Var> {
+        assert_eq!(
+            self.tangent_rows, 0,
+            "dense: forward mode over a dual block would be second order"
+        );
+        let shape = tape.shape(out);
+        let t1 = x_dot.map(|x_dot| tape.matmul_t(x_dot, false, self.weight, true));
+        let t2 = w_dot.map(|w_dot| tape.matmul_t(self.x, false, w_dot, true));
+        let t3 = b_dot.map(|b_dot| fit(tape, b_dot, 1, shape));
+        let lin = sum_terms(tape, [t1, t2]);
+        let pre_dot = sum_terms(tape, [lin, t3])?;
+        Some(match self.activation {
+            None => pre_dot,
+            Some(f) => {
+                let k = tape.shape(pre_dot).0;
+                let x = first_rows(tape, self.x, k);
+                let pre = tape.linear(x, self.weight, self.bias);
+                let slope = tape.push(Op::Map(Map {
+                    x: pre,
+                    f,
+                    order: 1,
+                }));
+                tape.mul(slope, pre_dot)
+            }
+        })
+    }
+    /// With G = the cotangent of pre = [x_p; x_t] W^T (+ b on value rows):
+    /// G_p = y_bar_p * f'(pre) + [i < K] y_bar_t * (x_t W^T) * f''(pre),  G_t = y_bar_t * f'(pre[..K]);
+    /// W_bar += G^T x,  b_bar += 1^T G_p,  x_bar += G W. Rows of the block that no cotangent
+    /// reached (the tangent rows, when only stopped quantities used them) are left out.
+    fn vjp<T: Float>(
+        &self,
+        values: &Values<T>,
+        out: Var,
+        y_bar: ArrayView2<T>,
+        bars: &mut Cotangents<T>,
+    ) {
+        let x = values.get(self.x);
+        let w = values.get(self.weight);
+        let (rows, width) = y_bar.dim();
+        let k = self.tangent_rows;
+        let p = rows - k;
+        let touched = bars.touched_rows(out);
+        let tangent_rows_reached = k > 0 && touched.end > p;
+        let used = if tangent_rows_reached { rows } else { p };
+        let mut g = bars.pool.take_uninit((used, width));
+        let second_order = tangent_rows_reached && self.activation.is_some();
+        let mut pre = second_order.then(|| bars.pool.take_uninit((k, width)));
+        let mut pre_dot = second_order.then(|| bars.pool.take_uninit((k, width)));
+        let slope = values.saved(out);
+        let mut b_bar = bars.slot(self.bias);
+        if let Some(b_bar) = b_bar.as_mut() {
+            debug_assert_eq!(b_bar.dim(), (1, width));
+        }
+        // Value rows: G = y_bar * f'(pre), and b_bar += column sums of G, in one pass.
+        for i in 0..p {
+            let mut g_row = g.row_mut(i);
+            let y_row = y_bar.row(i);
+            match slope {
+                Some(d) => Zip::from(&mut g_row)
+                    .and(&y_row)
+                    .and(&d.row(i))
+                    .for_each(|g, &y, &d| *g = y * d),
+                None => g_row.assign(&y_row),
+            }
+            if let Some(b_bar) = b_bar.as_mut() {
+                Zip::from(b_bar.row_mut(0))
+                    .and(&g_row)
+                    .for_each(|b, &g| *b += g);
+            }
+        }
+        if tangent_rows_reached {
+            for i in 0..k {
+                let mut g_row = g.row_mut(p + i);
+                let y_row = y_bar.row(p + i);
+                match slope {
+                    Some(d) => Zip::from(&mut g_row)
+                        .and(&y_row)
+                        .and(&d.row(i))
+                        .for_each(|g, &y, &d| *g = y * d),
+                    None => g_row.assign(&y_row),
+                }
+            }
+            if let (Some(f), Some(pre), Some(pre_dot)) =
+                (self.activation, pre.as_mut(), pre_dot.as_mut())
+            {
+                // The second-order term through f'(pre): recompute pre and x_t W^T for K rows.
+                let bias = values.get(self.bias);
+                gemm(
+                    T::one(),
+                    x.slice(s![..k, ..]),
+                    w.t(),
+                    T::zero(),
+                    pre.view_mut(),
+                );
+                gemm(
+                    T::one(),
+                    x.slice(s![p.., ..]),
+                    w.t(),
+                    T::zero(),
+                    pre_dot.view_mut(),
+                );
+                // pre <- y_bar_t * (x_t W^T) * f''(pre): the increment of G_p[..K].
+                Zip::from(&mut *pre)
+                    .and(y_bar.slice(s![p.., ..]))
+                    .and(&*pre_dot)
+                    .and_broadcast(bias.row(0))
+                    .for_each(|pre, &y_t, &pre_dot, &b| {
+                        *pre = y_t * pre_dot * f.derivative(2, *pre + b);
+                    });
+                Zip::from(g.slice_mut(s![..k, ..]))
+                    .and(&*pre)
+                    .for_each(|g, &inc| *g += inc);
+                if let Some(b_bar) = b_bar.as_mut() {
+                    for row in pre.rows() {
+                        Zip::from(b_bar.row_mut(0))
+                            .and(&row)
+                            .for_each(|b, &inc| *b += inc);
+                    }
+                }
+            }
+        }
+        for scratch in [pre, pre_dot].into_iter().flatten() {
+            bars.pool.give(scratch);
+        }
+        if let Some(w_bar) = bars.slot(self.weight) {
+            gemm(T::one(), g.t(), x.slice(s![..used, ..]), T::one(), w_bar);
+        }
+        if let Some(x_bar) = bars.slot_rows(self.x, 0..used) {
+            gemm(T::one(), g.view(), w, T::one(), x_bar);
+        }
+        bars.pool.give(g);
     }
 }
 
@@ -273,16 +652,24 @@ fn eval_broadcast<T: Float>(
         .for_each(|o, &x, &y| *o = f(x, y));
 }
 
-/// A [m, n] view of node v broadcast to `shape`.
-fn view_as<T: Float>(values: &[Array2<T>], v: Var, shape: (usize, usize)) -> ArrayView2<'_, T> {
-    values[v.index()]
-        .broadcast(shape)
-        .expect("shape checked by broadcast_shape")
+/// The fitted tangent terms of a sum or difference.
+fn additive_terms<T: Float>(
+    tape: &mut Tape<T>,
+    out: Var,
+    [a, b]: [Var; 2],
+    [a_dot, b_dot]: [Option<Var>; 2],
+) -> [Option<Var>; 2] {
+    let shape = tape.shape(out);
+    let (ra, rb) = (tape.shape(a).0, tape.shape(b).0);
+    [
+        a_dot.map(|a_dot| fit(tape, a_dot, ra, shape)),
+        b_dot.map(|b_dot| fit(tape, b_dot, rb, shape)),
+    ]
 }
 
 impl Primitive for Add {
-    fn inputs(&self) -> [Option<Var>; 2] {
-        [Some(self.0), Some(self.1)]
+    fn inputs(&self) -> [Option<Var>; 3] {
+        [Some(self.0), Some(self.1), None]
     }
     fn shape<T: Float>(&self, tape: &Tape<T>) -> (usize, usize) {
         broadcast_shape("add", tape.shape(self.0), tape.shape(self.1))
@@ -291,12 +678,17 @@ impl Primitive for Add {
         eval_broadcast(tape, self.0, self.1, out, |a, b| a + b);
     }
     /// out_dot = a_dot + b_dot
-    fn jvp<T: Float>(&self, tape: &mut Tape<T>, out: Var, x_dot: [Option<Var>; 2]) -> Option<Var> {
-        let shape = tape.shape(out);
-        sum_tangents(tape, x_dot, shape)
+    fn jvp<T: Float>(
+        &self,
+        tape: &mut Tape<T>,
+        out: Var,
+        [a_dot, b_dot, _]: [Option<Var>; 3],
+    ) -> Option<Var> {
+        let terms = additive_terms(tape, out, [self.0, self.1], [a_dot, b_dot]);
+        sum_terms(tape, terms)
     }
     /// a_bar += out_bar, b_bar += out_bar (summed over broadcast axes)
-    fn vjp<T: Float>(&self, _: &[Array2<T>], _: Var, g: ArrayView2<T>, bars: &mut Cotangents<T>) {
+    fn vjp<T: Float>(&self, _: &Values<T>, _: Var, g: ArrayView2<T>, bars: &mut Cotangents<T>) {
         let shape = g.dim();
         for x in [self.0, self.1] {
             if let Some(x_bar) = bars.slot(x) {
@@ -307,8 +699,8 @@ impl Primitive for Add {
 }
 
 impl Primitive for Sub {
-    fn inputs(&self) -> [Option<Var>; 2] {
-        [Some(self.0), Some(self.1)]
+    fn inputs(&self) -> [Option<Var>; 3] {
+        [Some(self.0), Some(self.1), None]
     }
     fn shape<T: Float>(&self, tape: &Tape<T>) -> (usize, usize) {
         broadcast_shape("sub", tape.shape(self.0), tape.shape(self.1))
@@ -321,22 +713,15 @@ impl Primitive for Sub {
         &self,
         tape: &mut Tape<T>,
         out: Var,
-        [a_dot, b_dot]: [Option<Var>; 2],
+        [a_dot, b_dot, _]: [Option<Var>; 3],
     ) -> Option<Var> {
-        let shape = tape.shape(out);
-        match (a_dot, b_dot) {
-            (Some(a_dot), Some(b_dot)) => {
-                let d = tape.sub(a_dot, b_dot);
-                sum_tangents(tape, [Some(d), None], shape)
-            }
-            (a_dot, b_dot) => {
-                let minus_b_dot = b_dot.map(|b_dot| tape.neg(b_dot));
-                sum_tangents(tape, [a_dot, minus_b_dot], shape)
-            }
+        match additive_terms(tape, out, [self.0, self.1], [a_dot, b_dot]) {
+            [Some(a_dot), Some(b_dot)] => Some(combine(tape, a_dot, b_dot, true)),
+            [a_dot, b_dot] => a_dot.or_else(|| b_dot.map(|b_dot| tape.neg(b_dot))),
         }
     }
     /// a_bar += out_bar, b_bar -= out_bar
-    fn vjp<T: Float>(&self, _: &[Array2<T>], _: Var, g: ArrayView2<T>, bars: &mut Cotangents<T>) {
+    fn vjp<T: Float>(&self, _: &Values<T>, _: Var, g: ArrayView2<T>, bars: &mut Cotangents<T>) {
         let shape = g.dim();
         if let Some(a_bar) = bars.slot(self.0) {
             accumulate_reduced(a_bar, shape, |i, j| g[[i, j]]);
@@ -348,8 +733,8 @@ impl Primitive for Sub {
 }
 
 impl Primitive for Mul {
-    fn inputs(&self) -> [Option<Var>; 2] {
-        [Some(self.0), Some(self.1)]
+    fn inputs(&self) -> [Option<Var>; 3] {
+        [Some(self.0), Some(self.1), None]
     }
     fn shape<T: Float>(&self, tape: &Tape<T>) -> (usize, usize) {
         broadcast_shape("mul", tape.shape(self.0), tape.shape(self.1))
@@ -357,29 +742,40 @@ impl Primitive for Mul {
     fn eval<T: Float>(&self, tape: &Tape<T>, out: ArrayViewMut2<T>) {
         eval_broadcast(tape, self.0, self.1, out, |a, b| a * b);
     }
-    /// out_dot = a_dot b + a b_dot
+    /// out_dot = a_dot b + a b_dot (each term over its tangent's rows)
     fn jvp<T: Float>(
         &self,
         tape: &mut Tape<T>,
-        out: Var,
-        [a_dot, b_dot]: [Option<Var>; 2],
+        _: Var,
+        [a_dot, b_dot, _]: [Option<Var>; 3],
     ) -> Option<Var> {
-        let t1 = a_dot.map(|a_dot| tape.mul(a_dot, self.1));
-        let t2 = b_dot.map(|b_dot| tape.mul(self.0, b_dot));
-        let shape = tape.shape(out);
-        sum_tangents(tape, [t1, t2], shape)
+        let t1 = a_dot.map(|a_dot| {
+            let k = tape.shape(a_dot).0;
+            let b = partner(tape, self.0, k, self.1);
+            tape.mul(a_dot, b)
+        });
+        let t2 = b_dot.map(|b_dot| {
+            let k = tape.shape(b_dot).0;
+            let a = partner(tape, self.1, k, self.0);
+            tape.mul(a, b_dot)
+        });
+        sum_terms(tape, [t1, t2])
     }
     /// a_bar += out_bar b, b_bar += out_bar a
     fn vjp<T: Float>(
         &self,
-        values: &[Array2<T>],
+        values: &Values<T>,
         _: Var,
         g: ArrayView2<T>,
         bars: &mut Cotangents<T>,
     ) {
         let shape = g.dim();
-        let a = view_as(values, self.0, shape);
-        let b = view_as(values, self.1, shape);
+        let (a, b) = (values.get(self.0), values.get(self.1));
+        let broadcast = "shape checked by broadcast_shape";
+        let (a, b) = (
+            a.broadcast(shape).expect(broadcast),
+            b.broadcast(shape).expect(broadcast),
+        );
         if let Some(a_bar) = bars.slot(self.0) {
             accumulate_reduced(a_bar, shape, |i, j| g[[i, j]] * b[[i, j]]);
         }
@@ -390,8 +786,8 @@ impl Primitive for Mul {
 }
 
 impl Primitive for Div {
-    fn inputs(&self) -> [Option<Var>; 2] {
-        [Some(self.0), Some(self.1)]
+    fn inputs(&self) -> [Option<Var>; 3] {
+        [Some(self.0), Some(self.1), None]
     }
     fn shape<T: Float>(&self, tape: &Tape<T>) -> (usize, usize) {
         broadcast_shape("div", tape.shape(self.0), tape.shape(self.1))
@@ -404,28 +800,37 @@ impl Primitive for Div {
         &self,
         tape: &mut Tape<T>,
         out: Var,
-        [a_dot, b_dot]: [Option<Var>; 2],
+        [a_dot, b_dot, _]: [Option<Var>; 3],
     ) -> Option<Var> {
-        let t1 = a_dot.map(|a_dot| tape.div(a_dot, self.1));
+        let t1 = a_dot.map(|a_dot| {
+            let k = tape.shape(a_dot).0;
+            let b = partner(tape, self.0, k, self.1);
+            tape.div(a_dot, b)
+        });
         let t2 = b_dot.map(|b_dot| {
-            let ratio = tape.div(b_dot, self.1);
-            let prod = tape.mul(out, ratio);
+            let k = tape.shape(b_dot).0;
+            let b = partner(tape, self.1, k, self.1);
+            let q = partner(tape, self.1, k, out);
+            let ratio = tape.div(b_dot, b);
+            let prod = tape.mul(q, ratio);
             tape.neg(prod)
         });
-        let shape = tape.shape(out);
-        sum_tangents(tape, [t1, t2], shape)
+        sum_terms(tape, [t1, t2])
     }
     /// a_bar += out_bar / b, b_bar -= out_bar out / b
     fn vjp<T: Float>(
         &self,
-        values: &[Array2<T>],
+        values: &Values<T>,
         out: Var,
         g: ArrayView2<T>,
         bars: &mut Cotangents<T>,
     ) {
         let shape = g.dim();
-        let b = view_as(values, self.1, shape);
-        let q = values[out.index()].view();
+        let b = values.get(self.1);
+        let b = b
+            .broadcast(shape)
+            .expect("shape checked by broadcast_shape");
+        let q = values.get(out);
         if let Some(a_bar) = bars.slot(self.0) {
             accumulate_reduced(a_bar, shape, |i, j| g[[i, j]] / b[[i, j]]);
         }
@@ -445,8 +850,8 @@ pub struct Scale {
 }
 
 impl Primitive for Scale {
-    fn inputs(&self) -> [Option<Var>; 2] {
-        [Some(self.x), None]
+    fn inputs(&self) -> [Option<Var>; 3] {
+        [Some(self.x), None, None]
     }
     fn shape<T: Float>(&self, tape: &Tape<T>) -> (usize, usize) {
         tape.shape(self.x)
@@ -462,12 +867,12 @@ impl Primitive for Scale {
         &self,
         tape: &mut Tape<T>,
         _: Var,
-        [x_dot, _]: [Option<Var>; 2],
+        [x_dot, _, _]: [Option<Var>; 3],
     ) -> Option<Var> {
         x_dot.map(|x_dot| tape.scale(x_dot, self.c))
     }
     /// x_bar += c out_bar
-    fn vjp<T: Float>(&self, _: &[Array2<T>], _: Var, g: ArrayView2<T>, bars: &mut Cotangents<T>) {
+    fn vjp<T: Float>(&self, _: &Values<T>, _: Var, g: ArrayView2<T>, bars: &mut Cotangents<T>) {
         let c = T::from_f64(self.c);
         if let Some(x_bar) = bars.slot(self.x) {
             Zip::from(x_bar).and(g).for_each(|b, &g| *b += c * g);
@@ -483,8 +888,8 @@ pub struct AddScalar {
 }
 
 impl Primitive for AddScalar {
-    fn inputs(&self) -> [Option<Var>; 2] {
-        [Some(self.x), None]
+    fn inputs(&self) -> [Option<Var>; 3] {
+        [Some(self.x), None, None]
     }
     fn shape<T: Float>(&self, tape: &Tape<T>) -> (usize, usize) {
         tape.shape(self.x)
@@ -496,11 +901,16 @@ impl Primitive for AddScalar {
             .for_each(|o, &x| *o = x + c);
     }
     /// out_dot = x_dot
-    fn jvp<T: Float>(&self, _: &mut Tape<T>, _: Var, [x_dot, _]: [Option<Var>; 2]) -> Option<Var> {
+    fn jvp<T: Float>(
+        &self,
+        _: &mut Tape<T>,
+        _: Var,
+        [x_dot, _, _]: [Option<Var>; 3],
+    ) -> Option<Var> {
         x_dot
     }
     /// x_bar += out_bar
-    fn vjp<T: Float>(&self, _: &[Array2<T>], _: Var, g: ArrayView2<T>, bars: &mut Cotangents<T>) {
+    fn vjp<T: Float>(&self, _: &Values<T>, _: Var, g: ArrayView2<T>, bars: &mut Cotangents<T>) {
         if let Some(x_bar) = bars.slot(self.x) {
             Zip::from(x_bar).and(g).for_each(|b, &g| *b += g);
         }
@@ -517,8 +927,9 @@ pub struct Map {
 }
 
 impl Map {
-    /// out <- f^(order)(x) and slope <- f^(order+1)(x) in one pass; at order 0 both come from a
-    /// single dual-number evaluation, whose value part is the same arithmetic as `eval`'s.
+    /// out <- f^(order)(x) and, for the first slope.nrows() rows (those a tangent covers),
+    /// slope <- f^(order+1)(x) in the same pass; at order 0 both come from a single dual-number
+    /// evaluation, whose value part is the same arithmetic as `eval`'s.
     pub(crate) fn eval_with_slope<T: Float>(
         &self,
         tape: &Tape<T>,
@@ -526,7 +937,10 @@ impl Map {
         slope: ArrayViewMut2<T>,
     ) {
         let (f, order) = (self.f, self.order);
-        let zip = Zip::from(out).and(slope).and(tape.value(self.x));
+        let x = tape.value(self.x);
+        let k = slope.nrows();
+        let (head, tail) = out.split_at(ndarray::Axis(0), k);
+        let zip = Zip::from(head).and(slope).and(x.slice(s![..k, ..]));
         if order == 0 {
             zip.for_each(|o, s, &x| (*o, *s) = f.value_and_derivative(x));
         } else {
@@ -535,19 +949,13 @@ impl Map {
                 *s = f.derivative(order + 1, x);
             });
         }
+        let tail_x = x.slice(s![k.., ..]);
+        Map { ..*self }.eval_view(tail_x, tail);
     }
-}
 
-impl Primitive for Map {
-    fn inputs(&self) -> [Option<Var>; 2] {
-        [Some(self.x), None]
-    }
-    fn shape<T: Float>(&self, tape: &Tape<T>) -> (usize, usize) {
-        tape.shape(self.x)
-    }
-    fn eval<T: Float>(&self, tape: &Tape<T>, out: ArrayViewMut2<T>) {
+    fn eval_view<T: Float>(&self, x: ArrayView2<T>, out: ArrayViewMut2<T>) {
         let (f, order) = (self.f, self.order);
-        let zip = Zip::from(out).and(tape.value(self.x));
+        let zip = Zip::from(out).and(x);
         // Order 1 (the hot one: slopes of activations) through the always-inlined
         // `value_and_derivative`; `derivative` is an out-of-line call matching on the order.
         match order {
@@ -556,15 +964,31 @@ impl Primitive for Map {
             _ => zip.for_each(|o, &x| *o = f.derivative(order, x)),
         }
     }
-    /// out_dot = f^(order+1)(x) x_dot (the slope's value comes precomputed from `Tape::push`)
+}
+
+impl Primitive for Map {
+    fn inputs(&self) -> [Option<Var>; 3] {
+        [Some(self.x), None, None]
+    }
+    fn shape<T: Float>(&self, tape: &Tape<T>) -> (usize, usize) {
+        tape.shape(self.x)
+    }
+    fn eval<T: Float>(&self, tape: &Tape<T>, out: ArrayViewMut2<T>) {
+        self.eval_view(tape.value(self.x), out);
+    }
+    /// out_dot = f^(order+1)(x) x_dot over the tangent's rows (the slope's value comes
+    /// precomputed from `Tape::push`)
     fn jvp<T: Float>(
         &self,
         tape: &mut Tape<T>,
         _: Var,
-        [x_dot, _]: [Option<Var>; 2],
+        [x_dot, _, _]: [Option<Var>; 3],
     ) -> Option<Var> {
         x_dot.map(|x_dot| {
+            let k = tape.shape(x_dot).0;
+            let x = first_rows(tape, self.x, k);
             let slope_op = Op::Map(Map {
+                x,
                 order: self.order + 1,
                 ..*self
             });
@@ -578,12 +1002,12 @@ impl Primitive for Map {
     /// x_bar += f^(order+1)(x) out_bar
     fn vjp<T: Float>(
         &self,
-        values: &[Array2<T>],
+        values: &Values<T>,
         _: Var,
         g: ArrayView2<T>,
         bars: &mut Cotangents<T>,
     ) {
-        let x = values[self.x.index()].view();
+        let x = values.get(self.x);
         let (f, order) = (self.f, self.order + 1);
         if let Some(x_bar) = bars.slot(self.x) {
             let zip = Zip::from(x_bar).and(g).and(x);
@@ -603,8 +1027,8 @@ impl Primitive for Map {
 pub struct ConcatCols(pub Var, pub Var);
 
 impl Primitive for ConcatCols {
-    fn inputs(&self) -> [Option<Var>; 2] {
-        [Some(self.0), Some(self.1)]
+    fn inputs(&self) -> [Option<Var>; 3] {
+        [Some(self.0), Some(self.1), None]
     }
     fn shape<T: Float>(&self, tape: &Tape<T>) -> (usize, usize) {
         let (a, b) = (tape.shape(self.0), tape.shape(self.1));
@@ -616,29 +1040,35 @@ impl Primitive for ConcatCols {
         out.slice_mut(s![.., ..na]).assign(&tape.value(self.0));
         out.slice_mut(s![.., na..]).assign(&tape.value(self.1));
     }
-    /// out_dot = [a_dot | b_dot]
+    /// out_dot = [a_dot | b_dot] (over the longer of the two row prefixes)
     fn jvp<T: Float>(
         &self,
         tape: &mut Tape<T>,
         _: Var,
-        [a_dot, b_dot]: [Option<Var>; 2],
+        [a_dot, b_dot, _]: [Option<Var>; 3],
     ) -> Option<Var> {
-        if a_dot.is_none() && b_dot.is_none() {
-            return None;
-        }
-        let a_dot = a_dot.unwrap_or_else(|| tape.full(tape.shape(self.0), T::zero()));
-        let b_dot = b_dot.unwrap_or_else(|| tape.full(tape.shape(self.1), T::zero()));
+        let rows = [a_dot, b_dot]
+            .iter()
+            .flatten()
+            .map(|&t| tape.shape(t).0)
+            .max()?;
+        let mut fill = |x: Var, x_dot: Option<Var>| match x_dot {
+            Some(x_dot) => full_rows(tape, x_dot, rows),
+            None => tape.full((rows, tape.shape(x).1), T::zero()),
+        };
+        let a_dot = fill(self.0, a_dot);
+        let b_dot = fill(self.1, b_dot);
         Some(tape.concat_cols(a_dot, b_dot))
     }
     /// a_bar += out_bar[:, ..na], b_bar += out_bar[:, na..]
     fn vjp<T: Float>(
         &self,
-        values: &[Array2<T>],
+        values: &Values<T>,
         _: Var,
         g: ArrayView2<T>,
         bars: &mut Cotangents<T>,
     ) {
-        let na = values[self.0.index()].ncols();
+        let na = values.get(self.0).ncols();
         if let Some(a_bar) = bars.slot(self.0) {
             Zip::from(a_bar)
                 .and(g.slice(s![.., ..na]))
@@ -661,8 +1091,8 @@ pub struct SliceCols {
 }
 
 impl Primitive for SliceCols {
-    fn inputs(&self) -> [Option<Var>; 2] {
-        [Some(self.x), None]
+    fn inputs(&self) -> [Option<Var>; 3] {
+        [Some(self.x), None, None]
     }
     fn shape<T: Float>(&self, tape: &Tape<T>) -> (usize, usize) {
         let (m, n) = tape.shape(self.x);
@@ -683,15 +1113,184 @@ impl Primitive for SliceCols {
         &self,
         tape: &mut Tape<T>,
         _: Var,
-        [x_dot, _]: [Option<Var>; 2],
+        [x_dot, _, _]: [Option<Var>; 3],
     ) -> Option<Var> {
         x_dot.map(|x_dot| tape.slice_cols(x_dot, self.start, self.end))
     }
     /// x_bar[:, start..end] += out_bar
-    fn vjp<T: Float>(&self, _: &[Array2<T>], _: Var, g: ArrayView2<T>, bars: &mut Cotangents<T>) {
+    fn vjp<T: Float>(&self, _: &Values<T>, _: Var, g: ArrayView2<T>, bars: &mut Cotangents<T>) {
         if let Some(mut x_bar) = bars.slot(self.x) {
             Zip::from(x_bar.slice_mut(s![.., self.start..self.end]))
                 .and(g)
+                .for_each(|b, &g| *b += g);
+        }
+    }
+}
+
+/// x[start..end, :] as a view: it has no buffer of its own, neither for its value nor for its
+/// cotangent (both are rows of x's), so it costs no copy either way.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Rows {
+    pub x: Var,
+    pub start: usize,
+    pub end: usize,
+}
+
+impl Primitive for Rows {
+    fn inputs(&self) -> [Option<Var>; 3] {
+        [Some(self.x), None, None]
+    }
+    fn shape<T: Float>(&self, tape: &Tape<T>) -> (usize, usize) {
+        let (m, n) = tape.shape(self.x);
+        assert!(
+            self.start <= self.end && self.end <= m,
+            "rows: rows {}..{} out of range for shape {:?}",
+            self.start,
+            self.end,
+            (m, n)
+        );
+        (self.end - self.start, n)
+    }
+    /// (A view is not evaluated: `Tape::push` records it over x's buffer. This copy is the same
+    /// value, for completeness.)
+    fn eval<T: Float>(&self, tape: &Tape<T>, mut out: ArrayViewMut2<T>) {
+        out.assign(&tape.value(self.x).slice(s![self.start..self.end, ..]));
+    }
+    /// out_dot = x_dot[start..end] (the part of x_dot's row prefix that falls in the range)
+    fn jvp<T: Float>(
+        &self,
+        tape: &mut Tape<T>,
+        _: Var,
+        [x_dot, _, _]: [Option<Var>; 3],
+    ) -> Option<Var> {
+        let x_dot = x_dot?;
+        let k = tape.shape(x_dot).0;
+        if self.start >= k {
+            return None;
+        }
+        let end = self.end.min(k);
+        Some(if self.start == 0 && end == k {
+            x_dot
+        } else {
+            tape.rows(x_dot, self.start, end)
+        })
+    }
+    /// Nothing to do: the view's cotangent already is rows start..end of x's.
+    fn vjp<T: Float>(&self, _: &Values<T>, _: Var, _: ArrayView2<T>, _: &mut Cotangents<T>) {}
+}
+
+/// [a; b]: the rows of a, then those of b.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StackRows(pub Var, pub Var);
+
+impl Primitive for StackRows {
+    fn inputs(&self) -> [Option<Var>; 3] {
+        [Some(self.0), Some(self.1), None]
+    }
+    fn shape<T: Float>(&self, tape: &Tape<T>) -> (usize, usize) {
+        let (a, b) = (tape.shape(self.0), tape.shape(self.1));
+        assert_eq!(
+            a.1, b.1,
+            "stack_rows: column counts differ: {a:?} and {b:?}"
+        );
+        (a.0 + b.0, a.1)
+    }
+    fn eval<T: Float>(&self, tape: &Tape<T>, mut out: ArrayViewMut2<T>) {
+        let ma = tape.shape(self.0).0;
+        out.slice_mut(s![..ma, ..]).assign(&tape.value(self.0));
+        out.slice_mut(s![ma.., ..]).assign(&tape.value(self.1));
+    }
+    /// out_dot = [a_dot; b_dot] (a_dot alone is already a row prefix of the output)
+    fn jvp<T: Float>(
+        &self,
+        tape: &mut Tape<T>,
+        _: Var,
+        [a_dot, b_dot, _]: [Option<Var>; 3],
+    ) -> Option<Var> {
+        let Some(b_dot) = b_dot else {
+            return a_dot;
+        };
+        let (ma, n) = tape.shape(self.0);
+        let a_dot = match a_dot {
+            Some(a_dot) => full_rows(tape, a_dot, ma),
+            None => tape.full((ma, n), T::zero()),
+        };
+        Some(tape.stack_rows(a_dot, b_dot))
+    }
+    /// a_bar += out_bar[..ma], b_bar += out_bar[ma..] (where a cotangent reached those rows)
+    fn vjp<T: Float>(
+        &self,
+        values: &Values<T>,
+        out: Var,
+        g: ArrayView2<T>,
+        bars: &mut Cotangents<T>,
+    ) {
+        let ma = values.get(self.0).nrows();
+        let touched = bars.touched_rows(out);
+        if touched.start < ma {
+            if let Some(a_bar) = bars.slot(self.0) {
+                Zip::from(a_bar)
+                    .and(g.slice(s![..ma, ..]))
+                    .for_each(|b, &g| *b += g);
+            }
+        }
+        if touched.end > ma {
+            if let Some(b_bar) = bars.slot(self.1) {
+                Zip::from(b_bar)
+                    .and(g.slice(s![ma.., ..]))
+                    .for_each(|b, &g| *b += g);
+            }
+        }
+    }
+}
+
+/// x followed by zero rows, `rows` rows in all.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PadRows {
+    pub x: Var,
+    pub rows: usize,
+}
+
+impl Primitive for PadRows {
+    fn inputs(&self) -> [Option<Var>; 3] {
+        [Some(self.x), None, None]
+    }
+    fn shape<T: Float>(&self, tape: &Tape<T>) -> (usize, usize) {
+        let (m, n) = tape.shape(self.x);
+        assert!(
+            m <= self.rows,
+            "pad_rows: cannot pad {:?} to {} rows",
+            (m, n),
+            self.rows
+        );
+        (self.rows, n)
+    }
+    fn eval<T: Float>(&self, tape: &Tape<T>, mut out: ArrayViewMut2<T>) {
+        let m = tape.shape(self.x).0;
+        out.slice_mut(s![..m, ..]).assign(&tape.value(self.x));
+        out.slice_mut(s![m.., ..]).fill(T::zero());
+    }
+    /// out_dot = x_dot (a row prefix of x is one of the padded output too)
+    fn jvp<T: Float>(
+        &self,
+        _: &mut Tape<T>,
+        _: Var,
+        [x_dot, _, _]: [Option<Var>; 3],
+    ) -> Option<Var> {
+        x_dot
+    }
+    /// x_bar += out_bar[..m]
+    fn vjp<T: Float>(
+        &self,
+        values: &Values<T>,
+        _: Var,
+        g: ArrayView2<T>,
+        bars: &mut Cotangents<T>,
+    ) {
+        let m = values.get(self.x).nrows();
+        if let Some(x_bar) = bars.slot(self.x) {
+            Zip::from(x_bar)
+                .and(g.slice(s![..m, ..]))
                 .for_each(|b, &g| *b += g);
         }
     }
@@ -706,8 +1305,8 @@ pub struct Broadcast {
 }
 
 impl Primitive for Broadcast {
-    fn inputs(&self) -> [Option<Var>; 2] {
-        [Some(self.x), None]
+    fn inputs(&self) -> [Option<Var>; 3] {
+        [Some(self.x), None, None]
     }
     fn shape<T: Float>(&self, tape: &Tape<T>) -> (usize, usize) {
         let target = (self.rows, self.cols);
@@ -724,17 +1323,19 @@ impl Primitive for Broadcast {
         let shape = out.dim();
         out.assign(&tape.value(self.x).broadcast(shape).expect("shape checked"));
     }
-    /// out_dot = broadcast(x_dot)
+    /// out_dot = broadcast(x_dot) (over x_dot's rows, unless x is broadcast along rows)
     fn jvp<T: Float>(
         &self,
         tape: &mut Tape<T>,
-        _: Var,
-        [x_dot, _]: [Option<Var>; 2],
+        out: Var,
+        [x_dot, _, _]: [Option<Var>; 3],
     ) -> Option<Var> {
-        x_dot.map(|x_dot| tape.broadcast(x_dot, self.rows, self.cols))
+        let rows_x = tape.shape(self.x).0;
+        let shape = tape.shape(out);
+        x_dot.map(|x_dot| fit(tape, x_dot, rows_x, shape))
     }
     /// x_bar += out_bar summed over the broadcast axes
-    fn vjp<T: Float>(&self, _: &[Array2<T>], _: Var, g: ArrayView2<T>, bars: &mut Cotangents<T>) {
+    fn vjp<T: Float>(&self, _: &Values<T>, _: Var, g: ArrayView2<T>, bars: &mut Cotangents<T>) {
         if let Some(x_bar) = bars.slot(self.x) {
             accumulate_reduced(x_bar, g.dim(), |i, j| g[[i, j]]);
         }
@@ -760,8 +1361,8 @@ pub struct Sum {
 }
 
 impl Primitive for Sum {
-    fn inputs(&self) -> [Option<Var>; 2] {
-        [Some(self.x), None]
+    fn inputs(&self) -> [Option<Var>; 3] {
+        [Some(self.x), None, None]
     }
     fn shape<T: Float>(&self, tape: &Tape<T>) -> (usize, usize) {
         let (m, n) = tape.shape(self.x);
@@ -777,17 +1378,17 @@ impl Primitive for Sum {
         let x = tape.value(self.x);
         accumulate_reduced(out, shape, |i, j| x[[i, j]]);
     }
-    /// out_dot = sum(x_dot)
+    /// out_dot = sum(x_dot) (zero rows add nothing, so a row prefix sums as it is)
     fn jvp<T: Float>(
         &self,
         tape: &mut Tape<T>,
         _: Var,
-        [x_dot, _]: [Option<Var>; 2],
+        [x_dot, _, _]: [Option<Var>; 3],
     ) -> Option<Var> {
         x_dot.map(|x_dot| tape.push(Op::Sum(Sum { x: x_dot, ..*self })))
     }
     /// x_bar += out_bar broadcast back over the summed axes
-    fn vjp<T: Float>(&self, _: &[Array2<T>], _: Var, g: ArrayView2<T>, bars: &mut Cotangents<T>) {
+    fn vjp<T: Float>(&self, _: &Values<T>, _: Var, g: ArrayView2<T>, bars: &mut Cotangents<T>) {
         if let Some(x_bar) = bars.slot(self.x) {
             let shape = x_bar.dim();
             let g = g
@@ -803,8 +1404,8 @@ impl Primitive for Sum {
 pub struct StopGradient(pub Var);
 
 impl Primitive for StopGradient {
-    fn inputs(&self) -> [Option<Var>; 2] {
-        [Some(self.0), None]
+    fn inputs(&self) -> [Option<Var>; 3] {
+        [Some(self.0), None, None]
     }
     fn shape<T: Float>(&self, tape: &Tape<T>) -> (usize, usize) {
         tape.shape(self.0)
@@ -813,11 +1414,11 @@ impl Primitive for StopGradient {
         out.assign(&tape.value(self.0));
     }
     /// out_dot = 0
-    fn jvp<T: Float>(&self, _: &mut Tape<T>, _: Var, _: [Option<Var>; 2]) -> Option<Var> {
+    fn jvp<T: Float>(&self, _: &mut Tape<T>, _: Var, _: [Option<Var>; 3]) -> Option<Var> {
         None
     }
     /// nothing flows back
-    fn vjp<T: Float>(&self, _: &[Array2<T>], _: Var, _: ArrayView2<T>, _: &mut Cotangents<T>) {}
+    fn vjp<T: Float>(&self, _: &Values<T>, _: Var, _: ArrayView2<T>, _: &mut Cotangents<T>) {}
 }
 
 // ----- the closed set -------------------------------------------------------------------------
@@ -827,6 +1428,7 @@ impl Primitive for StopGradient {
 pub enum Op {
     Leaf(Leaf),
     MatMul(MatMul),
+    Dense(Dense),
     Add(Add),
     Sub(Sub),
     Mul(Mul),
@@ -836,6 +1438,9 @@ pub enum Op {
     Map(Map),
     ConcatCols(ConcatCols),
     SliceCols(SliceCols),
+    Rows(Rows),
+    StackRows(StackRows),
+    PadRows(PadRows),
     Broadcast(Broadcast),
     Sum(Sum),
     StopGradient(StopGradient),
@@ -846,6 +1451,7 @@ macro_rules! dispatch {
         match $self {
             Op::Leaf($p) => $body,
             Op::MatMul($p) => $body,
+            Op::Dense($p) => $body,
             Op::Add($p) => $body,
             Op::Sub($p) => $body,
             Op::Mul($p) => $body,
@@ -855,6 +1461,9 @@ macro_rules! dispatch {
             Op::Map($p) => $body,
             Op::ConcatCols($p) => $body,
             Op::SliceCols($p) => $body,
+            Op::Rows($p) => $body,
+            Op::StackRows($p) => $body,
+            Op::PadRows($p) => $body,
             Op::Broadcast($p) => $body,
             Op::Sum($p) => $body,
             Op::StopGradient($p) => $body,
@@ -863,7 +1472,7 @@ macro_rules! dispatch {
 }
 
 impl Op {
-    pub(crate) fn inputs(&self) -> [Option<Var>; 2] {
+    pub(crate) fn inputs(&self) -> [Option<Var>; 3] {
         dispatch!(self, p => p.inputs())
     }
     pub(crate) fn shape<T: Float>(&self, tape: &Tape<T>) -> (usize, usize) {
@@ -876,13 +1485,13 @@ impl Op {
         &self,
         tape: &mut Tape<T>,
         out: Var,
-        x_dot: [Option<Var>; 2],
+        x_dot: [Option<Var>; 3],
     ) -> Option<Var> {
         dispatch!(self, p => p.jvp(tape, out, x_dot))
     }
     pub(crate) fn vjp<T: Float>(
         &self,
-        values: &[Array2<T>],
+        values: &Values<T>,
         out: Var,
         out_bar: ArrayView2<T>,
         bars: &mut Cotangents<T>,
