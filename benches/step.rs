@@ -1,16 +1,16 @@
 //! Criterion benchmarks of the training step and its pieces (f32), ids `piece/loss/config`:
-//! the forward pass alone, loss + gradients (fused engine and tape), and the whole step with
-//! Adam. Configs are those of `meanflow bench` (src/bench.rs).
+//! the forward pass alone, loss + gradients on the tape (stop-gradient and exact variants), and
+//! the whole step with Adam. Configs are those of `meanflow bench` (src/bench.rs).
 //!
 //!     cargo bench --bench step                      # matmul threads: MATMUL_NUM_THREADS (default: cores)
 //!     MATMUL_NUM_THREADS=1 cargo bench --bench step -- c2
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use meanflow::bench::{BenchConfig, CONFIGS};
-use meanflow::fused::FusedStep;
-use meanflow::loss::{loss_and_gradients, Batch, LossPreset};
-use meanflow::model::MlpParams;
+use meanflow::loss::{loss_and_gradients_into, Batch, LossConfig, LossPreset};
+use meanflow::model::{MlpParams, ParamVars};
 use meanflow::rng::Rng;
+use meanflow::sampling::Evaluator;
 use meanflow::tape::Tape;
 use meanflow::train::{BatchSampler, Trainer};
 use std::hint::black_box;
@@ -48,32 +48,44 @@ fn pieces(crit: &mut Criterion) {
     group.sample_size(20);
     for c in CONFIGS.iter().filter(|c| c.name == "c1" || c.name == "c2") {
         group.throughput(Throughput::Elements(c.batch as u64));
-        let (cfg, params, batch, gap) = setup(c, LossPreset::Mf);
-        let mut fused = FusedStep::new(cfg.model, cfg.loss, c.batch);
+        let (cfg, params, batch, _) = setup(c, LossPreset::Mf);
+        let mut evaluator = Evaluator::new(cfg.model, &params);
+        let z = batch.z();
         group.bench_function(BenchmarkId::new("forward", c.name), |b| {
-            b.iter(|| black_box(fused.forward_u(&params, &batch)[[0, 0]]))
+            b.iter(|| black_box(evaluator.u(z.view(), batch.r.view(), batch.t.view())[[0, 0]]))
         });
         for loss in [LossPreset::Mf, LossPreset::Imf] {
             let (cfg, params, batch, _) = setup(c, loss);
-            let mut fused = FusedStep::new(cfg.model, cfg.loss, c.batch);
             let mut grads = params.zeros_like();
-            group.bench_function(
-                BenchmarkId::new(format!("loss_grad_fused/{}", loss.name()), c.name),
-                |b| {
-                    b.iter(|| black_box(fused.loss_and_gradients(&params, &batch, gap, &mut grads)))
-                },
-            );
-            let mut tape = Tape::new();
-            group.bench_function(
-                BenchmarkId::new(format!("loss_grad_tape/{}", loss.name()), c.name),
-                |b| {
-                    b.iter(|| {
-                        black_box(
-                            loss_and_gradients(&mut tape, &cfg.model, &params, &cfg.loss, &batch).0,
-                        )
-                    })
-                },
-            );
+            for (variant, loss_config) in [
+                ("", cfg.loss),
+                (
+                    "_exact",
+                    LossConfig {
+                        exact: true,
+                        ..cfg.loss
+                    },
+                ),
+            ] {
+                let mut tape = Tape::new();
+                let mut vars = ParamVars::default();
+                group.bench_function(
+                    BenchmarkId::new(format!("loss_grad{variant}/{}", loss.name()), c.name),
+                    |b| {
+                        b.iter(|| {
+                            black_box(loss_and_gradients_into(
+                                &mut tape,
+                                &mut vars,
+                                &cfg.model,
+                                &params,
+                                &loss_config,
+                                &batch,
+                                &mut grads,
+                            ))
+                        })
+                    },
+                );
+            }
             let mut rng = Rng::seed_from_u64(2);
             let mut trainer = Trainer::<f32>::new(cfg, c.data(4096, &mut rng));
             group.bench_function(

@@ -22,7 +22,6 @@ pub mod dual;
 pub mod elementwise;
 pub mod float;
 pub mod fma_peak;
-pub mod fused;
 pub mod loss;
 pub mod matmul;
 pub mod metrics;

@@ -197,8 +197,9 @@ impl<T: Float> Batch<T> {
 pub struct LossNodes {
     pub z: Var,
     pub v_c: Var,
-    /// Rows 0..`tangent_rows` (see [`tangent_rows`]).
-    pub v_hat: Var,
+    /// Rows 0..`tangent_rows` (see [`tangent_rows`]); None where beta = 0 (MF: the tangent does
+    /// not use it, so it is not computed).
+    pub v_hat: Option<Var>,
     /// Rows 0..`tangent_rows`: the JVP's tangent; past them it is not needed.
     pub tangent: Var,
     /// How many leading rows carry a tangent: every row from the last with r != t on has
@@ -271,8 +272,19 @@ pub fn record_loss<T: Float>(
         config: *model,
         params,
     };
-    let z = tape.constant(batch.z().view());
-    let v_c = tape.constant(batch.v_c().view());
+    let z = tape.constant_from_fn(batch.x.dim(), |mut z| {
+        Zip::from(&mut z)
+            .and(&batch.x)
+            .and(&batch.e)
+            .and_broadcast(&batch.t)
+            .for_each(|z, &x, &e, &t| *z = (T::one() - t) * x + t * e);
+    });
+    let v_c = tape.constant_from_fn(batch.x.dim(), |mut v| {
+        Zip::from(&mut v)
+            .and(&batch.x)
+            .and(&batch.e)
+            .for_each(|v, &x, &e| *v = e - x);
+    });
     let t = tape.constant(batch.t.view());
     let r = tape.constant(batch.r.view());
 
@@ -280,7 +292,7 @@ pub fn record_loss<T: Float>(
     let v_head = model.heads.eq(&Heads::UV).then(|| net.v_head(tape, z, t));
     let k = tangent_rows(tape, batch);
     let (z_k, t_k, v_c_k) = (tape.rows(z, 0, k), tape.rows(t, 0, k), tape.rows(v_c, 0, k));
-    let v_hat = match (loss.v_source, v_head) {
+    let v_hat = (loss.beta > 0.0).then(|| match (loss.v_source, v_head) {
         (VSource::Head, Some(v)) => {
             let v_k = tape.rows(v, 0, k);
             tape.stop_gradient(v_k)
@@ -290,10 +302,15 @@ pub fn record_loss<T: Float>(
             let u_boundary = net.u(tape, z_k, t_k, t_k);
             tape.stop_gradient(u_boundary)
         }
-    };
+    });
     let noisy = tape.scale(v_c_k, 1.0 - loss.beta);
-    let own = tape.scale(v_hat, loss.beta);
-    let tangent = tape.add(noisy, own);
+    let tangent = match v_hat {
+        Some(v_hat) => {
+            let own = tape.scale(v_hat, loss.beta);
+            tape.add(noisy, own)
+        }
+        None => noisy,
+    };
     let tangent = tape.stop_gradient(tangent);
 
     // Forward mode along (tangent, 0, 1) on (z, r, t), on rows 0..k.
@@ -367,15 +384,32 @@ pub fn loss_and_gradients<T: Float>(
     loss: &LossConfig,
     batch: &Batch<T>,
 ) -> (LossValues, MlpParams<T>) {
+    let mut grads = params.zeros_like();
+    let mut vars = ParamVars::default();
+    let values = loss_and_gradients_into(tape, &mut vars, model, params, loss, batch, &mut grads);
+    (values, grads)
+}
+
+/// As [`loss_and_gradients`], writing the gradient into `grads` (of the parameters' shapes) and
+/// reusing `vars` for the parameter nodes: nothing is allocated once the tape is warmed up.
+pub fn loss_and_gradients_into<T: Float>(
+    tape: &mut Tape<T>,
+    vars: &mut ParamVars,
+    model: &ModelConfig,
+    params: &MlpParams<T>,
+    loss: &LossConfig,
+    batch: &Batch<T>,
+    grads: &mut MlpParams<T>,
+) -> LossValues {
     tape.clear();
-    let vars = params.on_tape(tape);
-    let nodes = record_loss(tape, model, &vars, loss, batch);
+    params.on_tape_into(tape, vars);
+    let nodes = record_loss(tape, model, vars, loss, batch);
     tape.backward(nodes.loss);
-    let values = LossValues {
+    grads.gradients_into(tape, vars);
+    LossValues {
         loss: tape.scalar(nodes.loss).to_f64(),
         loss_u: tape.scalar(nodes.loss_u).to_f64(),
         loss_v: nodes.v_head.map(|v| tape.scalar(v.loss_v).to_f64()),
         mse: tape.scalar(nodes.mse).to_f64(),
-    };
-    (values, MlpParams::gradients_from(tape, &vars))
+    }
 }

@@ -175,13 +175,22 @@ impl ReferenceCase {
         let vars = self.params.on_tape(&mut tape);
         let n = record_loss(&mut tape, &self.model, &vars, &self.loss, &self.batch);
         tape.backward(n.loss);
+        let v_hat = n.v_hat.unwrap_or_else(|| {
+            // MF's loss does not use v_hat = u(z, t, t); the format defines it all the same.
+            let t = tape.constant(self.batch.t.view());
+            let net = crate::model::TapeModel {
+                config: self.model,
+                params: &vars,
+            };
+            net.u(&mut tape, n.z, t, t)
+        });
         let mut out = BTreeMap::new();
         let mut put = |name: &str, v: Var| {
             out.insert(name.to_string(), tape.value(v).to_owned());
         };
         put("z", n.z);
         put("v_c", n.v_c);
-        put("v_hat", n.v_hat);
+        put("v_hat", v_hat);
         put("tangent", n.tangent);
         put("u", n.u);
         put("dudt", n.dudt);

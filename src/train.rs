@@ -6,9 +6,8 @@
 //! the [`TimeSampler`], whose r != t rows come first.
 
 use crate::float::Float;
-use crate::fused::FusedStep;
-use crate::loss::{loss_and_gradients, Batch, LossConfig, LossValues};
-use crate::model::{MlpParams, ModelConfig};
+use crate::loss::{loss_and_gradients_into, Batch, LossConfig, LossValues};
+use crate::model::{MlpParams, ModelConfig, ParamVars};
 use crate::optim::{ema_update, Adam, AdamConfig, UpdateStats};
 use crate::rng::{Rng, RngState};
 use crate::tape::Tape;
@@ -46,7 +45,7 @@ pub struct TrainConfig {
     /// EMA decay of the parameters (None: no EMA).
     pub ema_decay: Option<f64>,
     pub seed: u64,
-    /// Data-parallel threads of the fused engine (the batch is split into this many shards).
+    /// Data-parallel threads (the batch is split into this many shards, one tape each).
     pub threads: usize,
 }
 
@@ -115,31 +114,32 @@ impl TrainConfig {
     }
 }
 
-/// One data-parallel slice of the batch with its own buffers.
+/// One data-parallel slice of the batch with its own tape and buffers.
 #[derive(Debug)]
 pub struct Shard<T: Float> {
-    step: FusedStep<T>,
+    tape: Tape<T>,
+    vars: ParamVars,
     batch: Batch<T>,
     grads: MlpParams<T>,
     values: Option<LossValues>,
 }
 
-/// How the loss gradient is computed.
+impl<T: Float> Shard<T> {
+    /// The batch rows this shard drew last.
+    pub fn batch(&self) -> &Batch<T> {
+        &self.batch
+    }
+}
+
+/// How the loss gradient is computed: the tape ([`crate::loss::record_loss`] + backward), the
+/// batch split into one shard per thread. Shard s holds rows of its own, drawn in order, with its
+/// r != t rows first (so that its JVP runs on those rows only); the gradient is
+/// sum_s (B_s / B) grad_s, the full-batch mean exactly.
 #[derive(Debug)]
-pub enum GradientEngine<T: Float> {
-    /// The general tape: any loss, exact variants included.
-    Tape {
-        tape: Box<Tape<T>>,
-        batch: Box<Batch<T>>,
-    },
-    /// The fused MLP kernels (stop-gradient losses, allocation-free, r = t rows skipped), the
-    /// batch split into one shard per thread: shard s holds rows of its own, drawn in order, with
-    /// its r != t rows first; the gradient is sum_s (B_s / B) grad_s, the full-batch mean exactly.
-    Fused {
-        shards: Vec<Shard<T>>,
-        /// One thread per shard, kept alive between steps.
-        workers: Workers,
-    },
+pub struct GradientEngine<T: Float> {
+    shards: Vec<Shard<T>>,
+    /// One thread per shard, kept alive between steps.
+    workers: Workers,
 }
 
 fn zero_batch<T: Float>(rows: usize, dim: usize) -> Batch<T> {
@@ -152,21 +152,16 @@ fn zero_batch<T: Float>(rows: usize, dim: usize) -> Batch<T> {
 }
 
 impl<T: Float> GradientEngine<T> {
-    /// The fused engine where it applies (stop-gradient losses), else the tape.
-    pub fn best_for(config: &TrainConfig, params: &MlpParams<T>) -> Self {
+    /// min(threads, B) shards of (nearly) equal size.
+    pub fn new(config: &TrainConfig, params: &MlpParams<T>) -> Self {
         let (b, d) = (config.batch, config.model.dim);
-        if !FusedStep::<T>::supports(&config.loss) {
-            return GradientEngine::Tape {
-                tape: Box::new(Tape::new()),
-                batch: Box::new(zero_batch(b, d)),
-            };
-        }
         let shards = config.threads.clamp(1, b);
         let shard_rows = (0..shards).map(|s| (s + 1) * b / shards - s * b / shards);
-        GradientEngine::Fused {
+        GradientEngine {
             shards: shard_rows
                 .map(|rows| Shard {
-                    step: FusedStep::new(config.model, config.loss, rows),
+                    tape: Tape::new(),
+                    vars: ParamVars::default(),
                     batch: zero_batch(rows, d),
                     grads: params.zeros_like(),
                     values: None,
@@ -174,6 +169,11 @@ impl<T: Float> GradientEngine<T> {
                 .collect(),
             workers: Workers::new(shards),
         }
+    }
+
+    /// The shards, in batch order.
+    pub fn shards(&self) -> &[Shard<T>] {
+        &self.shards
     }
 
     /// Draws the batch, computes the loss values and writes the gradient into `grads`.
@@ -184,30 +184,22 @@ impl<T: Float> GradientEngine<T> {
         params: &MlpParams<T>,
         grads: &mut MlpParams<T>,
     ) -> LossValues {
-        match self {
-            GradientEngine::Tape { tape, batch } => {
-                sampler.fill(batch);
-                let (values, g) =
-                    loss_and_gradients(tape, &config.model, params, &config.loss, batch);
-                *grads = g;
-                values
-            }
-            GradientEngine::Fused { shards, workers } => {
-                for shard in shards.iter_mut() {
-                    sampler.fill(&mut shard.batch);
-                }
-                let time = config.time;
-                workers.for_each_mut(shards, |shard| {
-                    let gap = time.rows_with_gap(shard.batch.len());
-                    let values =
-                        shard
-                            .step
-                            .loss_and_gradients(params, &shard.batch, gap, &mut shard.grads);
-                    shard.values = Some(values);
-                });
-                combine_shards(shards, config.batch, grads)
-            }
+        for shard in self.shards.iter_mut() {
+            sampler.fill(&mut shard.batch);
         }
+        self.workers.for_each_mut(&mut self.shards, |shard| {
+            let values = loss_and_gradients_into(
+                &mut shard.tape,
+                &mut shard.vars,
+                &config.model,
+                params,
+                &config.loss,
+                &shard.batch,
+                &mut shard.grads,
+            );
+            shard.values = Some(values);
+        });
+        combine_shards(&self.shards, config.batch, grads)
     }
 }
 
@@ -317,7 +309,7 @@ impl<T: Float> Trainer<T> {
             adam: adam.unwrap_or_else(|| Adam::new(config.adam, &params)),
             ema: config.ema_decay.map(|_| params.clone()),
             grads: params.zeros_like(),
-            engine: GradientEngine::best_for(&config, &params),
+            engine: GradientEngine::new(&config, &params),
             sampler: BatchSampler {
                 data,
                 time: config.time,
@@ -391,7 +383,7 @@ mod tests {
     use super::*;
     use crate::check::{relative_error, GOLDEN_REL_TOL};
     use crate::elementwise::Elementwise;
-    use crate::loss::LossPreset;
+    use crate::loss::{loss_and_gradients, LossPreset};
     use crate::model::{Conditioning, Heads};
     use ndarray::concatenate;
     use ndarray::Axis;
@@ -416,7 +408,7 @@ mod tests {
         }
     }
 
-    /// Sharded fused gradients equal the tape's gradient of the whole (concatenated) batch.
+    /// Sharded gradients equal the tape's gradient of the whole (concatenated) batch.
     #[test]
     fn shards_combine_to_the_full_batch_gradient() {
         for (loss, heads) in [(LossPreset::Mf, Heads::U), (LossPreset::ImfHead, Heads::UV)] {
@@ -426,12 +418,10 @@ mod tests {
             let mut trainer = Trainer::<f64>::new(cfg, data);
             let (values, grads) = trainer.evaluate_batch();
             let (values, grads) = (values, grads.clone());
-            let GradientEngine::Fused { shards, .. } = &trainer.engine else {
-                panic!("stop-gradient losses use the fused engine")
-            };
+            let shards = trainer.engine.shards();
             assert_eq!(shards.len(), 3);
             let cat = |f: fn(&Batch<f64>) -> &Array2<f64>| {
-                let views: Vec<_> = shards.iter().map(|s| f(&s.batch).view()).collect();
+                let views: Vec<_> = shards.iter().map(|s| f(s.batch()).view()).collect();
                 concatenate(Axis(0), &views).unwrap()
             };
             let full = Batch {

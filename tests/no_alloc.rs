@@ -3,7 +3,7 @@
 //! A counting global allocator (System underneath) counts every allocation made
 //! - while a step of a small MLP runs on a reused [`Tape`]: clear, parameters, forward,
 //!   forward-mode JVP, backward of a loss that uses both the output and its JVP;
-//! - while [`Trainer::step`] runs the fused engine (the benchmark's and `meanflow train`'s path:
+//! - while [`Trainer::step`] runs (the benchmark's and `meanflow train`'s path, on the tape:
 //!   batch draw, loss, JVP, gradients, Adam, EMA) for MF and iMF (both v_hat sources), on one
 //!   thread and on two (the persistent worker pool).
 //!
@@ -129,7 +129,7 @@ fn step(t: &mut Tape<f32>, pb: &Problem, p: &mut Vec<Var>, grad_sums: &mut [f32]
     (t.scalar(loss), gemms)
 }
 
-/// Training steps with the fused engine: (plain, over-aligned) allocations of `steps` steps after
+/// Training steps on the tape: (plain, over-aligned) allocations of `steps` steps after
 /// warm-up and the number of products they made, checking that the steps went through.
 fn trainer_allocations(preset: LossPreset, threads: usize, steps: usize) -> (usize, usize, u64) {
     let heads = if preset == LossPreset::ImfHead {

@@ -8,7 +8,6 @@ use crate::elementwise::Elementwise;
 use crate::float::Float;
 use crate::real::Real;
 use crate::tape::{Tape, Var};
-use ndarray::Array2;
 use std::fmt;
 use std::str::FromStr;
 
@@ -52,10 +51,11 @@ impl Conditioning {
         match self {
             Conditioning::Raw => s,
             Conditioning::Fourier { frequencies } => {
-                let omegas = Array2::from_shape_fn((1, frequencies), |(_, k)| {
-                    T::from_f64(std::f64::consts::PI * 2f64.powi(k as i32))
+                let omegas = tape.constant_from_fn((1, frequencies), |mut row| {
+                    for (k, w) in row.iter_mut().enumerate() {
+                        *w = T::from_f64(std::f64::consts::PI * 2f64.powi(k as i32));
+                    }
                 });
-                let omegas = tape.constant(omegas.view());
                 let phases = tape.mul(s, omegas);
                 let sines = tape.map(phases, Elementwise::Sin);
                 let cosines = tape.map(phases, Elementwise::Cos);

@@ -255,11 +255,36 @@ impl<T: Float> MlpParams<T> {
 
     /// Places every parameter on the tape as a leaf that gradients are taken with respect to.
     pub fn on_tape(&self, tape: &mut Tape<T>) -> ParamVars {
+        let mut vars = ParamVars::default();
+        self.on_tape_into(tape, &mut vars);
+        vars
+    }
+
+    /// As [`MlpParams::on_tape`], reusing `vars` (no allocation once it has held these layers).
+    pub fn on_tape_into(&self, tape: &mut Tape<T>, vars: &mut ParamVars) {
         let mut put = |l: &Linear<T>| (tape.param(l.weight.view()), tape.param(l.bias.view()));
-        ParamVars {
-            trunk: self.trunk.iter().map(&mut put).collect(),
-            u_head: put(&self.u_head),
-            v_head: self.v_head.as_ref().map(put),
+        vars.trunk.clear();
+        for l in &self.trunk {
+            let wb = put(l);
+            vars.trunk.push(wb);
+        }
+        vars.u_head = put(&self.u_head);
+        vars.v_head = self.v_head.as_ref().map(put);
+    }
+
+    /// Writes the gradient of every parameter from the tape after `backward` into `self` (zeros
+    /// where none flowed), without allocating.
+    pub fn gradients_into(&mut self, tape: &Tape<T>, vars: &ParamVars) {
+        let get = |l: &mut Linear<T>, &(w, b): &(Var, Var)| {
+            tape.grad_into(w, l.weight.view_mut());
+            tape.grad_into(b, l.bias.view_mut());
+        };
+        for (l, wb) in self.trunk.iter_mut().zip(&vars.trunk) {
+            get(l, wb);
+        }
+        get(&mut self.u_head, &vars.u_head);
+        if let (Some(l), Some(wb)) = (self.v_head.as_mut(), vars.v_head.as_ref()) {
+            get(l, wb);
         }
     }
 
@@ -278,7 +303,7 @@ impl<T: Float> MlpParams<T> {
 }
 
 /// The tape nodes of the parameters: (weight, bias) per layer.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct ParamVars {
     pub trunk: Vec<(Var, Var)>,
     pub u_head: (Var, Var),

@@ -68,7 +68,7 @@ impl<'a, T: Float> Values<'a, T> {
 }
 
 /// A node of a [`Tape`]: an index into its arena. Only meaningful for the tape that made it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Var(u32);
 
 impl Var {
@@ -229,6 +229,18 @@ impl<T: Float> Tape<T> {
     /// A leaf that is held constant by reverse mode (copied into a pooled buffer).
     pub fn constant(&mut self, value: ArrayView2<T>) -> Var {
         let buf = self.copy_into_pooled(value);
+        self.push_leaf(buf, false)
+    }
+
+    /// A constant leaf of the given shape, written by `fill` (which must write every element)
+    /// into a pooled buffer: no allocation once warmed up.
+    pub fn constant_from_fn(
+        &mut self,
+        shape: (usize, usize),
+        fill: impl FnOnce(ndarray::ArrayViewMut2<T>),
+    ) -> Var {
+        let mut buf = self.pool.take_uninit(shape);
+        fill(buf.view_mut());
         self.push_leaf(buf, false)
     }
 
@@ -512,6 +524,10 @@ impl<T: Float> Tape<T> {
             if node.view_of.is_some() || (!node.requires_grad && i != owner.index()) {
                 continue;
             }
+            if grads.slots[i].is_none() {
+                continue;
+            }
+            grads.prepare(Var(i as u32), &node.op);
             let Some(out_bar) = grads.slots[i].take() else {
                 continue;
             };
@@ -519,6 +535,15 @@ impl<T: Float> Tape<T> {
             node.op
                 .vjp(&values, Var(i as u32), out_bar.view(), &mut grads);
             grads.slots[i] = Some(out_bar);
+        }
+        // Rows no cotangent reached were never written: zero them for `grad`.
+        for (slot, &(start, end)) in self.grads.iter_mut().zip(&self.touched) {
+            if let Some(buf) = slot {
+                let rows = buf.nrows();
+                for r in (0..start.min(rows)).chain(end.max(start)..rows) {
+                    buf.row_mut(r).fill(T::zero());
+                }
+            }
         }
     }
 

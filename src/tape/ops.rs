@@ -12,6 +12,7 @@ use crate::elementwise::Elementwise;
 use crate::float::Float;
 use crate::matmul::gemm;
 use ndarray::{s, Array2, ArrayView2, ArrayViewMut2, Zip};
+use std::ops::Range;
 
 /// The rules every primitive provides.
 pub(crate) trait Primitive {
@@ -54,8 +55,9 @@ impl<T: Float> Cotangents<'_, T> {
         self.slot_rows(v, 0..rows)
     }
 
-    /// Rows `range` of v's cotangent buffer, or None if `v` needs no gradient.
-    fn slot_rows(&mut self, v: Var, range: std::ops::Range<usize>) -> Option<ArrayViewMut2<'_, T>> {
+    /// Rows `range` of v's cotangent buffer to accumulate into (zeros where nothing was written
+    /// yet), or None if `v` needs no gradient.
+    fn slot_rows(&mut self, v: Var, range: Range<usize>) -> Option<ArrayViewMut2<'_, T>> {
         if !self.nodes[v.index()].requires_grad {
             return None;
         }
@@ -63,37 +65,100 @@ impl<T: Float> Cotangents<'_, T> {
     }
 
     /// As [`Self::slot_rows`], also for a node that needs no gradient (the seed of `backward`).
-    pub(crate) fn slot_unchecked(
+    pub(crate) fn slot_unchecked(&mut self, v: Var, range: Range<usize>) -> ArrayViewMut2<'_, T> {
+        let (owner, rows, _) = self.claim(v, range, true);
+        self.buffer(owner, rows)
+    }
+
+    /// Rows `range` of v's cotangent buffer, and whether nothing was written to them yet: then
+    /// the caller must overwrite every element (a GEMM with beta = 0), which saves zeroing them.
+    fn slot_rows_to_write(
         &mut self,
         v: Var,
-        range: std::ops::Range<usize>,
-    ) -> ArrayViewMut2<'_, T> {
+        range: Range<usize>,
+    ) -> Option<(ArrayViewMut2<'_, T>, bool)> {
+        if !self.nodes[v.index()].requires_grad {
+            return None;
+        }
+        let (owner, rows, fresh) = self.claim(v, range, false);
+        Some((self.buffer(owner, rows), fresh))
+    }
+
+    /// Makes rows `range` of v's buffer part of its written rows, which stay one contiguous range
+    /// (`touched`): rows newly included are zeroed, except, when `zero_range` is false and the
+    /// range is wholly new, the range itself (then "fresh", for the caller to overwrite). Returns
+    /// the owner's index, the rows in its buffer, and whether they are fresh. A new buffer is
+    /// taken from the pool unzeroed; with `prune_rows` off it is zeroed whole and counts as
+    /// written everywhere.
+    fn claim(
+        &mut self,
+        v: Var,
+        range: Range<usize>,
+        zero_range: bool,
+    ) -> (usize, Range<usize>, bool) {
         let (owner, offset) = match self.nodes[v.index()].view_of {
             Some(w) => (w.owner.index(), w.start),
             None => (v.index(), 0),
         };
+        let abs = offset + range.start..offset + range.end;
         let shape = self.values.get(Var(owner as u32)).dim();
         if self.slots[owner].is_none() {
-            self.slots[owner] = Some(self.pool.take_zeroed(shape));
-            self.touched[owner] = (usize::MAX, 0);
+            if self.prune_rows {
+                self.slots[owner] = Some(self.pool.take_uninit(shape));
+                self.touched[owner] = (abs.start, abs.start);
+            } else {
+                self.slots[owner] = Some(self.pool.take_zeroed(shape));
+                self.touched[owner] = (0, shape.0);
+            }
         }
-        let (start, end) = if self.prune_rows {
-            (offset + range.start, offset + range.end)
+        let (start, end) = self.touched[owner];
+        let buf = self.slots[owner].as_mut().expect("allocated above");
+        let untouched = start == end;
+        let disjoint = untouched || abs.end <= start || abs.start >= end;
+        let leave_range = !zero_range && disjoint && !abs.is_empty();
+        let (new_start, new_end) = if untouched {
+            (abs.start, abs.end)
         } else {
-            (0, shape.0)
+            (start.min(abs.start), end.max(abs.end))
         };
-        let t = &mut self.touched[owner];
-        *t = (t.0.min(start), t.1.max(end));
-        self.slots[owner]
-            .as_mut()
-            .expect("allocated above")
-            .slice_mut(s![offset + range.start..offset + range.end, ..])
+        let mut zero = |rows: Range<usize>| {
+            for r in rows {
+                if leave_range && abs.contains(&r) {
+                    continue;
+                }
+                buf.row_mut(r).fill(T::zero());
+            }
+        };
+        if untouched {
+            zero(new_start..new_end);
+        } else {
+            zero(new_start..start);
+            zero(end..new_end);
+        }
+        self.touched[owner] = (new_start, new_end);
+        (owner, abs, leave_range)
+    }
+
+    fn buffer(&mut self, owner: usize, rows: Range<usize>) -> ArrayViewMut2<'_, T> {
+        let buf = self.slots[owner].as_mut().expect("claimed");
+        buf.slice_mut(s![rows, ..])
     }
 
     /// The rows of v's own buffer that received a cotangent.
-    fn touched_rows(&self, v: Var) -> std::ops::Range<usize> {
+    fn touched_rows(&self, v: Var) -> Range<usize> {
         let (start, end) = self.touched[v.index()];
         start..end.max(start)
+    }
+
+    /// Before node v's VJP runs: zeroes the rows of its cotangent buffer that its op reads but no
+    /// VJP wrote (a buffer is written only where a cotangent arrived).
+    pub(crate) fn prepare(&mut self, v: Var, op: &Op) {
+        let rows = self.values.get(v).nrows();
+        let touched = self.touched_rows(v);
+        let needed = op.cotangent_rows_read(touched.clone(), rows);
+        if needed.start < touched.start || needed.end > touched.end {
+            self.claim(v, needed, true);
+        }
     }
 }
 
@@ -593,11 +658,13 @@ impl Primitive for Dense {
         for scratch in [pre, pre_dot].into_iter().flatten() {
             bars.pool.give(scratch);
         }
-        if let Some(w_bar) = bars.slot(self.weight) {
-            gemm(T::one(), g.t(), x.slice(s![..used, ..]), T::one(), w_bar);
+        let beta = |fresh: bool| if fresh { T::zero() } else { T::one() };
+        let weight_rows = w.nrows();
+        if let Some((w_bar, fresh)) = bars.slot_rows_to_write(self.weight, 0..weight_rows) {
+            gemm(T::one(), g.t(), x.slice(s![..used, ..]), beta(fresh), w_bar);
         }
-        if let Some(x_bar) = bars.slot_rows(self.x, 0..used) {
-            gemm(T::one(), g.view(), w, T::one(), x_bar);
+        if let Some((x_bar, fresh)) = bars.slot_rows_to_write(self.x, 0..used) {
+            gemm(T::one(), g.view(), w, beta(fresh), x_bar);
         }
         bars.pool.give(g);
     }
@@ -1225,22 +1292,25 @@ impl Primitive for StackRows {
         g: ArrayView2<T>,
         bars: &mut Cotangents<T>,
     ) {
-        let ma = values.get(self.0).nrows();
+        let (ma, rows) = (values.get(self.0).nrows(), g.nrows());
         let touched = bars.touched_rows(out);
-        if touched.start < ma {
-            if let Some(a_bar) = bars.slot(self.0) {
+        let a_rows = touched.start.min(ma)..touched.end.min(ma);
+        let b_rows = touched.start.max(ma) - ma..touched.end.max(ma) - ma;
+        if !a_rows.is_empty() {
+            if let Some(a_bar) = bars.slot_rows(self.0, a_rows.clone()) {
                 Zip::from(a_bar)
-                    .and(g.slice(s![..ma, ..]))
+                    .and(g.slice(s![a_rows, ..]))
                     .for_each(|b, &g| *b += g);
             }
         }
-        if touched.end > ma {
-            if let Some(b_bar) = bars.slot(self.1) {
+        if !b_rows.is_empty() {
+            if let Some(b_bar) = bars.slot_rows(self.1, b_rows.clone()) {
                 Zip::from(b_bar)
-                    .and(g.slice(s![ma.., ..]))
+                    .and(g.slice(s![ma + b_rows.start..ma + b_rows.end, ..]))
                     .for_each(|b, &g| *b += g);
             }
         }
+        debug_assert!(touched.end <= rows);
     }
 }
 
@@ -1474,6 +1544,17 @@ macro_rules! dispatch {
 impl Op {
     pub(crate) fn inputs(&self) -> [Option<Var>; 3] {
         dispatch!(self, p => p.inputs())
+    }
+    /// The rows of its output's cotangent that the op's VJP reads, given the rows `touched`
+    /// that received one: all of them, but for the ops that skip unreached rows of a block.
+    pub(crate) fn cotangent_rows_read(&self, touched: Range<usize>, rows: usize) -> Range<usize> {
+        match self {
+            Op::Dense(d) if d.tangent_rows > 0 && touched.end <= rows - d.tangent_rows => {
+                0..rows - d.tangent_rows
+            }
+            Op::StackRows(_) => touched,
+            _ => 0..rows,
+        }
     }
     pub(crate) fn shape<T: Float>(&self, tape: &Tape<T>) -> (usize, usize) {
         dispatch!(self, p => p.shape(tape))
