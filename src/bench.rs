@@ -131,10 +131,12 @@ impl BenchConfig {
     }
 }
 
-/// Multiply-add flops (2 m n k per product) of one fused step: forward over B + k rows (k rows
-/// with r != t carry a tangent), the boundary pass over k rows for iMF, backward over B rows (the
-/// first layer needs no input gradient).
-pub fn step_matmul_flops(config: &BenchConfig, loss: LossPreset) -> f64 {
+/// Multiply-add flops (2 m n k per product) of one step: forward over B + k rows (k rows with
+/// r != t carry a tangent, in the same products), the boundary pass over k rows for iMF, backward
+/// over B rows (the first layer needs no input gradient). `exact` (no stop-gradient on dudt):
+/// backward over B + k rows, and each hidden layer recomputes its pre-activation and its tangent
+/// for the k tangent rows (two k-row products) for the second-order term.
+pub fn step_matmul_flops(config: &BenchConfig, loss: LossPreset, exact: bool) -> f64 {
     let b = config.batch as f64;
     let k = TimeSampler {
         distribution: TimeDistribution::Uniform,
@@ -151,7 +153,13 @@ pub fn step_matmul_flops(config: &BenchConfig, loss: LossPreset) -> f64 {
     let first = layers[0];
     let backward_per_row = 2.0 * forward_per_row - 2.0 * first.0 * first.1;
     let boundary_rows = if loss == LossPreset::Mf { 0.0 } else { k };
-    forward_per_row * (b + k + boundary_rows) + backward_per_row * b
+    let forward = forward_per_row * (b + k + boundary_rows);
+    if exact {
+        let hidden: f64 = layers[..model.depth].iter().map(|(o, i)| 2.0 * o * i).sum();
+        forward + backward_per_row * (b + k) + 2.0 * hidden * k
+    } else {
+        forward + backward_per_row * b
+    }
 }
 
 /// One measurement.
@@ -159,6 +167,8 @@ pub fn step_matmul_flops(config: &BenchConfig, loss: LossPreset) -> f64 {
 pub struct Measurement {
     pub config: BenchConfig,
     pub loss: LossPreset,
+    /// The exact variant (gradient through dudt) instead of the stop-gradient one.
+    pub exact: bool,
     pub threads: usize,
     pub median_ms: f64,
     pub min_ms: f64,
@@ -186,7 +196,7 @@ impl Measurement {
     /// Whether the counted flops per step are exactly [`step_matmul_flops`] (both are integers,
     /// exact in f64).
     pub fn flops_match_analytic(&self) -> bool {
-        self.gemm_flops_per_step == step_matmul_flops(&self.config, self.loss)
+        self.gemm_flops_per_step == step_matmul_flops(&self.config, self.loss, self.exact)
     }
 
     /// The JSON line `meanflow bench` prints (`null` for the peak and its fraction when the peak
@@ -196,13 +206,14 @@ impl Measurement {
             x.map_or_else(|| "null".to_string(), |x| format!("{x:.digits$}"))
         };
         format!(
-            "{{\"config\":\"{}\",\"d\":{},\"width\":{},\"depth\":{},\"batch\":{},\"loss\":\"{}\",\"threads\":{},\"median_ms\":{:.4},\"min_ms\":{:.4},\"max_ms\":{:.4},\"samples_per_s\":{:.1},\"matmul_gflops\":{:.1},\"matmul_ms\":{:.4},\"gemm_flops_per_step\":{},\"flops_match_analytic\":{},\"gemm_gflops_per_thread\":{:.1},\"fma_peak_gflops\":{},\"peak_fraction\":{}}}",
+            "{{\"config\":\"{}\",\"d\":{},\"width\":{},\"depth\":{},\"batch\":{},\"loss\":\"{}\",\"exact\":{},\"threads\":{},\"median_ms\":{:.4},\"min_ms\":{:.4},\"max_ms\":{:.4},\"samples_per_s\":{:.1},\"matmul_gflops\":{:.1},\"matmul_ms\":{:.4},\"gemm_flops_per_step\":{},\"flops_match_analytic\":{},\"gemm_gflops_per_thread\":{:.1},\"fma_peak_gflops\":{},\"peak_fraction\":{}}}",
             self.config.name,
             self.config.dim,
             self.config.width,
             self.config.depth,
             self.config.batch,
             self.loss.name(),
+            self.exact,
             self.threads,
             self.median_ms,
             self.min_ms,
@@ -222,19 +233,23 @@ impl Measurement {
 /// Times `repeats` steps after `warmup` steps, in this process (whose matmul thread count is
 /// whatever `MATMUL_NUM_THREADS` said at the first product); `threads` data-parallel shards.
 /// Accounts the products of the timed steps, which takes over the process-wide matmul accounting
-/// (see the module doc); `fma_peak_gflops` is one core's peak, if measured.
+/// (see the module doc); `fma_peak_gflops` is one core's peak, if measured. `exact`: the loss
+/// without the stop-gradient on dudt (reverse over forward).
+#[allow(clippy::too_many_arguments)]
 pub fn measure(
     config: &BenchConfig,
     loss: LossPreset,
+    exact: bool,
     threads: usize,
     warmup: usize,
     repeats: usize,
     fma_peak_gflops: Option<f64>,
 ) -> Measurement {
-    let train = TrainConfig {
+    let mut train = TrainConfig {
         threads,
         ..config.train_config(loss, 0)
     };
+    train.loss.exact = exact;
     let mut rng = Rng::seed_from_u64(12345);
     let data = config.data(crate::train::builtin_pool_points(config.dim), &mut rng);
     let mut trainer = Trainer::<f32>::new(train, data);
@@ -256,12 +271,13 @@ pub fn measure(
     Measurement {
         config: *config,
         loss,
+        exact,
         threads,
         median_ms,
         min_ms: times[0],
         max_ms: times[times.len() - 1],
         samples_per_s: config.batch as f64 / (median_ms / 1e3),
-        matmul_gflops: step_matmul_flops(config, loss) / (median_ms / 1e3) / 1e9,
+        matmul_gflops: step_matmul_flops(config, loss, exact) / (median_ms / 1e3) / 1e9,
         matmul_ms: gemm.seconds / repeats as f64 * 1e3,
         gemm_flops_per_step: gemm.flops as f64 / repeats as f64,
         gemm_gflops_per_thread: gemm.gflops(),
@@ -272,18 +288,22 @@ pub fn measure(
 /// The human-readable table of measurements.
 pub fn table(measurements: &[Measurement]) -> String {
     let mut s = String::from(
-        "config (d, width, depth, batch)   loss  threads  median ms    min ms    max ms   samples/s  matmul GFLOP/s  in-GEMM GFLOP/s  % of FMA peak\n",
+        "config (d, width, depth, batch)   loss       threads  median ms    min ms    max ms   samples/s  matmul GFLOP/s  in-GEMM GFLOP/s  % of FMA peak\n",
     );
     for m in measurements {
         let c = m.config;
         s.push_str(&format!(
-            "{:<4}({:>3}, {:>4}, {}, {:>5})          {:<5} {:>7} {:>10.3} {:>9.3} {:>9.3} {:>11.0} {:>15.1} {:>16.1} {:>14}\n",
+            "{:<4}({:>3}, {:>4}, {}, {:>5})          {:<10} {:>7} {:>10.3} {:>9.3} {:>9.3} {:>11.0} {:>15.1} {:>16.1} {:>14}\n",
             c.name,
             c.dim,
             c.width,
             c.depth,
             c.batch,
-            m.loss.name(),
+            if m.exact {
+                format!("{}-exact", m.loss.name())
+            } else {
+                m.loss.name().to_string()
+            },
             m.threads,
             m.median_ms,
             m.min_ms,

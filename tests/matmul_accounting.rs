@@ -51,13 +51,18 @@ fn accounting_counts_2_m_n_k_per_product_and_nothing_when_off() {
 fn the_counted_flops_of_a_bench_step_are_the_analytic_count() {
     let _lock = COUNTERS.lock().unwrap();
     let c1 = BenchConfig::by_name("c1").unwrap();
-    for loss in [LossPreset::Mf, LossPreset::Imf] {
+    for (loss, exact) in [
+        (LossPreset::Mf, false),
+        (LossPreset::Imf, false),
+        (LossPreset::Mf, true),
+        (LossPreset::Imf, true),
+    ] {
         for threads in [1, 2] {
-            let m = measure(&c1, loss, threads, 1, 3, Some(100.0));
+            let m = measure(&c1, loss, exact, threads, 1, 3, Some(100.0));
             assert_eq!(
                 m.gemm_flops_per_step,
-                step_matmul_flops(&c1, loss),
-                "c1 {} at {threads} threads",
+                step_matmul_flops(&c1, loss, exact),
+                "c1 {} (exact: {exact}) at {threads} threads",
                 loss.name()
             );
             assert!(m.flops_match_analytic());

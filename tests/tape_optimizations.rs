@@ -230,15 +230,22 @@ fn reference_cases_through_the_training_path() {
         assert!(gaps < b, "{name}: the case should have rows with r = t");
         for (layout, batch) in [("as given", &c.batch), ("r != t first", &reordered)] {
             let mut tape = Tape::new();
-            let (values, grads) = loss_and_gradients(&mut tape, &c.model, &c.params, &c.loss, batch);
+            let (values, grads) =
+                loss_and_gradients(&mut tape, &c.model, &c.params, &c.loss, batch);
             let loss = c.expected["loss"][[0, 0]];
             let e = scalar_relative_error(values.loss, loss);
             assert!(e <= GOLDEN_REL_TOL, "{name} ({layout}): loss {e:.2e}");
             for (param, g) in grads.named_tensors() {
                 let want = &c.expected[&format!("grad.{param}")];
-                let want = want.view().into_shape_with_order(g.dim()).expect("gradient shape");
+                let want = want
+                    .view()
+                    .into_shape_with_order(g.dim())
+                    .expect("gradient shape");
                 let e = relative_error(g, want);
-                assert!(e <= GOLDEN_REL_TOL, "{name} ({layout}): grad.{param} {e:.2e}");
+                assert!(
+                    e <= GOLDEN_REL_TOL,
+                    "{name} ({layout}): grad.{param} {e:.2e}"
+                );
             }
         }
         // In the sampler's layout the JVP covers the r != t rows alone.

@@ -33,6 +33,9 @@ pub struct BenchArgs {
     /// Skip measuring the FMA peak (and the "% of FMA peak" it gives)
     #[arg(long)]
     pub no_peak: bool,
+    /// Also time the exact variant of each loss (gradient through dudt, no stop-gradient)
+    #[arg(long)]
+    pub exact: bool,
 }
 
 /// Length of one repetition of the FMA peak loop: long enough for a steady clock, short enough
@@ -110,9 +113,13 @@ pub fn run(args: BenchArgs) -> CliResult<i32> {
             args.warmup.unwrap_or(warmup),
             args.repeats.unwrap_or(repeats),
         );
+        let variants: &[bool] = if args.exact { &[false, true] } else { &[false] };
         for &loss in &losses {
-            for &t in &threads {
-                let m = measure(config, loss, t, warmup, repeats, peak);
+            for (&exact, &t) in variants
+                .iter()
+                .flat_map(|e| threads.iter().map(move |t| (e, t)))
+            {
+                let m = measure(config, loss, exact, t, warmup, repeats, peak);
                 if !m.flops_match_analytic() {
                     eprintln!(
                         "warning: {} {} at {t} threads: the products counted {} flops per step, \
@@ -120,7 +127,7 @@ pub fn run(args: BenchArgs) -> CliResult<i32> {
                         config.name,
                         loss.name(),
                         m.gemm_flops_per_step,
-                        meanflow::bench::step_matmul_flops(config, loss)
+                        meanflow::bench::step_matmul_flops(config, loss, exact)
                     );
                 }
                 let json = m.json();
