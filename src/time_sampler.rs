@@ -2,8 +2,9 @@
 //!
 //! Two draws s1, s2 from a distribution on (0, 1) are ordered, t = max, r = min; then an exact
 //! number of rows, round(fraction_equal B), is set to r = t. Those rows are the *last* ones of the
-//! batch: rows are i.i.d., so the placement changes nothing in distribution, and it lets the fused
-//! training step skip the tangent work of a contiguous block (where r = t, (t - r) dudt = 0).
+//! batch: rows are i.i.d., so the placement changes nothing in distribution, and it lets the loss
+//! seed its tangent on the leading rows only (a row-prefix tangent, `loss::tangent_rows`), skipping
+//! the tangent work of the block where r = t ((t - r) dudt = 0 there).
 //!
 //! Distributions: logit-normal, s = sigmoid(mu + sigma n) with n ~ N(0, 1), or uniform on [0, 1).
 //!

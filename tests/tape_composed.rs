@@ -90,10 +90,7 @@ impl Mlp {
     fn forward<T: Float>(&self, t: &mut Tape<T>, x: Var, params: &[Var]) -> Var {
         let mut h = x;
         for (l, wb) in params.chunks(2).enumerate() {
-            h = t.linear(h, wb[0], wb[1]);
-            if let Some(&f) = self.activations.get(l) {
-                h = t.map(h, f);
-            }
+            h = t.dense(h, wb[0], wb[1], self.activations.get(l).copied());
         }
         h
     }

@@ -8,9 +8,10 @@
 //! Inner products are compared against the scale max(<|w|, |J v|>, <|J^T w|, |v|>): the size of the
 //! terms summed, so that cancellation in a sum does not inflate a relative error.
 //!
-//! Each case runs twice: once with every input a parameter carrying a tangent, once with a random
-//! subset (the rest constants without tangents), which exercises the rules' `None` branches and
-//! checks that constants get no cotangent. The value itself must not depend on the seeding (bit for
+//! Each case runs three times: once with every input a parameter carrying a tangent, once with a
+//! random subset (the rest constants without tangents), which exercises the rules' `None` branches
+//! and checks that constants get no cotangent, and once with every tangent on a random row prefix
+//! (k of the input's rows, the rest zero), which exercises the row-prefix rules. The value itself must not depend on the seeding (bit for
 //! bit: a map with a tangent evaluates f and f' in one fused pass).
 
 use meanflow::check::*;
@@ -65,18 +66,32 @@ fn check_seeded(
     name: &str,
     inputs: &[Array2<f64>],
     seeded: &[bool],
+    prefix: bool,
     rng: &mut Rng,
     build: &dyn Fn(&mut Tape<f64>, &[Var]) -> Var,
 ) -> Result<(), TestCaseError> {
+    // The rows each tangent covers: all, or (prefix) a random 1..=rows of them.
+    let tangent_rows: Vec<usize> = inputs
+        .iter()
+        .map(|x| {
+            if prefix {
+                1 + rng.below(x.nrows())
+            } else {
+                x.nrows()
+            }
+        })
+        .collect();
     let directions: Vec<Array2<f64>> = inputs
         .iter()
         .zip(seeded)
-        .map(|(x, &s)| {
+        .zip(&tangent_rows)
+        .map(|((x, &s), &k)| {
+            let mut v = Array2::zeros(x.dim());
             if s {
-                normal(rng, x.dim())
-            } else {
-                Array2::zeros(x.dim())
+                v.slice_mut(ndarray::s![..k, ..])
+                    .assign(&normal(rng, (k, x.ncols())));
             }
+            v
         })
         .collect();
 
@@ -93,9 +108,9 @@ fn check_seeded(
             }
         })
         .collect();
-    for ((&x, v), &s) in vars.iter().zip(&directions).zip(seeded) {
+    for (((&x, v), &s), &k) in vars.iter().zip(&directions).zip(seeded).zip(&tangent_rows) {
         if s {
-            let v = t.constant(v.view());
+            let v = t.constant(v.slice(ndarray::s![..k, ..]));
             t.set_tangent(x, v);
         }
     }
@@ -110,8 +125,17 @@ fn check_seeded(
     );
     let jv = match t.tangent(out) {
         Some(d) => {
-            prop_assert_eq!(t.shape(d), shape, "{}: tangent shape", name);
-            t.value(d).to_owned()
+            let (rows, cols) = t.shape(d);
+            prop_assert!(
+                cols == shape.1 && rows <= shape.0,
+                "{}: tangent shape {:?} for a value of shape {:?}",
+                name,
+                (rows, cols),
+                shape
+            );
+            let mut full = Array2::zeros(shape);
+            full.slice_mut(ndarray::s![..rows, ..]).assign(&t.value(d));
+            full
         }
         None => Array2::zeros(shape),
     };
@@ -147,8 +171,11 @@ fn check_seeded(
         evaluate(&moved, build)
     });
 
-    // (a) JVP vs FD.
-    let (abs, rel) = compare(jv.view(), jv_fd.view());
+    // (a) JVP vs FD, against the derivative's scale or, where that is far below the values (a
+    // single row's tangent at a flat point of f), the rounding the values leave in FD.
+    let value_scale = unseeded.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+    let abs = compare(jv.view(), jv_fd.view()).0;
+    let rel = fd_relative_error_array(jv.view(), jv_fd.view(), value_scale);
     prop_assert!(
         rel < FD_REL_TOL,
         "{}: JVP vs FD: rel {:e} (abs {:e}), seeded {:?}\nexact {:?}\nfd {:?}",
@@ -160,9 +187,10 @@ fn check_seeded(
         jv_fd
     );
     let scale = abs_inner(w.view(), jv.view()).max(vjp_scale).max(ABS_FLOOR);
-    // (b) VJP vs FD.
+    // (b) VJP vs FD, with FD's rounding floor as in (a), carried through <w, .>.
     let w_jv_fd = inner(w.view(), jv_fd.view());
-    let rel = (w_jv_fd - vjp_v).abs() / scale;
+    let w_l1: f64 = w.iter().map(|x| x.abs()).sum();
+    let rel = (w_jv_fd - vjp_v).abs() / scale.max(FD_VALUE_SCALE * value_scale * w_l1);
     prop_assert!(
         rel < FD_REL_TOL,
         "{}: <w, Jv>_FD = {} vs <J^T w, v> = {}: rel {:e}, seeded {:?}",
@@ -195,12 +223,13 @@ fn check_op(
     build: impl Fn(&mut Tape<f64>, &[Var]) -> Var,
 ) -> Result<(), TestCaseError> {
     let all = vec![true; inputs.len()];
-    check_seeded(name, inputs, &all, rng, &build)?;
+    check_seeded(name, inputs, &all, false, rng, &build)?;
     let subset: Vec<bool> = inputs.iter().map(|_| rng.uniform() < 0.5).collect();
     if subset != all {
-        check_seeded(name, inputs, &subset, rng, &build)?;
+        check_seeded(name, inputs, &subset, false, rng, &build)?;
     }
-    Ok(())
+    check_seeded(name, inputs, &all, true, rng, &build)?;
+    check_seeded(name, inputs, &subset, true, rng, &build)
 }
 
 // ----- broadcasting binary ops ------------------------------------------------------------------
@@ -372,6 +401,49 @@ proptest! {
         check_op("sum_cols", std::slice::from_ref(&x), &mut rng, |t, v| t.sum_cols(v[0]))?;
         check_op("sum", std::slice::from_ref(&x), &mut rng, |t, v| t.sum(v[0]))?;
         check_op("mean", &[x], &mut rng, |t, v| t.mean(v[0]))?;
+    }
+
+    /// The dense layer f(x W^T + b), every activation and none: with tangents on x alone it
+    /// takes the dual-block form, with tangents on W or b the general rule.
+    #[test]
+    fn dense_every_activation(m in 1usize..=7, n_in in 1usize..=7, n_out in 1usize..=7, seed in any::<u64>()) {
+        // |x W^T + b| <= 1.5 on both layers: no activation saturates, where f' ~ 0 would leave a
+        // JVP below the finite differences' rounding.
+        let mut rng = Rng::seed_from_u64(seed);
+        let x = uniform(&mut rng, (m, n_in), -1.0, 1.0);
+        let w = uniform(&mut rng, (n_out, n_in), -1.0 / n_in as f64, 1.0 / n_in as f64);
+        let b = uniform(&mut rng, (1, n_out), -0.5, 0.5);
+        for f in [None, Some(Elementwise::Silu), Some(Elementwise::Tanh), Some(Elementwise::GeluTanh), Some(Elementwise::Softplus)] {
+            let inputs = [x.clone(), w.clone(), b.clone()];
+            check_op(&format!("dense {f:?}"), &inputs, &mut rng, |t, v| t.dense(v[0], v[1], v[2], f))?;
+            // Two layers: the second takes the first's block as it stands.
+            let w2 = uniform(&mut rng, (n_in, n_out), -1.0 / n_out as f64, 1.0 / n_out as f64);
+            let inputs = [x.clone(), w.clone(), b.clone(), w2];
+            check_op(&format!("dense {f:?} twice"), &inputs, &mut rng, |t, v| {
+                let h = t.dense(v[0], v[1], v[2], f);
+                let zero_bias = t.full((1, n_in), 0.0);
+                t.dense(h, v[3], zero_bias, f)
+            })?;
+        }
+    }
+
+    #[test]
+    fn row_views_stacks_and_pads(m in 1usize..=7, n in 1usize..=7, seed in any::<u64>()) {
+        let mut rng = Rng::seed_from_u64(seed);
+        let start = rng.below(m + 1);
+        let end = start + rng.below(m - start + 1);
+        let x = normal(&mut rng, (m, n));
+        let y_rows = 1 + rng.below(4);
+        let y = normal(&mut rng, (y_rows, n));
+        check_op(&format!("rows {start}..{end} of {m}"), std::slice::from_ref(&x), &mut rng,
+            |t, v| t.rows(v[0], start, end))?;
+        check_op("rows of rows", std::slice::from_ref(&x), &mut rng, |t, v| {
+            let r = t.rows(v[0], start, m);
+            t.rows(r, 0, end - start)
+        })?;
+        check_op("stack_rows", &[x.clone(), y], &mut rng, |t, v| t.stack_rows(v[0], v[1]))?;
+        let extra = rng.below(4);
+        check_op(&format!("pad_rows +{extra}"), &[x], &mut rng, |t, v| t.pad_rows(v[0], m + extra))?;
     }
 
     /// The same node as both operands: the two cotangent contributions must add up.

@@ -517,7 +517,13 @@ impl<T: Float> Tape<T> {
             pool: &mut self.pool,
             prune_rows: self.optimizations.prune_rows,
         };
-        grads.slot_unchecked(output, 0..seed.nrows()).assign(&seed);
+        // A view shares its owner's buffer: seeding a view that needs no gradient would hand a
+        // cotangent to a node (a constant) that must not get one, and nothing flows from it.
+        let seeded = self.nodes[output.index()].view_of.is_none()
+            || self.nodes[output.index()].requires_grad;
+        if seeded {
+            grads.slot_unchecked(output, 0..seed.nrows()).assign(&seed);
+        }
         grads.pool.give(seed);
         for i in (0..=owner.index()).rev() {
             let node = self.nodes[i];

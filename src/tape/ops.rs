@@ -540,7 +540,11 @@ impl Primitive for Dense {
         );
         let shape = tape.shape(out);
         let t1 = x_dot.map(|x_dot| tape.matmul_t(x_dot, false, self.weight, true));
-        let t2 = w_dot.map(|w_dot| tape.matmul_t(self.x, false, w_dot, true));
+        let t2 = w_dot.map(|w_dot| {
+            // W's rows are the output's columns: a row prefix of W_dot is padded first.
+            let w_dot = full_rows(tape, w_dot, shape.1);
+            tape.matmul_t(self.x, false, w_dot, true)
+        });
         let t3 = b_dot.map(|b_dot| fit(tape, b_dot, 1, shape));
         let lin = sum_terms(tape, [t1, t2]);
         let pre_dot = sum_terms(tape, [lin, t3])?;
