@@ -28,9 +28,11 @@ def ratio(peer_ms, ours_ms):
     return f"{peer_ms / ours_ms:.2f}x" if peer_ms is not None and ours_ms else "-"
 
 
-print("| config | loss | threads | meanflow ms | rounds (min-max) | JAX ms | JAX / meanflow | PyTorch ms "
+has_baseline = any(k[0] == "baseline" for k in groups)
+baseline_head = "| baseline ms | meanflow / baseline " if has_baseline else ""
+print("| config | loss | threads | meanflow ms | rounds (min-max) " + baseline_head + "| JAX ms | JAX / meanflow | PyTorch ms "
       "| PyTorch / meanflow | meanflow GFLOP/s | in-GEMM % of FMA peak | RSS MB meanflow / JAX / PyTorch |")
-print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+print("|---|---|---|---|---|" + ("---|---|" if has_baseline else "") + "---|---|---|---|---|---|---|")
 for key in sorted(k[1:] for k in groups if k[0] == "meanflow"):
     ours = median_of(("meanflow",) + key)
     jax = median_of(("jax",) + key)
@@ -41,6 +43,10 @@ for key in sorted(k[1:] for k in groups if k[0] == "meanflow"):
     of_peak = f"{100 * fraction:.0f}%" if fraction is not None else "-"
     gflops = median_of(("meanflow",) + key, "matmul_gflops")
     rss = " / ".join(fmt(median_of((engine,) + key, "peak_rss_mb"), 0) for engine in ("meanflow", "jax", "torch"))
+    baseline = ""
+    if has_baseline:
+        base = median_of(("baseline",) + key)
+        baseline = f"| {fmt(base)} | {ratio(ours, base)} "
     print(f"| {key[0]} | {key[1]} | {key[2]} | {fmt(ours)} | {fmt(min(rounds))}-{fmt(max(rounds))} "
-          f"({len(rounds)}) | {fmt(jax)} | {ratio(jax, ours)} | {fmt(torch)} | {ratio(torch, ours)} | "
+          f"({len(rounds)}) {baseline}| {fmt(jax)} | {ratio(jax, ours)} | {fmt(torch)} | {ratio(torch, ours)} | "
           f"{fmt(gflops, 0)} | {of_peak} | {rss} |")

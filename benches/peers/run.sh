@@ -5,6 +5,9 @@
 #   pip install "jax[cpu]"                # once; PyTorch is optional: pip install torch
 #   TORCH_PYTHON=/path/to/venv/bin/python # where torch lives, if not in python3
 #   benches/peers/run.sh [CONFIGS...]     # default: c1 c2 c3 c4; ROUNDS=3, OUT=target/peers.jsonl
+#   BASELINE=/path/to/older/meanflow      # also time another build of meanflow (say the last commit
+#                                         # before a change), interleaved the same way; the table
+#                                         # then shows meanflow / baseline
 #
 # Threads: 1 thread = pinned to core 0 (taskset -c 0), 2 threads = cores 0 and 1. meanflow splits
 # the batch across its threads (--threads); XLA sizes its thread pools from the affinity mask.
@@ -28,6 +31,10 @@ for config in ${configs[@]}; do
         tag="s/^{/{\"round\":$round,/"
         MATMUL_NUM_THREADS=1 taskset -c "$cpus" target/release/meanflow bench --config "$config" --loss "$loss" --threads "$threads" --json \
           | grep '"config"' | sed "$tag" >> "$out"
+        if [ -n "${BASELINE:-}" ]; then
+          MATMUL_NUM_THREADS=1 taskset -c "$cpus" "$BASELINE" bench --config "$config" --loss "$loss" --threads "$threads" --json \
+            | grep '"config"' | sed "$tag" | sed 's/^{/{"peer":"baseline",/' >> "$out"
+        fi
         taskset -c "$cpus" python3 benches/peers/jax_step.py --config "$config" --loss "$loss" --threads "$threads" \
           | grep '"config"' | sed "$tag" >> "$out"
         if [ "$have_torch" = yes ]; then
