@@ -591,34 +591,30 @@ impl Primitive for Dense {
         if let Some(b_bar) = b_bar.as_mut() {
             debug_assert_eq!(b_bar.dim(), (1, width));
         }
-        // Value rows: G = y_bar * f'(pre), and b_bar += column sums of G, in one pass.
-        for i in 0..p {
-            let mut g_row = g.row_mut(i);
-            let y_row = y_bar.row(i);
+        // G row <- y_bar row * f'(pre) of value row `value_row` (the identity: a copy).
+        let scale_row = |g: &mut Array2<T>, row: usize, value_row: usize| {
+            let mut g_row = g.row_mut(row);
+            let y_row = y_bar.row(row);
             match slope {
                 Some(d) => Zip::from(&mut g_row)
                     .and(&y_row)
-                    .and(&d.row(i))
+                    .and(&d.row(value_row))
                     .for_each(|g, &y, &d| *g = y * d),
                 None => g_row.assign(&y_row),
             }
+        };
+        // Value rows: G, and b_bar += column sums of G while the row is in cache.
+        for i in 0..p {
+            scale_row(&mut g, i, i);
             if let Some(b_bar) = b_bar.as_mut() {
                 Zip::from(b_bar.row_mut(0))
-                    .and(&g_row)
+                    .and(&g.row(i))
                     .for_each(|b, &g| *b += g);
             }
         }
         if tangent_rows_reached {
             for i in 0..k {
-                let mut g_row = g.row_mut(p + i);
-                let y_row = y_bar.row(p + i);
-                match slope {
-                    Some(d) => Zip::from(&mut g_row)
-                        .and(&y_row)
-                        .and(&d.row(i))
-                        .for_each(|g, &y, &d| *g = y * d),
-                    None => g_row.assign(&y_row),
-                }
+                scale_row(&mut g, p + i, i);
             }
             if let (Some(f), Some(pre), Some(pre_dot)) =
                 (self.activation, pre.as_mut(), pre_dot.as_mut())
