@@ -18,12 +18,15 @@
 //!   (each product runs on one thread);
 //! - `gemm_gflops_per_thread` = GEMM flops / GEMM seconds / 1e9: how fast one thread multiplies
 //!   while it multiplies, whatever the rest of the step costs;
-//! - `fma_peak_gflops`: one core's measured f32 FMA peak ([`crate::fma_peak`]), when given;
+//! - `fma_peak_gflops`: one core's measured f32 FMA peak ([`crate::fma_peak`]), when given, and
+//!   `fma_peak_unit`: the vector unit it was measured on ("avx512", "avx2" or "scalar", the widest
+//!   the CPU has);
 //! - `peak_fraction` = gemm_gflops_per_thread / fma_peak_gflops;
 //! - `gemm_flops_per_step` = counted flops / repeats, and `flops_match_analytic`: whether that is
 //!   exactly [`step_matmul_flops`], the count `matmul_gflops` is based on.
 
 use crate::elementwise::Elementwise;
+use crate::fma_peak::FmaPeak;
 use crate::loss::{LossConfig, LossPreset};
 use crate::matmul::{start_matmul_accounting, take_matmul_accounting};
 use crate::model::{Conditioning, Heads, ModelConfig};
@@ -182,15 +185,15 @@ pub struct Measurement {
     pub gemm_flops_per_step: f64,
     /// Counted GEMM flops / GEMM seconds / 1e9: the speed of the matmul work on one thread.
     pub gemm_gflops_per_thread: f64,
-    /// One core's measured f32 FMA peak, if it was measured.
-    pub fma_peak_gflops: Option<f64>,
+    /// One core's measured f32 FMA peak and its vector unit, if it was measured.
+    pub fma_peak: Option<FmaPeak>,
 }
 
 impl Measurement {
     /// gemm_gflops_per_thread / fma_peak_gflops, if the peak was measured.
     pub fn peak_fraction(&self) -> Option<f64> {
-        self.fma_peak_gflops
-            .map(|peak| self.gemm_gflops_per_thread / peak)
+        self.fma_peak
+            .map(|peak| self.gemm_gflops_per_thread / peak.gflops)
     }
 
     /// Whether the counted flops per step are exactly [`step_matmul_flops`] (both are integers,
@@ -199,14 +202,14 @@ impl Measurement {
         self.gemm_flops_per_step == step_matmul_flops(&self.config, self.loss, self.exact)
     }
 
-    /// The JSON line `meanflow bench` prints (`null` for the peak and its fraction when the peak
-    /// was not measured).
+    /// The JSON line `meanflow bench` prints (`null` for the peak, its unit and its fraction when
+    /// the peak was not measured).
     pub fn json(&self) -> String {
         let or_null = |x: Option<f64>, digits: usize| {
             x.map_or_else(|| "null".to_string(), |x| format!("{x:.digits$}"))
         };
         format!(
-            "{{\"config\":\"{}\",\"d\":{},\"width\":{},\"depth\":{},\"batch\":{},\"loss\":\"{}\",\"exact\":{},\"threads\":{},\"median_ms\":{:.4},\"min_ms\":{:.4},\"max_ms\":{:.4},\"samples_per_s\":{:.1},\"matmul_gflops\":{:.1},\"matmul_ms\":{:.4},\"gemm_flops_per_step\":{},\"flops_match_analytic\":{},\"gemm_gflops_per_thread\":{:.1},\"fma_peak_gflops\":{},\"peak_fraction\":{}}}",
+            "{{\"config\":\"{}\",\"d\":{},\"width\":{},\"depth\":{},\"batch\":{},\"loss\":\"{}\",\"exact\":{},\"threads\":{},\"median_ms\":{:.4},\"min_ms\":{:.4},\"max_ms\":{:.4},\"samples_per_s\":{:.1},\"matmul_gflops\":{:.1},\"matmul_ms\":{:.4},\"gemm_flops_per_step\":{},\"flops_match_analytic\":{},\"gemm_gflops_per_thread\":{:.1},\"fma_peak_gflops\":{},\"fma_peak_unit\":{},\"peak_fraction\":{}}}",
             self.config.name,
             self.config.dim,
             self.config.width,
@@ -224,7 +227,9 @@ impl Measurement {
             self.gemm_flops_per_step,
             self.flops_match_analytic(),
             self.gemm_gflops_per_thread,
-            or_null(self.fma_peak_gflops, 1),
+            or_null(self.fma_peak.map(|p| p.gflops), 1),
+            self.fma_peak
+                .map_or_else(|| "null".to_string(), |p| format!("\"{}\"", p.unit.name())),
             or_null(self.peak_fraction(), 3)
         )
     }
@@ -233,8 +238,8 @@ impl Measurement {
 /// Times `repeats` steps after `warmup` steps, in this process (whose matmul thread count is
 /// whatever `MATMUL_NUM_THREADS` said at the first product); `threads` data-parallel shards.
 /// Accounts the products of the timed steps, which takes over the process-wide matmul accounting
-/// (see the module doc); `fma_peak_gflops` is one core's peak, if measured. `exact`: the loss
-/// without the stop-gradient on dudt (reverse over forward).
+/// (see the module doc); `fma_peak` is one core's peak, if measured. `exact`: the loss without
+/// the stop-gradient on dudt (reverse over forward).
 #[allow(clippy::too_many_arguments)]
 pub fn measure(
     config: &BenchConfig,
@@ -243,7 +248,7 @@ pub fn measure(
     threads: usize,
     warmup: usize,
     repeats: usize,
-    fma_peak_gflops: Option<f64>,
+    fma_peak: Option<FmaPeak>,
 ) -> Measurement {
     let mut train = TrainConfig {
         threads,
@@ -281,19 +286,25 @@ pub fn measure(
         matmul_ms: gemm.seconds / repeats as f64 * 1e3,
         gemm_flops_per_step: gemm.flops as f64 / repeats as f64,
         gemm_gflops_per_thread: gemm.gflops(),
-        fma_peak_gflops,
+        fma_peak,
     }
 }
 
-/// The human-readable table of measurements.
+/// The human-readable table of measurements; the last column names the vector unit of the peak
+/// ("% of avx512 peak").
 pub fn table(measurements: &[Measurement]) -> String {
-    let mut s = String::from(
-        "config (d, width, depth, batch)   loss       threads  median ms    min ms    max ms   samples/s  matmul GFLOP/s  in-GEMM GFLOP/s  % of FMA peak\n",
+    let unit = measurements
+        .iter()
+        .find_map(|m| m.fma_peak)
+        .map_or("FMA", |p| p.unit.name());
+    let mut s = format!(
+        "config (d, width, depth, batch)   loss       threads  median ms    min ms    max ms   samples/s  matmul GFLOP/s  in-GEMM GFLOP/s {:>17}\n",
+        format!("% of {unit} peak")
     );
     for m in measurements {
         let c = m.config;
         s.push_str(&format!(
-            "{:<4}({:>3}, {:>4}, {}, {:>5})          {:<10} {:>7} {:>10.3} {:>9.3} {:>9.3} {:>11.0} {:>15.1} {:>16.1} {:>14}\n",
+            "{:<4}({:>3}, {:>4}, {}, {:>5})          {:<10} {:>7} {:>10.3} {:>9.3} {:>9.3} {:>11.0} {:>15.1} {:>16.1} {:>17}\n",
             c.name,
             c.dim,
             c.width,

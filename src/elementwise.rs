@@ -102,7 +102,7 @@ impl Elementwise {
         ) {
             let w = bias.len();
             assert!(
-                w > 0 && a.len() == d.len() && a.len() % w == 0 && a_dot.len() % w == 0 && a_dot.len() <= a.len(),
+                w > 0 && a.len() == d.len() && a.len().is_multiple_of(w) && a_dot.len().is_multiple_of(w) && a_dot.len() <= a.len(),
                 "activate_with_derivative: values {}, derivatives {} and tangents {} must be whole rows of width {w}, tangents no more than values",
                 a.len(),
                 d.len(),

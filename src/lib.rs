@@ -8,7 +8,8 @@
 //! - [`real`], [`dual`]: scalars and dual numbers; [`elementwise`]: functions written once over them.
 //! - [`float`], [`matmul`]: the storage scalar (f32/f64) and GEMM on strided views;
 //!   [`fma_peak`]: the measured f32 FMA peak that [`bench`](mod@bench) compares the GEMM speed with.
-//! - [`tape`]: tensors, ops with their evaluation / JVP / VJP rules, reverse and forward mode.
+//! - [`tape`]: tensors, ops with their evaluation / JVP / VJP rules, reverse and forward mode, and
+//!   the functional front door [`tape::jvp`], [`tape::vjp`], [`tape::grad`] (JAX's names).
 //! - [`data`]: built-in toy datasets and CSV / NPY files; [`metrics`]: sliced W1, energy distance.
 //! - [`plot`]: PNG figures (sample scatter panels, loss curves, heat maps) with an embedded font.
 //! - [`train`], [`checkpoint`]: training steps, and checkpoints that resume them bit for bit;

@@ -371,9 +371,7 @@ mod tests {
         let a = [0.3, -1.0, 2.5];
         let b = [0.0, 1.0, 4.0, -2.0, 0.5];
         let rep = |v: &[f64], k: usize| -> Vec<f64> {
-            v.iter()
-                .flat_map(|&x| std::iter::repeat(x).take(k))
-                .collect()
+            v.iter().flat_map(|&x| std::iter::repeat_n(x, k)).collect()
         };
         let direct = wasserstein1_1d(&a, &b);
         let replicated = wasserstein1_1d(&rep(&a, 5), &rep(&b, 3));

@@ -82,9 +82,8 @@ impl TrainConfig {
                 m.depth
             ));
         }
-        if !m
-            .checked_parameter_count()
-            .is_some_and(|n| n <= MAX_PARAMETERS)
+        if m.checked_parameter_count()
+            .is_none_or(|n| n > MAX_PARAMETERS)
         {
             return Err(format!(
                 "width {} and depth {} on {}-D data give over {MAX_PARAMETERS} parameters: the model is too large",
@@ -92,11 +91,11 @@ impl TrainConfig {
             ));
         }
         let widest = m.width.max(m.input_width());
-        if !self
+        if self
             .batch
             .checked_mul(widest)
             .and_then(|n| n.checked_mul(m.depth + 1))
-            .is_some_and(|n| n <= MAX_ACTIVATIONS)
+            .is_none_or(|n| n > MAX_ACTIVATIONS)
         {
             return Err(format!(
                 "batch {} x width {widest} x (depth {} + 1) is over {MAX_ACTIVATIONS} values per activation buffer: lower the batch or the width",

@@ -3,6 +3,7 @@
 //! a lock: no other product may run while one of them counts.
 
 use meanflow::bench::{measure, step_matmul_flops, BenchConfig};
+use meanflow::fma_peak::{FmaPeak, VectorUnit};
 use meanflow::loss::LossPreset;
 use meanflow::matmul::{gemm, start_matmul_accounting, take_matmul_accounting};
 use ndarray::Array2;
@@ -58,7 +59,12 @@ fn the_counted_flops_of_a_bench_step_are_the_analytic_count() {
         (LossPreset::Imf, true),
     ] {
         for threads in [1, 2] {
-            let m = measure(&c1, loss, exact, threads, 1, 3, Some(100.0));
+            let peak = FmaPeak {
+                gflops: 100.0,
+                unit: VectorUnit::Avx512,
+                kernel: "given",
+            };
+            let m = measure(&c1, loss, exact, threads, 1, 3, Some(peak));
             assert_eq!(
                 m.gemm_flops_per_step,
                 step_matmul_flops(&c1, loss, exact),
@@ -69,6 +75,11 @@ fn the_counted_flops_of_a_bench_step_are_the_analytic_count() {
             assert!(m.matmul_ms > 0.0 && m.matmul_ms <= m.max_ms * threads as f64);
             assert!(m.gemm_gflops_per_thread > 0.0);
             assert_eq!(m.peak_fraction(), Some(m.gemm_gflops_per_thread / 100.0));
+            let json = m.json();
+            assert!(
+                json.contains("\"fma_peak_gflops\":100.0,\"fma_peak_unit\":\"avx512\","),
+                "{json}"
+            );
         }
     }
 }

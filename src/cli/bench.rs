@@ -1,11 +1,12 @@
 //! `meanflow bench`: times the training step of src/bench.rs for the named configs, losses and
 //! thread counts; one JSON line per measurement, then a table. First, unless `--no-peak`, it
-//! measures one core's f32 FMA peak (about 0.7 s), which the in-GEMM speed is compared with.
+//! measures one core's f32 FMA peak on the widest vector unit the CPU has (about 0.7 s), which the
+//! in-GEMM speed is compared with.
 
 use super::{CliError, CliResult};
 use clap::Args;
 use meanflow::bench::{default_counts, measure, table, BenchConfig, CONFIGS};
-use meanflow::fma_peak::{fma_peak_gflops, fma_peak_kernel, REPETITIONS};
+use meanflow::fma_peak::{fma_peak, REPETITIONS};
 use meanflow::loss::LossPreset;
 use meanflow::matmul::set_matmul_threads;
 
@@ -95,14 +96,17 @@ pub fn run(args: BenchArgs) -> CliResult<i32> {
     // Threads split the batch; every product runs on one thread.
     set_matmul_threads(1);
     // One core's peak, since in-GEMM GFLOP/s is per thread too.
-    let peak = (!args.no_peak).then(|| fma_peak_gflops(1, PEAK_SECONDS_PER_REPETITION));
+    let peak = (!args.no_peak).then(|| fma_peak(1, PEAK_SECONDS_PER_REPETITION));
     if let Some(peak) = peak {
         if args.json {
-            println!("{{\"fma_peak_gflops\":{peak:.1},\"threads\":1}}");
+            println!(
+                "{{\"fma_peak_gflops\":{:.1},\"fma_peak_unit\":\"{}\",\"threads\":1}}",
+                peak.gflops, peak.unit
+            );
         } else {
             println!(
-                "FMA peak (measured): {peak:.1} GFLOP/s per core ({}, best of {REPETITIONS} x {PEAK_SECONDS_PER_REPETITION} s)",
-                fma_peak_kernel()
+                "FMA peak (measured): {:.1} GFLOP/s per core on {} ({}, best of {REPETITIONS} x {PEAK_SECONDS_PER_REPETITION} s)",
+                peak.gflops, peak.unit, peak.kernel
             );
         }
     }

@@ -44,7 +44,7 @@ pub fn log(lo: f64, hi: f64, max_count: usize) -> Vec<Tick> {
     if decades >= 2 {
         let every = decades.div_ceil(max_count);
         return (e0..=e1)
-            .filter(|e| (e - e0) as usize % every == 0)
+            .filter(|e| ((e - e0) as usize).is_multiple_of(every))
             .map(|e| log_tick(10f64.powi(e)))
             .collect();
     }

@@ -11,6 +11,9 @@
 //! - **Reverse over forward.** Since tangents are ordinary nodes, `backward` of a loss that uses a
 //!   tangent differentiates through the JVP: the gradient of a JVP, exactly.
 //!
+//! **The functional front door** ([`jvp`], [`vjp`], [`grad`], [`value_and_grad`]): JAX's calls
+//! over a closure that records on a fresh tape, built on the stateful calls above.
+//!
 //! Stop-gradient ([`Tape::stop_gradient`]) cuts both: its output has no cotangent flowing back and
 //! a zero tangent flowing forward, as in JAX.
 //!
@@ -31,8 +34,11 @@
 //!   buffer did: a block whose tangent rows only feed stopped quantities is back-propagated over
 //!   its value rows alone.
 
+mod functional;
 mod ops;
 mod pool;
+
+pub use functional::{grad, jvp, value_and_grad, vjp, Pullback};
 
 pub use ops::{
     Add, AddScalar, Broadcast, ConcatCols, Dense, Div, Leaf, Map, MatMul, Mul, Op, PadRows,
@@ -478,33 +484,48 @@ impl<T: Float> Tape<T> {
             "backward: output {output:?} has shape {:?}; use backward_with for non-scalar outputs",
             self.shape(output)
         );
-        let mut seed = self.pool.take_uninit((1, 1));
-        seed[[0, 0]] = T::one();
-        self.backward_seeded(output, seed);
+        let one = [T::one()];
+        let seed = ArrayView2::from_shape((1, 1), &one).expect("one element");
+        self.backward_with_many(&[(output, seed)]);
     }
 
     /// Reverse mode seeded with the cotangent `output_bar` (same shape as `output`): afterwards
     /// `grad(x)` holds J^T output_bar, the vector-Jacobian product.
     pub fn backward_with(&mut self, output: Var, output_bar: ArrayView2<T>) {
-        let seed = self.copy_into_pooled(output_bar);
-        self.backward_seeded(output, seed);
+        self.backward_with_many(&[(output, output_bar)]);
     }
 
-    fn backward_seeded(&mut self, output: Var, seed: Array2<T>) {
-        assert_eq!(
-            seed.dim(),
-            self.shape(output),
-            "backward_with: cotangent shape {:?} differs from output {output:?} shape {:?}",
-            seed.dim(),
-            self.shape(output)
-        );
+    /// Reverse mode from several outputs at once, each seeded with its cotangent (same shape as
+    /// the output): afterwards `grad(x)` holds sum_k J_k^T output_bar_k, in one backward pass.
+    /// An output listed twice has its cotangents added. Panics, naming the shapes, if a cotangent
+    /// does not have its output's shape.
+    pub fn backward_with_many(&mut self, seeds: &[(Var, ArrayView2<T>)]) {
+        for &(output, ref seed) in seeds {
+            assert_eq!(
+                seed.dim(),
+                self.shape(output),
+                "backward_with: cotangent shape {:?} differs from output {output:?} shape {:?}",
+                seed.dim(),
+                self.shape(output)
+            );
+        }
         for g in self.grads.drain(..).flatten() {
             self.pool.give(g);
         }
         self.grads.resize_with(self.nodes.len(), || None);
         self.touched.clear();
         self.touched.resize(self.nodes.len(), (0, 0));
-        let (owner, _) = self.owner_of(output);
+        let owner_index = |nodes: &[Node], v: Var| match nodes[v.index()].view_of {
+            Some(w) => w.owner.index(),
+            None => v.index(),
+        };
+        let Some(last) = seeds
+            .iter()
+            .map(|&(v, _)| owner_index(&self.nodes, v))
+            .max()
+        else {
+            return;
+        };
         let mut grads = ops::Cotangents {
             slots: &mut self.grads,
             touched: &mut self.touched,
@@ -517,17 +538,21 @@ impl<T: Float> Tape<T> {
             pool: &mut self.pool,
             prune_rows: self.optimizations.prune_rows,
         };
-        // A view shares its owner's buffer: seeding a view that needs no gradient would hand a
-        // cotangent to a node (a constant) that must not get one, and nothing flows from it.
-        let seeded = self.nodes[output.index()].view_of.is_none()
-            || self.nodes[output.index()].requires_grad;
-        if seeded {
-            grads.slot_unchecked(output, 0..seed.nrows()).assign(&seed);
+        for (output, seed) in seeds {
+            // A view shares its owner's buffer: seeding a view that needs no gradient would hand
+            // a cotangent to a node (a constant) that must not get one, and nothing flows from it.
+            let node = self.nodes[output.index()];
+            if node.view_of.is_some() && !node.requires_grad {
+                continue;
+            }
+            let mut slot = grads.slot_unchecked(*output, 0..seed.nrows());
+            slot += seed;
         }
-        grads.pool.give(seed);
-        for i in (0..=owner.index()).rev() {
+        for i in (0..=last).rev() {
             let node = self.nodes[i];
-            if node.view_of.is_some() || (!node.requires_grad && i != owner.index()) {
+            // A node that requires no gradient is visited only as an output (a seed).
+            let is_seed = || seeds.iter().any(|&(v, _)| owner_index(&self.nodes, v) == i);
+            if node.view_of.is_some() || (!node.requires_grad && !is_seed()) {
                 continue;
             }
             if grads.slots[i].is_none() {
