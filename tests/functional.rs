@@ -389,3 +389,26 @@ fn grad_of_a_non_scalar() {
     let a = Array2::<f64>::zeros((2, 3));
     grad(|_: &mut Tape<f64>, v: &[Var]| v[0], &[a.view()]);
 }
+
+/// The README's first code example is examples/readme.rs (which `cargo test` builds and which
+/// asserts its results), line for line: the README cannot drift from code that compiles.
+#[test]
+fn the_readme_example_is_examples_readme() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let example = std::fs::read_to_string(root.join("examples/readme.rs")).unwrap();
+    let section = &readme[readme
+        .find("## The engine in a few lines")
+        .expect("README section")..];
+    let start = section.find("```rust\n").expect("a rust block") + "```rust\n".len();
+    let block = &section[start..start + section[start..].find("```").expect("block end")];
+    let body = &example[example.find("fn main() {\n").expect("main") + "fn main() {\n".len()
+        ..example
+            .find("}\n// README example ends")
+            .expect("end marker")];
+    let unindented: String = body
+        .lines()
+        .map(|l| format!("{}\n", l.strip_prefix("    ").unwrap_or(l)))
+        .collect();
+    assert_eq!(block, unindented, "README.md and examples/readme.rs differ");
+}
