@@ -394,6 +394,18 @@ impl Primitive for MatMul {
 
 // ----- the dense layer ----------------------------------------------------------------------
 
+/// The elements of a [1, n] row as a slice: the row itself where it is contiguous (a parameter
+/// leaf), else a copy in `copy`.
+fn row_slice<'a, T: Float>(row: &'a ArrayView2<'a, T>, copy: &'a mut Vec<T>) -> &'a [T] {
+    match row.as_slice() {
+        Some(r) => r,
+        None => {
+            copy.extend(row.iter().copied());
+            copy
+        }
+    }
+}
+
 /// y = f(x W^T + b) for x [R, in], W [out, in] (PyTorch's `nn.Linear`), b [1, out]; `activation`
 /// None is the identity. With `tangent_rows` K > 0, x is a dual block [x_p; x_t]: P = R - K value
 /// rows, then K tangent rows, row P + i the tangent of value row i, and the output is the block
@@ -464,14 +476,8 @@ impl Dense {
         gemm(T::one(), x, w.t(), T::zero(), out.view_mut());
         let p = out.nrows() - self.tangent_rows;
         let (mut value_rows, mut tangent_rows) = out.view_mut().split_at(ndarray::Axis(0), p);
-        let bias_row: Vec<T>;
-        let bias = match bias.as_slice() {
-            Some(b) => b,
-            None => {
-                bias_row = bias.iter().copied().collect();
-                &bias_row
-            }
-        };
+        let mut copy = Vec::new();
+        let bias = row_slice(&bias, &mut copy);
         let contiguous = "a fresh pooled buffer is in standard layout";
         match (self.activation, slope) {
             (None, _) => {
@@ -635,14 +641,18 @@ impl Primitive for Dense {
                     T::zero(),
                     pre_dot.view_mut(),
                 );
-                // pre <- y_bar_t * (x_t W^T) * f''(pre): the increment of G_p[..K].
+                // pre <- y_bar_t * (x_t W^T) * f''(pre + b): the increment of G_p[..K].
+                let mut copy = Vec::new();
+                let bias = row_slice(&bias, &mut copy);
+                f.second_derivative_in_place(
+                    pre.as_slice_mut()
+                        .expect("a pooled buffer is in standard layout"),
+                    bias,
+                );
                 Zip::from(&mut *pre)
                     .and(y_bar.slice(s![p.., ..]))
                     .and(&*pre_dot)
-                    .and_broadcast(bias.row(0))
-                    .for_each(|pre, &y_t, &pre_dot, &b| {
-                        *pre = y_t * pre_dot * f.derivative(2, *pre + b);
-                    });
+                    .for_each(|pre, &y_t, &pre_dot| *pre *= y_t * pre_dot);
                 Zip::from(g.slice_mut(s![..k, ..]))
                     .and(&*pre)
                     .for_each(|g, &inc| *g += inc);
