@@ -172,7 +172,7 @@ impl Elementwise {
         fn run<T: Float>(x: &mut [T], bias: &[T], f: impl Fn(Dual<Dual<T>>) -> Dual<Dual<T>>) {
             let w = bias.len();
             assert!(
-                w > 0 && x.len() % w == 0,
+                w > 0 && x.len().is_multiple_of(w),
                 "second_derivative_in_place: {} values are not whole rows of width {w}",
                 x.len()
             );
