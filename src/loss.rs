@@ -19,7 +19,7 @@ use crate::elementwise::Elementwise;
 use crate::float::Float;
 use crate::model::{Heads, MlpParams, ModelConfig, ParamVars, TapeModel};
 use crate::tape::{Tape, Var};
-use ndarray::{Array2, Zip};
+use ndarray::{Array2, ArrayViewMut2, Zip};
 use std::fmt;
 use std::str::FromStr;
 
@@ -168,16 +168,30 @@ impl<T: Float> Batch<T> {
     }
     /// z = (1 - t) x + t e.
     pub fn z(&self) -> Array2<T> {
-        let mut z = self.x.clone();
-        Zip::from(&mut z)
+        let mut z = Array2::zeros(self.x.dim());
+        self.write_z(z.view_mut());
+        z
+    }
+    /// out <- z = (1 - t) x + t e.
+    pub fn write_z(&self, out: ArrayViewMut2<T>) {
+        Zip::from(out)
+            .and(&self.x)
             .and(&self.e)
             .and_broadcast(&self.t)
-            .for_each(|z, &e, &t| *z = (T::one() - t) * *z + t * e);
-        z
+            .for_each(|z, &x, &e, &t| *z = (T::one() - t) * x + t * e);
     }
     /// v_c = e - x.
     pub fn v_c(&self) -> Array2<T> {
-        &self.e - &self.x
+        let mut v = Array2::zeros(self.x.dim());
+        self.write_v_c(v.view_mut());
+        v
+    }
+    /// out <- v_c = e - x.
+    pub fn write_v_c(&self, out: ArrayViewMut2<T>) {
+        Zip::from(out)
+            .and(&self.x)
+            .and(&self.e)
+            .for_each(|v, &x, &e| *v = e - x);
     }
     fn check(&self) {
         let (b, d) = self.x.dim();
@@ -272,19 +286,8 @@ pub fn record_loss<T: Float>(
         config: *model,
         params,
     };
-    let z = tape.constant_from_fn(batch.x.dim(), |mut z| {
-        Zip::from(&mut z)
-            .and(&batch.x)
-            .and(&batch.e)
-            .and_broadcast(&batch.t)
-            .for_each(|z, &x, &e, &t| *z = (T::one() - t) * x + t * e);
-    });
-    let v_c = tape.constant_from_fn(batch.x.dim(), |mut v| {
-        Zip::from(&mut v)
-            .and(&batch.x)
-            .and(&batch.e)
-            .for_each(|v, &x, &e| *v = e - x);
-    });
+    let z = tape.constant_from_fn(batch.x.dim(), |z| batch.write_z(z));
+    let v_c = tape.constant_from_fn(batch.x.dim(), |v| batch.write_v_c(v));
     let t = tape.constant(batch.t.view());
     let r = tape.constant(batch.r.view());
 
