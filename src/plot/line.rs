@@ -14,6 +14,8 @@ const WIDTH: i32 = 900;
 const HEIGHT: i32 = 560;
 const LINE_WIDTH: u32 = 2;
 const BAND_ALPHA: f64 = 0.2;
+/// Opacity of the one pixel wider stroke drawn under each curve.
+const HALO_ALPHA: f64 = 0.35;
 /// Width of a legend entry's line sample, in pixels.
 const LEGEND_SAMPLE: i32 = 28;
 
@@ -174,6 +176,10 @@ fn draw(
                     chart.draw_series([Circle::new(*p, LINE_WIDTH, rgb(s.color).filled())])?;
                 }
                 _ => {
+                    // plotters' bitmap lines have hard edges: a wider, faint stroke under
+                    // the curve softens its stair steps.
+                    let halo = rgb(s.color).mix(HALO_ALPHA).stroke_width(LINE_WIDTH + 1);
+                    chart.draw_series(LineSeries::new(run.iter().copied(), halo))?;
                     chart.draw_series(LineSeries::new(run, style))?;
                 }
             }
