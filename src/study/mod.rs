@@ -20,37 +20,27 @@ pub mod gradient_noise;
 pub mod identity;
 pub mod posterior;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use rayon::prelude::*;
 
-/// `f` of every item, on `workers` OS threads taking the items in turn; the results are in the
-/// items' order, so they do not depend on the scheduling when `f` does not.
+/// `f` of every item, on at most `workers` threads (a rayon pool of its own, so that the study's
+/// `--threads` bounds the work whatever else runs); the results are in the items' order, so they
+/// do not depend on the scheduling when `f` does not.
+///
+/// The items are handed out one at a time (`with_max_len(1)`): each is a whole training or
+/// measurement of uneven length, so the threads take the next one as they finish instead of
+/// splitting the list into fixed halves up front.
 pub fn parallel_map<T: Sync, R: Send>(
     items: &[T],
     workers: usize,
     f: impl Fn(&T) -> R + Sync,
 ) -> Vec<R> {
-    let results: Mutex<Vec<Option<R>>> = Mutex::new((0..items.len()).map(|_| None).collect());
-    let next = AtomicUsize::new(0);
-    let work = || loop {
-        let k = next.fetch_add(1, Ordering::Relaxed);
-        let Some(item) = items.get(k) else {
-            break;
-        };
-        let r = f(item);
-        results.lock().expect("no worker panicked")[k] = Some(r);
-    };
     let workers = workers.min(items.len()).max(1);
-    std::thread::scope(|scope| {
-        for _ in 1..workers {
-            scope.spawn(work);
-        }
-        work();
-    });
-    results
-        .into_inner()
-        .expect("no worker panicked")
-        .into_iter()
-        .map(|r| r.expect("every item ran"))
-        .collect()
+    if workers == 1 {
+        return items.iter().map(f).collect();
+    }
+    match rayon::ThreadPoolBuilder::new().num_threads(workers).build() {
+        Ok(pool) => pool.install(|| items.par_iter().with_max_len(1).map(&f).collect()),
+        // No threads to be had: the same results, one after another.
+        Err(_) => items.iter().map(f).collect(),
+    }
 }
