@@ -8,6 +8,40 @@ use crate::real::Real;
 use std::fmt;
 use std::str::FromStr;
 
+/// The widest vector extension the elementwise kernels are compiled for that this CPU has.
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Simd {
+    Avx512,
+    Avx2,
+    Baseline,
+}
+
+/// Detected once (a relaxed atomic load afterwards): the kernels run for every layer of every step.
+#[cfg(target_arch = "x86_64")]
+fn widest_simd() -> Simd {
+    use std::arch::is_x86_feature_detected as has;
+    use std::sync::atomic::{AtomicU8, Ordering};
+    static DETECTED: AtomicU8 = AtomicU8::new(0);
+    match DETECTED.load(Ordering::Relaxed) {
+        1 => Simd::Avx512,
+        2 => Simd::Avx2,
+        3 => Simd::Baseline,
+        _ => {
+            let avx2 = has!("avx2") && has!("fma");
+            let avx512 =
+                avx2 && has!("avx512f") && has!("avx512vl") && has!("avx512dq") && has!("avx512bw");
+            let (simd, code) = match (avx512, avx2) {
+                (true, _) => (Simd::Avx512, 1),
+                (false, true) => (Simd::Avx2, 2),
+                _ => (Simd::Baseline, 3),
+            };
+            DETECTED.store(code, Ordering::Relaxed);
+            simd
+        }
+    }
+}
+
 /// A scalar function applied to every element.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Elementwise {
@@ -134,6 +168,18 @@ impl Elementwise {
         ) {
             run(a, d, a_dot, bias, f)
         }
+        /// The same loop compiled for AVX-512, chosen at run time where the CPU has it.
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")]
+        unsafe fn run_avx512<T: Float>(
+            a: &mut [T],
+            d: &mut [T],
+            a_dot: &mut [T],
+            bias: &[T],
+            f: impl Fn(Dual<T>) -> Dual<T>,
+        ) {
+            run(a, d, a_dot, bias, f)
+        }
         #[inline(always)]
         fn dispatch<T: Float>(
             a: &mut [T],
@@ -143,11 +189,11 @@ impl Elementwise {
             f: impl Fn(Dual<T>) -> Dual<T>,
         ) {
             #[cfg(target_arch = "x86_64")]
-            if std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("fma")
-            {
-                // SAFETY: the CPU supports the features the function is compiled for.
-                return unsafe { run_avx2(a, d, a_dot, bias, f) };
+            match widest_simd() {
+                // SAFETY: the CPU supports the features each function is compiled for.
+                Simd::Avx512 => return unsafe { run_avx512(a, d, a_dot, bias, f) },
+                Simd::Avx2 => return unsafe { run_avx2(a, d, a_dot, bias, f) },
+                Simd::Baseline => {}
             }
             run(a, d, a_dot, bias, f)
         }
@@ -193,14 +239,24 @@ impl Elementwise {
         ) {
             run(x, bias, f)
         }
+        /// The same loop compiled for AVX-512, chosen at run time where the CPU has it.
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")]
+        unsafe fn run_avx512<T: Float>(
+            x: &mut [T],
+            bias: &[T],
+            f: impl Fn(Dual<Dual<T>>) -> Dual<Dual<T>>,
+        ) {
+            run(x, bias, f)
+        }
         #[inline(always)]
         fn dispatch<T: Float>(x: &mut [T], bias: &[T], f: impl Fn(Dual<Dual<T>>) -> Dual<Dual<T>>) {
             #[cfg(target_arch = "x86_64")]
-            if std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("fma")
-            {
-                // SAFETY: the CPU supports the features the function is compiled for.
-                return unsafe { run_avx2(x, bias, f) };
+            match widest_simd() {
+                // SAFETY: the CPU supports the features each function is compiled for.
+                Simd::Avx512 => return unsafe { run_avx512(x, bias, f) },
+                Simd::Avx2 => return unsafe { run_avx2(x, bias, f) },
+                Simd::Baseline => {}
             }
             run(x, bias, f)
         }

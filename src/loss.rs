@@ -404,11 +404,25 @@ pub fn loss_and_gradients_into<T: Float>(
     batch: &Batch<T>,
     grads: &mut MlpParams<T>,
 ) -> LossValues {
+    let values = record_loss_and_backward(tape, vars, model, params, loss, batch);
+    grads.gradients_into(tape, vars);
+    values
+}
+
+/// Records the loss of `batch` on `tape` (cleared first; the parameters as the leaves `vars`)
+/// and runs backward: afterwards `tape.grad(v)` holds d loss / d v for each parameter node.
+pub fn record_loss_and_backward<T: Float>(
+    tape: &mut Tape<T>,
+    vars: &mut ParamVars,
+    model: &ModelConfig,
+    params: &MlpParams<T>,
+    loss: &LossConfig,
+    batch: &Batch<T>,
+) -> LossValues {
     tape.clear();
     params.on_tape_into(tape, vars);
     let nodes = record_loss(tape, model, vars, loss, batch);
     tape.backward(nodes.loss);
-    grads.gradients_into(tape, vars);
     LossValues {
         loss: tape.scalar(nodes.loss).to_f64(),
         loss_u: tape.scalar(nodes.loss_u).to_f64(),

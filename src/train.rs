@@ -6,7 +6,7 @@
 //! the [`TimeSampler`], whose r != t rows come first.
 
 use crate::float::Float;
-use crate::loss::{loss_and_gradients_into, Batch, LossConfig, LossValues};
+use crate::loss::{record_loss_and_backward, Batch, LossConfig, LossValues};
 use crate::model::{MlpParams, ModelConfig, ParamVars};
 use crate::optim::{ema_update, Adam, AdamConfig, UpdateStats};
 use crate::rng::{Rng, RngState};
@@ -119,7 +119,6 @@ pub struct Shard<T: Float> {
     tape: Tape<T>,
     vars: ParamVars,
     batch: Batch<T>,
-    grads: MlpParams<T>,
     values: Option<LossValues>,
 }
 
@@ -152,7 +151,7 @@ fn zero_batch<T: Float>(rows: usize, dim: usize) -> Batch<T> {
 
 impl<T: Float> GradientEngine<T> {
     /// min(threads, B) shards of (nearly) equal size.
-    pub fn new(config: &TrainConfig, params: &MlpParams<T>) -> Self {
+    pub fn new(config: &TrainConfig) -> Self {
         let (b, d) = (config.batch, config.model.dim);
         let shards = config.threads.clamp(1, b);
         let shard_rows = (0..shards).map(|s| (s + 1) * b / shards - s * b / shards);
@@ -162,7 +161,6 @@ impl<T: Float> GradientEngine<T> {
                     tape: Tape::new(),
                     vars: ParamVars::default(),
                     batch: zero_batch(rows, d),
-                    grads: params.zeros_like(),
                     values: None,
                 })
                 .collect(),
@@ -187,14 +185,13 @@ impl<T: Float> GradientEngine<T> {
             sampler.fill(&mut shard.batch);
         }
         self.workers.for_each_mut(&mut self.shards, |shard| {
-            let values = loss_and_gradients_into(
+            let values = record_loss_and_backward(
                 &mut shard.tape,
                 &mut shard.vars,
                 &config.model,
                 params,
                 &config.loss,
                 &shard.batch,
-                &mut shard.grads,
             );
             shard.values = Some(values);
         });
@@ -202,7 +199,7 @@ impl<T: Float> GradientEngine<T> {
     }
 }
 
-/// grads = sum_s (B_s / B) grad_s and the loss values likewise.
+/// grads = sum_s (B_s / B) grad_s, read from each shard's tape, and the loss values likewise.
 fn combine_shards<T: Float>(
     shards: &[Shard<T>],
     batch: usize,
@@ -222,11 +219,12 @@ fn combine_shards<T: Float>(
         total.mse += w * v.mse;
         total.loss_v = v.loss_v.map(|lv| total.loss_v.unwrap_or(0.0) + w * lv);
         let wt = T::from_f64(w);
-        for (g, sg) in grads.tensors_mut().zip(shard.grads.tensors()) {
-            if s == 0 {
-                ndarray::Zip::from(g).and(sg).for_each(|g, &x| *g = wt * x);
-            } else {
-                ndarray::Zip::from(g).and(sg).for_each(|g, &x| *g += wt * x);
+        for (g, var) in grads.tensors_mut().zip(shard.vars.nodes()) {
+            match (shard.tape.grad(var), s) {
+                (Some(sg), 0) => ndarray::Zip::from(g).and(sg).for_each(|g, &x| *g = wt * x),
+                (Some(sg), _) => ndarray::Zip::from(g).and(sg).for_each(|g, &x| *g += wt * x),
+                (None, 0) => g.fill(T::zero()),
+                (None, _) => {}
             }
         }
     }
@@ -308,7 +306,7 @@ impl<T: Float> Trainer<T> {
             adam: adam.unwrap_or_else(|| Adam::new(config.adam, &params)),
             ema: config.ema_decay.map(|_| params.clone()),
             grads: params.zeros_like(),
-            engine: GradientEngine::new(&config, &params),
+            engine: GradientEngine::new(&config),
             sampler: BatchSampler {
                 data,
                 time: config.time,

@@ -310,6 +310,18 @@ pub struct ParamVars {
     pub v_head: Option<(Var, Var)>,
 }
 
+impl ParamVars {
+    /// Every parameter node (weight, bias, layer by layer) in the order of
+    /// [`MlpParams::tensors`].
+    pub fn nodes(&self) -> impl Iterator<Item = Var> + '_ {
+        self.trunk
+            .iter()
+            .chain(std::iter::once(&self.u_head))
+            .chain(self.v_head.iter())
+            .flat_map(|&(w, b)| [w, b])
+    }
+}
+
 /// The model as recorded on a tape: config plus the parameter nodes.
 pub struct TapeModel<'p> {
     pub config: ModelConfig,
