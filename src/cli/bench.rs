@@ -2,6 +2,7 @@
 //! thread counts; one JSON line per measurement, then a table. First, unless `--no-peak`, it
 //! measures one core's f32 FMA peak (about 0.7 s), which the in-GEMM speed is compared with.
 
+use super::output::{errln, outln};
 use super::{CliError, CliResult};
 use clap::Args;
 use meanflow::bench::{default_counts, measure, table, BenchConfig, CONFIGS};
@@ -95,9 +96,9 @@ pub fn run(args: BenchArgs) -> CliResult<i32> {
     let peak = (!args.no_peak).then(|| fma_peak_gflops(1, PEAK_SECONDS_PER_REPETITION));
     if let Some(peak) = peak {
         if args.json {
-            println!("{{\"fma_peak_gflops\":{peak:.1},\"threads\":1}}");
+            outln!("{{\"fma_peak_gflops\":{peak:.1},\"threads\":1}}");
         } else {
-            println!(
+            outln!(
                 "FMA peak (measured): {peak:.1} GFLOP/s per core ({}, best of {REPETITIONS} x {PEAK_SECONDS_PER_REPETITION} s)",
                 fma_peak_kernel()
             );
@@ -114,7 +115,7 @@ pub fn run(args: BenchArgs) -> CliResult<i32> {
             for &t in &threads {
                 let m = measure(config, loss, t, warmup, repeats, peak);
                 if !m.flops_match_analytic() {
-                    eprintln!(
+                    errln!(
                         "warning: {} {} at {t} threads: the products counted {} flops per step, \
                          the analytic count (matmul GFLOP/s) says {}",
                         config.name,
@@ -127,13 +128,13 @@ pub fn run(args: BenchArgs) -> CliResult<i32> {
                 let rss = peak_rss_mb()
                     .map(|mb| format!(",\"peak_rss_mb\":{mb:.1}"))
                     .unwrap_or_default();
-                println!("{}{rss}}}", &json[..json.len() - 1]);
+                outln!("{}{rss}}}", &json[..json.len() - 1]);
                 all.push(m);
             }
         }
     }
     if !args.json {
-        print!("{}", table(&all));
+        super::output::write_text(super::output::Stream::Stdout, &table(&all));
     }
     Ok(0)
 }

@@ -9,14 +9,17 @@ mod bench;
 mod common;
 mod data;
 mod eval;
+pub mod output;
 mod pictures;
 mod progress;
+mod run_lock;
 mod sample;
 mod study;
 mod train;
 mod verify;
 
 use clap::{Parser, Subcommand};
+use output::{errln, Stream};
 
 /// Exit code of bad user input.
 pub const EXIT_USAGE: i32 = 2;
@@ -109,26 +112,31 @@ fn one_line(rendered: &str) -> String {
     format!("error: {body}")
 }
 
-/// Parses the arguments, runs the command, and returns the exit code.
+/// Parses the arguments, runs the command, and returns the exit code (see [`output`] for what a
+/// failed write to stdout or stderr does to it).
 pub fn main() -> i32 {
+    let code = run_command();
+    output::final_exit_code(code)
+}
+
+fn run_command() -> i32 {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
             use clap::error::ErrorKind;
-            return match e.kind() {
-                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
-                    let _ = e.print();
-                    0
-                }
-                ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
-                    let _ = e.print();
-                    EXIT_USAGE
-                }
+            // Help and version go to stdout, the usage shown on a missing subcommand to stderr.
+            let (code, stream) = match e.kind() {
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => (0, Stream::Stdout),
+                ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => (EXIT_USAGE, Stream::Stderr),
                 _ => {
-                    eprintln!("{}", one_line(&e.render().to_string()));
-                    EXIT_USAGE
+                    errln!("{}", one_line(&e.render().to_string()));
+                    return EXIT_USAGE;
                 }
             };
+            if let Err(io_error) = e.print() {
+                output::record_failure(stream, &io_error);
+            }
+            return code;
         }
     };
     let result = match cli.command {
@@ -143,7 +151,7 @@ pub fn main() -> i32 {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {}", e.message);
+            errln!("error: {}", e.message);
             e.code
         }
     }

@@ -4,7 +4,9 @@
 //! # CSV
 //! Comma separated, UTF-8 (a leading BOM is skipped), `\n` or `\r\n` line ends. Each field is
 //! trimmed of whitespace and parsed as an f64 (Rust syntax: `1`, `-2.5`, `1e-3`, `.5`, `+3`).
-//! Lines that are empty or all whitespace are skipped wherever they are. The first remaining line
+//! Lines that are empty or all whitespace are skipped wherever they are, and so are comment lines,
+//! whose first non-blank character is `#` (numpy's `loadtxt` convention). A NUL byte means the
+//! file is not text: it is refused, naming its line. The first remaining line
 //! is a header when none of its fields parses as a number; a first line with some numeric and some
 //! non-numeric fields is data, and its bad field is reported. Every row, header included, must
 //! have the same number of fields. Line and column numbers in errors are 1-based (lines count
@@ -17,7 +19,8 @@
 //! errors are 1-based.
 //!
 //! # Both
-//! Every value must be finite, and there must be at least 2 rows.
+//! Every value must be finite, and there must be at least 2 rows. [`load_bounded`] also refuses
+//! values beyond a magnitude (what a run's precision can square), naming where the first one is.
 //!
 //! The NPY reader and writer are written here (the format is a magic string, a version, a header
 //! length, a Python-dict header and the raw values) so that every malformed file gets its own
@@ -31,9 +34,8 @@
 use ndarray::{Array2, ArrayView2, ShapeBuilder};
 use std::fmt;
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 const NPY_MAGIC: &[u8; 6] = b"\x93NUMPY";
 
@@ -97,6 +99,15 @@ pub enum DataError {
         at: Position,
         value: f64,
     },
+    #[error("{path}: {at}: value {value:e} is out of range: at most {max_abs:.3e} in magnitude")]
+    OutOfRange {
+        path: PathBuf,
+        at: Position,
+        value: f64,
+        max_abs: f64,
+    },
+    #[error("{path}: line {line}: a NUL byte: not a CSV text file")]
+    NulByte { path: PathBuf, line: usize },
     #[error("{path}: not an NPY file: bad magic (the file must start with \\x93NUMPY)")]
     NpyBadMagic { path: PathBuf },
     #[error("{path}: unsupported NPY format version {major}.{minor} (supported: 1.0, 2.0, 3.0)")]
@@ -138,6 +149,8 @@ impl DataError {
             | EmptyField { path, .. }
             | NonNumeric { path, .. }
             | NonFinite { path, .. }
+            | OutOfRange { path, .. }
+            | NulByte { path, .. }
             | NpyBadMagic { path }
             | NpyVersion { path, .. }
             | NpyHeader { path, .. }
@@ -185,14 +198,23 @@ pub struct CsvData {
 
 /// Loads by extension: `.npy` (any case) as NPY, anything else as CSV.
 pub fn load(path: impl AsRef<Path>) -> Result<Array2<f64>, DataError> {
+    load_bounded(path, f64::MAX)
+}
+
+/// [`load`], also refusing values whose magnitude exceeds `max_abs` ([`DataError::OutOfRange`],
+/// naming the line or row and the column of the first).
+pub fn load_bounded(path: impl AsRef<Path>, max_abs: f64) -> Result<Array2<f64>, DataError> {
     let path = path.as_ref();
     let is_npy = path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("npy"));
+    let bytes = read_bytes(path)?;
     if is_npy {
-        load_npy(path)
+        let data = parse_npy(path, &bytes)?;
+        check_bound(path, data.view(), max_abs)?;
+        Ok(data)
     } else {
-        load_csv(path)
+        parse_csv_bounded(path, &bytes, max_abs).map(|c| c.data)
     }
 }
 
@@ -225,7 +247,18 @@ pub fn load_csv_with_header(path: impl AsRef<Path>) -> Result<CsvData, DataError
 
 /// Parses CSV text; `path` is only used in errors.
 pub fn parse_csv(path: &Path, bytes: &[u8]) -> Result<CsvData, DataError> {
+    parse_csv_bounded(path, bytes, f64::MAX)
+}
+
+/// [`parse_csv`], refusing values beyond `max_abs` in magnitude.
+fn parse_csv_bounded(path: &Path, bytes: &[u8], max_abs: f64) -> Result<CsvData, DataError> {
     let p = || path.to_path_buf();
+    if let Some(at) = bytes.iter().position(|&b| b == 0) {
+        return Err(DataError::NulByte {
+            path: p(),
+            line: 1 + bytes[..at].iter().filter(|&&b| b == b'\n').count(),
+        });
+    }
     let text = std::str::from_utf8(bytes).map_err(|e| DataError::NotUtf8 {
         path: p(),
         line: 1 + bytes[..e.valid_up_to()]
@@ -244,7 +277,7 @@ pub fn parse_csv(path: &Path, bytes: &[u8]) -> Result<CsvData, DataError> {
     for (index, raw) in text.split('\n').enumerate() {
         let line = index + 1;
         let raw = raw.strip_suffix('\r').unwrap_or(raw);
-        if raw.trim().is_empty() {
+        if raw.trim().is_empty() || raw.trim_start().starts_with('#') {
             continue;
         }
         let fields: Vec<&str> = raw.split(',').map(str::trim).collect();
@@ -289,6 +322,14 @@ pub fn parse_csv(path: &Path, bytes: &[u8]) -> Result<CsvData, DataError> {
                     path: p(),
                     at: Position::Line { line, column },
                     value,
+                });
+            }
+            if value.abs() > max_abs {
+                return Err(DataError::OutOfRange {
+                    path: p(),
+                    at: Position::Line { line, column },
+                    value,
+                    max_abs,
                 });
             }
             values.push(value);
@@ -689,6 +730,23 @@ fn check_finite(path: &Path, data: ArrayView2<f64>) -> Result<(), DataError> {
     Ok(())
 }
 
+/// The first value beyond `max_abs` in magnitude, in row-major order, as a
+/// [`DataError::OutOfRange`] at a row.
+fn check_bound(path: &Path, data: ArrayView2<f64>, max_abs: f64) -> Result<(), DataError> {
+    match data.indexed_iter().find(|(_, v)| v.abs() > max_abs) {
+        Some(((r, c), &value)) => Err(DataError::OutOfRange {
+            path: path.to_path_buf(),
+            at: Position::Row {
+                row: r + 1,
+                column: c + 1,
+            },
+            value,
+            max_abs,
+        }),
+        None => Ok(()),
+    }
+}
+
 /// The NPY bytes of `data` (format 1.0, header padded so the data start at a multiple of 64).
 pub fn npy_bytes(data: ArrayView2<f64>, dtype: NpyDtype, fortran_order: bool) -> Vec<u8> {
     let (rows, cols) = data.dim();
@@ -724,44 +782,12 @@ pub fn npy_bytes(data: ArrayView2<f64>, dtype: NpyDtype, fortran_order: bool) ->
     out
 }
 
-static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
-
-/// Writes `bytes` to `path` through a temporary file in the same folder and a rename.
+/// Writes `bytes` to `path` atomically ([`crate::tensor_file::write_atomically`]).
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), DataError> {
-    let werr = |source| DataError::Write {
+    crate::tensor_file::write_atomically(path, bytes).map_err(|source| DataError::Write {
         path: path.to_path_buf(),
         source,
-    };
-    let name = path.file_name().ok_or_else(|| {
-        werr(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "the path has no file name",
-        ))
-    })?;
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let mut temp_name = std::ffi::OsString::from(".");
-    temp_name.push(name);
-    temp_name.push(format!(
-        ".tmp-{}-{}",
-        std::process::id(),
-        TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let temp = dir.join(temp_name);
-    let result = (|| -> io::Result<()> {
-        let mut file = fs::File::create(&temp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        drop(file);
-        fs::rename(&temp, path)
-    })();
-    if let Err(source) = result {
-        let _ = fs::remove_file(&temp);
-        return Err(werr(source));
-    }
-    Ok(())
+    })
 }
 
 fn check_savable(path: &Path, data: ArrayView2<f64>) -> Result<(), DataError> {

@@ -1,0 +1,161 @@
+//! One process owns a run folder: an OS file lock (`flock` on Unix) on the folder's lock file
+//! [`LOCK_FILE`], held from before the first write until the process ends. The file holds the
+//! owner's process id, for the message a second process gets.
+//!
+//! A fresh run takes the lock inside its staging folder before writing anything there; the rename
+//! that publishes the staging folder carries the lock file (and the lock on it) along. A resume
+//! takes the lock before reading the run. So `train --out X` twice, or `train --resume X` while X is
+//! trained, leaves exactly one process working in X; the others exit 2 with `run folder X is in
+//! use by process N`. The OS drops the lock when its process ends, however it ends, so a killed
+//! run never leaves a stale lock behind.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+/// The lock file of a run folder (and of a staging folder).
+pub const LOCK_FILE: &str = ".lock";
+
+/// A held run-folder lock; dropping it (or the process ending) releases it.
+#[derive(Debug)]
+pub struct RunLock {
+    file: File,
+    /// Where the lock file is now (it moves when its staging folder is renamed).
+    path: PathBuf,
+    /// The file's contents before this process wrote its id; None when this process created it.
+    previous: Option<Vec<u8>>,
+}
+
+/// Why a lock could not be taken.
+#[derive(Debug)]
+pub enum LockError {
+    /// Another live process holds it: its id, when the lock file tells it.
+    InUse { pid: Option<u32> },
+    /// The lock file could not be created, opened or locked.
+    Io(io::Error),
+}
+
+impl LockError {
+    /// The one-line message for `folder`.
+    pub fn message(&self, folder: &Path) -> String {
+        match self {
+            LockError::InUse { pid: Some(pid) } => {
+                format!("run folder {} is in use by process {pid}", folder.display())
+            }
+            LockError::InUse { pid: None } => {
+                format!(
+                    "run folder {} is in use by another process",
+                    folder.display()
+                )
+            }
+            LockError::Io(e) => format!(
+                "cannot lock the run folder {} ({}): {e}",
+                folder.display(),
+                folder.join(LOCK_FILE).display()
+            ),
+        }
+    }
+}
+
+fn read_pid(file: &mut File) -> Option<u32> {
+    let mut text = String::new();
+    file.seek(SeekFrom::Start(0)).ok()?;
+    file.read_to_string(&mut text).ok()?;
+    text.trim().parse().ok()
+}
+
+impl RunLock {
+    /// Takes the lock of `folder` (an existing folder), creating its lock file when missing, and
+    /// writes this process's id into it.
+    pub fn acquire(folder: &Path) -> Result<RunLock, LockError> {
+        let path = folder.join(LOCK_FILE);
+        let existed = path.exists();
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(LockError::Io)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                return Err(LockError::InUse {
+                    pid: read_pid(&mut file),
+                })
+            }
+            Err(TryLockError::Error(e)) => return Err(LockError::Io(e)),
+        }
+        let previous = if existed {
+            let mut bytes = Vec::new();
+            file.read_to_end(&mut bytes).map_err(LockError::Io)?;
+            Some(bytes)
+        } else {
+            None
+        };
+        let mut lock = RunLock {
+            file,
+            path,
+            previous,
+        };
+        lock.write_contents(format!("{}\n", std::process::id()).as_bytes())
+            .map_err(LockError::Io)?;
+        Ok(lock)
+    }
+
+    fn write_contents(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.file.set_len(0)?;
+        self.file.seek(SeekFrom::Start(0))?;
+        self.file.write_all(bytes)?;
+        self.file.flush()
+    }
+
+    /// The lock file went with its folder to `folder` (the staging folder was renamed).
+    pub fn moved_to(&mut self, folder: &Path) {
+        self.path = folder.join(LOCK_FILE);
+    }
+
+    /// Releases the lock leaving the lock file as it was before [`RunLock::acquire`] (a refused
+    /// resume changes nothing on disk): the previous contents written back, or the file removed
+    /// when this process created it.
+    pub fn release_unchanged(mut self) {
+        match self.previous.take() {
+            Some(bytes) => {
+                let _ = self.write_contents(&bytes);
+            }
+            None => {
+                let _ = std::fs::remove_file(&self.path);
+            }
+        }
+    }
+}
+
+/// Whether a live process holds the lock of `folder`: `Some(pid)` (the id when known), `None` when
+/// the folder has no lock file or nobody holds it.
+pub fn holder(folder: &Path) -> Option<Option<u32>> {
+    let mut file = File::open(folder.join(LOCK_FILE)).ok()?;
+    match file.try_lock() {
+        Ok(()) => None,
+        Err(TryLockError::WouldBlock) => Some(read_pid(&mut file)),
+        Err(TryLockError::Error(_)) => None,
+    }
+}
+
+/// Whether the process `pid` exists (on Unix; elsewhere assumed to, which only keeps a stale
+/// staging folder longer).
+pub fn process_alive(pid: u32) -> bool {
+    #[cfg(unix)]
+    {
+        let Ok(pid) = libc::pid_t::try_from(pid) else {
+            return false;
+        };
+        // SAFETY: signal 0 only asks whether the process exists; nothing is sent.
+        let r = unsafe { libc::kill(pid, 0) };
+        r == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = pid;
+        true
+    }
+}
