@@ -238,6 +238,7 @@ impl LogAccumulator {
         self.grad_norm += s.update.grad_norm;
     }
 
+    /// The line of the sums since the last line, which start again from zero.
     fn take_line(
         &mut self,
         step: u64,
@@ -246,8 +247,22 @@ impl LogAccumulator {
         steps_per_s: f64,
         sw1: Option<f64>,
     ) -> MetricsLine {
+        let line = self.peek_line(step, has_v, lr, steps_per_s, sw1);
+        *self = LogAccumulator::default();
+        line
+    }
+
+    /// The line of the sums since the last line, which go on.
+    fn peek_line(
+        &self,
+        step: u64,
+        has_v: bool,
+        lr: f64,
+        steps_per_s: f64,
+        sw1: Option<f64>,
+    ) -> MetricsLine {
         let n = self.steps as f64;
-        let line = MetricsLine {
+        MetricsLine {
             step,
             loss: self.loss / n,
             loss_u: self.loss_u / n,
@@ -258,9 +273,7 @@ impl LogAccumulator {
             steps_per_s,
             sw1,
             skipped: self.skipped,
-        };
-        *self = LogAccumulator::default();
-        line
+        }
     }
 }
 
@@ -901,7 +914,9 @@ fn resolve_resume_locked(args: &TrainArgs, folder: &Path) -> CliResult<Plan> {
                 serde_json::from_str::<serde_json::Value>(line)
                     .ok()
                     .and_then(|v| v.get("step").and_then(|s| s.as_u64()))
-                    .is_some_and(|s| s <= ck.step)
+                    // A line at the checkpoint's own step with sums still open is the
+                    // closing line of a shorter run (see train_with); the sums go on instead.
+                    .is_some_and(|s| s < ck.step || (s == ck.step && accumulator.steps == 0))
             })
             .map(str::to_string)
             .collect(),
@@ -1556,10 +1571,9 @@ fn train_with<T: Float>(
                 let step = stats.step;
                 progress.tick(step);
                 // Lines fall on a fixed grid of steps (not at the end of a session), so that a
-                // run stopped at any step and resumed writes the same lines as one that was not;
-                // the run's last step always gets its line.
+                // run stopped at any step and resumed writes the same lines as one that was not.
                 let evaluate = can_eval && run.eval_every > 0 && step % run.eval_every == 0;
-                if step % run.log_every == 0 || evaluate || step == total {
+                if step % run.log_every == 0 || evaluate {
                     let steps_per_s =
                         interval_steps as f64 / interval_start.elapsed().as_secs_f64().max(1e-9);
                     let line = session.log_line(step, evaluate, steps_per_s, &evaluation, stop)?;
@@ -1599,6 +1613,29 @@ fn train_with<T: Float>(
                 }
             }
         }
+    }
+    // The run's last step always has a line (a run shorter than --log-every has one too): the
+    // means since the last grid line, whose sums stay in the checkpoint, so that a resume with
+    // more --steps drops this line and continues the sums as an uninterrupted run would.
+    if session.accumulator.steps > 0 {
+        let steps_per_s =
+            interval_steps as f64 / interval_start.elapsed().as_secs_f64().max(1e-9);
+        let has_v = plan.config.model.heads == Heads::UV;
+        let line = session.accumulator.peek_line(
+            total,
+            has_v,
+            plan.config.adam.lr_at(total),
+            steps_per_s,
+            None,
+        );
+        session.write_line(&line)?;
+        progress.update(Snapshot {
+            step: total,
+            loss: line.loss,
+            mse: line.mse,
+            steps_per_s,
+            sw1: None,
+        });
     }
     progress.finish();
     session.write_checkpoint()?;
