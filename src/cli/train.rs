@@ -1618,8 +1618,7 @@ fn train_with<T: Float>(
     // means since the last grid line, whose sums stay in the checkpoint, so that a resume with
     // more --steps drops this line and continues the sums as an uninterrupted run would.
     if session.accumulator.steps > 0 {
-        let steps_per_s =
-            interval_steps as f64 / interval_start.elapsed().as_secs_f64().max(1e-9);
+        let steps_per_s = interval_steps as f64 / interval_start.elapsed().as_secs_f64().max(1e-9);
         let has_v = plan.config.model.heads == Heads::UV;
         let line = session.accumulator.peek_line(
             total,
