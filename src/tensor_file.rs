@@ -284,3 +284,21 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     }
     result
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn temporary_names_fit_in_a_file_name() {
+        assert_eq!(temporary_name("config.json", 42), ".config.json.tmp42");
+        let long = "é".repeat(127); // 254 bytes
+        let other = format!("{}x", "é".repeat(126));
+        for name in [&long, &other] {
+            let t = temporary_name(name, u32::MAX);
+            assert!(t.len() <= MAX_NAME_BYTES, "{} bytes", t.len());
+            assert!(t.starts_with(&temporary_prefix(name)));
+        }
+        assert_ne!(temporary_prefix(&long), temporary_prefix(&other));
+    }
+}

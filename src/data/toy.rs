@@ -358,6 +358,29 @@ fn circles(rng: &mut Rng) -> [f64; 2] {
 mod tests {
     use super::*;
 
+    #[test]
+    fn sigma_keeps_its_exponent_sign_and_names_are_short() {
+        let d: ToyDataset = "Gaussian:1e-3:2".parse().unwrap();
+        assert_eq!(
+            d,
+            ToyDataset::Gaussian {
+                sigma: 1e-3,
+                dim: 2
+            }
+        );
+        let huge: ToyDataset = "gaussian:1e300".parse().unwrap();
+        assert_eq!(huge.name(), "gaussian:1e300");
+        assert_eq!(huge.name().parse::<ToyDataset>().unwrap(), huge);
+        assert_eq!(
+            "gaussian:0.5".parse::<ToyDataset>().unwrap().name(),
+            "gaussian:0.5"
+        );
+        assert_eq!(
+            "two-moons".parse::<ToyDataset>().unwrap(),
+            ToyDataset::TwoMoons
+        );
+    }
+
     fn all() -> Vec<ToyDataset> {
         let mut v = ToyDataset::TWO_D.to_vec();
         v.push(ToyDataset::gaussian_narrow());
