@@ -543,3 +543,28 @@ fn the_last_step_always_has_a_metrics_line() {
         common::metrics(&dir.join("run50"))
     );
 }
+
+#[test]
+fn runs_started_together_without_out_each_get_their_own_folder() {
+    let dir = scratch("default_names");
+    let children: Vec<Child> = (0..3)
+        .map(|seed| {
+            let seed = seed.to_string();
+            let mut args = vec!["--steps", "200", "--seed", &seed];
+            args.extend_from_slice(TINY);
+            train_command(&dir, &args).spawn().unwrap()
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    let runs = entries(&dir.join("runs"));
+    assert_eq!(runs.len(), 3, "{runs:?}");
+    let mut seeds: Vec<u64> = runs
+        .iter()
+        .map(|r| config_seed(&dir.join("runs").join(r)))
+        .collect();
+    seeds.sort();
+    assert_eq!(seeds, vec![0, 1, 2]);
+}

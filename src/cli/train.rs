@@ -318,6 +318,9 @@ struct Plan {
     /// The run folder's lock (resume: taken before reading the run; fresh: taken in the staging
     /// folder by [`stage_fresh_folder`]).
     lock: Option<RunLock>,
+    /// The folder is the default `runs/<dataset>-<loss>-<time>`, not one the user named: when
+    /// another run takes that name first, this one takes the next free name instead.
+    default_folder: bool,
 }
 
 fn usage(e: impl Display) -> CliError {
@@ -601,13 +604,7 @@ fn resolve_fresh(args: &TrainArgs) -> CliResult<Plan> {
                 .take(100)
                 .collect();
             let base = format!("{label}-{}-{}", preset.name(), utc_timestamp());
-            let mut folder = Path::new("runs").join(&base);
-            let mut k = 2;
-            while folder.exists() {
-                folder = Path::new("runs").join(format!("{base}-{k}"));
-                k += 1;
-            }
-            folder
+            next_free_folder(&Path::new("runs").join(base))
         }
     };
     Ok(Plan {
@@ -619,7 +616,19 @@ fn resolve_fresh(args: &TrainArgs) -> CliResult<Plan> {
         kept_metrics: Vec::new(),
         accumulator: LogAccumulator::default(),
         lock: None,
+        default_folder: args.out.is_none(),
     })
+}
+
+/// `folder`, or the first of `folder-2`, `folder-3`, ... that does not exist.
+fn next_free_folder(folder: &Path) -> PathBuf {
+    let mut candidate = folder.to_path_buf();
+    let mut k = 2;
+    while candidate.exists() {
+        candidate = PathBuf::from(format!("{}-{k}", folder.display()));
+        k += 1;
+    }
+    candidate
 }
 
 /// Compares a flag given with --resume to the stored value.
@@ -931,6 +940,7 @@ fn resolve_resume_locked(args: &TrainArgs, folder: &Path) -> CliResult<Plan> {
         kept_metrics,
         accumulator,
         lock: None,
+        default_folder: false,
     })
 }
 
@@ -1444,10 +1454,10 @@ fn train_with<T: Float>(
         None => Trainer::<T>::new(plan.config, pool),
     };
     if let Some(staging) = staging {
-        let cannot = |e: &dyn Display| {
+        let cannot = |folder: &Path, e: &dyn Display| {
             CliError::usage(format!(
                 "cannot create the run folder {}: {e}",
-                plan.folder.display()
+                folder.display()
             ))
         };
         let written = write_checkpoint_to(
@@ -1457,13 +1467,24 @@ fn train_with<T: Float>(
             &plan.run,
         );
         let published = match written {
-            Err(CheckpointError::File(TensorFileError::Write { source, .. })) => {
-                Err(cannot(&format!("{CHECKPOINT_FILE}: {source}")))
-            }
-            Err(e) => Err(cannot(&e)),
+            Err(CheckpointError::File(TensorFileError::Write { source, .. })) => Err(cannot(
+                &plan.folder,
+                &format!("{CHECKPOINT_FILE}: {source}"),
+            )),
+            Err(e) => Err(cannot(&plan.folder, &e)),
             Ok(()) => {
                 let lock = plan.lock.as_mut().expect("a staged run holds its lock");
-                publish_folder(&staging, &plan.folder, lock).map_err(|e| match e {
+                let mut published = publish_folder(&staging, &plan.folder, lock);
+                while matches!(
+                    published,
+                    Err(PublishError::InUse(_) | PublishError::NotEmpty)
+                ) && plan.default_folder
+                {
+                    // Another run started in the same second under the same default name.
+                    plan.folder = next_free_folder(&plan.folder);
+                    published = publish_folder(&staging, &plan.folder, lock);
+                }
+                published.map_err(|e| match e {
                     PublishError::InUse(pid) => {
                         CliError::usage(LockError::InUse { pid }.message(&plan.folder))
                     }
@@ -1472,7 +1493,7 @@ fn train_with<T: Float>(
                         plan.folder.display(),
                         plan.folder.display()
                     )),
-                    PublishError::Io(e) => cannot(&e),
+                    PublishError::Io(e) => cannot(&plan.folder, &e),
                 })
             }
         };
