@@ -1,9 +1,10 @@
 //! The command-line tool: argument definitions, dispatch, and the error and exit-code policy.
 //!
-//! Exit codes: 0 success; 1 a run or check that failed (non-finite loss, tolerance exceeded);
-//! 2 bad user input (flags, files, checkpoints), reported as one `error: ...` line before anything
-//! is written; 128 + the signal after an interruption (130 Ctrl-C / SIGINT, 143 SIGTERM, 129
-//! SIGHUP; the checkpoint is written first).
+//! Exit codes: 0 success; 1 a run or check that failed (non-finite loss, tolerance exceeded), or
+//! stdout / stderr that could not be written ([`output`]); 2 bad user input (flags, files,
+//! checkpoints, a run folder in use by another process), reported as one `error: ...` line before
+//! anything is written; 128 + the signal after an interruption (130 Ctrl-C / SIGINT, 143 SIGTERM,
+//! 129 SIGHUP; the checkpoint is written first).
 
 mod bench;
 mod common;

@@ -1,6 +1,8 @@
-//! One process owns a run folder: an OS file lock (`flock` on Unix) on the folder's lock file
-//! [`LOCK_FILE`], held from before the first write until the process ends. The file holds the
-//! owner's process id, for the message a second process gets.
+//! One process owns a run folder: an OS file lock (`flock(2)`, exclusive, non-blocking) on the
+//! folder's lock file [`LOCK_FILE`], held from before the first write until the process ends. The
+//! file holds the owner's process id, for the message a second process gets. (`flock` directly
+//! rather than `File::try_lock`, which is the same call but needs Rust 1.89, above this crate's
+//! minimum; elsewhere than Unix there is no lock.)
 //!
 //! A fresh run takes the lock inside its staging folder before writing anything there; the rename
 //! that publishes the staging folder carries the lock file (and the lock on it) along. A resume
@@ -9,7 +11,7 @@
 //! use by process N`. The OS drops the lock when its process ends, however it ends, so a killed
 //! run never leaves a stale lock behind.
 
-use std::fs::{File, OpenOptions, TryLockError};
+use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
@@ -57,6 +59,35 @@ impl LockError {
     }
 }
 
+/// Whether the exclusive lock of `file` could be taken now.
+enum TryLock {
+    Taken,
+    HeldElsewhere,
+    Failed(io::Error),
+}
+
+/// Takes the exclusive lock of `file` without waiting (released when every descriptor of this
+/// open file is closed, or the process ends).
+#[cfg(unix)]
+fn try_lock(file: &File) -> TryLock {
+    use std::os::unix::io::AsRawFd;
+    // SAFETY: flock on a descriptor this File owns and keeps open for the call.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+        return TryLock::Taken;
+    }
+    let e = io::Error::last_os_error();
+    if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+        TryLock::HeldElsewhere
+    } else {
+        TryLock::Failed(e)
+    }
+}
+
+#[cfg(not(unix))]
+fn try_lock(_file: &File) -> TryLock {
+    TryLock::Taken
+}
+
 fn read_pid(file: &mut File) -> Option<u32> {
     let mut text = String::new();
     file.seek(SeekFrom::Start(0)).ok()?;
@@ -77,14 +108,14 @@ impl RunLock {
             .truncate(false)
             .open(&path)
             .map_err(LockError::Io)?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => {
+        match try_lock(&file) {
+            TryLock::Taken => {}
+            TryLock::HeldElsewhere => {
                 return Err(LockError::InUse {
                     pid: read_pid(&mut file),
                 })
             }
-            Err(TryLockError::Error(e)) => return Err(LockError::Io(e)),
+            TryLock::Failed(e) => return Err(LockError::Io(e)),
         }
         let previous = if existed {
             let mut bytes = Vec::new();
@@ -134,10 +165,9 @@ impl RunLock {
 /// the folder has no lock file or nobody holds it.
 pub fn holder(folder: &Path) -> Option<Option<u32>> {
     let mut file = File::open(folder.join(LOCK_FILE)).ok()?;
-    match file.try_lock() {
-        Ok(()) => None,
-        Err(TryLockError::WouldBlock) => Some(read_pid(&mut file)),
-        Err(TryLockError::Error(_)) => None,
+    match try_lock(&file) {
+        TryLock::Taken | TryLock::Failed(_) => None,
+        TryLock::HeldElsewhere => Some(read_pid(&mut file)),
     }
 }
 

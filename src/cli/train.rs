@@ -3,7 +3,7 @@
 //! Run folder: `config.json` (every setting, [`RunConfig`]), `metrics.jsonl` (one line per logged
 //! step), `checkpoint.safetensors` ([`meanflow::checkpoint`], plus the metrics accumulator under the
 //! metadata key `train_log` and the run config under `run`), and at the end `samples.png` and
-//! `loss.png`.
+//! `loss.png`; `.lock` holds the lock of the process that owns the folder ([`run_lock`]).
 //!
 //! Random streams (all from `--seed` through `Rng::stream(seed, k)`): 0 initial parameters and
 //! 1 training batches (both [`Trainer`]), 2 the training pool (a built-in dataset's
@@ -1118,7 +1118,7 @@ fn publish_folder(staging: &Path, folder: &Path, lock: &mut RunLock) -> Result<(
     match std::fs::rename(staging, folder) {
         Ok(()) => lock.moved_to(folder),
         Err(e) if !folder.is_dir() => return Err(PublishError::Io(e)),
-        Err(e) => {
+        Err(_) => {
             // Another run got there first (it renamed its staging folder into place), or the
             // folder cannot be replaced.
             if let Some(pid) = run_lock::holder(folder) {
@@ -1134,11 +1134,7 @@ fn publish_folder(staging: &Path, folder: &Path, lock: &mut RunLock) -> Result<(
                 .all(|f| f.file_name() == LOCK_FILE);
             if !empty {
                 folder_lock.release_unchanged();
-                return Err(if e.kind() == std::io::ErrorKind::DirectoryNotEmpty {
-                    PublishError::NotEmpty
-                } else {
-                    PublishError::Io(e)
-                });
+                return Err(PublishError::NotEmpty);
             }
             for name in [METRICS_FILE, CONFIG_FILE, CHECKPOINT_FILE] {
                 std::fs::rename(staging.join(name), folder.join(name)).map_err(PublishError::Io)?;
