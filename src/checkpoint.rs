@@ -617,6 +617,12 @@ impl Checkpoint {
         };
         let params = read_params("")?.expect("parameters are required");
         let ema = read_params("ema.")?;
+        if ema.is_some() && config.ema_decay.is_none() {
+            return Err(CheckpointError::Unexpected {
+                path: p(),
+                name: format!("ema.{}.weight", shapes[0].0),
+            });
+        }
         let adam_m = read_params("adam.m.")?;
         let adam_v = read_params("adam.v.")?;
         if let Some(v) = &adam_v {

@@ -535,6 +535,11 @@ fn broken_checkpoints(good: &[u8]) -> Vec<(&'static str, Vec<u8>, Vec<&'static s
             vec!["metadata 'step'", "18446744073709551615 is beyond 2^53"],
         ),
         (
+            "ema_without_decay.safetensors",
+            config_edit(&|c| c["ema_decay"] = Value::Null),
+            vec!["unexpected tensor 'ema.trunk.0.weight'"],
+        ),
+        (
             "negative_second_moment.safetensors",
             edit(&|t| {
                 t.tensors.get_mut("adam.v.trunk.1.weight").unwrap().values[[2, 3]] = -1.0;
@@ -587,6 +592,31 @@ fn bad_checkpoints_for_sample_and_resume() {
                 "run/checkpoint.safetensors: metadata 'step' is 1000",
                 "beyond the run's 12 steps (run/config.json)",
             ],
+        );
+    }
+    std::fs::write(dir.join("run/checkpoint.safetensors"), &good).unwrap();
+    // Bookkeeping no run can have.
+    for (train_log, needle) in [
+        (
+            r#"{"steps":500,"skipped":0,"loss":1.0,"loss_u":1.0,"loss_v":0.0,"mse":1.0,"grad_norm":1.0}"#,
+            "500 steps and 0 skipped since the last line, more than the checkpoint's 12",
+        ),
+        (
+            r#"{"steps":2,"skipped":0,"loss":-1.0,"loss_u":1.0,"loss_v":0.0,"mse":1.0,"grad_norm":1.0}"#,
+            "'loss' is -1",
+        ),
+    ] {
+        let mut edited = TensorFile::parse(&good, Path::new("x")).unwrap();
+        edited.metadata.insert("train_log".into(), train_log.into());
+        std::fs::write(
+            dir.join("run/checkpoint.safetensors"),
+            edited.to_bytes(true),
+        )
+        .unwrap();
+        rejected(
+            &dir,
+            &["train", "--resume", "run", "--steps", "20"],
+            &["run/checkpoint.safetensors: metadata 'train_log'", needle],
         );
     }
     std::fs::write(dir.join("run/checkpoint.safetensors"), &good).unwrap();
@@ -1011,6 +1041,18 @@ fn values_beyond_the_run_precision() {
         &dir,
         &["eval", "--samples", "e200.csv", "--dataset", "circles"],
         &["e200.csv: line 1, column 1", "out of range"],
+    );
+    std::fs::write(dir.join("one.csv"), "1\n2\n3\n").unwrap();
+    rejected(
+        &dir,
+        &[
+            "eval",
+            "--samples",
+            "one.csv",
+            "--dataset",
+            "gaussian:1e300",
+        ],
+        &["--dataset gaussian:1e300", "an evaluation in f64"],
     );
 }
 

@@ -14,7 +14,8 @@
 //! disjoint pairs of sets (n per set, or half the rows when the file has fewer than 2n).
 
 use super::common::{
-    check_not_an_input, check_parent, load_points, parse_dataset, write_json, DataSource,
+    check_builtin_magnitude, check_not_an_input, check_parent, load_points, parse_dataset,
+    write_json, DataSource,
 };
 use super::output::outln;
 use super::{CliError, CliResult};
@@ -147,6 +148,7 @@ pub fn run(args: EvalArgs) -> CliResult<i32> {
     let (data, floor) = match &source {
         DataSource::Builtin(ds) => {
             let data = ds.sample(n, &mut rng);
+            check_builtin_magnitude(ds, data.view(), Precision::F64, "an evaluation")?;
             let floor_seed = args.seed.wrapping_add(1);
             let floor = Floor {
                 n,

@@ -229,6 +229,31 @@ fn is_false(x: &bool) -> bool {
 }
 
 impl LogAccumulator {
+    /// Refuses sums no run can have at checkpoint step `step`: more steps than taken, negative or
+    /// non-finite sums of losses and norms (all are sums of non-negative numbers).
+    fn check(&self, step: u64) -> Result<(), String> {
+        if self.steps.saturating_add(self.skipped) > step {
+            return Err(format!(
+                "{} steps and {} skipped since the last line, more than the checkpoint's {step}",
+                self.steps, self.skipped
+            ));
+        }
+        for (name, sum) in [
+            ("loss", self.loss),
+            ("loss_u", self.loss_u),
+            ("loss_v", self.loss_v),
+            ("mse", self.mse),
+            ("grad_norm", self.grad_norm),
+        ] {
+            if !(sum.is_finite() && sum >= 0.0) {
+                return Err(format!(
+                    "'{name}' is {sum}, but it is a sum of non-negative numbers"
+                ));
+            }
+        }
+        Ok(())
+    }
+
     fn add(&mut self, s: &StepStats) {
         self.steps += 1;
         self.loss += s.loss.loss;
@@ -852,12 +877,18 @@ fn resolve_resume_locked(args: &TrainArgs, folder: &Path) -> CliResult<Plan> {
             ck_path.display()
         )));
     }
-    let accumulator = match ck.extra.get("train_log") {
+    let accumulator: LogAccumulator = match ck.extra.get("train_log") {
         Some(text) => serde_json::from_str(text).map_err(|e| {
             CliError::usage(format!("{}: metadata 'train_log': {e}", ck_path.display()))
         })?,
         None => LogAccumulator::default(),
     };
+    accumulator.check(ck.step).map_err(|reason| {
+        CliError::usage(format!(
+            "{}: metadata 'train_log': {reason}",
+            ck_path.display()
+        ))
+    })?;
     if ck.config != config || ck.precision != run.precision {
         return Err(CliError::usage(format!(
             "{} does not match {} (a different run's checkpoint?)",
