@@ -233,9 +233,13 @@ pub fn temporary_name(name: &str, pid: u32) -> String {
     format!("{}{pid}", temporary_prefix(name))
 }
 
-/// `path` with symbolic links followed to the file they name (at most 40 links, as the OS does):
-/// an output path that is a link is written where the link points, and the link stays.
+/// `path` with symbolic links followed to the file they name: an output path that is a link is
+/// written where the link points, and the link stays. An existing path is canonicalized; a link to
+/// a file that does not exist yet is followed by hand (at most 40 links, as the OS does).
 pub fn follow_symlinks(path: &Path) -> PathBuf {
+    if let Ok(p) = std::fs::canonicalize(path) {
+        return p;
+    }
     let mut p = path.to_path_buf();
     for _ in 0..40 {
         match std::fs::read_link(&p) {
@@ -255,8 +259,16 @@ pub fn follow_symlinks(path: &Path) -> PathBuf {
 
 /// Writes `bytes` to `path` so that a crash at any moment leaves either the old file or the new
 /// one, never a mix: write a temporary sibling ([`temporary_name`]), fsync it, rename it over
-/// `path`. A `path` that is a symbolic link is followed: the file it points to is replaced.
+/// `path`. A `path` that is a symbolic link is followed: the file it points to is replaced. An
+/// existing `path` that is not a regular file (`/dev/stdout`, a named pipe) is written in place,
+/// as the shell's `>` would: a rename would replace the device or pipe itself.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    if let Ok(meta) = std::fs::metadata(path) {
+        if !meta.is_file() && !meta.is_dir() {
+            let mut f = std::fs::OpenOptions::new().write(true).open(path)?;
+            return f.write_all(bytes).and_then(|_| f.flush());
+        }
+    }
     let path = &follow_symlinks(path);
     let dir = path
         .parent()

@@ -767,6 +767,12 @@ fn bad_flags() {
         (&["--clip", "0"], "clip norm must be finite and > 0"),
         (&["--ema", "1"], "--ema 1: expected a decay in [0, 1)"),
         (&["--ema", "-0.5"], "--ema -0.5: expected a decay in [0, 1)"),
+        (&["--lr", "1e39"], "--lr 1e39 is beyond the range of f32"),
+        (&["--c", "1e39"], "--c 1e39 is beyond the range of f32"),
+        (
+            &["--time-mu", "-1e39"],
+            "--time-mu -1e39 is beyond the range of f32",
+        ),
         (
             &["--steps", "9007199254740993"],
             "--steps must be at most 2^53",

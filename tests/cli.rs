@@ -1015,6 +1015,35 @@ fn an_output_symlink_is_followed() {
         .is_symlink());
     let points = meanflow::data::load(dir.join("real/points.csv")).unwrap();
     assert_eq!(points.dim(), (10, 2));
+    // A device is written in place, never replaced by a file.
+    std::os::unix::fs::symlink("/dev/null", dir.join("null.csv")).unwrap();
+    let null = dir.join("null.csv");
+    ok(&[
+        "data",
+        "--dataset",
+        "circles",
+        "--out",
+        null.to_str().unwrap(),
+    ]);
+    use std::os::unix::fs::FileTypeExt;
+    assert!(std::fs::metadata("/dev/null")
+        .unwrap()
+        .file_type()
+        .is_char_device());
+    let out = ok(&[
+        "eval",
+        "--samples",
+        link.to_str().unwrap(),
+        "--dataset",
+        "circles",
+        "--json",
+        "/dev/stdout",
+    ]);
+    assert!(
+        text(&out.stdout).contains("\"sliced_w1\""),
+        "{}",
+        text(&out.stdout)
+    );
 }
 
 /// Issue 13: a disk that fills up while a run folder is set up: exit 2, the message names the run

@@ -189,6 +189,18 @@ pub fn check_not_an_input(output: &Path, flag: &str, inputs: &[(&str, &Path)]) -
 /// Checks that the folder of an output file exists and takes a new file. An output that is a
 /// symbolic link is checked (and later written) where the link points.
 pub fn check_parent(path: &Path, flag: &str) -> CliResult<()> {
+    // A device or a pipe (`/dev/stdout`) is written in place: it only has to open for writing.
+    if let Ok(meta) = std::fs::metadata(path) {
+        if !meta.is_file() && !meta.is_dir() {
+            return std::fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .map(|_| ())
+                .map_err(|e| {
+                    CliError::usage(format!("{flag} {}: cannot write: {e}", path.display()))
+                });
+        }
+    }
     let resolved = meanflow::tensor_file::follow_symlinks(path);
     let parent = resolved
         .parent()

@@ -438,6 +438,35 @@ fn source_from_json(
     }
 }
 
+/// Refuses a setting that the run computes with in its precision but that precision cannot hold
+/// (`--lr 1e39` is infinite in f32); the message names the flag.
+fn check_fits_precision(config: &TrainConfig, precision: Precision) -> CliResult<()> {
+    if precision != Precision::F32 {
+        return Ok(());
+    }
+    let (mu, sigma) = match config.time.distribution {
+        TimeDistribution::LogitNormal { mu, sigma } => (Some(mu), Some(sigma)),
+        TimeDistribution::Uniform => (None, None),
+    };
+    let settings = [
+        ("--lr", Some(config.adam.lr)),
+        ("--weight-decay", Some(config.adam.weight_decay)),
+        ("--clip", config.adam.clip_norm),
+        ("--p", Some(config.loss.p)),
+        ("--c", Some(config.loss.c)),
+        ("--time-mu", mu),
+        ("--time-sigma", sigma),
+    ];
+    for (flag, value) in settings {
+        if let Some(v) = value.filter(|v| v.abs() > f64::from(f32::MAX)) {
+            return Err(CliError::usage(format!(
+                "{flag} {v:e} is beyond the range of f32 (3.4e38), this run's precision; use --precision f64"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Checks of the run options (periods, threads, evaluation size); the message names the flag.
 fn check_run_options(run: &RunConfig, config: &TrainConfig) -> CliResult<()> {
     if run.steps == 0 {
@@ -464,6 +493,7 @@ fn check_run_options(run: &RunConfig, config: &TrainConfig) -> CliResult<()> {
             run.eval_samples
         )));
     }
+    check_fits_precision(config, run.precision)?;
     let model = &config.model;
     check_output_size(
         "--eval-samples",
