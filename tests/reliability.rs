@@ -134,6 +134,40 @@ fn a_run_being_trained_cannot_be_resumed_or_reused() {
             "{args:?}"
         );
     }
+    // Another command may read the live run and write beside it, not over its files.
+    std::fs::write(dir.join("points.csv"), "1,2\n3,4\n5,6\n").unwrap();
+    let other = |args: &[&str]| {
+        Command::new(BIN)
+            .args(args)
+            .current_dir(&dir)
+            .output()
+            .unwrap()
+    };
+    let out = other(&[
+        "eval",
+        "--samples",
+        "points.csv",
+        "--dataset",
+        "two_moons",
+        "--json",
+        "run/config.json",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        text(&out.stderr).trim(),
+        format!(
+            "error: --json run/config.json: run folder run is in use by process {}",
+            child.id()
+        )
+    );
+    let out = other(&[
+        "sample",
+        "--checkpoint",
+        "run/checkpoint.safetensors",
+        "--out",
+        "run/mine.csv",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
     common::send_signal(&child, "TERM");
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(143), "{}", text(&out.stderr));

@@ -219,6 +219,23 @@ pub fn check_parent(path: &Path, flag: &str) -> CliResult<()> {
             path.display()
         )));
     }
+    // The files of a run folder belong to the process that owns it.
+    let is_run_file = resolved
+        .file_name()
+        .is_some_and(|name| super::train::RUN_FILES.iter().any(|f| name == *f));
+    if is_run_file {
+        if let Some(pid) = super::run_lock::holder(parent) {
+            return Err(CliError::usage(format!(
+                "{flag} {}: {}",
+                path.display(),
+                super::run_lock::LockError::InUse { pid }.message(
+                    path.parent()
+                        .filter(|p| !p.as_os_str().is_empty())
+                        .unwrap_or(Path::new("."))
+                )
+            )));
+        }
+    }
     // Can a file be made there? Asked now, before any work, with a probe that is removed at once.
     let probe = parent.join(format!(".meanflow-write-test.tmp{}", std::process::id()));
     match std::fs::OpenOptions::new()

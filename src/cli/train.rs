@@ -1147,7 +1147,7 @@ fn remove_stale_staging(parent: &Path, name: &str) {
 }
 
 /// The files a run folder holds (besides its lock file [`LOCK_FILE`]).
-const RUN_FILES: [&str; 5] = [
+pub const RUN_FILES: [&str; 5] = [
     CONFIG_FILE,
     METRICS_FILE,
     CHECKPOINT_FILE,
