@@ -154,15 +154,20 @@ fn csv_comment_lines_are_skipped_and_nul_bytes_refused() {
 fn values_beyond_a_bound_are_refused_where_they_are() {
     let dir = TempDir::new("bounded");
     let p = dir.file("big.csv", b"x,y\n1,2\n3,-5e20\n");
-    assert!(meanflow::data::load_bounded(&p, 1e21).is_ok());
-    let e = meanflow::data::load_bounded(&p, 1e16).unwrap_err();
+    let bounds = |max_abs: f64, max_cols: usize| meanflow::data::Bounds { max_abs, max_cols };
+    assert!(meanflow::data::load_bounded(&p, &bounds(1e21, 2)).is_ok());
+    let e = meanflow::data::load_bounded(&p, &bounds(1e21, 1)).unwrap_err();
+    assert_message(&e, &p, &["2 columns; at most 1 are allowed"]);
+    let e = meanflow::data::load_bounded(&p, &bounds(1e16, 2)).unwrap_err();
     assert_message(&e, &p, &["line 3, column 2", "-5e20", "at most 1.000e16"]);
     let p = dir.file(
         "big.npy",
         &npy_bytes(array![[1.0, 2.0], [1e30, 4.0]].view(), NpyDtype::F64, true),
     );
-    let e = meanflow::data::load_bounded(&p, 1e16).unwrap_err();
+    let e = meanflow::data::load_bounded(&p, &bounds(1e16, 2)).unwrap_err();
     assert_message(&e, &p, &["row 2, column 1", "1e30"]);
+    let e = meanflow::data::load_bounded(&p, &bounds(1e16, 1)).unwrap_err();
+    assert_message(&e, &p, &["2 columns; at most 1 are allowed"]);
 }
 
 #[test]

@@ -68,7 +68,8 @@ fn two_runs_into_one_folder_exactly_one_runs() {
         let run = dir.join("same");
         let _ = std::fs::remove_dir_all(&run);
         let start = |seed: &str| -> Child {
-            let mut args = vec!["--out", "same", "--steps", "400", "--seed", seed];
+            // Long enough (about 0.1 s) that the first is still running when the second looks.
+            let mut args = vec!["--out", "same", "--steps", "1000", "--seed", seed];
             args.extend_from_slice(TINY);
             train_command(&dir, &args).spawn().unwrap()
         };
@@ -95,14 +96,14 @@ fn two_runs_into_one_folder_exactly_one_runs() {
         assert_eq!(config_seed(&run), winner_seed, "attempt {attempt}");
         let ck = Checkpoint::read(&run.join("checkpoint.safetensors")).unwrap();
         assert_eq!(ck.config.seed, winner_seed, "attempt {attempt}");
-        assert_eq!(ck.step, 400, "attempt {attempt}");
+        assert_eq!(ck.step, 1000, "attempt {attempt}");
         let steps: Vec<u64> = common::metrics(&run)
             .iter()
             .map(|l| l["step"].as_u64().unwrap())
             .collect();
         assert_eq!(
             steps,
-            (1..=40).map(|k| 10 * k).collect::<Vec<_>>(),
+            (1..=100).map(|k| 10 * k).collect::<Vec<_>>(),
             "attempt {attempt}"
         );
         // No staging folder is left behind.

@@ -93,16 +93,11 @@ pub fn parse_dataset(spec: &str, precision: Precision, what: &str) -> CliResult<
 
 /// A data file for a computation in `precision` (see [`parse_dataset`]).
 pub fn load_data_file(path: &Path, precision: Precision, what: &str) -> CliResult<Array2<f64>> {
-    let data = data::load_bounded(path, max_data_magnitude(precision))
-        .map_err(|e| data_error(e, precision, what))?;
-    if data.ncols() > MAX_DIM {
-        return Err(CliError::usage(format!(
-            "{}: {} columns; a model takes at most {MAX_DIM}",
-            path.display(),
-            data.ncols()
-        )));
-    }
-    Ok(data)
+    let bounds = data::Bounds {
+        max_abs: max_data_magnitude(precision),
+        max_cols: MAX_DIM,
+    };
+    data::load_bounded(path, &bounds).map_err(|e| data_error(e, precision, what))
 }
 
 /// Checks that the points of a built-in dataset (drawn for a run) are within

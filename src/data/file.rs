@@ -20,7 +20,8 @@
 //!
 //! # Both
 //! Every value must be finite, and there must be at least 2 rows. [`load_bounded`] also refuses
-//! values beyond a magnitude (what a run's precision can square), naming where the first one is.
+//! values beyond a magnitude (what a run's precision can square), naming where the first one is,
+//! and more columns than a limit, before reading the values (a file of 5e7 columns costs no 800 MB).
 //!
 //! The NPY reader and writer are written here (the format is a magic string, a version, a header
 //! length, a Python-dict header and the raw values) so that every malformed file gets its own
@@ -108,6 +109,12 @@ pub enum DataError {
     },
     #[error("{path}: line {line}: a NUL byte: not a CSV text file")]
     NulByte { path: PathBuf, line: usize },
+    #[error("{path}: {found} columns; at most {max} are allowed")]
+    TooManyColumns {
+        path: PathBuf,
+        found: usize,
+        max: usize,
+    },
     #[error("{path}: not an NPY file: bad magic (the file must start with \\x93NUMPY)")]
     NpyBadMagic { path: PathBuf },
     #[error("{path}: unsupported NPY format version {major}.{minor} (supported: 1.0, 2.0, 3.0)")]
@@ -151,6 +158,7 @@ impl DataError {
             | NonFinite { path, .. }
             | OutOfRange { path, .. }
             | NulByte { path, .. }
+            | TooManyColumns { path, .. }
             | NpyBadMagic { path }
             | NpyVersion { path, .. }
             | NpyHeader { path, .. }
@@ -198,23 +206,41 @@ pub struct CsvData {
 
 /// Loads by extension: `.npy` (any case) as NPY, anything else as CSV.
 pub fn load(path: impl AsRef<Path>) -> Result<Array2<f64>, DataError> {
-    load_bounded(path, f64::MAX)
+    load_bounded(path, &Bounds::NONE)
 }
 
-/// [`load`], also refusing values whose magnitude exceeds `max_abs` ([`DataError::OutOfRange`],
-/// naming the line or row and the column of the first).
-pub fn load_bounded(path: impl AsRef<Path>, max_abs: f64) -> Result<Array2<f64>, DataError> {
+/// What [`load_bounded`] refuses beyond the format's rules.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Bounds {
+    /// The largest magnitude of a value ([`DataError::OutOfRange`]).
+    pub max_abs: f64,
+    /// The most columns ([`DataError::TooManyColumns`]).
+    pub max_cols: usize,
+}
+
+impl Bounds {
+    /// No bounds beyond the format's.
+    pub const NONE: Bounds = Bounds {
+        max_abs: f64::MAX,
+        max_cols: usize::MAX,
+    };
+}
+
+/// [`load`], also refusing values whose magnitude exceeds `bounds.max_abs` (naming the line or row
+/// and the column of the first) and more than `bounds.max_cols` columns (found before the values
+/// are read).
+pub fn load_bounded(path: impl AsRef<Path>, bounds: &Bounds) -> Result<Array2<f64>, DataError> {
     let path = path.as_ref();
     let is_npy = path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("npy"));
     let bytes = read_bytes(path)?;
     if is_npy {
-        let data = parse_npy(path, &bytes)?;
-        check_bound(path, data.view(), max_abs)?;
+        let data = parse_npy_bounded(path, &bytes, bounds.max_cols)?;
+        check_bound(path, data.view(), bounds.max_abs)?;
         Ok(data)
     } else {
-        parse_csv_bounded(path, &bytes, max_abs).map(|c| c.data)
+        parse_csv_bounded(path, &bytes, bounds).map(|c| c.data)
     }
 }
 
@@ -247,11 +273,12 @@ pub fn load_csv_with_header(path: impl AsRef<Path>) -> Result<CsvData, DataError
 
 /// Parses CSV text; `path` is only used in errors.
 pub fn parse_csv(path: &Path, bytes: &[u8]) -> Result<CsvData, DataError> {
-    parse_csv_bounded(path, bytes, f64::MAX)
+    parse_csv_bounded(path, bytes, &Bounds::NONE)
 }
 
-/// [`parse_csv`], refusing values beyond `max_abs` in magnitude.
-fn parse_csv_bounded(path: &Path, bytes: &[u8], max_abs: f64) -> Result<CsvData, DataError> {
+/// [`parse_csv`] within `bounds`.
+fn parse_csv_bounded(path: &Path, bytes: &[u8], bounds: &Bounds) -> Result<CsvData, DataError> {
+    let max_abs = bounds.max_abs;
     let p = || path.to_path_buf();
     if let Some(at) = bytes.iter().position(|&b| b == 0) {
         return Err(DataError::NulByte {
@@ -279,6 +306,17 @@ fn parse_csv_bounded(path: &Path, bytes: &[u8], max_abs: f64) -> Result<CsvData,
         let raw = raw.strip_suffix('\r').unwrap_or(raw);
         if raw.trim().is_empty() || raw.trim_start().starts_with('#') {
             continue;
+        }
+        if width.is_none() {
+            // The first row fixes the width: count it before splitting it.
+            let found = 1 + raw.bytes().filter(|&b| b == b',').count();
+            if found > bounds.max_cols {
+                return Err(DataError::TooManyColumns {
+                    path: p(),
+                    found,
+                    max: bounds.max_cols,
+                });
+            }
         }
         let fields: Vec<&str> = raw.split(',').map(str::trim).collect();
         match width {
@@ -555,6 +593,11 @@ pub fn load_npy(path: impl AsRef<Path>) -> Result<Array2<f64>, DataError> {
 
 /// Parses NPY bytes; `path` is only used in errors.
 pub fn parse_npy(path: &Path, bytes: &[u8]) -> Result<Array2<f64>, DataError> {
+    parse_npy_bounded(path, bytes, usize::MAX)
+}
+
+/// [`parse_npy`], refusing more than `max_cols` columns before reading the values.
+fn parse_npy_bounded(path: &Path, bytes: &[u8], max_cols: usize) -> Result<Array2<f64>, DataError> {
     let p = || path.to_path_buf();
     if bytes.is_empty() {
         return Err(DataError::Empty { path: p() });
@@ -671,6 +714,13 @@ pub fn parse_npy(path: &Path, bytes: &[u8]) -> Result<Array2<f64>, DataError> {
         [n, d] if d >= 1 => (n, d),
         _ => return Err(DataError::NpyShape { path: p(), shape }),
     };
+    if cols > max_cols {
+        return Err(DataError::TooManyColumns {
+            path: p(),
+            found: cols,
+            max: max_cols,
+        });
+    }
     let count = rows
         .checked_mul(cols)
         .and_then(|c| c.checked_mul(dtype.size()))
