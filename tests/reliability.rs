@@ -603,3 +603,48 @@ fn runs_started_together_without_out_each_get_their_own_folder() {
     seeds.sort();
     assert_eq!(seeds, vec![0, 1, 2]);
 }
+
+#[test]
+fn two_resumes_of_one_folder_exactly_one_runs() {
+    let dir = scratch("two_resumes");
+    let mut args = vec!["--out", "run", "--steps", "100"];
+    args.extend_from_slice(TINY);
+    assert!(train_command(&dir, &args)
+        .output()
+        .unwrap()
+        .status
+        .success());
+    for attempt in 0..10u64 {
+        let target = (100 + 1000 * (attempt + 1)).to_string();
+        let start = || {
+            train_command(&dir, &["--resume", "run", "--steps", &target])
+                .spawn()
+                .unwrap()
+        };
+        let (a, b) = (start(), start());
+        let (pid_a, pid_b) = (a.id(), b.id());
+        let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+        let (loser, winner_pid) = match (a.status.code(), b.status.code()) {
+            (Some(0), Some(2)) => (&b, pid_a),
+            (Some(2), Some(0)) => (&a, pid_b),
+            codes => panic!(
+                "attempt {attempt}: exit codes {codes:?}:\n{}\n{}",
+                text(&a.stderr),
+                text(&b.stderr)
+            ),
+        };
+        assert_eq!(
+            text(&loser.stderr).trim(),
+            format!("error: run folder run is in use by process {winner_pid}"),
+            "attempt {attempt}"
+        );
+        let steps: Vec<u64> = common::metrics(&dir.join("run"))
+            .iter()
+            .map(|l| l["step"].as_u64().unwrap())
+            .collect();
+        let expected: Vec<u64> = (1..=(100 + 1000 * (attempt + 1)) / 10)
+            .map(|k| 10 * k)
+            .collect();
+        assert_eq!(steps, expected, "attempt {attempt}");
+    }
+}

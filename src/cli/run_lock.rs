@@ -88,11 +88,26 @@ fn try_lock(_file: &File) -> TryLock {
     TryLock::Taken
 }
 
+/// The holder's process id from the lock file. The holder writes it just after taking the lock:
+/// a file read in between has none yet, so an unreadable id is read again a few times.
 fn read_pid(file: &mut File) -> Option<u32> {
-    let mut text = String::new();
-    file.seek(SeekFrom::Start(0)).ok()?;
-    file.read_to_string(&mut text).ok()?;
-    text.trim().parse().ok()
+    for _ in 0..10 {
+        let mut text = String::new();
+        let read = file
+            .seek(SeekFrom::Start(0))
+            .and_then(|_| file.read_to_string(&mut text));
+        if let (Ok(_), Ok(pid)) = (read, text.trim().parse()) {
+            return Some(pid);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    None
+}
+
+/// The lock file's contents for process `pid`: the id padded to a fixed width, so that writing it
+/// over an earlier holder's never leaves a moment with no id or a mix of two.
+fn pid_contents(pid: u32) -> String {
+    format!("{pid:<20}\n")
 }
 
 impl RunLock {
@@ -129,15 +144,17 @@ impl RunLock {
             path,
             previous,
         };
-        lock.write_contents(format!("{}\n", std::process::id()).as_bytes())
+        lock.write_contents(pid_contents(std::process::id()).as_bytes())
             .map_err(LockError::Io)?;
         Ok(lock)
     }
 
+    /// Writes `bytes` over the file's contents: written first, then cut to length, so that a
+    /// reader sees the old or the new contents (of the fixed-width ids) but never an empty file.
     fn write_contents(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.file.set_len(0)?;
         self.file.seek(SeekFrom::Start(0))?;
         self.file.write_all(bytes)?;
+        self.file.set_len(bytes.len() as u64)?;
         self.file.flush()
     }
 
