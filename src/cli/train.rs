@@ -1625,6 +1625,8 @@ fn train_with<T: Float>(
         let evaluate = can_eval && run.eval_every > 0 && start_step % run.eval_every == 0;
         session.accumulator.pending_line = false;
         session.log_line(start_step, evaluate, 0.0, &evaluation, stop)?;
+        // The checkpoint on disk still says the line is pending.
+        session.write_checkpoint()?;
     }
     let session_start = Instant::now();
     let mut interval_start = Instant::now();
@@ -1633,7 +1635,11 @@ fn train_with<T: Float>(
 
     loop {
         if let Some(signal) = stop.received() {
-            session.write_checkpoint()?;
+            // (A checkpoint of this very step is already there when the signal came before the
+            // first step: writing a large model's again would only delay the exit.)
+            if session.last_checkpoint != session.trainer.step_count() {
+                session.write_checkpoint()?;
+            }
             progress.finish();
             session.report_interruption(signal, "");
             return Ok(exit_code_for_signal(signal));
