@@ -67,44 +67,54 @@ fn two_runs_into_one_folder_exactly_one_runs() {
     for attempt in 0..20 {
         let run = dir.join("same");
         let _ = std::fs::remove_dir_all(&run);
+        // Both endless: whichever starts second, however late, finds the first still running.
         let start = |seed: &str| -> Child {
-            // Long enough (about 0.1 s) that the first is still running when the second looks.
-            let mut args = vec!["--out", "same", "--steps", "1000", "--seed", seed];
+            let mut args = vec!["--out", "same", "--steps", "1000000000", "--seed", seed];
             args.extend_from_slice(TINY);
             train_command(&dir, &args).spawn().unwrap()
         };
-        let (a, b) = (start("1"), start("2"));
-        let (pid_a, pid_b) = (a.id(), b.id());
-        let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
-        let (winner, loser, winner_pid, winner_seed) = match (a.status.code(), b.status.code()) {
-            (Some(0), Some(2)) => (&a, &b, pid_a, 1),
-            (Some(2), Some(0)) => (&b, &a, pid_b, 2),
-            codes => panic!(
-                "attempt {attempt}: exit codes {codes:?}, not one 0 and one 2:\n{}\n{}",
-                text(&a.stderr),
-                text(&b.stderr)
-            ),
+        let mut children = [(start("1"), 1u64), (start("2"), 2u64)];
+        let waited = Instant::now();
+        let first_done = loop {
+            if let Some(i) = (0..2).find(|&i| children[i].0.try_wait().unwrap().is_some()) {
+                break i;
+            }
+            assert!(
+                waited.elapsed() < Duration::from_secs(60),
+                "attempt {attempt}: both still running after 60 s"
+            );
+            std::thread::sleep(Duration::from_millis(2));
         };
-        let refused = text(&loser.stderr);
+        let [(a, seed_a), (b, seed_b)] = children;
+        let ((loser, _), (winner, winner_seed)) = if first_done == 0 {
+            ((a, seed_a), (b, seed_b))
+        } else {
+            ((b, seed_b), (a, seed_a))
+        };
+        let winner_pid = winner.id();
+        let refused = loser.wait_with_output().unwrap();
+        assert_eq!(refused.status.code(), Some(2), "attempt {attempt}");
         assert_eq!(
-            refused.trim(),
+            text(&refused.stderr).trim(),
             format!("error: run folder same is in use by process {winner_pid}"),
-            "attempt {attempt}; the winner said: {}",
-            text(&winner.stderr)
+            "attempt {attempt}"
         );
+        common::wait_for_metrics_lines(&run, 2);
+        common::send_signal(&winner, "TERM");
+        let out = winner.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(143), "attempt {attempt}");
         // The folder is the winner's alone: config, checkpoint and metrics agree.
         assert_eq!(config_seed(&run), winner_seed, "attempt {attempt}");
         let ck = Checkpoint::read(&run.join("checkpoint.safetensors")).unwrap();
         assert_eq!(ck.config.seed, winner_seed, "attempt {attempt}");
-        assert_eq!(ck.step, 1000, "attempt {attempt}");
         let steps: Vec<u64> = common::metrics(&run)
             .iter()
             .map(|l| l["step"].as_u64().unwrap())
             .collect();
         assert_eq!(
             steps,
-            (1..=100).map(|k| 10 * k).collect::<Vec<_>>(),
-            "attempt {attempt}"
+            (1..=ck.step / 10).map(|k| 10 * k).collect::<Vec<_>>(),
+            "attempt {attempt}: the metrics of one run up to its checkpoint"
         );
         // No staging folder is left behind.
         assert_eq!(entries(&dir), vec!["same"], "attempt {attempt}");
@@ -614,37 +624,45 @@ fn two_resumes_of_one_folder_exactly_one_runs() {
         .unwrap()
         .status
         .success());
-    for attempt in 0..10u64 {
-        let target = (100 + 1000 * (attempt + 1)).to_string();
+    let run = dir.join("run");
+    for attempt in 0..10 {
         let start = || {
-            train_command(&dir, &["--resume", "run", "--steps", &target])
+            train_command(&dir, &["--resume", "run", "--steps", "1000000000"])
                 .spawn()
                 .unwrap()
         };
-        let (a, b) = (start(), start());
-        let (pid_a, pid_b) = (a.id(), b.id());
-        let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
-        let (loser, winner_pid) = match (a.status.code(), b.status.code()) {
-            (Some(0), Some(2)) => (&b, pid_a),
-            (Some(2), Some(0)) => (&a, pid_b),
-            codes => panic!(
-                "attempt {attempt}: exit codes {codes:?}:\n{}\n{}",
-                text(&a.stderr),
-                text(&b.stderr)
-            ),
+        let mut children = [start(), start()];
+        let waited = Instant::now();
+        let first_done = loop {
+            if let Some(i) = (0..2).find(|&i| children[i].try_wait().unwrap().is_some()) {
+                break i;
+            }
+            assert!(
+                waited.elapsed() < Duration::from_secs(60),
+                "attempt {attempt}"
+            );
+            std::thread::sleep(Duration::from_millis(2));
         };
+        let [a, b] = children;
+        let (loser, winner) = if first_done == 0 { (a, b) } else { (b, a) };
+        let winner_pid = winner.id();
+        let refused = loser.wait_with_output().unwrap();
+        assert_eq!(refused.status.code(), Some(2), "attempt {attempt}");
         assert_eq!(
-            text(&loser.stderr).trim(),
+            text(&refused.stderr).trim(),
             format!("error: run folder run is in use by process {winner_pid}"),
             "attempt {attempt}"
         );
-        let steps: Vec<u64> = common::metrics(&dir.join("run"))
+        std::thread::sleep(Duration::from_millis(20));
+        common::send_signal(&winner, "TERM");
+        assert_eq!(winner.wait_with_output().unwrap().status.code(), Some(143));
+        let ck = Checkpoint::read(&run.join("checkpoint.safetensors")).unwrap();
+        let steps: Vec<u64> = common::metrics(&run)
             .iter()
             .map(|l| l["step"].as_u64().unwrap())
             .collect();
-        let expected: Vec<u64> = (1..=(100 + 1000 * (attempt + 1)) / 10)
-            .map(|k| 10 * k)
-            .collect();
+        // One line per 10 steps up to the checkpoint: one run's metrics, never two interleaved.
+        let expected: Vec<u64> = (1..=ck.step / 10).map(|k| 10 * k).collect();
         assert_eq!(steps, expected, "attempt {attempt}");
     }
 }
