@@ -88,16 +88,20 @@ fn try_lock(_file: &File) -> TryLock {
     TryLock::Taken
 }
 
-/// The holder's process id from the lock file. The holder writes it just after taking the lock:
-/// a file read in between has none yet, so an unreadable id is read again a few times.
+/// The holder's process id from the lock file. The holder writes it just after taking the lock,
+/// so a reader that comes in between finds no id (a new lock file) or the previous holder's, whose
+/// process has ended: the id is read again (for at most half a second) until it names a live
+/// process.
 fn read_pid(file: &mut File) -> Option<u32> {
-    for _ in 0..10 {
+    for _ in 0..50 {
         let mut text = String::new();
         let read = file
             .seek(SeekFrom::Start(0))
             .and_then(|_| file.read_to_string(&mut text));
         if let (Ok(_), Ok(pid)) = (read, text.trim().parse()) {
-            return Some(pid);
+            if process_alive(pid) {
+                return Some(pid);
+            }
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
