@@ -1622,7 +1622,7 @@ fn train_with<T: Float>(
     let mut progress = Progress::new(start_step, total);
     if session.accumulator.pending_line {
         // A signal stopped the previous session during the evaluation of this step's line.
-        let evaluate = can_eval && run.eval_every > 0 && start_step % run.eval_every == 0;
+        let evaluate = can_eval && start_step.checked_rem(run.eval_every) == Some(0);
         session.accumulator.pending_line = false;
         session.log_line(start_step, evaluate, 0.0, &evaluation, stop)?;
         // The checkpoint on disk still says the line is pending.
