@@ -40,6 +40,14 @@ use std::str::FromStr;
 /// The `format` metadata entry of a checkpoint.
 pub const CHECKPOINT_FORMAT: &str = "meanflow-checkpoint-v1";
 
+/// The most steps a run may have, and so a checkpoint's largest `step`: 2^53, the largest count
+/// that the learning-rate schedule, computed in f64, holds exactly.
+pub const MAX_STEPS: u64 = 1 << 53;
+
+/// The largest normal the RNG's Box-Muller transform gives: sqrt(-2 ln 2^-53) = 8.57 (its
+/// uniform u1 is at least 2^-53); a cached normal beyond it was not drawn by the generator.
+const MAX_BOX_MULLER_NORMAL: f64 = 8.6;
+
 /// The storage precision of a run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -277,6 +285,13 @@ pub enum CheckpointError {
     },
     #[error("{path}: missing tensor '{name}'")]
     Missing { path: PathBuf, name: String },
+    #[error("{path}: tensor '{name}' holds {value}, but {reason}")]
+    ImpossibleValue {
+        path: PathBuf,
+        name: String,
+        value: f64,
+        reason: &'static str,
+    },
     #[error("{path}: tensor '{name}' has shape {found:?}, expected {expected:?}")]
     Shape {
         path: PathBuf,
@@ -509,6 +524,12 @@ impl Checkpoint {
         let step = meta("step")?
             .parse::<u64>()
             .map_err(|e| bad("step", format!("not a step count: {e}")))?;
+        if step > MAX_STEPS {
+            return Err(bad(
+                "step",
+                format!("{step} is beyond 2^53 = {MAX_STEPS}, the most steps a run may have"),
+            ));
+        }
         let rng_json: RngStateJson = serde_json::from_str(meta("rng_state")?)
             .map_err(|e| bad("rng_state", e.to_string()))?;
         let mut words = [0u64; 4];
@@ -516,6 +537,12 @@ impl Checkpoint {
             *w = text
                 .parse::<u64>()
                 .map_err(|e| bad("rng_state", format!("word '{text}': {e}")))?;
+        }
+        if words == [0; 4] {
+            return Err(bad(
+                "rng_state",
+                "all four words are 0, a state xoshiro256++ never reaches (its stream would be stuck at 0)".into(),
+            ));
         }
         let cached_normal = match &rng_json.cached_normal {
             None => None,
@@ -526,6 +553,12 @@ impl Checkpoint {
                     .ok_or_else(|| bad("rng_state", format!("cached normal '{text}'")))?,
             ),
         };
+        if let Some(z) = cached_normal.filter(|z| z.abs() > MAX_BOX_MULLER_NORMAL) {
+            return Err(bad(
+                "rng_state",
+                format!("cached normal {z} is beyond {MAX_BOX_MULLER_NORMAL}, more than the generator's normals reach"),
+            ));
+        }
 
         let shapes = config.model.layer_shapes();
         let mut used = 0usize;
@@ -584,8 +617,28 @@ impl Checkpoint {
         };
         let params = read_params("")?.expect("parameters are required");
         let ema = read_params("ema.")?;
+        if ema.is_some() && config.ema_decay.is_none() {
+            return Err(CheckpointError::Unexpected {
+                path: p(),
+                name: format!("ema.{}.weight", shapes[0].0),
+            });
+        }
         let adam_m = read_params("adam.m.")?;
         let adam_v = read_params("adam.v.")?;
+        if let Some(v) = &adam_v {
+            for (name, layer) in v.layers() {
+                for (suffix, values) in [("weight", &layer.weight), ("bias", &layer.bias)] {
+                    if let Some(&value) = values.iter().find(|x| **x < 0.0) {
+                        return Err(CheckpointError::ImpossibleValue {
+                            path: p(),
+                            name: format!("adam.v.{name}.{suffix}"),
+                            value,
+                            reason: "Adam's second moment is a mean of squared gradients, never negative",
+                        });
+                    }
+                }
+            }
+        }
         let adam = match (adam_m, adam_v) {
             (Some(m), Some(v)) => Some(AdamMoments { m, v }),
             (None, None) => None,

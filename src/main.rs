@@ -4,12 +4,7 @@
 mod cli;
 
 fn main() {
-    // Rust ignores SIGPIPE, which turns a closed stdout (`meanflow bench | head -1`) into a panic
-    // in println!; the default disposition ends the process quietly, as other command-line tools do.
-    #[cfg(unix)]
-    // SAFETY: first thing in main, before any other thread exists; SIG_DFL is a valid disposition.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
+    // SIGPIPE stays ignored (Rust's default), so a closed stdout (`meanflow train | head -1`) is a
+    // failed write that cli::output handles, not a kill that would cost a run its pictures.
     std::process::exit(cli::main());
 }

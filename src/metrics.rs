@@ -30,7 +30,7 @@
 
 use crate::data::ToyDataset;
 use crate::rng::Rng;
-use ndarray::{s, Array2, ArrayView2, Axis};
+use ndarray::{Array2, ArrayView2, Axis};
 
 /// Number of random directions of [`sliced_wasserstein1`].
 pub const DEFAULT_PROJECTIONS: usize = 1024;
@@ -58,20 +58,40 @@ impl Default for SlicedConfig {
 /// `count` directions uniform on the unit sphere in R^dim (rows), from `Rng::seed_from_u64(seed)`:
 /// each row is dim standard normals divided by their norm.
 pub fn projection_directions(dim: usize, count: usize, seed: u64) -> Array2<f64> {
-    assert!(dim >= 1, "projection_directions: dim must be >= 1");
-    let mut rng = Rng::seed_from_u64(seed);
-    let mut out = Array2::zeros((count, dim));
-    for mut row in out.rows_mut() {
-        loop {
-            row.iter_mut().for_each(|v| *v = rng.normal());
-            let norm = row.iter().map(|v| v * v).sum::<f64>().sqrt();
-            if norm > 1e-12 {
-                row /= norm;
-                break;
-            }
+    DirectionStream::new(dim, seed).next_directions(count)
+}
+
+/// The directions of [`projection_directions`], drawn a few at a time: the sliced distances hold
+/// one chunk (64 x d), not all of them (1024 x d, 82 MB at d = 10^4).
+struct DirectionStream {
+    dim: usize,
+    rng: Rng,
+}
+
+impl DirectionStream {
+    fn new(dim: usize, seed: u64) -> Self {
+        assert!(dim >= 1, "projection_directions: dim must be >= 1");
+        DirectionStream {
+            dim,
+            rng: Rng::seed_from_u64(seed),
         }
     }
-    out
+
+    /// The next `count` directions, one per row.
+    fn next_directions(&mut self, count: usize) -> Array2<f64> {
+        let mut out = Array2::zeros((count, self.dim));
+        for mut row in out.rows_mut() {
+            loop {
+                row.iter_mut().for_each(|v| *v = self.rng.normal());
+                let norm = row.iter().map(|v| v * v).sum::<f64>().sqrt();
+                if norm > 1e-12 {
+                    row /= norm;
+                    break;
+                }
+            }
+        }
+        out
+    }
 }
 
 /// Exact W1 between the empirical measures of two sorted (ascending) samples, sizes may differ.
@@ -157,7 +177,7 @@ pub fn sliced_wasserstein1_with(
         config.projections >= 1,
         "sliced_wasserstein1: 0 projections"
     );
-    let directions = projection_directions(dim, config.projections, config.seed);
+    let mut directions = DirectionStream::new(dim, config.seed);
     const CHUNK: usize = 64;
     let mut total = 0.0;
     let mut a = vec![0.0; x.nrows()];
@@ -165,7 +185,7 @@ pub fn sliced_wasserstein1_with(
     let mut start = 0;
     while start < config.projections {
         let end = (start + CHUNK).min(config.projections);
-        let theta = directions.slice(s![start..end, ..]);
+        let theta = directions.next_directions(end - start);
         let px = x.dot(&theta.t());
         let py = y.dot(&theta.t());
         for k in 0..end - start {

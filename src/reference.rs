@@ -19,6 +19,8 @@ pub enum ReferenceError {
     File(#[from] TensorFileError),
     #[error("{path}: metadata has no 'config' entry")]
     NoConfig { path: PathBuf },
+    #[error("{path}: a meanflow training checkpoint, not a reference case (tests/data/README.md describes those); `meanflow sample --checkpoint` reads checkpoints")]
+    TrainingCheckpoint { path: PathBuf },
     #[error("{path}: config: {reason}")]
     Config { path: PathBuf, reason: String },
     #[error("{path}: missing tensor '{name}'")]
@@ -76,6 +78,11 @@ impl ReferenceCase {
     pub fn load(path: &Path) -> Result<Self, ReferenceError> {
         let file = TensorFile::read(path)?;
         let p = || path.to_path_buf();
+        if file.metadata.get("format").map(String::as_str)
+            == Some(crate::checkpoint::CHECKPOINT_FORMAT)
+        {
+            return Err(ReferenceError::TrainingCheckpoint { path: p() });
+        }
         let config_json = file
             .metadata
             .get("config")

@@ -194,6 +194,15 @@ fn bad_data_files() {
             &["row 2, column 1", "non-finite"],
         ),
         ("notnpy.npy", b"1,2\n3,4\n".to_vec(), &["bad magic"]),
+        ("nul.csv", vec![0u8; 64], &["line 1", "a NUL byte"]),
+        (
+            "wide.csv",
+            {
+                let row = vec!["0"; (1 << 20) + 1].join(",");
+                format!("{row}\n{row}\n").into_bytes()
+            },
+            &["1048577 columns", "at most 1048576"],
+        ),
     ];
     for (name, bytes, _) in &files {
         std::fs::write(dir.join(name), bytes).unwrap();
@@ -497,6 +506,46 @@ fn broken_checkpoints(good: &[u8]) -> Vec<(&'static str, Vec<u8>, Vec<&'static s
             }),
             vec!["metadata 'rng_state'"],
         ),
+        // Contents that parse but that no run can have (issue 13).
+        (
+            "zero_rng.safetensors",
+            edit(&|t| {
+                t.metadata.insert(
+                    "rng_state".into(),
+                    r#"{"words": ["0", "0", "0", "0"], "cached_normal": null}"#.into(),
+                );
+            }),
+            vec!["metadata 'rng_state'", "all four words are 0"],
+        ),
+        (
+            "huge_normal.safetensors",
+            edit(&|t| {
+                t.metadata.insert(
+                    "rng_state".into(),
+                    r#"{"words": ["1", "2", "3", "4"], "cached_normal": "100"}"#.into(),
+                );
+            }),
+            vec!["metadata 'rng_state'", "cached normal 100"],
+        ),
+        (
+            "absurd_step.safetensors",
+            edit(&|t| {
+                t.metadata.insert("step".into(), u64::MAX.to_string());
+            }),
+            vec!["metadata 'step'", "18446744073709551615 is beyond 2^53"],
+        ),
+        (
+            "ema_without_decay.safetensors",
+            config_edit(&|c| c["ema_decay"] = Value::Null),
+            vec!["unexpected tensor 'ema.trunk.0.weight'"],
+        ),
+        (
+            "negative_second_moment.safetensors",
+            edit(&|t| {
+                t.tensors.get_mut("adam.v.trunk.1.weight").unwrap().values[[2, 3]] = -1.0;
+            }),
+            vec!["tensor 'adam.v.trunk.1.weight' holds -1", "never negative"],
+        ),
     ]
 }
 
@@ -527,7 +576,59 @@ fn bad_checkpoints_for_sample_and_resume() {
             &with_path,
         );
     }
+    // A valid file whose step is beyond the run's steps (config.json says 12).
+    let mut beyond = TensorFile::parse(&good, Path::new("x")).unwrap();
+    beyond.metadata.insert("step".into(), "1000".into());
+    std::fs::write(
+        dir.join("run/checkpoint.safetensors"),
+        beyond.to_bytes(true),
+    )
+    .unwrap();
+    for steps in ["20", "5000"] {
+        rejected(
+            &dir,
+            &["train", "--resume", "run", "--steps", steps],
+            &[
+                "run/checkpoint.safetensors: metadata 'step' is 1000",
+                "beyond the run's 12 steps (run/config.json)",
+            ],
+        );
+    }
     std::fs::write(dir.join("run/checkpoint.safetensors"), &good).unwrap();
+    // Bookkeeping no run can have.
+    for (train_log, needle) in [
+        (
+            r#"{"steps":500,"skipped":0,"loss":1.0,"loss_u":1.0,"loss_v":0.0,"mse":1.0,"grad_norm":1.0}"#,
+            "500 steps and 0 skipped since the last line, more than the checkpoint's 12",
+        ),
+        (
+            r#"{"steps":2,"skipped":0,"loss":-1.0,"loss_u":1.0,"loss_v":0.0,"mse":1.0,"grad_norm":1.0}"#,
+            "'loss' is -1",
+        ),
+    ] {
+        let mut edited = TensorFile::parse(&good, Path::new("x")).unwrap();
+        edited.metadata.insert("train_log".into(), train_log.into());
+        std::fs::write(
+            dir.join("run/checkpoint.safetensors"),
+            edited.to_bytes(true),
+        )
+        .unwrap();
+        rejected(
+            &dir,
+            &["train", "--resume", "run", "--steps", "20"],
+            &["run/checkpoint.safetensors: metadata 'train_log'", needle],
+        );
+    }
+    std::fs::write(dir.join("run/checkpoint.safetensors"), &good).unwrap();
+    // A run never goes back: fewer --steps than it has done.
+    rejected(
+        &dir,
+        &["train", "--resume", "run", "--steps", "5"],
+        &[
+            "--steps 5: the run is already at step 12",
+            "--steps 12 or more",
+        ],
+    );
     rejected(
         &dir,
         &[
@@ -665,6 +766,17 @@ fn bad_flags() {
         ),
         (&["--clip", "0"], "clip norm must be finite and > 0"),
         (&["--ema", "1"], "--ema 1: expected a decay in [0, 1)"),
+        (&["--ema", "-0.5"], "--ema -0.5: expected a decay in [0, 1)"),
+        (&["--lr", "1e39"], "--lr 1e39 is beyond the range of f32"),
+        (&["--c", "1e39"], "--c 1e39 is beyond the range of f32"),
+        (
+            &["--time-mu", "-1e39"],
+            "--time-mu -1e39 is beyond the range of f32",
+        ),
+        (
+            &["--steps", "9007199254740993"],
+            "--steps must be at most 2^53",
+        ),
         (&["--dataset", "nope"], "unknown dataset 'nope'"),
         (&["--dataset", "gaussian:0"], "SIGMA"),
         (&["--activation", "nope"], "unknown activation 'nope'"),
@@ -859,4 +971,150 @@ fn bad_flags() {
         &["train", "--out", "c.csv"],
         &["--out c.csv", "not a folder"],
     );
+}
+
+/// Issue 13: values a run's precision cannot square are bad input, named by file, line (or row)
+/// and column, or by the flag of a built-in dataset; a wider precision takes what fits it.
+#[test]
+fn values_beyond_the_run_precision() {
+    let dir = scratch("magnitude");
+    std::fs::write(dir.join("e39.csv"), "1,2\n1e39,3\n4,5\n").unwrap();
+    std::fs::write(dir.join("e17.csv"), "1,2\n3,-1e17\n4,5\n").unwrap();
+    std::fs::write(dir.join("e200.csv"), "1e200,2\n3,4\n").unwrap();
+    let dict = "{'descr': '<f8', 'fortran_order': False, 'shape': (2, 2), }";
+    std::fs::write(
+        dir.join("e39.npy"),
+        npy(1, dict, &f64s(&[1.0, 2.0, 3.0, 1e39])),
+    )
+    .unwrap();
+    for (dataset, needles) in [
+        (
+            "e39.csv",
+            &[
+                "e39.csv: line 2, column 1: value 1e39 is out of range",
+                "f32",
+            ][..],
+        ),
+        (
+            "e17.csv",
+            &["e17.csv: line 2, column 2", "-1e17", "--precision f64"],
+        ),
+        ("e39.npy", &["e39.npy: row 2, column 2", "1e39"]),
+        (
+            "gaussian:1e300",
+            &["--dataset gaussian:1e300: its points reach", "f32"],
+        ),
+        ("gaussian:1e19:2", &["--dataset gaussian:1e19:2"]),
+    ] {
+        rejected(
+            &dir,
+            &[
+                "train",
+                "--out",
+                "run",
+                "--steps",
+                "2",
+                "--dataset",
+                dataset,
+            ],
+            needles,
+        );
+    }
+    // f64 takes 1e17 and 1e39, not 1e200 nor gaussian:1e300.
+    for dataset in ["e200.csv", "gaussian:1e300"] {
+        rejected(
+            &dir,
+            &[
+                "train",
+                "--precision",
+                "f64",
+                "--out",
+                "run",
+                "--dataset",
+                dataset,
+            ],
+            &[dataset, "f64"],
+        );
+    }
+    train(
+        &dir,
+        "run64",
+        "2",
+        &["--precision", "f64", "--dataset", "e17.csv"],
+    );
+    // eval computes in f64.
+    rejected(
+        &dir,
+        &["eval", "--samples", "e200.csv", "--dataset", "circles"],
+        &["e200.csv: line 1, column 1", "out of range"],
+    );
+    std::fs::write(dir.join("one.csv"), "1\n2\n3\n").unwrap();
+    rejected(
+        &dir,
+        &[
+            "eval",
+            "--samples",
+            "one.csv",
+            "--dataset",
+            "gaussian:1e300",
+        ],
+        &["--dataset gaussian:1e300", "an evaluation in f64"],
+    );
+}
+
+/// Issue 13: no output overwrites an input, whatever the path that names it (the same name, a
+/// symbolic link).
+#[test]
+fn outputs_never_overwrite_inputs() {
+    let dir = scratch("outputs_onto_inputs");
+    train(&dir, "run", "12", &[]);
+    // A checkpoint under a name that passes the output checks.
+    std::fs::copy(dir.join("run/checkpoint.safetensors"), dir.join("ck.csv")).unwrap();
+    std::fs::write(dir.join("s.csv"), "1,2\n3,4\n5,6\n").unwrap();
+    std::fs::write(dir.join("d.csv"), "1,2\n3,4\n5,6\n").unwrap();
+    let mut cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["sample", "--checkpoint", "ck.csv", "--out", "ck.csv"],
+            "--out ck.csv: is the --checkpoint file ck.csv",
+        ),
+        (
+            vec!["sample", "--checkpoint", "ck.csv", "--out", "./ck.csv"],
+            "--out ./ck.csv: is the --checkpoint file ck.csv",
+        ),
+        (
+            vec![
+                "eval",
+                "--samples",
+                "s.csv",
+                "--dataset",
+                "circles",
+                "--json",
+                "s.csv",
+            ],
+            "--json s.csv: is the --samples file s.csv",
+        ),
+        (
+            vec![
+                "eval",
+                "--samples",
+                "s.csv",
+                "--data",
+                "d.csv",
+                "--json",
+                "d.csv",
+            ],
+            "--json d.csv: is the --data file d.csv",
+        ),
+    ];
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::symlink("ck.csv", dir.join("link.csv")).unwrap();
+        cases.push((
+            vec!["sample", "--checkpoint", "ck.csv", "--out", "link.csv"],
+            "--out link.csv: is the --checkpoint file ck.csv",
+        ));
+    }
+    for (args, needle) in cases {
+        rejected(&dir, &args, &[needle]);
+    }
 }

@@ -747,8 +747,7 @@ fn a_non_finite_loss_stops_the_run_and_keeps_the_checkpoint() {
 
 #[test]
 #[cfg(unix)]
-fn a_closed_stdout_ends_the_process_quietly() {
-    use std::os::unix::process::ExitStatusExt;
+fn a_closed_stdout_is_a_failed_write_not_a_panic() {
     let mut child = Command::new(BIN)
         .args([
             "bench",
@@ -775,10 +774,314 @@ fn a_closed_stdout_ends_the_process_quietly() {
     let output = child.wait_with_output().expect("the binary finishes");
     let stderr = text(&output.stderr);
     assert!(!stderr.contains("panicked"), "stderr: {stderr}");
-    assert_eq!(
-        output.status.signal(),
-        Some(13),
-        "status {:?}",
-        output.status
+    assert_eq!(output.status.code(), Some(1), "status {:?}", output.status);
+    assert!(
+        stderr.contains("error: cannot write to standard output"),
+        "{stderr}"
     );
+}
+
+/// Issue 13: `gaussian:SIGMA` keeps the sign of SIGMA's exponent.
+#[test]
+fn gaussian_sigma_with_a_negative_exponent() {
+    let dir = scratch("gaussian_exponent");
+    let out = dir.join("g.csv");
+    ok(&[
+        "data",
+        "--dataset",
+        "gaussian:1e-3:2",
+        "--n",
+        "200",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let points = meanflow::data::load(&out).unwrap();
+    let largest = points.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    assert!(largest > 1e-4 && largest < 1e-2, "{largest}");
+    train(&dir.join("run"), 20, &["--dataset", "GAUSSIAN:1E-3"]);
+}
+
+/// Issue 13: `sample` uses the EMA weights when the checkpoint has them, as train's summary and
+/// samples.png do; `--raw` takes the raw weights.
+#[test]
+fn sample_uses_the_ema_weights_by_default() {
+    let dir = scratch("sample_ema");
+    let run = dir.join("run");
+    train(&run, 60, &["--ema", "0.9"]);
+    let ck = run.join("checkpoint.safetensors");
+    let sample = |name: &str, extra: &[&str]| {
+        let path = dir.join(name);
+        let mut args = vec![
+            "sample",
+            "--checkpoint",
+            ck.to_str().unwrap(),
+            "--n",
+            "50",
+            "--out",
+            path.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let out = ok(&args);
+        (std::fs::read(path).unwrap(), text(&out.stdout))
+    };
+    let (default, said) = sample("default.csv", &[]);
+    let (ema, _) = sample("ema.csv", &["--ema"]);
+    let (raw, said_raw) = sample("raw.csv", &["--raw"]);
+    assert_eq!(default, ema);
+    assert_ne!(default, raw);
+    assert!(said.contains("EMA weights"), "{said}");
+    assert!(said_raw.contains("raw weights"), "{said_raw}");
+    // Without an EMA the raw weights are the only ones.
+    let plain = dir.join("plain");
+    train(&plain, 20, &["--ema", "none"]);
+    let path = dir.join("plain.csv");
+    let out = ok(&[
+        "sample",
+        "--checkpoint",
+        plain.join("checkpoint.safetensors").to_str().unwrap(),
+        "--out",
+        path.to_str().unwrap(),
+    ]);
+    assert!(text(&out.stdout).contains("raw weights"));
+}
+
+/// Issue 13: a data file that moved can be resumed by giving its new path (the values are what
+/// counts); without it, the message says so.
+#[test]
+fn a_moved_data_file_resumes_from_its_new_path() {
+    let dir = scratch("moved_data");
+    let points: String = (0..60).map(|i| format!("{},{}\n", i % 7, i % 5)).collect();
+    let (old, new) = (dir.join("points.csv"), dir.join("moved.csv"));
+    std::fs::write(&old, &points).unwrap();
+    let run = dir.join("run");
+    train(&run, 30, &["--dataset", old.to_str().unwrap()]);
+    std::fs::rename(&old, &new).unwrap();
+    let r = run.to_str().unwrap();
+    let out = meanflow(&["train", "--resume", r, "--steps", "60"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr)
+            .contains("not there any more; if it moved, give its new path with --dataset"),
+        "{}",
+        text(&out.stderr)
+    );
+    ok(&[
+        "train",
+        "--resume",
+        r,
+        "--steps",
+        "60",
+        "--dataset",
+        new.to_str().unwrap(),
+    ]);
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap();
+    let stored = config["dataset"]["path"].as_str().unwrap();
+    assert!(stored.ends_with("moved.csv"), "{stored}");
+    // The same run as one that never moved.
+    std::fs::write(&old, &points).unwrap();
+    let straight = dir.join("straight");
+    train(&straight, 60, &["--dataset", old.to_str().unwrap()]);
+    assert_eq!(metrics(&run), metrics(&straight));
+    // Other values under the new name are another dataset.
+    std::fs::write(&new, "1,2\n3,4\n5,6\n7,8\n").unwrap();
+    let out = meanflow(&[
+        "train",
+        "--resume",
+        r,
+        "--steps",
+        "90",
+        "--dataset",
+        new.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("conflicts with the resumed run's dataset"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+/// Issue 13 (doubtful items): the held-out note gives the row count; eval's n is what it used;
+/// verify names a training checkpoint; a built-in name is the built-in dataset even when a file
+/// of that name is in the working folder; a 250-byte folder name works.
+#[test]
+fn messages_and_names_a_careful_user_expects() {
+    let dir = scratch("careful_user");
+    let six = dir.join("six.csv");
+    std::fs::write(&six, "1,2\n3,4\n5,6\n7,8\n9,1\n2,3\n").unwrap();
+    let run = dir.join("run");
+    let out = train(&run, 20, &["--dataset", six.to_str().unwrap()]);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("too few rows for a held-out set (6 rows;"),
+        "{stderr}"
+    );
+
+    // eval reports the n it used, and refuses an --n beyond what it has.
+    let three = dir.join("three.csv");
+    std::fs::write(&three, "1,2\n3,4\n5,6\n").unwrap();
+    let json = dir.join("e.json");
+    ok(&[
+        "eval",
+        "--samples",
+        six.to_str().unwrap(),
+        "--data",
+        three.to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(report["n"], 3);
+    for (n, needle) in [("7", "the samples"), ("4", "the data")] {
+        rejected(
+            &[
+                "eval",
+                "--samples",
+                six.to_str().unwrap(),
+                "--data",
+                three.to_str().unwrap(),
+                "--n",
+                n,
+            ],
+            needle,
+            None,
+        );
+    }
+
+    // verify on a training checkpoint says what the file is.
+    let ck = run.join("checkpoint.safetensors");
+    let out = meanflow(&["verify", ck.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("a meanflow training checkpoint, not a reference case"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // A file named like a built-in dataset does not shadow it; ./NAME names the file.
+    std::fs::write(dir.join("circles"), "1,2\n3,4\n5,6\n").unwrap();
+    let out = Command::new(BIN)
+        .args(["train", "--out", "builtin", "--steps", "5"])
+        .args(TINY)
+        .args(["--dataset", "circles"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let config = std::fs::read_to_string(dir.join("builtin/config.json")).unwrap();
+    assert!(config.contains("\"kind\": \"builtin\""), "{config}");
+    let out = Command::new(BIN)
+        .args(["train", "--out", "file", "--steps", "5"])
+        .args(TINY)
+        .args(["--dataset", "./circles"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let config = std::fs::read_to_string(dir.join("file/config.json")).unwrap();
+    assert!(config.contains("\"kind\": \"file\""), "{config}");
+
+    // Folder names up to the file-name limit (the staging name is no longer than the limit).
+    for len in [240, 255] {
+        let long = dir.join("a".repeat(len));
+        train(&long, 5, &[]);
+        assert!(long.join("checkpoint.safetensors").is_file());
+    }
+}
+
+/// Issue 13: an output path that is a symbolic link is written where it points; the link stays.
+#[test]
+#[cfg(unix)]
+fn an_output_symlink_is_followed() {
+    let dir = scratch("symlink_output");
+    std::fs::create_dir(dir.join("real")).unwrap();
+    std::fs::write(dir.join("real/points.csv"), "old\n").unwrap();
+    std::os::unix::fs::symlink("real/points.csv", dir.join("link.csv")).unwrap();
+    let link = dir.join("link.csv");
+    ok(&[
+        "data",
+        "--dataset",
+        "circles",
+        "--n",
+        "10",
+        "--out",
+        link.to_str().unwrap(),
+    ]);
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    let points = meanflow::data::load(dir.join("real/points.csv")).unwrap();
+    assert_eq!(points.dim(), (10, 2));
+    // A device is written in place, never replaced by a file.
+    std::os::unix::fs::symlink("/dev/null", dir.join("null.csv")).unwrap();
+    let null = dir.join("null.csv");
+    ok(&[
+        "data",
+        "--dataset",
+        "circles",
+        "--out",
+        null.to_str().unwrap(),
+    ]);
+    use std::os::unix::fs::FileTypeExt;
+    assert!(std::fs::metadata("/dev/null")
+        .unwrap()
+        .file_type()
+        .is_char_device());
+    let out = ok(&[
+        "eval",
+        "--samples",
+        link.to_str().unwrap(),
+        "--dataset",
+        "circles",
+        "--json",
+        "/dev/stdout",
+    ]);
+    assert!(
+        text(&out.stdout).contains("\"sliced_w1\""),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+/// Issue 13: a disk that fills up while a run folder is set up: exit 2, the message names the run
+/// folder and the file (not the staging folder, which is gone), and nothing is left.
+#[test]
+#[cfg(unix)]
+fn a_full_disk_at_the_start_leaves_nothing() {
+    use std::os::unix::process::CommandExt;
+    let dir = scratch("disk_full");
+    for (limit, file) in [(512u64, "config.json"), (4096, "checkpoint.safetensors")] {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["train", "--out", "run", "--steps", "5"])
+            .args(TINY)
+            .current_dir(&dir);
+        // SAFETY: between fork and exec only async-signal-safe calls: setrlimit and signal.
+        unsafe {
+            cmd.pre_exec(move || {
+                // Writes beyond `limit` bytes fail (EFBIG) instead of raising SIGXFSZ.
+                libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+                let rlimit = libc::rlimit {
+                    rlim_cur: limit,
+                    rlim_max: limit,
+                };
+                if libc::setrlimit(libc::RLIMIT_FSIZE, &rlimit) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let out = cmd.output().unwrap();
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(
+            stderr.starts_with(&format!(
+                "error: cannot create the run folder run: {file}: "
+            )),
+            "{stderr}"
+        );
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0, "{stderr}");
+    }
 }

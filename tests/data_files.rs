@@ -132,6 +132,44 @@ fn csv_accepts_whitespace_crlf_bom_blank_lines_and_number_forms() {
     assert_eq!(load(&p).unwrap(), array![[1.0], [2.0], [3.0]]);
 }
 
+/// Issue 13: `#` comment lines are skipped wherever they are (a comment before the header used to
+/// be the header, and the data "ragged"); a NUL byte is not text.
+#[test]
+fn csv_comment_lines_are_skipped_and_nul_bytes_refused() {
+    let dir = TempDir::new("csv-comments");
+    let p = dir.file(
+        "commented.csv",
+        b"# made by a script\nx,y\n  # a comment\n1,2\n3,4 \n# the end\n",
+    );
+    let c = load_csv_with_header(&p).unwrap();
+    assert_eq!(c.header, Some(vec!["x".to_string(), "y".into()]));
+    assert_eq!(c.data, array![[1.0, 2.0], [3.0, 4.0]]);
+    let p = dir.file("nul.csv", b"1,2\n3,\x004\n");
+    let e = load(&p).unwrap_err();
+    assert_message(&e, &p, &["line 2", "a NUL byte"]);
+}
+
+/// Issue 13: values beyond a bound are refused where they are (CSV line, NPY row) with the bound.
+#[test]
+fn values_beyond_a_bound_are_refused_where_they_are() {
+    let dir = TempDir::new("bounded");
+    let p = dir.file("big.csv", b"x,y\n1,2\n3,-5e20\n");
+    let bounds = |max_abs: f64, max_cols: usize| meanflow::data::Bounds { max_abs, max_cols };
+    assert!(meanflow::data::load_bounded(&p, &bounds(1e21, 2)).is_ok());
+    let e = meanflow::data::load_bounded(&p, &bounds(1e21, 1)).unwrap_err();
+    assert_message(&e, &p, &["2 columns; at most 1 are allowed"]);
+    let e = meanflow::data::load_bounded(&p, &bounds(1e16, 2)).unwrap_err();
+    assert_message(&e, &p, &["line 3, column 2", "-5e20", "at most 1.000e16"]);
+    let p = dir.file(
+        "big.npy",
+        &npy_bytes(array![[1.0, 2.0], [1e30, 4.0]].view(), NpyDtype::F64, true),
+    );
+    let e = meanflow::data::load_bounded(&p, &bounds(1e16, 2)).unwrap_err();
+    assert_message(&e, &p, &["row 2, column 1", "1e30"]);
+    let e = meanflow::data::load_bounded(&p, &bounds(1e16, 1)).unwrap_err();
+    assert_message(&e, &p, &["2 columns; at most 1 are allowed"]);
+}
+
 #[test]
 fn npy_round_trip_f32_f64_c_and_fortran() {
     let dir = TempDir::new("npy-rt");

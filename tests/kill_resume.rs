@@ -89,7 +89,12 @@ fn check_remains(dir: &Path, run: &Path, kill: usize) -> (Option<u64>, bool) {
     }
     let names = entries(run);
     for name in &names {
-        let known = ["checkpoint.safetensors", "config.json", "metrics.jsonl"];
+        let known = [
+            ".lock",
+            "checkpoint.safetensors",
+            "config.json",
+            "metrics.jsonl",
+        ];
         assert!(
             known.contains(&name.as_str()) || known.iter().any(|k| is_temporary(name, k)),
             "kill {kill}: unexpected file {name} in the run folder: {names:?}"
@@ -109,7 +114,8 @@ fn check_remains(dir: &Path, run: &Path, kill: usize) -> (Option<u64>, bool) {
             .unwrap_or_else(|e| panic!("kill {kill}: metrics line {line:?}: {e}"));
         assert!(v["step"].as_u64().is_some(), "kill {kill}: {line}");
     }
-    let temporaries = !stagings.is_empty() || names.iter().any(|n| n.starts_with('.'));
+    let temporaries =
+        !stagings.is_empty() || names.iter().any(|n| n.starts_with('.') && n != ".lock");
     (Some(ck.step), temporaries)
 }
 
@@ -170,7 +176,12 @@ fn sigkill_at_random_moments_loses_nothing_and_resumes_exactly() {
     let total = (step.unwrap_or(0) + 60).to_string();
     let status = train_command(&run, &total).status().unwrap();
     assert!(status.success(), "the final resume failed: {status}");
-    let mut expected = vec!["checkpoint.safetensors", "config.json", "metrics.jsonl"];
+    let mut expected = vec![
+        ".lock",
+        "checkpoint.safetensors",
+        "config.json",
+        "metrics.jsonl",
+    ];
     if run.join("samples.png").exists() {
         expected.extend(["loss.png", "samples.png"]);
     }

@@ -3,6 +3,7 @@
 //! measures one core's f32 FMA peak on the widest vector unit the CPU has (about 0.7 s), which the
 //! in-GEMM speed is compared with.
 
+use super::output::{errln, outln};
 use super::{CliError, CliResult};
 use clap::Args;
 use meanflow::bench::{default_counts, measure, table, BenchConfig, CONFIGS};
@@ -99,12 +100,12 @@ pub fn run(args: BenchArgs) -> CliResult<i32> {
     let peak = (!args.no_peak).then(|| fma_peak(1, PEAK_SECONDS_PER_REPETITION));
     if let Some(peak) = peak {
         if args.json {
-            println!(
+            outln!(
                 "{{\"fma_peak_gflops\":{:.1},\"fma_peak_unit\":\"{}\",\"threads\":1}}",
                 peak.gflops, peak.unit
             );
         } else {
-            println!(
+            outln!(
                 "FMA peak (measured): {:.1} GFLOP/s per core on {} ({}, best of {REPETITIONS} x {PEAK_SECONDS_PER_REPETITION} s)",
                 peak.gflops, peak.unit, peak.kernel
             );
@@ -125,7 +126,7 @@ pub fn run(args: BenchArgs) -> CliResult<i32> {
             {
                 let m = measure(config, loss, exact, t, warmup, repeats, peak);
                 if !m.flops_match_analytic() {
-                    eprintln!(
+                    errln!(
                         "warning: {} {} at {t} threads: the products counted {} flops per step, \
                          the analytic count (matmul GFLOP/s) says {}",
                         config.name,
@@ -138,13 +139,13 @@ pub fn run(args: BenchArgs) -> CliResult<i32> {
                 let rss = peak_rss_mb()
                     .map(|mb| format!(",\"peak_rss_mb\":{mb:.1}"))
                     .unwrap_or_default();
-                println!("{}{rss}}}", &json[..json.len() - 1]);
+                outln!("{}{rss}}}", &json[..json.len() - 1]);
                 all.push(m);
             }
         }
     }
     if !args.json {
-        print!("{}", table(&all));
+        super::output::write_text(super::output::Stream::Stdout, &table(&all));
     }
     Ok(0)
 }

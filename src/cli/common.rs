@@ -2,8 +2,10 @@
 //! durations.
 
 use super::{CliError, CliResult};
+use meanflow::checkpoint::Precision;
 use meanflow::data::{self, NpyDtype, ToyDataset};
 use meanflow::tensor_file::write_atomically;
+use meanflow::train::MAX_DIM;
 use ndarray::{Array2, ArrayView2};
 use std::path::{Path, PathBuf};
 
@@ -34,26 +36,86 @@ impl DataSource {
     }
 }
 
+/// Whether `spec` names a file rather than a built-in dataset. A built-in name always means the
+/// built-in dataset, even when a file of that name is in the working folder (`./circles` names
+/// the file); a path separator or a `.csv` / `.npy` / `.txt` extension makes a file name, and so
+/// does any other name of an existing file.
 fn looks_like_a_file(spec: &str) -> bool {
     let p = Path::new(spec);
-    p.is_file()
-        || spec.contains('/')
-        || spec.contains('\\')
-        || p.extension().is_some_and(|e| {
-            e.eq_ignore_ascii_case("csv") || e.eq_ignore_ascii_case("npy") || e == "txt"
-        })
+    if spec.contains('/') || spec.contains('\\') {
+        return true;
+    }
+    if p.extension().is_some_and(|e| {
+        e.eq_ignore_ascii_case("csv") || e.eq_ignore_ascii_case("npy") || e == "txt"
+    }) {
+        return true;
+    }
+    p.is_file() && spec.parse::<ToyDataset>().is_err()
 }
 
-/// A built-in dataset name, or an existing CSV / NPY file (loaded and checked now).
-pub fn parse_dataset(spec: &str) -> CliResult<DataSource> {
+/// The largest data value a computation in precision `T` takes: 2^-10 sqrt(T::MAX) (1.8e16 for
+/// f32, 1.3e151 for f64). The losses and the distances square values of the data's size and sum
+/// such squares over a batch and the dimensions; the 2^-10 leaves room for 2^20 of them before
+/// the sum overflows.
+pub fn max_data_magnitude(precision: Precision) -> f64 {
+    let max = match precision {
+        Precision::F32 => f64::from(f32::MAX),
+        Precision::F64 => f64::MAX,
+    };
+    max.sqrt() / 1024.0
+}
+
+/// The message of a data file that could not be loaded for a computation in `precision`: the
+/// reader's, plus why a value is out of range.
+fn data_error(e: data::DataError, precision: Precision, what: &str) -> CliError {
+    match e {
+        data::DataError::OutOfRange { .. } => CliError::usage(format!(
+            "{e} for {what} in {precision} (the loss and the distances square such values and overflow {precision}); rescale the data{}",
+            if precision == Precision::F32 { " or use --precision f64" } else { "" }
+        )),
+        e => CliError::usage(e.to_string()),
+    }
+}
+
+/// A built-in dataset name, or an existing CSV / NPY file (loaded and checked now, its values
+/// within [`max_data_magnitude`] of `precision`, its dimension at most [`MAX_DIM`]). `what` names
+/// the computation in messages ("an f32 run").
+pub fn parse_dataset(spec: &str, precision: Precision, what: &str) -> CliResult<DataSource> {
     if looks_like_a_file(spec) {
         let path = PathBuf::from(spec);
-        let data = data::load(&path).map_err(|e| CliError::usage(e.to_string()))?;
+        let data = load_data_file(&path, precision, what)?;
         return Ok(DataSource::File { path, data });
     }
     spec.parse::<ToyDataset>()
         .map(DataSource::Builtin)
         .map_err(|e| CliError::usage(e.to_string()))
+}
+
+/// A data file for a computation in `precision` (see [`parse_dataset`]).
+pub fn load_data_file(path: &Path, precision: Precision, what: &str) -> CliResult<Array2<f64>> {
+    let bounds = data::Bounds {
+        max_abs: max_data_magnitude(precision),
+        max_cols: MAX_DIM,
+    };
+    data::load_bounded(path, &bounds).map_err(|e| data_error(e, precision, what))
+}
+
+/// Checks that the points of a built-in dataset (drawn for a run) are within
+/// [`max_data_magnitude`] of `precision` (`gaussian:1e300` is not); the message names the flag.
+pub fn check_builtin_magnitude(
+    dataset: &ToyDataset,
+    points: ArrayView2<f64>,
+    precision: Precision,
+    what: &str,
+) -> CliResult<()> {
+    let limit = max_data_magnitude(precision);
+    let largest = points.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    if largest > limit || largest.is_nan() {
+        return Err(CliError::usage(format!(
+            "--dataset {dataset}: its points reach {largest:.3e} in magnitude, beyond {limit:.3e}, the most {what} in {precision} takes (the loss and the distances square such values and overflow {precision})"
+        )));
+    }
+    Ok(())
 }
 
 /// The format of a point file, from its extension.
@@ -83,9 +145,59 @@ pub fn check_point_output(path: &Path, flag: &str) -> CliResult<PointFormat> {
     Ok(format)
 }
 
-/// Checks that the folder of an output file exists and takes a new file.
+/// Whether `a` and `b` are the same existing file: the same device and inode on Unix (so a symbolic
+/// or hard link to a file is that file), the same canonical path elsewhere.
+pub fn same_file(a: &Path, b: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        match (std::fs::metadata(a), std::fs::metadata(b)) {
+            (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
+            _ => false,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+            (Ok(x), Ok(y)) => x == y,
+            _ => false,
+        }
+    }
+}
+
+/// Refuses an output file that is one of the command's inputs (`inputs`: flag and path), so that
+/// no command overwrites what it reads (`sample --out` onto its `--checkpoint`, `eval --json` onto
+/// `--samples`).
+pub fn check_not_an_input(output: &Path, flag: &str, inputs: &[(&str, &Path)]) -> CliResult<()> {
+    for (input_flag, input) in inputs {
+        if same_file(output, input) {
+            return Err(CliError::usage(format!(
+                "{flag} {}: is the {input_flag} file {}; an output must not overwrite an input",
+                output.display(),
+                input.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Checks that the folder of an output file exists and takes a new file. An output that is a
+/// symbolic link is checked (and later written) where the link points.
 pub fn check_parent(path: &Path, flag: &str) -> CliResult<()> {
-    let parent = path
+    // A device or a pipe (`/dev/stdout`) is written in place: it only has to open for writing.
+    if let Ok(meta) = std::fs::metadata(path) {
+        if !meta.is_file() && !meta.is_dir() {
+            return std::fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .map(|_| ())
+                .map_err(|e| {
+                    CliError::usage(format!("{flag} {}: cannot write: {e}", path.display()))
+                });
+        }
+    }
+    let resolved = meanflow::tensor_file::follow_symlinks(path);
+    let parent = resolved
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
@@ -101,6 +213,23 @@ pub fn check_parent(path: &Path, flag: &str) -> CliResult<()> {
             "{flag} {}: is a folder, not a file name",
             path.display()
         )));
+    }
+    // The files of a run folder belong to the process that owns it.
+    let is_run_file = resolved
+        .file_name()
+        .is_some_and(|name| super::train::RUN_FILES.iter().any(|f| name == *f));
+    if is_run_file {
+        if let Some(pid) = super::run_lock::holder(parent) {
+            return Err(CliError::usage(format!(
+                "{flag} {}: {}",
+                path.display(),
+                super::run_lock::LockError::InUse { pid }.message(
+                    path.parent()
+                        .filter(|p| !p.as_os_str().is_empty())
+                        .unwrap_or(Path::new("."))
+                )
+            )));
+        }
     }
     // Can a file be made there? Asked now, before any work, with a probe that is removed at once.
     let probe = parent.join(format!(".meanflow-write-test.tmp{}", std::process::id()));
@@ -145,9 +274,9 @@ pub fn save_points(path: &Path, format: PointFormat, points: ArrayView2<f64>) ->
     result.map_err(|e| CliError::failed(e.to_string()))
 }
 
-/// Reads a point file (CSV or NPY by extension); errors are bad input.
+/// Reads a point file (CSV or NPY by extension) to compute with in f64; errors are bad input.
 pub fn load_points(path: &Path) -> CliResult<Array2<f64>> {
-    data::load(path).map_err(|e| CliError::usage(e.to_string()))
+    load_data_file(path, Precision::F64, "an evaluation")
 }
 
 /// Writes pretty JSON atomically.

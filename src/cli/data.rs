@@ -1,6 +1,7 @@
 //! `meanflow data`: points of a built-in dataset, to a CSV or NPY file.
 
 use super::common::{check_output_size, check_point_output, save_points};
+use super::output::outln;
 use super::{CliError, CliResult};
 use clap::Args;
 use meanflow::data::ToyDataset;
@@ -40,7 +41,7 @@ pub fn run(args: DataArgs) -> CliResult<i32> {
     let format = check_point_output(&args.out, "--out")?;
     let points = dataset.sample(args.n, &mut Rng::seed_from_u64(args.seed));
     save_points(&args.out, format, points.view())?;
-    println!(
+    outln!(
         "wrote {} points of {} ({}-D, seed {}) to {}",
         args.n,
         dataset.name(),

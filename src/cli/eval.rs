@@ -13,9 +13,14 @@
 //! (permutation from `Rng::stream(--seed, 1000)`), and its floor splits the file's rows into
 //! disjoint pairs of sets (n per set, or half the rows when the file has fewer than 2n).
 
-use super::common::{check_parent, load_points, parse_dataset, write_json, DataSource};
+use super::common::{
+    check_builtin_magnitude, check_not_an_input, check_parent, load_points, parse_dataset,
+    write_json, DataSource,
+};
+use super::output::outln;
 use super::{CliError, CliResult};
 use clap::Args;
+use meanflow::checkpoint::Precision;
 use meanflow::metrics::{
     energy_distance, pool_floor, sliced_wasserstein1, toy_floor, Metric, DEFAULT_PROJECTIONS,
     DEFAULT_PROJECTION_SEED,
@@ -45,7 +50,7 @@ pub struct EvalArgs {
     /// Or a built-in dataset, drawn fresh
     #[arg(long, value_name = "NAME")]
     pub dataset: Option<String>,
-    /// Points per set [the number of samples, at most 5000]
+    /// Points per set, at most the samples and a data file's rows [as many as both have, at most 5000]
     #[arg(long, allow_negative_numbers = true)]
     pub n: Option<usize>,
     /// Seed of the data draws and the floor
@@ -82,6 +87,11 @@ struct Report {
 pub fn run(args: EvalArgs) -> CliResult<i32> {
     if let Some(json) = &args.json {
         check_parent(json, "--json")?;
+        let mut inputs = vec![("--samples", args.samples.as_path())];
+        if let Some(data) = &args.data {
+            inputs.push(("--data", data.as_path()));
+        }
+        check_not_an_input(json, "--json", &inputs)?;
     }
     if args.n.is_some_and(|n| n < 2) {
         return Err(CliError::usage("--n must be at least 2"));
@@ -96,7 +106,7 @@ pub fn run(args: EvalArgs) -> CliResult<i32> {
             path.display().to_string(),
         ),
         (None, Some(name)) => {
-            let source = parse_dataset(name)?;
+            let source = parse_dataset(name, Precision::F64, "an evaluation")?;
             let label = source.label();
             (source, label)
         }
@@ -110,14 +120,35 @@ pub fn run(args: EvalArgs) -> CliResult<i32> {
             source.dim()
         )));
     }
-    let n = args
-        .n
-        .unwrap_or(samples.nrows().min(DEFAULT_MAX_N))
-        .min(samples.nrows());
+    // n points of each set: --n (which must not exceed the samples, nor a data file's rows), or
+    // as many as both have, at most DEFAULT_MAX_N.
+    let data_rows = match &source {
+        DataSource::File { data, .. } => Some(data.nrows()),
+        DataSource::Builtin(_) => None,
+    };
+    let available = data_rows.map_or(samples.nrows(), |rows| rows.min(samples.nrows()));
+    let n = match args.n {
+        Some(n) if n > samples.nrows() => {
+            return Err(CliError::usage(format!(
+                "--n {n}: the samples ({}) have {} points",
+                args.samples.display(),
+                samples.nrows()
+            )))
+        }
+        Some(n) if data_rows.is_some_and(|rows| n > rows) => {
+            return Err(CliError::usage(format!(
+                "--n {n}: the data ({data_name}) have {} points",
+                data_rows.unwrap_or(0)
+            )))
+        }
+        Some(n) => n,
+        None => available.min(DEFAULT_MAX_N),
+    };
     let mut rng = Rng::stream(args.seed, DATA_STREAM);
     let (data, floor) = match &source {
         DataSource::Builtin(ds) => {
             let data = ds.sample(n, &mut rng);
+            check_builtin_magnitude(ds, data.view(), Precision::F64, "an evaluation")?;
             let floor_seed = args.seed.wrapping_add(1);
             let floor = Floor {
                 n,
@@ -128,9 +159,8 @@ pub fn run(args: EvalArgs) -> CliResult<i32> {
             (data, floor)
         }
         DataSource::File { data: pool, .. } => {
-            let m = n.min(pool.nrows());
             let perm = rng.permutation(pool.nrows());
-            let data = pool.select(Axis(0), &perm[..m]);
+            let data = pool.select(Axis(0), &perm[..n]);
             let nf = n.min(pool.nrows() / 2);
             let floor = Floor {
                 n: nf,
@@ -162,7 +192,7 @@ pub fn run(args: EvalArgs) -> CliResult<i32> {
         projection_seed: format!("{DEFAULT_PROJECTION_SEED:#x}"),
         seed: args.seed,
     };
-    println!(
+    outln!(
         "samples: {} ({n} of {} points, {}-D); data: {} ({} points)",
         report.samples,
         samples.nrows(),
@@ -170,23 +200,29 @@ pub fn run(args: EvalArgs) -> CliResult<i32> {
         report.data,
         data.nrows()
     );
-    println!(
+    outln!(
         "{:<16} {:>12} {:>12} {:>8}",
-        "metric", "value", "floor", "ratio"
+        "metric",
+        "value",
+        "floor",
+        "ratio"
     );
     for (name, value, fl) in [
         ("sliced W1", sw1, report.floor.sliced_w1),
         ("energy distance", ed, report.floor.energy_distance),
     ] {
-        println!("{name:<16} {value:>12.5} {fl:>12.5} {:>8.2}", value / fl);
+        outln!("{name:<16} {value:>12.5} {fl:>12.5} {:>8.2}", value / fl);
     }
-    println!(
+    outln!(
         "floor: data vs data, n = {}, mean of {} repeats; sliced W1 over {} directions (seed {})",
-        report.floor.n, report.floor.repeats, report.projections, report.projection_seed
+        report.floor.n,
+        report.floor.repeats,
+        report.projections,
+        report.projection_seed
     );
     if let Some(json) = &args.json {
         write_json(json, &report)?;
-        println!("wrote {}", json.display());
+        outln!("wrote {}", json.display());
     }
     Ok(0)
 }

@@ -1,22 +1,26 @@
 //! The command-line tool: argument definitions, dispatch, and the error and exit-code policy.
 //!
-//! Exit codes: 0 success; 1 a run or check that failed (non-finite loss, tolerance exceeded);
-//! 2 bad user input (flags, files, checkpoints), reported as one `error: ...` line before anything
-//! is written; 128 + the signal after an interruption (130 Ctrl-C / SIGINT, 143 SIGTERM, 129
-//! SIGHUP; the checkpoint is written first).
+//! Exit codes: 0 success; 1 a run or check that failed (non-finite loss, tolerance exceeded), or
+//! stdout / stderr that could not be written ([`output`]); 2 bad user input (flags, files,
+//! checkpoints, a run folder in use by another process), reported as one `error: ...` line before
+//! anything is written; 128 + the signal after an interruption (130 Ctrl-C / SIGINT, 143 SIGTERM,
+//! 129 SIGHUP; the checkpoint is written first).
 
 mod bench;
 mod common;
 mod data;
 mod eval;
+pub mod output;
 mod pictures;
 mod progress;
+mod run_lock;
 mod sample;
 mod study;
 mod train;
 mod verify;
 
 use clap::{Parser, Subcommand};
+use output::{errln, Stream};
 
 /// Exit code of bad user input.
 pub const EXIT_USAGE: i32 = 2;
@@ -109,26 +113,31 @@ fn one_line(rendered: &str) -> String {
     format!("error: {body}")
 }
 
-/// Parses the arguments, runs the command, and returns the exit code.
+/// Parses the arguments, runs the command, and returns the exit code (see [`output`] for what a
+/// failed write to stdout or stderr does to it).
 pub fn main() -> i32 {
+    let code = run_command();
+    output::final_exit_code(code)
+}
+
+fn run_command() -> i32 {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
             use clap::error::ErrorKind;
-            return match e.kind() {
-                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
-                    let _ = e.print();
-                    0
-                }
-                ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
-                    let _ = e.print();
-                    EXIT_USAGE
-                }
+            // Help and version go to stdout, the usage shown on a missing subcommand to stderr.
+            let (code, stream) = match e.kind() {
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => (0, Stream::Stdout),
+                ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => (EXIT_USAGE, Stream::Stderr),
                 _ => {
-                    eprintln!("{}", one_line(&e.render().to_string()));
-                    EXIT_USAGE
+                    errln!("{}", one_line(&e.render().to_string()));
+                    return EXIT_USAGE;
                 }
             };
+            if let Err(io_error) = e.print() {
+                output::record_failure(stream, &io_error);
+            }
+            return code;
         }
     };
     let result = match cli.command {
@@ -143,7 +152,7 @@ pub fn main() -> i32 {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {}", e.message);
+            errln!("error: {}", e.message);
             e.code
         }
     }

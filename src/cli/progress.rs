@@ -1,10 +1,15 @@
-//! Training progress on stderr: an indicatif bar on a terminal, plain lines every tenth of the
-//! run otherwise (logs, CI, pipes).
+//! Training progress on stderr: an indicatif bar on a terminal, otherwise (logs, CI, pipes) a plain
+//! line every tenth of the run and at least every [`PLAIN_LINE_PERIOD`].
 
 use super::common::format_duration;
+use super::output::errln;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// Without a terminal, the longest time between two progress lines (a long run's tenth can take
+/// hours).
+pub const PLAIN_LINE_PERIOD: Duration = Duration::from_secs(10);
 
 /// What a progress update shows.
 #[derive(Clone, Copy, Debug)]
@@ -24,6 +29,10 @@ pub struct Progress {
     next_plain: u64,
     start: Instant,
     last_sw1: Option<f64>,
+    /// When the last plain line was printed.
+    last_plain: Instant,
+    /// The values of the last update (a timed line repeats them).
+    last: Option<Snapshot>,
 }
 
 impl Progress {
@@ -51,6 +60,8 @@ impl Progress {
             next_plain: first_step + plain_every,
             start: Instant::now(),
             last_sw1: None,
+            last_plain: Instant::now(),
+            last: None,
         }
     }
 
@@ -58,14 +69,17 @@ impl Progress {
     pub fn println(&self, line: &str) {
         match &self.bar {
             Some(bar) => bar.println(line),
-            None => eprintln!("{line}"),
+            None => errln!("{line}"),
         }
     }
 
-    /// The position, cheaply (call every step).
-    pub fn tick(&self, step: u64) {
+    /// The position, cheaply (call every step); without a terminal, a line when the last one is
+    /// [`PLAIN_LINE_PERIOD`] old.
+    pub fn tick(&mut self, step: u64) {
         if let Some(bar) = &self.bar {
             bar.set_position(step);
+        } else if self.last_plain.elapsed() >= PLAIN_LINE_PERIOD {
+            self.plain_line(step);
         }
     }
 
@@ -86,29 +100,45 @@ impl Progress {
             ));
             return;
         }
+        self.last = Some(s);
         if s.step >= self.next_plain || s.step == self.total {
-            while self.next_plain <= s.step {
-                self.next_plain += self.plain_every;
-            }
-            let elapsed = self.start.elapsed().as_secs_f64();
-            let done = (s.step - self.first_step) as f64;
-            let eta = if done > 0.0 {
-                elapsed / done * (self.total - s.step) as f64
-            } else {
-                f64::NAN
-            };
-            eprintln!(
-                "step {}/{} ({:.0}%) loss {:.4} mse {:.4}{sw1} {:.0} steps/s elapsed {} ETA {}",
-                s.step,
-                self.total,
-                100.0 * s.step as f64 / self.total.max(1) as f64,
-                s.loss,
-                s.mse,
-                s.steps_per_s,
-                format_duration(elapsed),
-                format_duration(eta)
-            );
+            self.plain_line(s.step);
         }
+    }
+
+    /// A plain progress line at `step`, with the values of the last update.
+    fn plain_line(&mut self, step: u64) {
+        while self.next_plain <= step {
+            self.next_plain += self.plain_every;
+        }
+        self.last_plain = Instant::now();
+        let elapsed = self.start.elapsed().as_secs_f64();
+        let done = step.saturating_sub(self.first_step) as f64;
+        let eta = if done > 0.0 {
+            elapsed / done * self.total.saturating_sub(step) as f64
+        } else {
+            f64::NAN
+        };
+        let values = match self.last {
+            Some(s) => {
+                let sw1 = self
+                    .last_sw1
+                    .map(|v| format!(" sw1 {v:.4}"))
+                    .unwrap_or_default();
+                format!(
+                    " loss {:.4} mse {:.4}{sw1} {:.0} steps/s",
+                    s.loss, s.mse, s.steps_per_s
+                )
+            }
+            None => String::new(),
+        };
+        errln!(
+            "step {step}/{} ({:.0}%){values} elapsed {} ETA {}",
+            self.total,
+            100.0 * step as f64 / self.total.max(1) as f64,
+            format_duration(elapsed),
+            format_duration(eta)
+        );
     }
 
     pub fn finish(&self) {

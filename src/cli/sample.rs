@@ -3,9 +3,14 @@
 //! Noise z_1 ~ N(0, I) from `Rng::seed_from_u64(--seed)`, n rows of d normals. `--steps K`: the
 //! average-velocity map on the uniform schedule 1, 1 - 1/K, ..., 0 (K = 1 is one step,
 //! x = z_1 - u(z_1, 0, 1)). `--euler K`: K Euler steps of dz/dt = u(z, t, t) (the flow-matching
-//! baseline). Computed in the checkpoint's precision.
+//! baseline). Computed in the checkpoint's precision, with the EMA weights when the checkpoint has
+//! them (as train's summary and samples.png are), the raw weights with `--raw` or when it has none.
 
-use super::common::{check_output_size, check_png_output, check_point_output, save_points};
+use super::common::{
+    check_not_an_input, check_output_size, check_png_output, check_point_output, same_file,
+    save_points,
+};
+use super::output::outln;
 use super::pictures::{self, Cloud};
 use super::{CliError, CliResult};
 use clap::Args;
@@ -39,9 +44,12 @@ pub struct SampleArgs {
         conflicts_with = "steps"
     )]
     pub euler: Option<usize>,
-    /// Use the EMA weights (the checkpoint must have them)
-    #[arg(long)]
+    /// Use the EMA weights (the default when the checkpoint has them; an error when it has none)
+    #[arg(long, conflicts_with = "raw")]
     pub ema: bool,
+    /// Use the raw weights instead of the EMA weights
+    #[arg(long)]
+    pub raw: bool,
     /// Output file, .csv or .npy
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
@@ -98,11 +106,21 @@ pub fn run(args: SampleArgs) -> CliResult<i32> {
         None => Method::MeanFlow(args.steps),
     };
     let format = check_point_output(&args.out, "--out")?;
+    let inputs = [("--checkpoint", args.checkpoint.as_path())];
+    check_not_an_input(&args.out, "--out", &inputs)?;
     if let Some(png) = &args.png {
         check_png_output(png, "--png")?;
+        check_not_an_input(png, "--png", &inputs)?;
+        if png == &args.out || same_file(png, &args.out) {
+            return Err(CliError::usage(format!(
+                "--png {}: is the --out file too; give two files",
+                png.display()
+            )));
+        }
     }
     let ck = Checkpoint::read(&args.checkpoint).map_err(|e| CliError::usage(e.to_string()))?;
-    let weights = ck.weights(args.ema).ok_or_else(|| {
+    let use_ema = !args.raw && (args.ema || ck.ema.is_some());
+    let weights = ck.weights(use_ema).ok_or_else(|| {
         CliError::usage(format!(
             "{}: the checkpoint has no EMA weights (trained with --ema none); drop --ema",
             args.checkpoint.display()
@@ -130,8 +148,12 @@ pub fn run(args: SampleArgs) -> CliResult<i32> {
         Method::MeanFlow(k) => format!("{k} mean-flow steps"),
         Method::Euler(k) => format!("{k} Euler steps of the velocity"),
     };
-    let weights_name = if args.ema { "EMA weights" } else { "weights" };
-    println!(
+    let weights_name = if use_ema {
+        "EMA weights"
+    } else {
+        "raw weights"
+    };
+    outln!(
         "wrote {} samples ({}-D, {how}, {weights_name}, step {}) to {}",
         args.n,
         model.dim,
@@ -145,7 +167,7 @@ pub fn run(args: SampleArgs) -> CliResult<i32> {
             points: x.view(),
         }];
         pictures::scatter(png, &title, &cloud).map_err(CliError::failed)?;
-        println!("wrote {}", png.display());
+        outln!("wrote {}", png.display());
     }
     Ok(0)
 }

@@ -4,6 +4,7 @@
 //! ([`meanflow::check`]'s relative error); a case passes when every quantity is within the
 //! tolerance. Exit 0 if all pass, 1 if one fails, 2 if a file cannot be loaded.
 
+use super::output::{errln, outln};
 use super::{CliError, CliResult, EXIT_FAILED, EXIT_USAGE};
 use clap::Args;
 use meanflow::check::GOLDEN_REL_TOL;
@@ -33,7 +34,7 @@ pub fn run(args: VerifyArgs) -> CliResult<i32> {
         let case = match ReferenceCase::load(path) {
             Ok(c) => c,
             Err(e) => {
-                eprintln!("error: {e}");
+                errln!("error: {e}");
                 unreadable += 1;
                 continue;
             }
@@ -45,17 +46,19 @@ pub fn run(args: VerifyArgs) -> CliResult<i32> {
             .max()
             .unwrap_or(8)
             .max(8);
-        println!("{} ({})", case.name, path.display());
-        println!(
+        outln!("{} ({})", case.name, path.display());
+        outln!(
             "  {:<width$}  {:>10}  {:>10}",
-            "quantity", "max abs", "max rel"
+            "quantity",
+            "max abs",
+            "max rel"
         );
         let mut case_failed = 0;
         for e in &errors {
             // NaN errors fail too.
             let bad = e.max_rel.is_nan() || e.max_rel > tol;
             case_failed += usize::from(bad);
-            println!(
+            outln!(
                 "  {:<width$}  {:>10.3e}  {:>10.3e}{}",
                 e.name,
                 e.max_abs,
@@ -65,12 +68,12 @@ pub fn run(args: VerifyArgs) -> CliResult<i32> {
         }
         let worst = errors.iter().map(|e| e.max_rel).fold(0.0f64, f64::max);
         if case_failed == 0 {
-            println!(
+            outln!(
                 "  pass: {} quantities, worst relative error {worst:.3e} <= {tol:e}",
                 errors.len()
             );
         } else {
-            println!(
+            outln!(
                 "  FAIL: {case_failed} of {} quantities above the tolerance {tol:e}",
                 errors.len()
             );
@@ -78,7 +81,7 @@ pub fn run(args: VerifyArgs) -> CliResult<i32> {
         }
     }
     let total = args.files.len();
-    println!(
+    outln!(
         "{} of {total} cases within {tol:e} ({failed} above it, {unreadable} unreadable)",
         total - failed - unreadable
     );

@@ -4,7 +4,9 @@
 //! # CSV
 //! Comma separated, UTF-8 (a leading BOM is skipped), `\n` or `\r\n` line ends. Each field is
 //! trimmed of whitespace and parsed as an f64 (Rust syntax: `1`, `-2.5`, `1e-3`, `.5`, `+3`).
-//! Lines that are empty or all whitespace are skipped wherever they are. The first remaining line
+//! Lines that are empty or all whitespace are skipped wherever they are, and so are comment lines,
+//! whose first non-blank character is `#` (numpy's `loadtxt` convention). A NUL byte means the
+//! file is not text: it is refused, naming its line. The first remaining line
 //! is a header when none of its fields parses as a number; a first line with some numeric and some
 //! non-numeric fields is data, and its bad field is reported. Every row, header included, must
 //! have the same number of fields. Line and column numbers in errors are 1-based (lines count
@@ -17,7 +19,9 @@
 //! errors are 1-based.
 //!
 //! # Both
-//! Every value must be finite, and there must be at least 2 rows.
+//! Every value must be finite, and there must be at least 2 rows. [`load_bounded`] also refuses
+//! values beyond a magnitude (what a run's precision can square), naming where the first one is,
+//! and more columns than a limit, before reading the values (a file of 5e7 columns costs no 800 MB).
 //!
 //! The NPY reader and writer are written here (the format is a magic string, a version, a header
 //! length, a Python-dict header and the raw values) so that every malformed file gets its own
@@ -31,9 +35,8 @@
 use ndarray::{Array2, ArrayView2, ShapeBuilder};
 use std::fmt;
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 const NPY_MAGIC: &[u8; 6] = b"\x93NUMPY";
 
@@ -97,6 +100,21 @@ pub enum DataError {
         at: Position,
         value: f64,
     },
+    #[error("{path}: {at}: value {value:e} is out of range: at most {max_abs:.3e} in magnitude")]
+    OutOfRange {
+        path: PathBuf,
+        at: Position,
+        value: f64,
+        max_abs: f64,
+    },
+    #[error("{path}: line {line}: a NUL byte: not a CSV text file")]
+    NulByte { path: PathBuf, line: usize },
+    #[error("{path}: {found} columns; at most {max} are allowed")]
+    TooManyColumns {
+        path: PathBuf,
+        found: usize,
+        max: usize,
+    },
     #[error("{path}: not an NPY file: bad magic (the file must start with \\x93NUMPY)")]
     NpyBadMagic { path: PathBuf },
     #[error("{path}: unsupported NPY format version {major}.{minor} (supported: 1.0, 2.0, 3.0)")]
@@ -138,6 +156,9 @@ impl DataError {
             | EmptyField { path, .. }
             | NonNumeric { path, .. }
             | NonFinite { path, .. }
+            | OutOfRange { path, .. }
+            | NulByte { path, .. }
+            | TooManyColumns { path, .. }
             | NpyBadMagic { path }
             | NpyVersion { path, .. }
             | NpyHeader { path, .. }
@@ -185,14 +206,41 @@ pub struct CsvData {
 
 /// Loads by extension: `.npy` (any case) as NPY, anything else as CSV.
 pub fn load(path: impl AsRef<Path>) -> Result<Array2<f64>, DataError> {
+    load_bounded(path, &Bounds::NONE)
+}
+
+/// What [`load_bounded`] refuses beyond the format's rules.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Bounds {
+    /// The largest magnitude of a value ([`DataError::OutOfRange`]).
+    pub max_abs: f64,
+    /// The most columns ([`DataError::TooManyColumns`]).
+    pub max_cols: usize,
+}
+
+impl Bounds {
+    /// No bounds beyond the format's.
+    pub const NONE: Bounds = Bounds {
+        max_abs: f64::MAX,
+        max_cols: usize::MAX,
+    };
+}
+
+/// [`load`], also refusing values whose magnitude exceeds `bounds.max_abs` (naming the line or row
+/// and the column of the first) and more than `bounds.max_cols` columns (found before the values
+/// are read).
+pub fn load_bounded(path: impl AsRef<Path>, bounds: &Bounds) -> Result<Array2<f64>, DataError> {
     let path = path.as_ref();
     let is_npy = path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("npy"));
+    let bytes = read_bytes(path)?;
     if is_npy {
-        load_npy(path)
+        let data = parse_npy_bounded(path, &bytes, bounds.max_cols)?;
+        check_bound(path, data.view(), bounds.max_abs)?;
+        Ok(data)
     } else {
-        load_csv(path)
+        parse_csv_bounded(path, &bytes, bounds).map(|c| c.data)
     }
 }
 
@@ -225,7 +273,19 @@ pub fn load_csv_with_header(path: impl AsRef<Path>) -> Result<CsvData, DataError
 
 /// Parses CSV text; `path` is only used in errors.
 pub fn parse_csv(path: &Path, bytes: &[u8]) -> Result<CsvData, DataError> {
+    parse_csv_bounded(path, bytes, &Bounds::NONE)
+}
+
+/// [`parse_csv`] within `bounds`.
+fn parse_csv_bounded(path: &Path, bytes: &[u8], bounds: &Bounds) -> Result<CsvData, DataError> {
+    let max_abs = bounds.max_abs;
     let p = || path.to_path_buf();
+    if let Some(at) = bytes.iter().position(|&b| b == 0) {
+        return Err(DataError::NulByte {
+            path: p(),
+            line: 1 + bytes[..at].iter().filter(|&&b| b == b'\n').count(),
+        });
+    }
     let text = std::str::from_utf8(bytes).map_err(|e| DataError::NotUtf8 {
         path: p(),
         line: 1 + bytes[..e.valid_up_to()]
@@ -244,8 +304,19 @@ pub fn parse_csv(path: &Path, bytes: &[u8]) -> Result<CsvData, DataError> {
     for (index, raw) in text.split('\n').enumerate() {
         let line = index + 1;
         let raw = raw.strip_suffix('\r').unwrap_or(raw);
-        if raw.trim().is_empty() {
+        if raw.trim().is_empty() || raw.trim_start().starts_with('#') {
             continue;
+        }
+        if width.is_none() {
+            // The first row fixes the width: count it before splitting it.
+            let found = 1 + raw.bytes().filter(|&b| b == b',').count();
+            if found > bounds.max_cols {
+                return Err(DataError::TooManyColumns {
+                    path: p(),
+                    found,
+                    max: bounds.max_cols,
+                });
+            }
         }
         let fields: Vec<&str> = raw.split(',').map(str::trim).collect();
         match width {
@@ -289,6 +360,14 @@ pub fn parse_csv(path: &Path, bytes: &[u8]) -> Result<CsvData, DataError> {
                     path: p(),
                     at: Position::Line { line, column },
                     value,
+                });
+            }
+            if value.abs() > max_abs {
+                return Err(DataError::OutOfRange {
+                    path: p(),
+                    at: Position::Line { line, column },
+                    value,
+                    max_abs,
                 });
             }
             values.push(value);
@@ -514,6 +593,11 @@ pub fn load_npy(path: impl AsRef<Path>) -> Result<Array2<f64>, DataError> {
 
 /// Parses NPY bytes; `path` is only used in errors.
 pub fn parse_npy(path: &Path, bytes: &[u8]) -> Result<Array2<f64>, DataError> {
+    parse_npy_bounded(path, bytes, usize::MAX)
+}
+
+/// [`parse_npy`], refusing more than `max_cols` columns before reading the values.
+fn parse_npy_bounded(path: &Path, bytes: &[u8], max_cols: usize) -> Result<Array2<f64>, DataError> {
     let p = || path.to_path_buf();
     if bytes.is_empty() {
         return Err(DataError::Empty { path: p() });
@@ -630,6 +714,13 @@ pub fn parse_npy(path: &Path, bytes: &[u8]) -> Result<Array2<f64>, DataError> {
         [n, d] if d >= 1 => (n, d),
         _ => return Err(DataError::NpyShape { path: p(), shape }),
     };
+    if cols > max_cols {
+        return Err(DataError::TooManyColumns {
+            path: p(),
+            found: cols,
+            max: max_cols,
+        });
+    }
     let count = rows
         .checked_mul(cols)
         .and_then(|c| c.checked_mul(dtype.size()))
@@ -689,6 +780,23 @@ fn check_finite(path: &Path, data: ArrayView2<f64>) -> Result<(), DataError> {
     Ok(())
 }
 
+/// The first value beyond `max_abs` in magnitude, in row-major order, as a
+/// [`DataError::OutOfRange`] at a row.
+fn check_bound(path: &Path, data: ArrayView2<f64>, max_abs: f64) -> Result<(), DataError> {
+    match data.indexed_iter().find(|(_, v)| v.abs() > max_abs) {
+        Some(((r, c), &value)) => Err(DataError::OutOfRange {
+            path: path.to_path_buf(),
+            at: Position::Row {
+                row: r + 1,
+                column: c + 1,
+            },
+            value,
+            max_abs,
+        }),
+        None => Ok(()),
+    }
+}
+
 /// The NPY bytes of `data` (format 1.0, header padded so the data start at a multiple of 64).
 pub fn npy_bytes(data: ArrayView2<f64>, dtype: NpyDtype, fortran_order: bool) -> Vec<u8> {
     let (rows, cols) = data.dim();
@@ -724,44 +832,12 @@ pub fn npy_bytes(data: ArrayView2<f64>, dtype: NpyDtype, fortran_order: bool) ->
     out
 }
 
-static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
-
-/// Writes `bytes` to `path` through a temporary file in the same folder and a rename.
+/// Writes `bytes` to `path` atomically ([`crate::tensor_file::write_atomically`]).
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), DataError> {
-    let werr = |source| DataError::Write {
+    crate::tensor_file::write_atomically(path, bytes).map_err(|source| DataError::Write {
         path: path.to_path_buf(),
         source,
-    };
-    let name = path.file_name().ok_or_else(|| {
-        werr(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "the path has no file name",
-        ))
-    })?;
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let mut temp_name = std::ffi::OsString::from(".");
-    temp_name.push(name);
-    temp_name.push(format!(
-        ".tmp-{}-{}",
-        std::process::id(),
-        TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let temp = dir.join(temp_name);
-    let result = (|| -> io::Result<()> {
-        let mut file = fs::File::create(&temp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        drop(file);
-        fs::rename(&temp, path)
-    })();
-    if let Err(source) = result {
-        let _ = fs::remove_file(&temp);
-        return Err(werr(source));
-    }
-    Ok(())
+    })
 }
 
 fn check_savable(path: &Path, data: ArrayView2<f64>) -> Result<(), DataError> {

@@ -5,7 +5,7 @@ pub mod file;
 pub mod toy;
 
 pub use file::{
-    load, load_csv, load_csv_with_header, load_npy, save_csv, save_npy, CsvData, DataError,
-    NpyDtype, Position,
+    load, load_bounded, load_csv, load_csv_with_header, load_npy, save_csv, save_npy, Bounds,
+    CsvData, DataError, NpyDtype, Position,
 };
 pub use toy::{ParseDatasetError, ToyDataset, DATASET_NAMES};

@@ -10,7 +10,8 @@
 //!
 //! Names ([`FromStr`], [`ToyDataset::name`]): `checkerboard`, `two_moons`, `eight_gaussians`,
 //! `swiss_roll`, `pinwheel`, `two_spirals`, `circles`, `gaussian_narrow[:DIM]`,
-//! `gaussian_wide[:DIM]`, `gaussian:SIGMA[:DIM]`. Parsing ignores case, treats `-` as `_`, and also
+//! `gaussian_wide[:DIM]`, `gaussian:SIGMA[:DIM]`. Parsing ignores case, treats `-` as `_` in the name
+//! (not in SIGMA: `gaussian:1e-3`), and also
 //! takes FFJORD's names `moons`, `8gaussians`, `swissroll`, `2spirals`.
 
 use crate::rng::Rng;
@@ -139,7 +140,14 @@ impl ToyDataset {
                 } else if sigma == GAUSSIAN_WIDE_SIGMA {
                     "gaussian_wide".to_string()
                 } else {
-                    format!("gaussian:{sigma}")
+                    // The shorter of the two exact forms: `0.5`, `3`, but `1e300`, `1e-7`.
+                    let (plain, exponent) = (format!("{sigma}"), format!("{sigma:?}"));
+                    let shortest = if exponent.len() < plain.len() {
+                        exponent
+                    } else {
+                        plain
+                    };
+                    format!("gaussian:{shortest}")
                 };
                 if dim == 1 {
                     base
@@ -208,7 +216,13 @@ impl FromStr for ToyDataset {
     type Err = ParseDatasetError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let norm = s.trim().to_ascii_lowercase().replace('-', "_");
+        // `-` reads as `_` in the name only: the numbers after a `:` keep their signs and
+        // exponents (`gaussian:1e-3`).
+        let lower = s.trim().to_ascii_lowercase();
+        let norm = match lower.split_once(':') {
+            Some((name, rest)) => format!("{}:{rest}", name.replace('-', "_")),
+            None => lower.replace('-', "_"),
+        };
         let fixed = match norm.as_str() {
             "checkerboard" => Some(ToyDataset::Checkerboard),
             "two_moons" | "moons" => Some(ToyDataset::TwoMoons),
@@ -343,6 +357,29 @@ fn circles(rng: &mut Rng) -> [f64; 2] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sigma_keeps_its_exponent_sign_and_names_are_short() {
+        let d: ToyDataset = "Gaussian:1e-3:2".parse().unwrap();
+        assert_eq!(
+            d,
+            ToyDataset::Gaussian {
+                sigma: 1e-3,
+                dim: 2
+            }
+        );
+        let huge: ToyDataset = "gaussian:1e300".parse().unwrap();
+        assert_eq!(huge.name(), "gaussian:1e300");
+        assert_eq!(huge.name().parse::<ToyDataset>().unwrap(), huge);
+        assert_eq!(
+            "gaussian:0.5".parse::<ToyDataset>().unwrap().name(),
+            "gaussian:0.5"
+        );
+        assert_eq!(
+            "two-moons".parse::<ToyDataset>().unwrap(),
+            ToyDataset::TwoMoons
+        );
+    }
 
     fn all() -> Vec<ToyDataset> {
         let mut v = ToyDataset::TWO_D.to_vec();

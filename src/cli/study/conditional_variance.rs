@@ -7,6 +7,7 @@
 //! `target_vs_t_<d>.png`, `target_vs_gap_<d>.png`, `gradient_vs_gap_<d>.png`, `beta_<d>.png`.
 
 use super::{picture, write_text, StudyContext};
+use crate::cli::output::errln;
 use crate::cli::CliResult;
 use meanflow::loss::{LossConfig, LossPreset};
 use meanflow::model::{MlpParams, ModelConfig};
@@ -71,7 +72,7 @@ pub(super) fn stream_index(instrument: u64, name: &str) -> u64 {
 /// The line that ends an instrument's summary: the time of its own measurements (the shared
 /// models were trained before, by `meanflow study`, and are timed there).
 pub(super) fn timing_line(measure_secs: f64) -> String {
-    eprintln!("study: measurement {measure_secs:.1} s");
+    errln!("study: measurement {measure_secs:.1} s");
     format!("\n_(measurement {measure_secs:.1} s)_\n")
 }
 

@@ -8,6 +8,7 @@
 
 use super::{picture, write_text, StudyContext};
 use crate::cli::common::write_json;
+use crate::cli::output::errln;
 use crate::cli::CliResult;
 use meanflow::loss::LossPreset;
 use meanflow::plot::{line_chart, palette, Color, Series};
@@ -418,7 +419,7 @@ pub fn run(context: &mut StudyContext, dir: &Path) -> CliResult<String> {
     let finished = std::sync::atomic::AtomicUsize::new(0);
     let done = |run: &RunCurve| {
         let k = finished.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-        eprintln!(
+        errln!(
             "study curves: [{k}/{total}] {} {} seed {}: mse {} at the end, {:.1} s",
             run.dataset,
             run.loss,

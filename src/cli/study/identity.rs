@@ -9,6 +9,7 @@
 use super::curves::{loss_label, num};
 use super::{picture, write_text, StudyContext};
 use crate::cli::common::write_json;
+use crate::cli::output::errln;
 use crate::cli::CliResult;
 use meanflow::data::ToyDataset;
 use meanflow::loss::LossPreset;
@@ -283,7 +284,7 @@ pub fn run(context: &mut StudyContext, dir: &Path) -> CliResult<String> {
             seed,
         );
         let (residual_median, residual_max) = result.residual_median_max();
-        eprintln!(
+        errln!(
             "study identity: {} {}: median residual {}",
             job.dataset.name(),
             job.preset.name(),

@@ -12,6 +12,7 @@ mod identity;
 
 use super::{CliError, CliResult};
 use crate::cli::common::utc_timestamp;
+use crate::cli::output::{errln, outln};
 use clap::{Args, Subcommand};
 use meanflow::data::ToyDataset;
 use meanflow::loss::LossPreset;
@@ -185,14 +186,14 @@ pub fn run(args: StudyArgs) -> CliResult<i32> {
     if !shared.is_empty() {
         let mut seen = std::collections::BTreeSet::new();
         shared.retain(|d| seen.insert(d.name()));
-        eprintln!("study: training the shared models ...");
+        errln!("study: training the shared models ...");
         let t0 = Instant::now();
         let workers = context.threads;
         context
             .models
             .prefetch(&shared, &[LossPreset::Mf, LossPreset::Imf], workers);
         let secs = t0.elapsed().as_secs_f64();
-        eprintln!("study: shared models trained in {secs:.1} s");
+        errln!("study: shared models trained in {secs:.1} s");
         summary.push_str(&format!(
             "Shared models: MF and iMF on {} datasets, {} steps each, trained in {secs:.1} s.\n\n",
             shared.len(),
@@ -203,7 +204,7 @@ pub fn run(args: StudyArgs) -> CliResult<i32> {
         let dir = out.join(instrument.name());
         make_folder(&dir)?;
         let t0 = Instant::now();
-        eprintln!("study: {} ...", instrument.name());
+        errln!("study: {} ...", instrument.name());
         let text = match instrument {
             Instrument::Variance => conditional_variance::run(&mut context, &dir)?,
             Instrument::GradientNoise => gradient_noise::run(&mut context, &dir)?,
@@ -212,7 +213,7 @@ pub fn run(args: StudyArgs) -> CliResult<i32> {
             Instrument::Gaussian => gaussian::run(&mut context, &dir)?,
         };
         let secs = t0.elapsed().as_secs_f64();
-        eprintln!("study: {} done in {secs:.1} s", instrument.name());
+        errln!("study: {} done in {secs:.1} s", instrument.name());
         summary.push_str(&text);
         summary.push_str(&format!("\n_({} took {secs:.1} s)_\n\n", instrument.name()));
     }
@@ -221,7 +222,7 @@ pub fn run(args: StudyArgs) -> CliResult<i32> {
         started.elapsed().as_secs_f64()
     ));
     write_text(&out.join("summary.md"), &summary)?;
-    println!("{summary}");
-    println!("study written to {}", out.display());
+    outln!("{summary}");
+    outln!("study written to {}", out.display());
     Ok(0)
 }
