@@ -102,7 +102,8 @@ pub fn run(args: BenchArgs) -> CliResult<i32> {
         if args.json {
             outln!(
                 "{{\"fma_peak_gflops\":{:.1},\"fma_peak_unit\":\"{}\",\"threads\":1}}",
-                peak.gflops, peak.unit
+                peak.gflops,
+                peak.unit
             );
         } else {
             outln!(
