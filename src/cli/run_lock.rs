@@ -1,8 +1,7 @@
-//! One process owns a run folder: an OS file lock (`flock(2)`, exclusive, non-blocking) on the
-//! folder's lock file [`LOCK_FILE`], held from before the first write until the process ends. The
-//! file holds the owner's process id, for the message a second process gets. (`flock` directly
-//! rather than `File::try_lock`, which is the same call but needs Rust 1.89, above this crate's
-//! minimum; elsewhere than Unix there is no lock.)
+//! One process owns a run folder: an OS file lock (`File::try_lock`: exclusive, non-blocking;
+//! `flock(2)` on Unix, `LockFileEx` on Windows) on the folder's lock file [`LOCK_FILE`], held from
+//! before the first write until the process ends. The file holds the owner's process id, for the
+//! message a second process gets.
 //!
 //! A fresh run takes the lock inside its staging folder before writing anything there; the rename
 //! that publishes the staging folder carries the lock file (and the lock on it) along. A resume
@@ -68,24 +67,12 @@ enum TryLock {
 
 /// Takes the exclusive lock of `file` without waiting (released when every descriptor of this
 /// open file is closed, or the process ends).
-#[cfg(unix)]
 fn try_lock(file: &File) -> TryLock {
-    use std::os::unix::io::AsRawFd;
-    // SAFETY: flock on a descriptor this File owns and keeps open for the call.
-    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
-        return TryLock::Taken;
+    match file.try_lock() {
+        Ok(()) => TryLock::Taken,
+        Err(std::fs::TryLockError::WouldBlock) => TryLock::HeldElsewhere,
+        Err(std::fs::TryLockError::Error(e)) => TryLock::Failed(e),
     }
-    let e = io::Error::last_os_error();
-    if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
-        TryLock::HeldElsewhere
-    } else {
-        TryLock::Failed(e)
-    }
-}
-
-#[cfg(not(unix))]
-fn try_lock(_file: &File) -> TryLock {
-    TryLock::Taken
 }
 
 /// The holder's process id from the lock file. The holder writes it just after taking the lock,
