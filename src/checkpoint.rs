@@ -33,9 +33,7 @@ use crate::train::{TrainConfig, Trainer};
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
 /// The `format` metadata entry of a checkpoint.
 pub const CHECKPOINT_FORMAT: &str = "meanflow-checkpoint-v1";
@@ -56,37 +54,15 @@ pub enum Precision {
     F64,
 }
 
-impl Precision {
-    pub fn name(self) -> &'static str {
-        match self {
-            Precision::F32 => "f32",
-            Precision::F64 => "f64",
-        }
-    }
+crate::named_enum!(Precision, "precision", { F32 => "f32", F64 => "f64" });
 
+impl Precision {
     /// The precision of a [`Float`] type.
     pub fn of<T: Float>() -> Self {
         if T::NAME == "f32" {
             Precision::F32
         } else {
             Precision::F64
-        }
-    }
-}
-
-impl fmt::Display for Precision {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for Precision {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "f32" => Ok(Precision::F32),
-            "f64" => Ok(Precision::F64),
-            _ => Err(format!("unknown precision '{s}' (expected 'f32' or 'f64')")),
         }
     }
 }

@@ -27,6 +27,7 @@ pub mod loss;
 pub mod matmul;
 pub mod metrics;
 pub mod model;
+pub mod names;
 pub mod optim;
 pub mod plot;
 pub mod real;

@@ -20,8 +20,6 @@ use crate::float::Float;
 use crate::model::{Heads, MlpParams, ModelConfig, ParamVars, TapeModel};
 use crate::tape::{Tape, Var};
 use ndarray::{Array2, ArrayViewMut2, Zip};
-use std::fmt;
-use std::str::FromStr;
 
 /// Where the iMF tangent's velocity v_hat comes from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,33 +30,7 @@ pub enum VSource {
     Head,
 }
 
-impl VSource {
-    pub fn name(self) -> &'static str {
-        match self {
-            VSource::Boundary => "boundary",
-            VSource::Head => "head",
-        }
-    }
-}
-
-impl fmt::Display for VSource {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for VSource {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "boundary" => Ok(VSource::Boundary),
-            "head" => Ok(VSource::Head),
-            _ => Err(format!(
-                "unknown v-source '{s}' (expected 'boundary' or 'head')"
-            )),
-        }
-    }
-}
+crate::named_enum!(VSource, "v-source", { Boundary => "boundary", Head => "head" });
 
 /// The loss options; see the module documentation for the formulas.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -85,29 +57,7 @@ pub enum LossPreset {
     ImfHead,
 }
 
-impl LossPreset {
-    pub fn name(self) -> &'static str {
-        match self {
-            LossPreset::Mf => "mf",
-            LossPreset::Imf => "imf",
-            LossPreset::ImfHead => "imf-head",
-        }
-    }
-}
-
-impl FromStr for LossPreset {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "mf" => Ok(LossPreset::Mf),
-            "imf" => Ok(LossPreset::Imf),
-            "imf-head" => Ok(LossPreset::ImfHead),
-            _ => Err(format!(
-                "unknown loss '{s}' (expected 'mf', 'imf' or 'imf-head')"
-            )),
-        }
-    }
-}
+crate::named_enum!(LossPreset, "loss", { Mf => "mf", Imf => "imf", ImfHead => "imf-head" });
 
 impl LossConfig {
     /// The preset's options, with plain squared error: p = 0 (c = 1e-3 is used only if p > 0).

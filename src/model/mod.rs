@@ -19,8 +19,6 @@ use crate::float::Float;
 use crate::rng::Rng;
 use crate::tape::{Tape, Var};
 use ndarray::{Array2, ArrayView2};
-use std::fmt;
-use std::str::FromStr;
 
 /// Which linear heads sit on the trunk.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,31 +29,7 @@ pub enum Heads {
     UV,
 }
 
-impl Heads {
-    pub fn name(self) -> &'static str {
-        match self {
-            Heads::U => "u",
-            Heads::UV => "uv",
-        }
-    }
-}
-
-impl fmt::Display for Heads {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for Heads {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "u" => Ok(Heads::U),
-            "uv" => Ok(Heads::UV),
-            _ => Err(format!("unknown heads '{s}' (expected 'u' or 'uv')")),
-        }
-    }
-}
+crate::named_enum!(Heads, "heads", { U => "u", UV => "uv" });
 
 /// The architecture.
 #[derive(Clone, Copy, Debug, PartialEq)]
