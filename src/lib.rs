@@ -4,16 +4,25 @@
 //! (iMF). Forward mode (dual numbers, tensor JVPs), reverse mode (a tape), and reverse over forward
 //! (the gradient of a JVP), each checked against finite differences.
 //!
-//! Layers, bottom up:
+//! Layers, bottom up (each uses only the ones above it):
 //! - [`real`], [`dual`]: scalars and dual numbers; [`elementwise`]: functions written once over them.
 //! - [`float`], [`matmul`]: the storage scalar (f32/f64) and GEMM on strided views;
 //!   [`fma_peak`]: the measured f32 FMA peak that [`bench`](mod@bench) compares the GEMM speed with.
-//! - [`tape`]: tensors, ops with their evaluation / JVP / VJP rules, reverse and forward mode, and
-//!   the functional front door [`tape::jvp`], [`tape::vjp`], [`tape::grad`] (JAX's names).
+//! - [`tape`]: tensors, ops with their evaluation / JVP / VJP rules, reverse and forward mode, the
+//!   speed rules, and the functional front door [`tape::jvp`], [`tape::vjp`], [`tape::grad`]
+//!   (JAX's names).
+//! - [`names`]: command-line names of enums; [`rng`]: the random stream; [`check`]: the oracles and
+//!   tolerances of the tests.
+//! - [`model`]: the network u(z, r, t) (+ v-head) on the tape; [`loss`]: the MeanFlow losses;
+//!   [`time_sampler`]: (r, t); [`sampling`]: one-step, n-step and Euler samplers.
+//! - [`optim`]: AdamW, clipping, EMA; [`workers`]: the persistent threads of the sharded step;
+//!   [`train`]: the training step.
+//! - [`tensor_file`]: safetensors files and atomic writes; [`checkpoint`]: checkpoints that resume
+//!   bit for bit; [`run_config`]: a run folder's config.json; [`reference`]: reference cases for
+//!   `verify`.
 //! - [`data`]: built-in toy datasets and CSV / NPY files; [`metrics`]: sliced W1, energy distance.
-//! - [`plot`]: PNG figures (sample scatter panels, loss curves, heat maps) with an embedded font.
-//! - [`train`], [`checkpoint`]: training steps, and checkpoints that resume them bit for bit;
-//!   [`run_config`]: a run folder's config.json.
+//! - [`plot`]: PNG figures (sample scatter panels, loss curves, heat maps) with a bundled font.
+//! - [`study`]: the MF vs iMF study's computation; [`bench`](mod@bench): the benchmark step.
 
 pub mod bench;
 pub mod check;
