@@ -18,7 +18,7 @@
 //! - [`optim`]: AdamW, clipping, EMA; [`workers`]: the persistent threads of the sharded step;
 //!   [`train`]: the training step.
 //! - [`tensor_file`]: safetensors files and atomic writes; [`checkpoint`]: checkpoints that resume
-//!   bit for bit; [`run_config`]: a run folder's config.json; [`reference`]: reference cases for
+//!   bit for bit; [`run_config`]: a run folder's config.json; [`reference`](mod@reference): reference cases for
 //!   `verify`.
 //! - [`data`]: built-in toy datasets and CSV / NPY files; [`metrics`]: sliced W1, energy distance.
 //! - [`plot`]: PNG figures (sample scatter panels, loss curves, heat maps) with a bundled font.
