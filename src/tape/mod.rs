@@ -67,6 +67,11 @@ impl<'a, T: Float> Values<'a, T> {
         }
     }
 
+    /// See [`owner_of`].
+    pub(crate) fn owner_of(&self, v: Var) -> (Var, usize) {
+        owner_of(self.nodes, v)
+    }
+
     /// What the op of node v saved for its VJP.
     pub(crate) fn saved(&self, v: Var) -> Option<ArrayView2<'a, T>> {
         self.saved[v.index()].as_ref().map(|a| a.view())
@@ -90,6 +95,15 @@ pub(crate) struct Node {
     pub(crate) requires_grad: bool,
     /// Set for a [`Rows`] view: the node whose buffer (value and cotangent) holds its rows.
     pub(crate) view_of: Option<RowView>,
+}
+
+/// The node that holds v's buffer (v itself, or the owner of a [`Rows`] view) and the row of that
+/// buffer where v's rows begin.
+pub(crate) fn owner_of(nodes: &[Node], v: Var) -> (Var, usize) {
+    match nodes[v.index()].view_of {
+        Some(w) => (w.owner, w.start),
+        None => (v, 0),
+    }
 }
 
 /// Rows start..end of another node's buffer (never itself a view: chains are resolved).
@@ -392,10 +406,7 @@ impl<T: Float> Tape<T> {
     /// Appends a [`Rows`] view: no value of its own (it reads the owner's buffer); its tangent,
     /// when forward mode is on, is the matching rows of the input's tangent.
     fn push_view(&mut self, rows: Rows, input_tangents: Option<[Option<Var>; 3]>) -> Var {
-        let (owner, offset) = match self.nodes[rows.x.index()].view_of {
-            Some(view) => (view.owner, view.start),
-            None => (rows.x, 0),
-        };
+        let (owner, offset) = self.owner_of(rows.x);
         let view = RowView {
             owner,
             start: offset + rows.start,
@@ -407,9 +418,7 @@ impl<T: Float> Tape<T> {
             Some(view),
         );
         if let Some(tangents) = input_tangents {
-            self.recording_jvp_rule = true;
-            let tangent = Op::Rows(rows).jvp(self, id, tangents);
-            self.recording_jvp_rule = false;
+            let tangent = self.recording_rule(|tape| Op::Rows(rows).jvp(tape, id, tangents));
             self.tangents[id.index()] = tangent;
         }
         id
@@ -435,10 +444,7 @@ impl<T: Float> Tape<T> {
 
     /// The node holding v's buffer and the row of v's first row in it.
     pub(crate) fn owner_of(&self, v: Var) -> (Var, usize) {
-        match self.nodes[v.index()].view_of {
-            Some(w) => (w.owner, w.start),
-            None => (v, 0),
-        }
+        owner_of(&self.nodes, v)
     }
 
     // ----- forward mode -------------------------------------------------------------------
@@ -515,10 +521,7 @@ impl<T: Float> Tape<T> {
         self.grads.resize_with(self.nodes.len(), || None);
         self.touched.clear();
         self.touched.resize(self.nodes.len(), (0, 0));
-        let owner_index = |nodes: &[Node], v: Var| match nodes[v.index()].view_of {
-            Some(w) => w.owner.index(),
-            None => v.index(),
-        };
+        let owner_index = |nodes: &[Node], v: Var| owner_of(nodes, v).0.index();
         let Some(last) = seeds
             .iter()
             .map(|&(v, _)| owner_index(&self.nodes, v))

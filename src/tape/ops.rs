@@ -96,10 +96,8 @@ impl<T: Float> Cotangents<'_, T> {
         range: Range<usize>,
         zero_range: bool,
     ) -> (usize, Range<usize>, bool) {
-        let (owner, offset) = match self.nodes[v.index()].view_of {
-            Some(w) => (w.owner.index(), w.start),
-            None => (v.index(), 0),
-        };
+        let (owner, offset) = self.values.owner_of(v);
+        let owner = owner.index();
         let abs = offset + range.start..offset + range.end;
         let shape = self.values.get(Var(owner as u32)).dim();
         if self.slots[owner].is_none() {
