@@ -1,4 +1,4 @@
-//! GEMM throughput: `meanflow::matmul::gemm` against the raw `matrixmultiply::sgemm` / `dgemm` call
+//! GEMM throughput: `meanflow::linalg::matmul::gemm` against the raw `matrixmultiply::sgemm` / `dgemm` call
 //! on the same buffers, square f32 and f64 matrices of n = 64 .. 1024. Throughput is reported as
 //! 2 n^3 "elements" per product, so criterion's "elem/s" reads as flop/s (Gelem/s = GFLOP/s).
 //!
@@ -23,8 +23,8 @@ use criterion::measurement::WallTime;
 use criterion::{
     criterion_group, criterion_main, BenchmarkGroup, Criterion, SamplingMode, Throughput,
 };
-use meanflow::float::Float;
-use meanflow::matmul::gemm;
+use meanflow::linalg::float::Float;
+use meanflow::linalg::matmul::gemm;
 use meanflow::rng::Rng;
 use ndarray::Array2;
 use std::hint::black_box;

@@ -9,9 +9,9 @@
 //!   output; the JVP is not differentiated).
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode};
-use meanflow::elementwise::Elementwise;
+use meanflow::autodiff::elementwise::Elementwise;
+use meanflow::autodiff::tape::{Tape, Var};
 use meanflow::rng::Rng;
-use meanflow::tape::{Tape, Var};
 use ndarray::Array2;
 use std::hint::black_box;
 

@@ -1,17 +1,17 @@
 //! Criterion benchmarks of the training step and its pieces (f32), ids `piece/loss/config`:
 //! the forward pass alone, loss + gradients on the tape (stop-gradient and exact variants), and
-//! the whole step with Adam. Configs are those of `meanflow bench` (src/bench.rs).
+//! the whole step with Adam. Configs are those of `meanflow bench` (src/bench/step.rs).
 //!
 //!     cargo bench --bench step                      # matmul threads: MATMUL_NUM_THREADS (default: cores)
 //!     MATMUL_NUM_THREADS=1 cargo bench --bench step -- c2
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use meanflow::autodiff::tape::Tape;
 use meanflow::bench::{BenchConfig, CONFIGS};
-use meanflow::loss::{loss_and_gradients_into, Batch, LossConfig, LossPreset};
-use meanflow::model::{MlpParams, ParamVars};
+use meanflow::flow::loss::{loss_and_gradients_into, Batch, LossConfig, LossPreset};
+use meanflow::flow::model::{MlpParams, ParamVars};
+use meanflow::flow::sampling::Evaluator;
 use meanflow::rng::Rng;
-use meanflow::sampling::Evaluator;
-use meanflow::tape::Tape;
 use meanflow::train::{BatchSampler, Trainer};
 use std::hint::black_box;
 

@@ -8,13 +8,13 @@
 //!
 //! Run with `cargo run --example dual_numbers`.
 
-use meanflow::check::{scalar_relative_error, REWRITE_REL_TOL};
-use meanflow::dual::Dual;
-use meanflow::elementwise::Elementwise;
-use meanflow::real::Real;
+use meanflow::autodiff::dual::Dual;
+use meanflow::autodiff::elementwise::Elementwise;
+use meanflow::linalg::real::Real;
+use meanflow::verify::check::{scalar_relative_error, REWRITE_REL_TOL};
 
 /// f(x) = exp(sin x), written ONCE over any `Real`: f64, Dual<f64>, Dual<Dual<f64>>, ...
-/// Every operation it uses (sin, exp) knows its own derivative rule (see src/dual.rs).
+/// Every operation it uses (sin, exp) knows its own derivative rule (see src/autodiff/dual.rs).
 fn f<R: Real>(x: R) -> R {
     x.sin().exp()
 }

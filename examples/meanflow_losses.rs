@@ -1,7 +1,7 @@
 //! The MeanFlow losses side by side on one batch, then a reference case checked quantity by
 //! quantity.
 //!
-//! All variants share one definition (src/loss.rs, `record_loss`):
+//! All variants share one definition (src/flow/loss.rs, `record_loss`):
 //!     z = (1 - t) x + t e,  v_c = e - x,  tangent = (1 - beta) v_c + beta sg(v_hat)
 //!     (u, dudt) = jvp(u, (z, r, t), (tangent, 0, 1))
 //!     delta = u + (t - r) sg(dudt) - v_c      (exact: no sg on dudt)
@@ -11,14 +11,14 @@
 //!
 //! Run with `cargo run --example meanflow_losses`.
 
-use meanflow::check::GOLDEN_REL_TOL;
+use meanflow::autodiff::elementwise::Elementwise;
+use meanflow::autodiff::tape::Tape;
 use meanflow::data::ToyDataset;
-use meanflow::elementwise::Elementwise;
-use meanflow::loss::{loss_and_gradients, Batch, LossConfig, LossPreset};
-use meanflow::model::{Conditioning, Heads, MlpParams, ModelConfig};
-use meanflow::reference::ReferenceCase;
+use meanflow::flow::loss::{loss_and_gradients, Batch, LossConfig, LossPreset};
+use meanflow::flow::model::{Conditioning, Heads, MlpParams, ModelConfig};
 use meanflow::rng::Rng;
-use meanflow::tape::Tape;
+use meanflow::verify::check::GOLDEN_REL_TOL;
+use meanflow::verify::reference::ReferenceCase;
 use ndarray::Array2;
 use std::path::PathBuf;
 

@@ -16,13 +16,13 @@
 //!
 //! Run with `cargo run --example mlp_jvp`.
 
-use meanflow::check::{
+use meanflow::autodiff::elementwise::Elementwise;
+use meanflow::autodiff::tape::{grad, jvp, vjp, Tape, Var};
+use meanflow::rng::Rng;
+use meanflow::verify::check::{
     central_difference, central_difference_array, fd_relative_error, fd_relative_error_array,
     inner, relative_error, scalar_relative_error, ADJOINT_REL_TOL, FD_REL_TOL, REWRITE_REL_TOL,
 };
-use meanflow::elementwise::Elementwise;
-use meanflow::rng::Rng;
-use meanflow::tape::{grad, jvp, vjp, Tape, Var};
 use ndarray::Array2;
 
 /// The weights of the MLP.

@@ -4,8 +4,8 @@
 
 // README example begins
 fn main() {
-    use meanflow::elementwise::Elementwise;
-    use meanflow::tape::{grad, jvp, vjp, Tape, Var};
+    use meanflow::autodiff::elementwise::Elementwise;
+    use meanflow::autodiff::tape::{grad, jvp, vjp, Tape, Var};
     use ndarray::array;
 
     // u(x, W) = tanh(x W^T): x [1, 2], W [1, 2].

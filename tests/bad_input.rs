@@ -4,8 +4,8 @@
 //! all, before and after. (tests/cli.rs has more flag cases; tests/data_files.rs and
 //! tests/fuzz_regressions.rs check the readers' errors one level down.)
 
-use meanflow::checkpoint::Checkpoint;
-use meanflow::tensor_file::TensorFile;
+use meanflow::io::tensor_file::TensorFile;
+use meanflow::train::checkpoint::Checkpoint;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -1,10 +1,10 @@
 //! The `meanflow` binary end to end, on tiny settings: run folders, checkpoints that load back
 //! and resume bit for bit, reproducibility, sample / eval / data / verify, and bad input.
 
-use meanflow::checkpoint::{Checkpoint, Precision};
 use meanflow::data::ToyDataset;
+use meanflow::io::tensor_file::TensorFile;
 use meanflow::rng::Rng;
-use meanflow::tensor_file::TensorFile;
+use meanflow::train::checkpoint::{Checkpoint, Precision};
 use meanflow::train::{builtin_pool_points, Trainer};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -165,7 +165,7 @@ fn assert_same_checkpoint(a: &Path, b: &Path) {
     for (name, t) in &fa.tensors {
         let u = &fb.tensors[name];
         assert_eq!(t.shape, u.shape, "{name}");
-        let bits = |x: &meanflow::tensor_file::StoredTensor| {
+        let bits = |x: &meanflow::io::tensor_file::StoredTensor| {
             x.values.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
         };
         assert_eq!(bits(t), bits(u), "{name} differs");

@@ -4,14 +4,14 @@
 //! `Dual<Dual<f64>>` (second derivative), and every [`Elementwise`] variant up to the third
 //! derivative. Errors are measured with [`scaled_error`] against the scale max_j |f^(j)(x)| over
 //! the orders involved: rounding of f' = 1 - tanh^2 or of a finite difference of f is set by |f|,
-//! not by |f'| (see src/check.rs).
+//! not by |f'| (see src/verify/check.rs).
 
-use meanflow::check::{
+use meanflow::autodiff::dual::Dual;
+use meanflow::autodiff::elementwise::{Elementwise, MAX_DERIVATIVE_ORDER};
+use meanflow::linalg::real::Real;
+use meanflow::verify::check::{
     central_difference, scaled_error, CLOSED_FORM_REL_TOL, F32_REL_TOL, FD_REL_TOL,
 };
-use meanflow::dual::Dual;
-use meanflow::elementwise::{Elementwise, MAX_DERIVATIVE_ORDER};
-use meanflow::real::Real;
 use proptest::prelude::*;
 
 type D1 = Dual<f64>;

@@ -1,4 +1,4 @@
-//! The functional front door (`meanflow::tape::{jvp, vjp, grad, value_and_grad}`), in f64:
+//! The functional front door (`meanflow::autodiff::tape::{jvp, vjp, grad, value_and_grad}`), in f64:
 //! - jvp against central finite differences of the function, output by output;
 //! - the adjoint identity <w, J v> = <J^T w, v> between jvp and the vjp pullback, several inputs
 //!   and outputs at once;
@@ -9,10 +9,10 @@
 //!
 //! Shapes are random from 1 x 1 up (proptest, bounded case counts).
 
-use meanflow::check::*;
-use meanflow::elementwise::Elementwise;
+use meanflow::autodiff::elementwise::Elementwise;
+use meanflow::autodiff::tape::{grad, jvp, value_and_grad, vjp, Tape, Var};
 use meanflow::rng::Rng;
-use meanflow::tape::{grad, jvp, value_and_grad, vjp, Tape, Var};
+use meanflow::verify::check::*;
 use ndarray::{array, s, Array2, ArrayView2, Zip};
 use proptest::prelude::*;
 

@@ -4,9 +4,9 @@
 //! inputs, `crash-*` inputs a fuzzer found) must be rejected with an error. None may panic.
 //! fuzz/README.md says how to run the fuzzers and add what they find here.
 
-use meanflow::checkpoint::{Checkpoint, Precision};
 use meanflow::data::file::{parse_csv, parse_npy};
-use meanflow::run_config::RunConfig;
+use meanflow::train::checkpoint::{Checkpoint, Precision};
+use meanflow::train::run_config::RunConfig;
 use std::path::{Path, PathBuf};
 
 fn corpus(target: &str) -> Vec<(String, Vec<u8>)> {

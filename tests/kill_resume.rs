@@ -1,9 +1,9 @@
 //! Faults: a training process killed (SIGKILL) at random moments loses nothing but the steps since
 //! its last checkpoint, and SIGTERM ends a run cleanly with exit code 143.
 
-use meanflow::checkpoint::Checkpoint;
 use meanflow::rng::Rng;
-use meanflow::run_config::RunConfig;
+use meanflow::train::checkpoint::Checkpoint;
+use meanflow::train::run_config::RunConfig;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;

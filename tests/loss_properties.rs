@@ -11,19 +11,19 @@
 //! - iMF (boundary source): rows with r == t have delta = u - v_c exactly, whatever dudt is.
 //!
 //! Derivatives are compared along one random unit direction in parameter space, with central
-//! differences and the tolerances of `meanflow::check` (FD_REL_TOL against the scale of
+//! differences and the tolerances of `meanflow::verify::check` (FD_REL_TOL against the scale of
 //! `fd_relative_error`; REWRITE_REL_TOL between the two forms of MF). The number of cases per
 //! property is 24; set the environment variable `LOSS_PROPERTY_CASES` to run more (20000 pass).
 
-use meanflow::check::{
+use meanflow::autodiff::elementwise::Elementwise;
+use meanflow::autodiff::tape::{Tape, Var};
+use meanflow::flow::loss::{loss_and_gradients, record_loss, Batch, LossConfig, VSource};
+use meanflow::flow::model::{Conditioning, Heads, MlpParams, ModelConfig, TapeModel};
+use meanflow::rng::Rng;
+use meanflow::verify::check::{
     central_difference, central_difference_array, fd_relative_error, fd_relative_error_array,
     inner, relative_error, scalar_relative_error, FD_REL_TOL, REWRITE_REL_TOL,
 };
-use meanflow::elementwise::Elementwise;
-use meanflow::loss::{loss_and_gradients, record_loss, Batch, LossConfig, VSource};
-use meanflow::model::{Conditioning, Heads, MlpParams, ModelConfig, TapeModel};
-use meanflow::rng::Rng;
-use meanflow::tape::{Tape, Var};
 use ndarray::{s, Array2, Axis};
 use proptest::prelude::*;
 

@@ -4,12 +4,12 @@
 //! generic over `T: Float`, runs for f32 and f64.
 //!
 //! Tolerance: |C - C_ref| <= tol_T (|alpha| sum_l |a_il| |b_lj| + |beta| |c_ij|), the classical
-//! rounding bound of a dot product ([`gemm_rel_tol`], src/check.rs).
+//! rounding bound of a dot product ([`gemm_rel_tol`], src/verify/check.rs).
 
-use meanflow::check::gemm_rel_tol;
-use meanflow::float::Float;
-use meanflow::matmul::gemm;
+use meanflow::linalg::float::Float;
+use meanflow::linalg::matmul::gemm;
 use meanflow::rng::Rng;
+use meanflow::verify::check::gemm_rel_tol;
 use ndarray::{s, Array1, Array2, ArrayView2, ArrayViewMut2, SliceInfo, SliceInfoElem};
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;

@@ -2,10 +2,10 @@
 //! bench` builds on it. The counters are global, so these tests live in their own binary and take
 //! a lock: no other product may run while one of them counts.
 
+use meanflow::bench::fma_peak::{FmaPeak, VectorUnit};
 use meanflow::bench::{measure, step_matmul_flops, BenchConfig};
-use meanflow::fma_peak::{FmaPeak, VectorUnit};
-use meanflow::loss::LossPreset;
-use meanflow::matmul::{gemm, start_matmul_accounting, take_matmul_accounting};
+use meanflow::flow::loss::LossPreset;
+use meanflow::linalg::matmul::{gemm, start_matmul_accounting, take_matmul_accounting};
 use ndarray::Array2;
 use std::sync::Mutex;
 

@@ -1,12 +1,12 @@
 //! Sliced Wasserstein-1 and energy distance: exact cases, closed forms, the floor.
 
 use meanflow::data::ToyDataset;
-use meanflow::metrics::{
+use meanflow::rng::Rng;
+use meanflow::verify::metrics::{
     energy_distance, energy_distance_unbiased, gaussian_energy_distance, gaussian_sliced_w1,
     pool_floor, sliced_wasserstein1, sliced_wasserstein1_with, toy_floor, wasserstein1_1d, Metric,
     SlicedConfig, DEFAULT_PROJECTIONS,
 };
-use meanflow::rng::Rng;
 use ndarray::{array, Array2};
 use proptest::prelude::*;
 use std::f64::consts::PI;

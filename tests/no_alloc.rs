@@ -19,14 +19,14 @@
 //! Its own test binary (`harness = false`): the global allocator sees the whole process, and
 //! without libtest no other thread allocates while it counts.
 
-use meanflow::elementwise::Elementwise;
-use meanflow::loss::{LossConfig, LossPreset};
-use meanflow::matmul::{start_matmul_accounting, take_matmul_accounting, MatmulAccounting};
-use meanflow::model::{Conditioning, Heads, ModelConfig};
-use meanflow::optim::AdamConfig;
+use meanflow::autodiff::elementwise::Elementwise;
+use meanflow::autodiff::tape::{Tape, Var};
+use meanflow::flow::loss::{LossConfig, LossPreset};
+use meanflow::flow::model::{Conditioning, Heads, ModelConfig};
+use meanflow::flow::time_sampler::TimeSampler;
+use meanflow::linalg::matmul::{start_matmul_accounting, take_matmul_accounting, MatmulAccounting};
 use meanflow::rng::Rng;
-use meanflow::tape::{Tape, Var};
-use meanflow::time_sampler::TimeSampler;
+use meanflow::train::optim::AdamConfig;
 use meanflow::train::{TrainConfig, Trainer};
 use ndarray::Array2;
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -180,7 +180,7 @@ fn trainer_allocations(preset: LossPreset, threads: usize, steps: usize) -> (usi
 
 fn main() {
     // One GEMM thread: no worker threads allocating on their own.
-    assert!(meanflow::matmul::set_matmul_threads(1));
+    assert!(meanflow::linalg::matmul::set_matmul_threads(1));
     let mut rng = Rng::seed_from_u64(11);
     let dims = [3, 16, 16, 2];
     let mut params = Vec::new();

@@ -1,8 +1,8 @@
 //! The six reference cases in tests/data, computed by an independent PyTorch implementation:
 //! every expected tensor, gradients included, reproduced in f64 within GOLDEN_REL_TOL.
 
-use meanflow::check::GOLDEN_REL_TOL;
-use meanflow::reference::ReferenceCase;
+use meanflow::verify::check::GOLDEN_REL_TOL;
+use meanflow::verify::reference::ReferenceCase;
 use std::path::PathBuf;
 
 fn case(name: &str) -> ReferenceCase {

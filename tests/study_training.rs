@@ -3,12 +3,12 @@
 //! conditional-variance floor against the Gaussian closed form, determinism of the parallel runs,
 //! and the `meanflow study curves` / `identity` commands end to end with `--quick`.
 
+use meanflow::autodiff::elementwise::Elementwise;
 use meanflow::data::ToyDataset;
-use meanflow::elementwise::Elementwise;
-use meanflow::loss::{Batch, LossPreset};
-use meanflow::model::{Conditioning, Heads, MlpParams, ModelConfig};
+use meanflow::flow::loss::{Batch, LossPreset};
+use meanflow::flow::model::{Conditioning, Heads, MlpParams, ModelConfig};
+use meanflow::flow::sampling::{noise, sample_euler_flow, Evaluator};
 use meanflow::rng::Rng;
-use meanflow::sampling::{noise, sample_euler_flow, Evaluator};
 use meanflow::study::curves::{
     batch_errors, conditional_velocity_variance, least_squares_slope, mean_sd, run_curves,
     CurveSettings, CurvesResult, EvalSet,

@@ -12,11 +12,12 @@
 //! - the three `meanflow study` subcommands end to end on tiny settings (`--quick`): exit 0, every
 //!   promised file written, the summary section headed as `meanflow study` expects.
 
-use meanflow::check::REWRITE_REL_TOL;
+use meanflow::autodiff::elementwise::Elementwise;
+use meanflow::autodiff::tape::Tape;
 use meanflow::data::ToyDataset;
-use meanflow::elementwise::Elementwise;
-use meanflow::loss::{loss_and_gradients, record_loss, Batch, LossConfig, LossPreset};
-use meanflow::model::{Conditioning, Heads, MlpParams, ModelConfig};
+use meanflow::flow::loss::{loss_and_gradients, record_loss, Batch, LossConfig, LossPreset};
+use meanflow::flow::model::{Conditioning, Heads, MlpParams, ModelConfig};
+use meanflow::flow::time_sampler::{TimeDistribution, TimeSampler};
 use meanflow::rng::Rng;
 use meanflow::study::conditional_variance::{
     estimate, mean_se, AverageVelocity, MlpVelocity, PointVariance, Quantity,
@@ -24,9 +25,8 @@ use meanflow::study::conditional_variance::{
 use meanflow::study::gaussian::GaussianFlow;
 use meanflow::study::gradient_noise::{exact_angle, minibatch_noise};
 use meanflow::study::posterior::{draw_points, gaussian_posterior, pool_weights, DataSource};
-use meanflow::tape::Tape;
-use meanflow::time_sampler::{TimeDistribution, TimeSampler};
 use meanflow::train::TrainConfig;
+use meanflow::verify::check::REWRITE_REL_TOL;
 use ndarray::{array, Array2};
 
 fn small_model(dim: usize) -> ModelConfig {

@@ -11,11 +11,11 @@
 //! Directional derivatives (scalars) are compared against the scale of their terms,
 //! max(|fd|, sum_l <|g_l|, |d_l|>), so that cancellation does not inflate a relative error.
 
-use meanflow::check::*;
-use meanflow::elementwise::Elementwise;
-use meanflow::float::Float;
+use meanflow::autodiff::elementwise::Elementwise;
+use meanflow::autodiff::tape::{Tape, Var};
+use meanflow::linalg::float::Float;
 use meanflow::rng::Rng;
-use meanflow::tape::{Tape, Var};
+use meanflow::verify::check::*;
 use ndarray::{Array2, ArrayView2, Zip};
 use proptest::prelude::*;
 

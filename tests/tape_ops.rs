@@ -14,10 +14,10 @@
 //! (k of the input's rows, the rest zero), which exercises the row-prefix rules. The value itself must not depend on the seeding (bit for
 //! bit: a map with a tangent evaluates f and f' in one fused pass).
 
-use meanflow::check::*;
-use meanflow::elementwise::Elementwise;
+use meanflow::autodiff::elementwise::Elementwise;
+use meanflow::autodiff::tape::{Map, Op, Tape, Var};
 use meanflow::rng::Rng;
-use meanflow::tape::{Map, Op, Tape, Var};
+use meanflow::verify::check::*;
 use ndarray::{Array2, ArrayView2, Zip};
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;

@@ -4,13 +4,13 @@
 //! and anywhere). And the six reference cases through the training path (every rule on, the
 //! tangent on the rows with r != t only), against the independent implementation's values.
 
-use meanflow::check::{relative_error, scalar_relative_error, GOLDEN_REL_TOL};
-use meanflow::elementwise::Elementwise;
-use meanflow::loss::{loss_and_gradients, record_loss, Batch, LossConfig, VSource};
-use meanflow::model::{Conditioning, Heads, MlpParams, ModelConfig};
-use meanflow::reference::ReferenceCase;
+use meanflow::autodiff::elementwise::Elementwise;
+use meanflow::autodiff::tape::{Optimizations, Tape};
+use meanflow::flow::loss::{loss_and_gradients, record_loss, Batch, LossConfig, VSource};
+use meanflow::flow::model::{Conditioning, Heads, MlpParams, ModelConfig};
 use meanflow::rng::Rng;
-use meanflow::tape::{Optimizations, Tape};
+use meanflow::verify::check::{relative_error, scalar_relative_error, GOLDEN_REL_TOL};
+use meanflow::verify::reference::ReferenceCase;
 use ndarray::Array2;
 use proptest::prelude::*;
 use std::path::PathBuf;

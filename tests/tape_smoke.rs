@@ -1,7 +1,7 @@
 //! A first end-to-end check of the tape on y = sum(tanh(x W^T + b)^2).
-use meanflow::check::*;
-use meanflow::elementwise::Elementwise;
-use meanflow::tape::Tape;
+use meanflow::autodiff::elementwise::Elementwise;
+use meanflow::autodiff::tape::Tape;
+use meanflow::verify::check::*;
 use ndarray::{array, Array2};
 
 fn f(x: &Array2<f64>, w: &Array2<f64>, b: &Array2<f64>) -> f64 {

@@ -1,6 +1,6 @@
 """The MeanFlow training step of `meanflow bench`, in JAX (jit), for a side-by-side comparison.
 
-Same definition as src/bench.rs: u = MLP(concat(z, t, t - r)) with silu, PyTorch-default init,
+Same definition as src/bench/step.rs: u = MLP(concat(z, t, t - r)) with silu, PyTorch-default init,
 f32; x from eight Gaussians (d = 2: centres on the circle of radius 2, std 0.1) or 0.5 N(0, I)
 (d > 2); e ~ N(0, I); t, r uniform and ordered, r = t on 75% of the rows; mf (tangent e - x) or
 imf (tangent sg(u(z, t, t))) with plain mean squared error; Adam with lr 1e-3. The whole step,

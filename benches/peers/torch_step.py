@@ -1,6 +1,6 @@
 """The MeanFlow training step of `meanflow bench` in PyTorch eager (torch.func.jvp), optional peer.
 
-Same definition as benches/peers/jax_step.py and src/bench.rs. Threads: torch.set_num_threads.
+Same definition as benches/peers/jax_step.py and src/bench/step.rs. Threads: torch.set_num_threads.
 Usage: python torch_step.py --config c2 --loss mf --threads 1
 """
 import argparse

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use meanflow::checkpoint::{Checkpoint, Precision};
+use meanflow::train::checkpoint::{Checkpoint, Precision};
 use std::path::Path;
 
 fuzz_target!(|data: &[u8]| {

@@ -1,4 +1,4 @@
-//! `meanflow bench`: times the training step of src/bench.rs for the named configs, losses and
+//! `meanflow bench`: times the training step of src/bench/step.rs for the named configs, losses and
 //! thread counts; one JSON line per measurement, then a table. First, unless `--no-peak`, it
 //! measures one core's f32 FMA peak on the widest vector unit the CPU has (about 0.7 s), which the
 //! in-GEMM speed is compared with.
@@ -6,10 +6,10 @@
 use super::output::{errln, outln};
 use super::{CliError, CliResult};
 use clap::Args;
+use meanflow::bench::fma_peak::{fma_peak, REPETITIONS};
 use meanflow::bench::{default_counts, measure, table, BenchConfig, CONFIGS};
-use meanflow::fma_peak::{fma_peak, REPETITIONS};
-use meanflow::loss::LossPreset;
-use meanflow::matmul::set_matmul_threads;
+use meanflow::flow::loss::LossPreset;
+use meanflow::linalg::matmul::set_matmul_threads;
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {

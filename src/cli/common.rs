@@ -2,9 +2,9 @@
 //! durations.
 
 use super::{CliError, CliResult};
-use meanflow::checkpoint::Precision;
 use meanflow::data::{self, NpyDtype, ToyDataset};
-use meanflow::tensor_file::write_atomically;
+use meanflow::io::tensor_file::write_atomically;
+use meanflow::train::checkpoint::Precision;
 use meanflow::train::MAX_DIM;
 use ndarray::{Array2, ArrayView2};
 use std::path::{Path, PathBuf};
@@ -196,7 +196,7 @@ pub fn check_parent(path: &Path, flag: &str) -> CliResult<()> {
                 });
         }
     }
-    let resolved = meanflow::tensor_file::follow_symlinks(path);
+    let resolved = meanflow::io::tensor_file::follow_symlinks(path);
     let parent = resolved
         .parent()
         .filter(|p| !p.as_os_str().is_empty())

@@ -1,10 +1,10 @@
 //! `meanflow eval`: how far samples are from the data, and how far the data are from themselves.
 //!
-//! - Sliced W1 ([`meanflow::metrics::sliced_wasserstein1`]): the mean over 1024 random directions
+//! - Sliced W1 ([`meanflow::verify::metrics::sliced_wasserstein1`]): the mean over 1024 random directions
 //!   (`metrics::DEFAULT_PROJECTIONS`), drawn from `Rng::seed_from_u64(0x5113CED05EED0001)`
 //!   (`metrics::DEFAULT_PROJECTION_SEED`), of the exact 1-D W1 of the projections; the same
 //!   directions for every call, so values are comparable across models and runs.
-//! - Energy distance ([`meanflow::metrics::energy_distance`], V-statistic, squared form).
+//! - Energy distance ([`meanflow::verify::metrics::energy_distance`], V-statistic, squared form).
 //! - The floor: the same metrics between two independent data sets of the same size n, averaged
 //!   over 3 repeats; a model near it cannot be told from the data at this n.
 //!
@@ -20,12 +20,12 @@ use super::common::{
 use super::output::outln;
 use super::{CliError, CliResult};
 use clap::Args;
-use meanflow::checkpoint::Precision;
-use meanflow::metrics::{
+use meanflow::rng::Rng;
+use meanflow::train::checkpoint::Precision;
+use meanflow::verify::metrics::{
     energy_distance, pool_floor, sliced_wasserstein1, toy_floor, Metric, DEFAULT_PROJECTIONS,
     DEFAULT_PROJECTION_SEED,
 };
-use meanflow::rng::Rng;
 use ndarray::{s, Axis};
 use serde::Serialize;
 use std::path::PathBuf;

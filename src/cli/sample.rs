@@ -14,11 +14,11 @@ use super::output::outln;
 use super::pictures::{self, Cloud};
 use super::{CliError, CliResult};
 use clap::Args;
-use meanflow::checkpoint::{Checkpoint, Precision};
-use meanflow::float::Float;
-use meanflow::model::{MlpParams, ModelConfig};
+use meanflow::flow::model::{MlpParams, ModelConfig};
+use meanflow::flow::sampling::{noise, sample_euler_flow, sample_mean_flow, uniform_schedule};
+use meanflow::linalg::float::Float;
 use meanflow::rng::Rng;
-use meanflow::sampling::{noise, sample_euler_flow, sample_mean_flow, uniform_schedule};
+use meanflow::train::checkpoint::{Checkpoint, Precision};
 use ndarray::Array2;
 use std::path::PathBuf;
 

@@ -1,7 +1,7 @@
 //! `meanflow train`: a training run in a run folder, resumable bit for bit.
 //!
 //! Run folder: `config.json` (every setting, [`RunConfig`]), `metrics.jsonl` (one line per logged
-//! step), `checkpoint.safetensors` ([`meanflow::checkpoint`], plus the metrics accumulator under the
+//! step), `checkpoint.safetensors` ([`meanflow::train::checkpoint`], plus the metrics accumulator under the
 //! metadata key `train_log` and the run config under `run`), and at the end `samples.png` and
 //! `loss.png`; `.lock` holds the lock of the process that owns the folder ([`run_lock`]).
 //!
@@ -22,21 +22,25 @@ use super::progress::{Progress, Snapshot};
 use super::run_lock::{self, LockError, RunLock, LOCK_FILE};
 use super::{exit_code_for_signal, signal_name, CliError, CliResult, EXIT_FAILED};
 use clap::Args;
-use meanflow::checkpoint::{Checkpoint, CheckpointError, Precision, TrainConfigJson, MAX_STEPS};
+use meanflow::autodiff::elementwise::Elementwise;
 use meanflow::data::ToyDataset;
-use meanflow::elementwise::Elementwise;
-use meanflow::float::Float;
-use meanflow::loss::{LossConfig, LossPreset, VSource};
-use meanflow::matmul::set_matmul_threads;
-use meanflow::metrics::{pool_floor, sliced_wasserstein1, toy_floor, Metric};
-use meanflow::model::{Conditioning, Heads, MlpParams, ModelConfig};
-use meanflow::optim::AdamConfig;
+use meanflow::flow::loss::{LossConfig, LossPreset, VSource};
+use meanflow::flow::model::{Conditioning, Heads, MlpParams, ModelConfig};
+use meanflow::flow::sampling::{noise, sample_mean_flow, uniform_schedule};
+use meanflow::flow::time_sampler::{TimeDistribution, TimeSampler};
+use meanflow::io::tensor_file::{
+    temporary_name, temporary_prefix, write_atomically, TensorFileError,
+};
+use meanflow::linalg::float::Float;
+use meanflow::linalg::matmul::set_matmul_threads;
 use meanflow::rng::Rng;
-use meanflow::run_config::{DatasetJson, RunConfig, RUN_FORMAT};
-use meanflow::sampling::{noise, sample_mean_flow, uniform_schedule};
-use meanflow::tensor_file::{temporary_name, temporary_prefix, write_atomically, TensorFileError};
-use meanflow::time_sampler::{TimeDistribution, TimeSampler};
+use meanflow::train::checkpoint::{
+    Checkpoint, CheckpointError, Precision, TrainConfigJson, MAX_STEPS,
+};
+use meanflow::train::optim::AdamConfig;
+use meanflow::train::run_config::{DatasetJson, RunConfig, RUN_FORMAT};
 use meanflow::train::{builtin_pool_points, StepStats, TrainConfig, Trainer};
+use meanflow::verify::metrics::{pool_floor, sliced_wasserstein1, toy_floor, Metric};
 use ndarray::{s, Array2, Axis};
 use serde::{Deserialize, Serialize};
 use std::fmt::Display;

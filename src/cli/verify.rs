@@ -1,14 +1,14 @@
 //! `meanflow verify`: recompute reference cases (see tests/data/README.md) and compare.
 //!
 //! The error of a quantity is `max |actual - expected| / max(max |expected|, 1e-8)`
-//! ([`meanflow::check`]'s relative error); a case passes when every quantity is within the
+//! ([`meanflow::verify::check`]'s relative error); a case passes when every quantity is within the
 //! tolerance. Exit 0 if all pass, 1 if one fails, 2 if a file cannot be loaded.
 
 use super::output::{errln, outln};
 use super::{CliError, CliResult, EXIT_FAILED, EXIT_USAGE};
 use clap::Args;
-use meanflow::check::GOLDEN_REL_TOL;
-use meanflow::reference::ReferenceCase;
+use meanflow::verify::check::GOLDEN_REL_TOL;
+use meanflow::verify::reference::ReferenceCase;
 use std::path::PathBuf;
 
 #[derive(Args, Debug)]

@@ -128,7 +128,7 @@ fn write_png(
     let mut writer = encoder.write_header()?;
     writer.write_image_data(&rgb_buffer)?;
     writer.finish()?;
-    crate::tensor_file::write_atomically(path, &png_bytes)
+    crate::io::tensor_file::write_atomically(path, &png_bytes)
 }
 
 /// A one-pixel outline in `color` just inside the pixel rectangle `(x0, y0)..(x1, y1)`.

@@ -36,8 +36,8 @@
 //! term's by (1 - beta)^2 (t - r)^2 Var[J v_c | z].
 
 use super::posterior::PosteriorDraws;
-use crate::model::{Linear, MlpParams, ModelConfig, ParamVars, TapeModel};
-use crate::tape::{Tape, Var};
+use crate::autodiff::tape::{Tape, Var};
+use crate::flow::model::{Linear, MlpParams, ModelConfig, ParamVars, TapeModel};
 use ndarray::{s, Array2, Array3, ArrayView2};
 
 /// A model of the average velocity u at a batch of points, with what the estimator needs.
@@ -64,7 +64,7 @@ pub struct Linearization {
     pub dt: Array2<f64>,
 }
 
-/// The MLP u(z, r, t) of [`crate::model`] in f64, evaluated on a tape (forward mode for J and d_t u,
+/// The MLP u(z, r, t) of [`crate::flow::model`] in f64, evaluated on a tape (forward mode for J and d_t u,
 /// reverse mode on batch-1 tapes for the parameter Gram matrix).
 pub struct MlpVelocity<'a> {
     pub config: ModelConfig,

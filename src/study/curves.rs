@@ -33,19 +33,19 @@
 //! single-threaded; `workers` OS threads take them in turn, and each run depends only on its own
 //! seed, so the results do not depend on the scheduling.
 
+use crate::autodiff::tape::Tape;
 use crate::data::ToyDataset;
-use crate::loss::{record_loss, Batch, LossConfig, LossPreset};
-use crate::metrics::{sliced_wasserstein1, toy_floor, Metric};
-use crate::model::{MlpParams, ModelConfig};
+use crate::flow::loss::{record_loss, Batch, LossConfig, LossPreset};
+use crate::flow::model::{MlpParams, ModelConfig};
+use crate::flow::sampling::{noise, sample_mean_flow, Evaluator};
+use crate::flow::time_sampler::TimeSampler;
 use crate::rng::Rng;
-use crate::sampling::{noise, sample_mean_flow, Evaluator};
 use crate::study::fixture::FixtureSettings;
 use crate::study::identity::{identity_check, IdentitySettings};
 use crate::study::parallel_map;
 use crate::study::posterior::{pool_weights_into, PoolWeights};
-use crate::tape::Tape;
-use crate::time_sampler::TimeSampler;
 use crate::train::{builtin_pool_points, Trainer};
+use crate::verify::metrics::{sliced_wasserstein1, toy_floor, Metric};
 use ndarray::{Array2, ArrayView2};
 use serde::Serialize;
 use std::time::Instant;

@@ -5,14 +5,14 @@
 //! are cast. The model is the README's default architecture (MLP 3 x 128, silu, raw time input)
 //! unless [`FixtureSettings`] says otherwise.
 
+use crate::autodiff::elementwise::Elementwise;
 use crate::data::ToyDataset;
-use crate::elementwise::Elementwise;
-use crate::loss::{LossConfig, LossPreset};
-use crate::model::conditioning::Conditioning;
-use crate::model::{Heads, MlpParams, ModelConfig};
-use crate::optim::AdamConfig;
+use crate::flow::loss::{LossConfig, LossPreset};
+use crate::flow::model::conditioning::Conditioning;
+use crate::flow::model::{Heads, MlpParams, ModelConfig};
+use crate::flow::time_sampler::TimeSampler;
 use crate::rng::Rng;
-use crate::time_sampler::TimeSampler;
+use crate::train::optim::AdamConfig;
 use crate::train::{builtin_pool_points, TrainConfig, Trainer};
 use ndarray::Array2;
 use std::collections::BTreeMap;

@@ -26,9 +26,9 @@
 //! [0, 1]), 0.9 for s = 3 (wide: sigma_t shrinks on almost all of it).
 
 use super::conditional_variance::{AverageVelocity, Linearization, Quantity};
-use crate::model::{MlpParams, ModelConfig};
+use crate::flow::model::{MlpParams, ModelConfig};
+use crate::flow::sampling::Evaluator;
 use crate::rng::Rng;
-use crate::sampling::Evaluator;
 use ndarray::{Array2, Array3, ArrayView2};
 
 /// Below this gap t - r the closed forms use their limits r -> t (avoids 0/0).
@@ -240,7 +240,7 @@ pub fn u_errors(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::check::{central_difference, FD_REL_TOL};
+    use crate::verify::check::{central_difference, FD_REL_TOL};
 
     #[test]
     fn u_star_is_the_flow_and_its_derivatives_match_differences() {

@@ -17,11 +17,11 @@
 //! (`exact = true`: the gradient also flows through dudt, reverse over forward):
 //! cos = <g_sg, g_exact> / (|g_sg| |g_exact|), averaged over minibatches, and |g_exact| / |g_sg|.
 
-use crate::loss::{loss_and_gradients, Batch, LossConfig};
-use crate::model::{MlpParams, ModelConfig};
+use crate::autodiff::tape::Tape;
+use crate::flow::loss::{loss_and_gradients, Batch, LossConfig};
+use crate::flow::model::{MlpParams, ModelConfig};
+use crate::flow::time_sampler::TimeSampler;
 use crate::rng::Rng;
-use crate::tape::Tape;
-use crate::time_sampler::TimeSampler;
 use crate::train::{BatchSampler, TrainConfig, Trainer};
 use ndarray::Array2;
 

@@ -20,10 +20,10 @@
 //! noise. Both are compared (mean distance) and measured against held-out data (sliced W1).
 
 use crate::data::ToyDataset;
-use crate::metrics::{sliced_wasserstein1, toy_floor, Metric};
-use crate::model::{MlpParams, ModelConfig};
+use crate::flow::model::{MlpParams, ModelConfig};
+use crate::flow::sampling::Evaluator;
 use crate::rng::Rng;
-use crate::sampling::Evaluator;
+use crate::verify::metrics::{sliced_wasserstein1, toy_floor, Metric};
 use ndarray::{s, Array2, ArrayView2, Axis};
 use serde::Serialize;
 

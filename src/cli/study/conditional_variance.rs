@@ -9,8 +9,8 @@
 use super::{picture, write_text, StudyContext};
 use crate::cli::output::errln;
 use crate::cli::CliResult;
-use meanflow::loss::{LossConfig, LossPreset};
-use meanflow::model::{MlpParams, ModelConfig};
+use meanflow::flow::loss::{LossConfig, LossPreset};
+use meanflow::flow::model::{MlpParams, ModelConfig};
 use meanflow::plot::{line_chart, palette, Series};
 use meanflow::rng::Rng;
 use meanflow::study::conditional_variance::{

@@ -10,7 +10,7 @@ use super::{picture, write_text, StudyContext};
 use crate::cli::common::write_json;
 use crate::cli::output::errln;
 use crate::cli::CliResult;
-use meanflow::loss::LossPreset;
+use meanflow::flow::loss::LossPreset;
 use meanflow::plot::{line_chart, palette, Color, Series};
 use meanflow::study::curves::{
     run_curves, spread, CurveSettings, CurvesResult, DatasetCurves, LossSummary, RunCurve, PRESETS,

@@ -20,10 +20,10 @@ use super::{write_text, StudyContext};
 use crate::cli::{CliError, CliResult};
 use meanflow::data::toy::{GAUSSIAN_NARROW_SIGMA, GAUSSIAN_WIDE_SIGMA};
 use meanflow::data::ToyDataset;
-use meanflow::loss::{LossConfig, LossPreset};
+use meanflow::flow::loss::{LossConfig, LossPreset};
+use meanflow::flow::sampling::Evaluator;
 use meanflow::plot::{heatmap, palette, Series};
 use meanflow::rng::Rng;
-use meanflow::sampling::Evaluator;
 use meanflow::study::conditional_variance::{
     bin_centres, binned, estimate, mean_se, median, MlpVelocity, Quantity,
 };

@@ -9,14 +9,14 @@
 use super::conditional_variance::{chart, file_part, num, ratio_text, stream_index, timing_line};
 use super::{write_text, StudyContext};
 use crate::cli::CliResult;
-use meanflow::loss::{LossConfig, LossPreset};
-use meanflow::model::MlpParams;
+use meanflow::flow::loss::{LossConfig, LossPreset};
+use meanflow::flow::model::MlpParams;
+use meanflow::flow::time_sampler::TimeSampler;
 use meanflow::plot::{palette, Color, Series};
 use meanflow::rng::Rng;
 use meanflow::study::fixture::TrainedModel;
 use meanflow::study::gradient_noise::{exact_angle, minibatch_noise, AngleEstimate, NoiseEstimate};
 use meanflow::study::parallel_map;
-use meanflow::time_sampler::TimeSampler;
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::path::Path;

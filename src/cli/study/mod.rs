@@ -15,8 +15,8 @@ use crate::cli::common::utc_timestamp;
 use crate::cli::output::{errln, outln};
 use clap::{Args, Subcommand};
 use meanflow::data::ToyDataset;
-use meanflow::loss::LossPreset;
-use meanflow::matmul::set_matmul_threads;
+use meanflow::flow::loss::LossPreset;
+use meanflow::linalg::matmul::set_matmul_threads;
 use meanflow::study::fixture::{FixtureSettings, ModelCache};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -117,7 +117,7 @@ fn parse_datasets(list: &str) -> CliResult<Vec<ToyDataset>> {
 
 /// Writes a text file atomically, or says which file could not be written.
 fn write_text(path: &Path, text: &str) -> CliResult<()> {
-    meanflow::tensor_file::write_atomically(path, text.as_bytes())
+    meanflow::io::tensor_file::write_atomically(path, text.as_bytes())
         .map_err(|e| CliError::failed(format!("{}: cannot write the file: {e}", path.display())))
 }
 

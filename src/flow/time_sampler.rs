@@ -13,7 +13,7 @@
 //!   2025, Table 1 ablations: the best setting).
 //! - `imf`: the same distribution with 50% of rows r = t (improved MeanFlow).
 
-use crate::float::Float;
+use crate::linalg::float::Float;
 use crate::rng::Rng;
 use ndarray::ArrayViewMut2;
 

@@ -2,11 +2,11 @@
 //! file (format `meanflow-golden-v1`, documented in docs/reference-format.md). The engine
 //! recomputes each `expect.*` tensor in f64 from the parameters and the batch alone.
 
-use crate::elementwise::Elementwise;
-use crate::loss::{record_loss, Batch, LossConfig, VSource};
-use crate::model::{Conditioning, Heads, Linear, MlpParams, ModelConfig};
-use crate::tape::{Tape, Var};
-use crate::tensor_file::{TensorFile, TensorFileError};
+use crate::autodiff::elementwise::Elementwise;
+use crate::autodiff::tape::{Tape, Var};
+use crate::flow::loss::{record_loss, Batch, LossConfig, VSource};
+use crate::flow::model::{Conditioning, Heads, Linear, MlpParams, ModelConfig};
+use crate::io::tensor_file::{TensorFile, TensorFileError};
 use ndarray::Array2;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -79,7 +79,7 @@ impl ReferenceCase {
         let file = TensorFile::read(path)?;
         let p = || path.to_path_buf();
         if file.metadata.get("format").map(String::as_str)
-            == Some(crate::checkpoint::CHECKPOINT_FORMAT)
+            == Some(crate::train::checkpoint::CHECKPOINT_FORMAT)
         {
             return Err(ReferenceError::TrainingCheckpoint { path: p() });
         }
@@ -175,7 +175,7 @@ impl ReferenceCase {
         let mut tape = Tape::<f64>::new();
         // v_hat and the tangent are checked on every row, also past the last row with r != t
         // (where training leaves them out).
-        tape.set_optimizations(crate::tape::Optimizations {
+        tape.set_optimizations(crate::autodiff::tape::Optimizations {
             row_prefix_tangents: false,
             ..Default::default()
         });
@@ -185,7 +185,7 @@ impl ReferenceCase {
         let v_hat = n.v_hat.unwrap_or_else(|| {
             // MF's loss does not use v_hat = u(z, t, t); the format defines it all the same.
             let t = tape.constant(self.batch.t.view());
-            let net = crate::model::TapeModel {
+            let net = crate::flow::model::TapeModel {
                 config: self.model,
                 params: &vars,
             };
@@ -232,7 +232,7 @@ impl ReferenceCase {
                         // [B] is stored as [1, B] and computed as [B, 1]: compare element by element.
                         let a = Array2::from_shape_vec(expected.dim(), a.iter().copied().collect())
                             .expect("same element count");
-                        crate::check::compare(a.view(), expected.view())
+                        crate::verify::check::compare(a.view(), expected.view())
                     }
                     _ => (f64::INFINITY, f64::INFINITY),
                 };

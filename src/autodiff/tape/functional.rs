@@ -23,7 +23,7 @@
 //! of its own.
 //!
 //! ```
-//! use meanflow::tape::{grad, jvp, vjp, Tape, Var};
+//! use meanflow::autodiff::tape::{grad, jvp, vjp, Tape, Var};
 //! use ndarray::array;
 //!
 //! // f(x) = sum_j x_j^2 over a [1, 2] input: J = 2 x^T.
@@ -49,7 +49,7 @@
 //! ```
 
 use super::{Tape, Var};
-use crate::float::Float;
+use crate::linalg::float::Float;
 use ndarray::{s, Array2, ArrayView2};
 
 /// Forward mode: the outputs of `f` at `primals` and their tangents out_dot = J x_dot along

@@ -10,8 +10,8 @@
 //! ```
 //! With wd = 0 this is Adam (Kingma and Ba, 2015); wd > 0 is decoupled weight decay (AdamW).
 
-use crate::float::Float;
-use crate::model::MlpParams;
+use crate::flow::model::MlpParams;
+use crate::linalg::float::Float;
 use ndarray::Zip;
 
 /// Optimizer settings.
@@ -199,10 +199,10 @@ pub fn ema_update<T: Float>(ema: &mut MlpParams<T>, params: &MlpParams<T>, decay
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::check::{scalar_relative_error, REWRITE_REL_TOL};
-    use crate::elementwise::Elementwise;
-    use crate::model::{Conditioning, Heads, ModelConfig};
+    use crate::autodiff::elementwise::Elementwise;
+    use crate::flow::model::{Conditioning, Heads, ModelConfig};
     use crate::rng::Rng;
+    use crate::verify::check::{scalar_relative_error, REWRITE_REL_TOL};
 
     #[test]
     fn global_norm_is_the_euclidean_norm_of_all_gradients() {

@@ -1,7 +1,7 @@
 //! A pool of array buffers keyed by element count, so that a tape replaying the same computation
 //! every training step allocates nothing once warmed up.
 
-use crate::float::Float;
+use crate::linalg::float::Float;
 use ndarray::Array2;
 use std::collections::HashMap;
 

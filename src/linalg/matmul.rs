@@ -15,7 +15,7 @@
 //! counters, summed over all calling threads (see [`MatmulAccounting`]). Off by default; when off,
 //! a product pays one relaxed atomic load for it and reads no clock.
 
-use crate::float::Float;
+use crate::linalg::float::Float;
 use ndarray::{ArrayView2, ArrayViewMut2};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;

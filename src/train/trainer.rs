@@ -5,14 +5,14 @@
 //! generator); each batch takes rows uniformly with replacement. Noise e ~ N(0, I); times from
 //! the [`TimeSampler`], whose r != t rows come first.
 
-use crate::float::Float;
-use crate::loss::{record_loss_and_backward, Batch, LossConfig, LossValues};
-use crate::model::{MlpParams, ModelConfig, ParamVars};
-use crate::optim::{ema_update, Adam, AdamConfig, UpdateStats};
+use crate::autodiff::tape::Tape;
+use crate::flow::loss::{record_loss_and_backward, Batch, LossConfig, LossValues};
+use crate::flow::model::{MlpParams, ModelConfig, ParamVars};
+use crate::flow::time_sampler::TimeSampler;
+use crate::linalg::float::Float;
 use crate::rng::{Rng, RngState};
-use crate::tape::Tape;
-use crate::time_sampler::TimeSampler;
-use crate::workers::Workers;
+use crate::train::optim::{ema_update, Adam, AdamConfig, UpdateStats};
+use crate::train::workers::Workers;
 use ndarray::Array2;
 
 /// Points drawn from a built-in generator to form its training pool (capped at 2^22 numbers).
@@ -129,7 +129,7 @@ impl<T: Float> Shard<T> {
     }
 }
 
-/// How the loss gradient is computed: the tape ([`crate::loss::record_loss`] + backward), the
+/// How the loss gradient is computed: the tape ([`crate::flow::loss::record_loss`] + backward), the
 /// batch split into one shard per thread. Shard s holds rows of its own, drawn in order, with its
 /// r != t rows first (so that its JVP runs on those rows only); the gradient is
 /// sum_s (B_s / B) grad_s, the full-batch mean exactly.
@@ -341,7 +341,7 @@ impl<T: Float> Trainer<T> {
     /// One full step. The update is skipped (and reported) if the loss or gradient is not finite.
     pub fn step(&mut self) -> Result<StepStats, NonFiniteStep> {
         let (loss, _) = self.evaluate_batch();
-        let grad_norm = crate::optim::global_norm(&self.grads);
+        let grad_norm = crate::train::optim::global_norm(&self.grads);
         if !loss.loss.is_finite() || !grad_norm.is_finite() {
             return Err(NonFiniteStep {
                 step: self.adam.step + 1,
@@ -378,10 +378,10 @@ pub struct NonFiniteStep {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::check::{relative_error, GOLDEN_REL_TOL};
-    use crate::elementwise::Elementwise;
-    use crate::loss::{loss_and_gradients, LossPreset};
-    use crate::model::{Conditioning, Heads};
+    use crate::autodiff::elementwise::Elementwise;
+    use crate::flow::loss::{loss_and_gradients, LossPreset};
+    use crate::flow::model::{Conditioning, Heads};
+    use crate::verify::check::{relative_error, GOLDEN_REL_TOL};
     use ndarray::concatenate;
     use ndarray::Axis;
 

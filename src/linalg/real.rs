@@ -1,6 +1,6 @@
 //! `Real`: the scalar interface every elementwise formula is written against.
 //!
-//! It is implemented for `f32`, `f64` and [`Dual<T>`](crate::dual::Dual) for any `T: Real`, so a
+//! It is implemented for `f32`, `f64` and [`Dual<T>`](crate::autodiff::dual::Dual) for any `T: Real`, so a
 //! formula written once over `R: Real` evaluates to a value on floats, to a value and its first
 //! derivative on `Dual<f64>`, and to second derivatives on `Dual<Dual<f64>>`.
 

@@ -4,10 +4,10 @@
 //! function, so a JVP along (v, 0, 1) on (z, r, t) gives dh = 1 automatically, and the classic
 //! mistake of differentiating along (v, 1, 0) on (z, t, h) cannot happen.
 
-use crate::elementwise::Elementwise;
-use crate::float::Float;
-use crate::real::Real;
-use crate::tape::{Tape, Var};
+use crate::autodiff::elementwise::Elementwise;
+use crate::autodiff::tape::{Tape, Var};
+use crate::linalg::float::Float;
+use crate::linalg::real::Real;
 use std::fmt;
 use std::str::FromStr;
 

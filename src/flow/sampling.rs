@@ -4,10 +4,10 @@
 //! - n steps on a schedule 1 = t_0 > t_1 > ... > t_n = 0:  z_{t_{k+1}} = z_{t_k} - (t_k - t_{k+1}) u(z_{t_k}, t_{k+1}, t_k)
 //! - the flow-matching baseline: Euler on dz/dt = v(z, t) with v(z, t) = u(z, t, t), n equal steps.
 
-use crate::float::Float;
-use crate::model::{MlpParams, ModelConfig, ParamVars, TapeModel};
+use crate::autodiff::tape::Tape;
+use crate::flow::model::{MlpParams, ModelConfig, ParamVars, TapeModel};
+use crate::linalg::float::Float;
 use crate::rng::Rng;
-use crate::tape::Tape;
 use ndarray::{Array2, ArrayView2};
 
 /// Evaluates u(z, r, t) for whole arrays, reusing one tape across calls.
@@ -29,7 +29,7 @@ impl<'a, T: Float> Evaluator<'a, T> {
     /// Parameters as constants: nothing is kept for a backward pass.
     fn param_constants(&mut self) -> ParamVars {
         let tape = &mut self.tape;
-        let mut put = |l: &crate::model::Linear<T>| {
+        let mut put = |l: &crate::flow::model::Linear<T>| {
             (tape.constant(l.weight.view()), tape.constant(l.bias.view()))
         };
         ParamVars {

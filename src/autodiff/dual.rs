@@ -5,7 +5,7 @@
 //! given f(a) and f'(a) it returns f(a) + f'(a) b eps. Because `Dual<T>` is itself [`Real`],
 //! duals nest: on `Dual<Dual<f64>>` the innermost-outermost tangent is the exact second derivative.
 
-use crate::real::Real;
+use crate::linalg::real::Real;
 use num_traits::{One, Zero};
 use std::ops::{Add, AddAssign, Div, DivAssign, Mul, MulAssign, Neg, Sub, SubAssign};
 

@@ -15,10 +15,10 @@
 //! MeanFlow (iMF): the tangent is the network's own velocity, a deterministic function of z.
 //! `mse` = mean_i ell_i is reported beside the weighted loss, which sits near 1 when p = 1 (the presets use p = 0).
 
-use crate::elementwise::Elementwise;
-use crate::float::Float;
-use crate::model::{Heads, MlpParams, ModelConfig, ParamVars, TapeModel};
-use crate::tape::{Tape, Var};
+use crate::autodiff::elementwise::Elementwise;
+use crate::autodiff::tape::{Tape, Var};
+use crate::flow::model::{Heads, MlpParams, ModelConfig, ParamVars, TapeModel};
+use crate::linalg::float::Float;
 use ndarray::{Array2, ArrayViewMut2, Zip};
 
 /// Where the iMF tangent's velocity v_hat comes from.

@@ -2,9 +2,9 @@
 //! once over [`Real`]. Their derivatives of any order up to 3 come from evaluating that one
 //! formula on nested dual numbers, so there is no hand-written derivative to get wrong.
 
-use crate::dual::Dual;
-use crate::float::Float;
-use crate::real::Real;
+use crate::autodiff::dual::Dual;
+use crate::linalg::float::Float;
+use crate::linalg::real::Real;
 use std::fmt;
 use std::str::FromStr;
 

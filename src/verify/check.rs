@@ -22,7 +22,7 @@
 //! smaller than its rounding error eps |f| / h ~ 2e-11 |f|, so [`fd_relative_error`] also floors
 //! the scale at [`FD_VALUE_SCALE`] times the size of the function's values.
 
-use crate::float::Float;
+use crate::linalg::float::Float;
 use ndarray::{Array2, ArrayView2, Zip};
 
 /// Finite-difference step for central differences in f64.

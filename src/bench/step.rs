@@ -18,21 +18,21 @@
 //!   (each product runs on one thread);
 //! - `gemm_gflops_per_thread` = GEMM flops / GEMM seconds / 1e9: how fast one thread multiplies
 //!   while it multiplies, whatever the rest of the step costs;
-//! - `fma_peak_gflops`: one core's measured f32 FMA peak ([`crate::fma_peak`]), when given, and
+//! - `fma_peak_gflops`: one core's measured f32 FMA peak ([`crate::bench::fma_peak`]), when given, and
 //!   `fma_peak_unit`: the vector unit it was measured on ("avx512", "avx2" or "scalar", the widest
 //!   the CPU has);
 //! - `peak_fraction` = gemm_gflops_per_thread / fma_peak_gflops;
 //! - `gemm_flops_per_step` = counted flops / repeats, and `flops_match_analytic`: whether that is
 //!   exactly [`step_matmul_flops`], the count `matmul_gflops` is based on.
 
-use crate::elementwise::Elementwise;
-use crate::fma_peak::FmaPeak;
-use crate::loss::{LossConfig, LossPreset};
-use crate::matmul::{start_matmul_accounting, take_matmul_accounting};
-use crate::model::{Conditioning, Heads, ModelConfig};
-use crate::optim::AdamConfig;
+use crate::autodiff::elementwise::Elementwise;
+use crate::bench::fma_peak::FmaPeak;
+use crate::flow::loss::{LossConfig, LossPreset};
+use crate::flow::model::{Conditioning, Heads, ModelConfig};
+use crate::flow::time_sampler::{TimeDistribution, TimeSampler};
+use crate::linalg::matmul::{start_matmul_accounting, take_matmul_accounting};
 use crate::rng::Rng;
-use crate::time_sampler::{TimeDistribution, TimeSampler};
+use crate::train::optim::AdamConfig;
 use crate::train::{TrainConfig, Trainer};
 use ndarray::Array2;
 use std::time::Instant;

@@ -45,8 +45,8 @@ pub use ops::{
     Reduction, Rows, Scale, SliceCols, StackRows, StopGradient, Sub, Sum,
 };
 
-use crate::elementwise::Elementwise;
-use crate::float::Float;
+use crate::autodiff::elementwise::Elementwise;
+use crate::linalg::float::Float;
 use ndarray::{s, Array2, ArrayView2};
 use pool::BufferPool;
 
@@ -127,7 +127,7 @@ pub struct Optimizations {
     pub prune_rows: bool,
     /// Callers that know a tangent is zero past some row seed a row-prefix tangent: the MeanFlow
     /// losses seed rows 0..k, k one past the last row with r != t
-    /// ([`crate::loss::tangent_rows`]). Off: tangents on every row.
+    /// ([`crate::flow::loss::tangent_rows`]). Off: tangents on every row.
     pub row_prefix_tangents: bool,
 }
 

@@ -21,14 +21,14 @@
 //! so a run restored with [`Checkpoint::trainer`] draws and computes exactly what the
 //! uninterrupted run would have.
 
-use crate::elementwise::Elementwise;
-use crate::float::Float;
-use crate::loss::{LossConfig, VSource};
-use crate::model::{Conditioning, Heads, Linear, MlpParams, ModelConfig};
-use crate::optim::{Adam, AdamConfig};
+use crate::autodiff::elementwise::Elementwise;
+use crate::flow::loss::{LossConfig, VSource};
+use crate::flow::model::{Conditioning, Heads, Linear, MlpParams, ModelConfig};
+use crate::flow::time_sampler::{TimeDistribution, TimeSampler};
+use crate::io::tensor_file::{StoredTensor, TensorFile, TensorFileError};
+use crate::linalg::float::Float;
 use crate::rng::{Rng, RngState};
-use crate::tensor_file::{StoredTensor, TensorFile, TensorFileError};
-use crate::time_sampler::{TimeDistribution, TimeSampler};
+use crate::train::optim::{Adam, AdamConfig};
 use crate::train::{TrainConfig, Trainer};
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
@@ -674,8 +674,8 @@ impl Checkpoint {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::loss::LossPreset;
-    use crate::model::Conditioning;
+    use crate::flow::loss::LossPreset;
+    use crate::flow::model::Conditioning;
 
     fn config(heads: Heads, ema: Option<f64>) -> TrainConfig {
         let loss = if heads == Heads::UV {

@@ -14,10 +14,10 @@ pub mod conditioning;
 
 pub use conditioning::Conditioning;
 
-use crate::elementwise::Elementwise;
-use crate::float::Float;
+use crate::autodiff::elementwise::Elementwise;
+use crate::autodiff::tape::{Tape, Var};
+use crate::linalg::float::Float;
 use crate::rng::Rng;
-use crate::tape::{Tape, Var};
 use ndarray::{Array2, ArrayView2};
 
 /// Which linear heads sit on the trunk.

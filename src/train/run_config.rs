@@ -5,7 +5,7 @@
 //! (unknown fields are errors), the `format` entry, and the training config ([`TrainConfigJson::to_config`]).
 //! Any text gives `Ok` or an error, never a panic (tests/fuzz_regressions.rs, fuzz/).
 
-use crate::checkpoint::{Precision, TrainConfigJson};
+use crate::train::checkpoint::{Precision, TrainConfigJson};
 use crate::train::TrainConfig;
 use serde::{Deserialize, Serialize};
 

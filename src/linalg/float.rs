@@ -3,7 +3,7 @@
 //! Everything that holds arrays is generic over it. It adds to [`Real`] what arrays and the
 //! matmul kernel need, and the dispatch to `matrixmultiply`'s sgemm / dgemm.
 
-use crate::real::Real;
+use crate::linalg::real::Real;
 use ndarray::{LinalgScalar, ScalarOperand};
 use std::fmt::{Debug, Display};
 use std::iter::Sum;

@@ -8,9 +8,9 @@
 
 use super::pool::BufferPool;
 use super::{Node, Tape, Values, Var};
-use crate::elementwise::Elementwise;
-use crate::float::Float;
-use crate::matmul::gemm;
+use crate::autodiff::elementwise::Elementwise;
+use crate::linalg::float::Float;
+use crate::linalg::matmul::gemm;
 use ndarray::{s, Array2, ArrayView2, ArrayViewMut2, Zip};
 use std::ops::Range;
 

@@ -1,0 +1,14 @@
+//! Training: the step ([`trainer`]: batch, loss, gradients, update), the optimiser ([`optim`]:
+//! AdamW, clipping, EMA), the persistent threads of the sharded step ([`workers`]), checkpoints
+//! that resume bit for bit ([`checkpoint`]) and a run folder's config.json ([`run_config`]).
+
+pub mod checkpoint;
+pub mod optim;
+pub mod run_config;
+pub mod trainer;
+pub mod workers;
+
+pub use trainer::{
+    builtin_pool_points, BatchSampler, GradientEngine, NonFiniteStep, Shard, StepStats,
+    TrainConfig, Trainer, BUILTIN_POOL_POINTS, MAX_ACTIVATIONS, MAX_DEPTH, MAX_DIM, MAX_PARAMETERS,
+};

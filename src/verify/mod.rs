@@ -1,0 +1,7 @@
+//! Checking: the oracles and tolerances of the tests ([`check`]: finite differences, relative
+//! errors), reference cases exported from PyTorch or JAX ([`reference`](mod@reference)), and sample
+//! quality ([`metrics`]: sliced W1, energy distance, data floors).
+
+pub mod check;
+pub mod metrics;
+pub mod reference;
