@@ -1,5 +1,5 @@
 //! Command-line names of enums: one macro instead of a `name` / `Display` / `FromStr` triple
-//! written out per enum.
+//! written out per enum, and one that stores a type in JSON by that same name.
 
 /// For an enum of unit variants, each with its command-line name:
 /// `NAMES` (in declaration order), `name()`, `Display` (the name) and `FromStr` (the inverse),
@@ -37,6 +37,29 @@ macro_rules! named_enum {
                         $crate::names::alternatives(Self::NAMES)
                     )),
                 }
+            }
+        }
+
+        $crate::serde_by_name!($ty);
+    };
+}
+
+/// Serde for a type that has a `Display` name and its `FromStr` inverse: stored in JSON as that
+/// name (`"silu"`, `"fourier:16"`), so configs read like the command line, and a bad name fails
+/// with the `FromStr` message.
+#[macro_export]
+macro_rules! serde_by_name {
+    ($ty:ty) => {
+        impl serde::Serialize for $ty {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.collect_str(self)
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $ty {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let text = String::deserialize(deserializer)?;
+                text.parse().map_err(serde::de::Error::custom)
             }
         }
     };
@@ -78,6 +101,15 @@ mod tests {
             "fig".parse::<Fruit>(),
             Err("unknown fruit 'fig' (expected 'apple', 'pear' or 'plum')".to_string())
         );
+        assert_eq!(serde_json::to_string(&Fruit::Pear).unwrap(), "\"pear\"");
+        assert_eq!(
+            serde_json::from_str::<Fruit>("\"plum\"").unwrap(),
+            Fruit::Plum
+        );
+        let err = serde_json::from_str::<Fruit>("\"fig\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown fruit 'fig'"), "{err}");
         assert_eq!(super::alternatives(&["u", "uv"]), "'u' or 'uv'");
         assert_eq!(super::alternatives(&["x"]), "'x'");
     }

@@ -1,119 +1,102 @@
-//! A small, reproducible random-number generator whose whole state is four u64 words, so that a
-//! checkpoint can store it and a resumed run draws exactly the numbers an uninterrupted run would.
+//! The random stream: one generator type, [`Rng`], whose whole state is four u64 words, so that a
+//! checkpoint stores it and a resumed run draws exactly the numbers an uninterrupted run would.
 //!
-//! Generator: xoshiro256++ (Blackman and Vigna, 2019), seeded through splitmix64.
-//! Uniforms: the top 53 bits, u = (x >> 11) 2^-53 in [0, 1).
-//! Normals: Box-Muller, z = sqrt(-2 ln u1) cos(2 pi u2), with u1 in (0, 1]; the sine partner is
-//! cached, and the cache is part of the state.
+//! The generator is xoshiro256++ from `rand_xoshiro`; every draw goes through `rand` and
+//! `rand_distr`:
+//! - uniforms: `rand`'s `StandardUniform`, u in [0, 1) with 53 random bits;
+//! - integers in [0, n): `rand`'s unbiased `random_range`;
+//! - normals: `rand_distr`'s `StandardNormal` (ziggurat, no cached second value, so the state is
+//!   the four words alone);
+//! - permutations: `rand`'s Fisher-Yates `shuffle`.
+//!
+//! [`Rng`] implements [`RngCore`], so any `rand` / `rand_distr` API takes it
+//! (`rng.sample(Normal::new(mu, sigma)?)`); the methods below are the draws this crate uses.
 
-/// xoshiro256++ with a cached second normal.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Rng {
-    state: [u64; 4],
-    cached_normal: Option<f64>,
-}
+use rand::seq::SliceRandom;
+use rand::{Rng as _, RngCore, SeedableRng};
+use rand_distr::StandardNormal;
+use rand_xoshiro::Xoshiro256PlusPlus;
+use serde::{Deserialize, Serialize};
 
-/// The full state of an [`Rng`], for checkpoints.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct RngState {
-    pub words: [u64; 4],
-    pub cached_normal: Option<f64>,
-}
+/// xoshiro256++ (Blackman and Vigna, 2019). Serialises as its state, `{"s": [4 u64 words]}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Rng(Xoshiro256PlusPlus);
 
-fn splitmix64(x: &mut u64) -> u64 {
-    *x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *x;
+/// splitmix64's finaliser: spreads a stream index over all 64 bits, so that streams (seed, k)
+/// and (seed', k') coincide only if seed ^ mix(k) = seed' ^ mix(k').
+fn mix(index: u64) -> u64 {
+    let mut z = index.wrapping_add(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
 }
 
 impl Rng {
-    /// A generator seeded from one u64 (splitmix64 expands it to the 256-bit state).
+    /// A generator seeded from one u64 (`rand_core`'s PCG32 expansion to the 256-bit state).
     pub fn seed_from_u64(seed: u64) -> Self {
-        let mut s = seed;
-        let state = [
-            splitmix64(&mut s),
-            splitmix64(&mut s),
-            splitmix64(&mut s),
-            splitmix64(&mut s),
-        ];
-        Rng {
-            state,
-            cached_normal: None,
-        }
+        Rng(Xoshiro256PlusPlus::seed_from_u64(seed))
     }
 
-    /// An independent stream derived from this seed and a stream index (for per-purpose streams).
+    /// The stream `index` of a seed: the generator seeded from seed ^ mix(index). Each purpose
+    /// (initial parameters, batches, held-out data, ...) draws from its own stream.
     pub fn stream(seed: u64, index: u64) -> Self {
-        Rng::seed_from_u64(seed ^ splitmix64(&mut index.wrapping_mul(0xD134_2543_DE82_EF95)))
+        Rng::seed_from_u64(seed ^ mix(index))
     }
 
-    pub fn state(&self) -> RngState {
-        RngState {
-            words: self.state,
-            cached_normal: self.cached_normal,
-        }
+    /// Whether the state is all zeros, the one state xoshiro256++ never reaches from a seed (its
+    /// stream would be 0 forever): a stored state is checked with it. Any other state gives four
+    /// zero words in a row with probability 2^-256.
+    pub fn is_stuck_at_zero(&self) -> bool {
+        let mut probe = self.0.clone();
+        (0..4).all(|_| probe.next_u64() == 0)
     }
 
-    pub fn from_state(state: RngState) -> Self {
-        Rng {
-            state: state.words,
-            cached_normal: state.cached_normal,
-        }
-    }
-
-    /// The next 64 random bits (xoshiro256++).
+    /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
-        let s = &mut self.state;
-        let result = s[0].wrapping_add(s[3]).rotate_left(23).wrapping_add(s[0]);
-        let t = s[1] << 17;
-        s[2] ^= s[0];
-        s[3] ^= s[1];
-        s[1] ^= s[2];
-        s[0] ^= s[3];
-        s[2] ^= t;
-        s[3] = s[3].rotate_left(45);
-        result
+        self.0.next_u64()
     }
 
     /// Uniform in [0, 1).
     pub fn uniform(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+        self.0.random()
     }
 
-    /// Uniform in [lo, hi).
+    /// Uniform in [lo, hi), lo < hi.
     pub fn uniform_range(&mut self, lo: f64, hi: f64) -> f64 {
-        lo + (hi - lo) * self.uniform()
+        self.0.random_range(lo..hi)
     }
 
-    /// Uniform integer in [0, n), n > 0 (Lemire's multiply-shift; bias below 2^-64 n).
+    /// Uniform integer in [0, n), n > 0.
     pub fn below(&mut self, n: usize) -> usize {
         assert!(n > 0, "Rng::below: n must be positive");
-        ((self.next_u64() as u128 * n as u128) >> 64) as usize
+        self.0.random_range(0..n)
     }
 
-    /// Standard normal N(0, 1) by Box-Muller.
+    /// Standard normal N(0, 1).
     pub fn normal(&mut self) -> f64 {
-        if let Some(z) = self.cached_normal.take() {
-            return z;
-        }
-        let u1 = 1.0 - self.uniform(); // (0, 1]: ln(u1) is finite
-        let u2 = self.uniform();
-        let radius = (-2.0 * u1.ln()).sqrt();
-        let angle = 2.0 * std::f64::consts::PI * u2;
-        self.cached_normal = Some(radius * angle.sin());
-        radius * angle.cos()
+        self.0.sample(StandardNormal)
     }
 
-    /// A uniformly random permutation of 0..n (Fisher-Yates).
+    /// A uniformly random permutation of 0..n.
     pub fn permutation(&mut self, n: usize) -> Vec<usize> {
         let mut p: Vec<usize> = (0..n).collect();
-        for i in (1..n).rev() {
-            let j = self.below(i + 1);
-            p.swap(i, j);
-        }
+        p.shuffle(&mut self.0);
         p
+    }
+}
+
+impl RngCore for Rng {
+    fn next_u32(&mut self) -> u32 {
+        self.0.next_u32()
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        self.0.next_u64()
+    }
+
+    fn fill_bytes(&mut self, dst: &mut [u8]) {
+        self.0.fill_bytes(dst)
     }
 }
 
@@ -129,11 +112,23 @@ mod tests {
             assert_eq!(a.next_u64(), b.next_u64());
         }
         a.normal();
-        let saved = a.state();
+        let saved = serde_json::to_string(&a).unwrap();
         let x: Vec<f64> = (0..5).map(|_| a.normal()).collect();
-        let mut c = Rng::from_state(saved);
+        let mut c: Rng = serde_json::from_str(&saved).unwrap();
         let y: Vec<f64> = (0..5).map(|_| c.normal()).collect();
         assert_eq!(x, y);
+    }
+
+    #[test]
+    fn streams_differ() {
+        let first: Vec<u64> = (0..4)
+            .map(|k| Rng::stream(0, k).next_u64())
+            .chain((0..4).map(|s| Rng::stream(s + 1, 0).next_u64()))
+            .collect();
+        let mut sorted = first.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(sorted.len(), first.len());
     }
 
     #[test]
@@ -154,6 +149,8 @@ mod tests {
         for _ in 0..10_000 {
             let u = r.uniform();
             assert!((0.0..1.0).contains(&u));
+            let v = r.uniform_range(-2.0, 3.0);
+            assert!((-2.0..3.0).contains(&v));
             assert!(r.below(7) < 7);
         }
         let mut p = r.permutation(50);

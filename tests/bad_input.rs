@@ -510,22 +510,30 @@ fn broken_checkpoints(good: &[u8]) -> Vec<(&'static str, Vec<u8>, Vec<&'static s
         (
             "zero_rng.safetensors",
             edit(&|t| {
-                t.metadata.insert(
-                    "rng_state".into(),
-                    r#"{"words": ["0", "0", "0", "0"], "cached_normal": null}"#.into(),
-                );
+                t.metadata
+                    .insert("rng_state".into(), r#"{"s": [0, 0, 0, 0]}"#.into());
             }),
             vec!["metadata 'rng_state'", "all four words are 0"],
         ),
         (
-            "huge_normal.safetensors",
+            "negative_rng_word.safetensors",
             edit(&|t| {
-                t.metadata.insert(
-                    "rng_state".into(),
-                    r#"{"words": ["1", "2", "3", "4"], "cached_normal": "100"}"#.into(),
-                );
+                t.metadata
+                    .insert("rng_state".into(), r#"{"s": [1, 2, 3, -4]}"#.into());
             }),
-            vec!["metadata 'rng_state'", "cached normal 100"],
+            vec!["metadata 'rng_state'", "-4"],
+        ),
+        // A checkpoint of the format before the random stream moved to `rand`.
+        (
+            "old_format.safetensors",
+            edit(&|t| {
+                t.metadata
+                    .insert("format".into(), "meanflow-checkpoint-v1".into());
+            }),
+            vec![
+                "checkpoint format 'meanflow-checkpoint-v1'",
+                "reads 'meanflow-checkpoint-v2' only",
+            ],
         ),
         (
             "absurd_step.safetensors",
@@ -678,7 +686,11 @@ fn a_checkpoint_from_another_model_is_refused() {
     let good = std::fs::read(&config).unwrap();
     for (text, needle) in [
         ("{", "EOF while parsing"),
-        ("{\"format\": \"meanflow-run-v1\"}", "missing field"),
+        ("{\"format\": \"meanflow-run-v2\"}", "missing field"),
+        (
+            "{\"format\": \"meanflow-run-v1\", \"train\": 1}",
+            "format 'meanflow-run-v1', expected 'meanflow-run-v2'",
+        ),
         ("\"x\"", "invalid type: string"),
     ] {
         std::fs::write(&config, text).unwrap();

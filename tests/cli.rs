@@ -97,7 +97,7 @@ fn a_run_folder_has_every_file_and_its_checkpoint_loads_back() {
 
     let config: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap();
-    assert_eq!(config["format"], "meanflow-run-v1");
+    assert_eq!(config["format"], "meanflow-run-v2");
     assert_eq!(config["dataset"]["name"], "two_moons");
     assert_eq!(config["loss_preset"], "imf");
     assert_eq!(config["train"]["time"]["fraction_equal"], 0.5);
@@ -119,7 +119,7 @@ fn a_run_folder_has_every_file_and_its_checkpoint_loads_back() {
 
     // The file: PyTorch names and shapes, 1-D biases, EMA and Adam tensors, metadata.
     let file = checkpoint_file(&run);
-    assert_eq!(file.metadata["format"], "meanflow-checkpoint-v1");
+    assert_eq!(file.metadata["format"], "meanflow-checkpoint-v2");
     assert_eq!(file.metadata["step"], "300");
     assert!(file.metadata.contains_key("rng_state"));
     assert!(file.metadata.contains_key("config"));

@@ -172,9 +172,12 @@ fn assert_within_mc_error(flow: &GaussianFlow, source: DataSource, points: usize
                 d.se,
                 expected.mean
             );
-            // The test has power: the standard error is small against the value.
+            // The test has power: the standard error is small against the value. Ell, a square
+            // of the heavy-tailed error, has a heavier-tailed SE: over 40 draws of pool and
+            // points, SE / value reached 0.084 for Ell and 0.015 for the others.
+            let power = if q == Quantity::Ell { 0.12 } else { 0.05 };
             assert!(
-                d.se < 0.05 * expected.mean,
+                d.se < power * expected.mean,
                 "{q:?}: SE {} vs {}",
                 d.se,
                 expected.mean

@@ -328,6 +328,8 @@ impl fmt::Display for Elementwise {
     }
 }
 
+crate::serde_by_name!(Elementwise);
+
 /// Parses an activation name (`silu`, `tanh`, `gelu_tanh`, `relu`, `softplus`, `sigmoid`).
 impl FromStr for Elementwise {
     type Err = String;

@@ -34,9 +34,7 @@ use meanflow::io::tensor_file::{
 use meanflow::linalg::float::Float;
 use meanflow::linalg::matmul::set_matmul_threads;
 use meanflow::rng::Rng;
-use meanflow::train::checkpoint::{
-    Checkpoint, CheckpointError, Precision, TrainConfigJson, MAX_STEPS,
-};
+use meanflow::train::checkpoint::{Checkpoint, CheckpointError, Precision, MAX_STEPS};
 use meanflow::train::optim::AdamConfig;
 use meanflow::train::run_config::{DatasetJson, RunConfig, RUN_FORMAT};
 use meanflow::train::{builtin_pool_points, StepStats, TrainConfig, Trainer};
@@ -615,7 +613,7 @@ fn resolve_fresh(args: &TrainArgs) -> CliResult<Plan> {
         format: RUN_FORMAT.into(),
         dataset: dataset_json(&source)?,
         loss_preset: preset.name().into(),
-        train: TrainConfigJson::from(&config),
+        train: config,
         precision,
         steps: args.steps.unwrap_or(DEFAULT_STEPS),
         threads: args.threads.unwrap_or(1),

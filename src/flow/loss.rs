@@ -33,7 +33,8 @@ pub enum VSource {
 crate::named_enum!(VSource, "v-source", { Boundary => "boundary", Head => "head" });
 
 /// The loss options; see the module documentation for the formulas.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LossConfig {
     /// Tangent blend: 0 = MF (noisy v_c), 1 = iMF (v_hat). In [0, 1].
     pub beta: f64,

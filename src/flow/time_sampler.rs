@@ -16,9 +16,13 @@
 use crate::linalg::float::Float;
 use crate::rng::Rng;
 use ndarray::ArrayViewMut2;
+use rand::Rng as _;
+use rand_distr::Normal;
 
 /// The distribution of a single time draw.
-#[derive(Clone, Copy, Debug, PartialEq)]
+/// Stored in JSON as `{"kind": "logit-normal", "mu": .., "sigma": ..}` or `{"kind": "uniform"}`.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum TimeDistribution {
     /// sigmoid(mu + sigma n), n ~ N(0, 1).
     LogitNormal { mu: f64, sigma: f64 },
@@ -27,7 +31,8 @@ pub enum TimeDistribution {
 }
 
 /// How a batch's (r, t) are drawn.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TimeSampler {
     pub distribution: TimeDistribution,
     /// Fraction of rows with r = t, in [0, 1].
@@ -83,7 +88,8 @@ impl TimeSampler {
     fn draw(&self, rng: &mut Rng) -> f64 {
         match self.distribution {
             TimeDistribution::LogitNormal { mu, sigma } => {
-                let s = mu + sigma * rng.normal();
+                // s ~ N(mu, sigma^2); validate() has checked sigma > 0.
+                let s: f64 = rng.sample(Normal::new(mu, sigma).expect("a validated sigma"));
                 1.0 / (1.0 + (-s).exp())
             }
             TimeDistribution::Uniform => rng.uniform(),

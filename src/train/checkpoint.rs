@@ -12,8 +12,7 @@
 //! - `config`: the [`TrainConfig`] as JSON ([`TrainConfigJson`]);
 //! - `precision`: `f32` or `f64`;
 //! - `step`: the number of optimizer steps taken, in decimal;
-//! - `rng_state`: the batch sampler's RNG as JSON `{"words": [4 decimal strings], "cached_normal":
-//!   null or a decimal string}` (strings, so that no JSON reader rounds the u64 words or the f64);
+//! - `rng_state`: the batch sampler's xoshiro256++ state as JSON, `{"s": [4 u64 words]}`;
 //! - any other entries are kept as they are ([`Checkpoint::extra`]): the command-line tool stores
 //!   its own bookkeeping there.
 //!
@@ -21,34 +20,27 @@
 //! so a run restored with [`Checkpoint::trainer`] draws and computes exactly what the
 //! uninterrupted run would have.
 
-use crate::autodiff::elementwise::Elementwise;
-use crate::flow::loss::{LossConfig, VSource};
-use crate::flow::model::{Conditioning, Heads, Linear, MlpParams, ModelConfig};
-use crate::flow::time_sampler::{TimeDistribution, TimeSampler};
+use crate::flow::model::{Heads, Linear, MlpParams};
 use crate::io::tensor_file::{StoredTensor, TensorFile, TensorFileError};
 use crate::linalg::float::Float;
-use crate::rng::{Rng, RngState};
-use crate::train::optim::{Adam, AdamConfig};
+use crate::rng::Rng;
+use crate::train::optim::Adam;
 use crate::train::{TrainConfig, Trainer};
 use ndarray::Array2;
-use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// The `format` metadata entry of a checkpoint.
-pub const CHECKPOINT_FORMAT: &str = "meanflow-checkpoint-v1";
+/// Version 1 (before the random stream moved to `rand`) is refused by name: its generator
+/// state and config layout are not this version's.
+pub const CHECKPOINT_FORMAT: &str = "meanflow-checkpoint-v2";
 
 /// The most steps a run may have, and so a checkpoint's largest `step`: 2^53, the largest count
 /// that the learning-rate schedule, computed in f64, holds exactly.
 pub const MAX_STEPS: u64 = 1 << 53;
 
-/// The largest normal the RNG's Box-Muller transform gives: sqrt(-2 ln 2^-53) = 8.57 (its
-/// uniform u1 is at least 2^-53); a cached normal beyond it was not drawn by the generator.
-const MAX_BOX_MULLER_NORMAL: f64 = 8.6;
-
 /// The storage precision of a run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Precision {
     F32,
     F64,
@@ -67,178 +59,12 @@ impl Precision {
     }
 }
 
-/// [`ModelConfig`] as JSON: enums by their command-line names.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ModelConfigJson {
-    pub dim: usize,
-    pub width: usize,
-    pub depth: usize,
-    pub activation: String,
-    pub conditioning: String,
-    pub heads: String,
-}
-
-/// [`LossConfig`] as JSON.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LossConfigJson {
-    pub beta: f64,
-    pub v_source: String,
-    pub exact: bool,
-    pub p: f64,
-    pub c: f64,
-}
-
-/// [`TimeSampler`] as JSON: `distribution` is `logit-normal` (with `mu`, `sigma`) or `uniform`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TimeSamplerJson {
-    pub distribution: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mu: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sigma: Option<f64>,
-    pub fraction_equal: f64,
-}
-
-/// [`AdamConfig`] as JSON.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AdamConfigJson {
-    pub lr: f64,
-    pub beta1: f64,
-    pub beta2: f64,
-    pub eps: f64,
-    pub weight_decay: f64,
-    pub warmup_steps: u64,
-    pub clip_norm: Option<f64>,
-}
-
-/// [`TrainConfig`] as JSON (the checkpoint's `config` entry).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TrainConfigJson {
-    pub model: ModelConfigJson,
-    pub loss: LossConfigJson,
-    pub time: TimeSamplerJson,
-    pub adam: AdamConfigJson,
-    pub batch: usize,
-    pub ema_decay: Option<f64>,
-    pub seed: u64,
-    /// Data-parallel threads (shards of the batch); absent in older files: 1.
-    #[serde(default = "one_thread")]
-    pub threads: usize,
-}
-
-fn one_thread() -> usize {
-    1
-}
-
-impl From<&TrainConfig> for TrainConfigJson {
-    fn from(c: &TrainConfig) -> Self {
-        let (distribution, mu, sigma) = match c.time.distribution {
-            TimeDistribution::LogitNormal { mu, sigma } => {
-                ("logit-normal".to_string(), Some(mu), Some(sigma))
-            }
-            TimeDistribution::Uniform => ("uniform".to_string(), None, None),
-        };
-        TrainConfigJson {
-            model: ModelConfigJson {
-                dim: c.model.dim,
-                width: c.model.width,
-                depth: c.model.depth,
-                activation: c.model.activation.name(),
-                conditioning: c.model.conditioning.name(),
-                heads: c.model.heads.name().to_string(),
-            },
-            loss: LossConfigJson {
-                beta: c.loss.beta,
-                v_source: c.loss.v_source.name().to_string(),
-                exact: c.loss.exact,
-                p: c.loss.p,
-                c: c.loss.c,
-            },
-            time: TimeSamplerJson {
-                distribution,
-                mu,
-                sigma,
-                fraction_equal: c.time.fraction_equal,
-            },
-            adam: AdamConfigJson {
-                lr: c.adam.lr,
-                beta1: c.adam.beta1,
-                beta2: c.adam.beta2,
-                eps: c.adam.eps,
-                weight_decay: c.adam.weight_decay,
-                warmup_steps: c.adam.warmup_steps,
-                clip_norm: c.adam.clip_norm,
-            },
-            batch: c.batch,
-            ema_decay: c.ema_decay,
-            seed: c.seed,
-            threads: c.threads,
-        }
-    }
-}
-
-impl TrainConfigJson {
-    /// The config it describes, validated; the message names the bad entry.
-    pub fn to_config(&self) -> Result<TrainConfig, String> {
-        let m = &self.model;
-        let activation = m.activation.parse::<Elementwise>()?;
-        if !Elementwise::ACTIVATIONS.contains(&activation) {
-            return Err(format!("'{}' is not an activation", m.activation));
-        }
-        let distribution = match self.time.distribution.as_str() {
-            "logit-normal" => TimeDistribution::LogitNormal {
-                mu: self.time.mu.ok_or("time: logit-normal needs 'mu'")?,
-                sigma: self.time.sigma.ok_or("time: logit-normal needs 'sigma'")?,
-            },
-            "uniform" => TimeDistribution::Uniform,
-            other => {
-                return Err(format!(
-                    "unknown time distribution '{other}' (expected 'logit-normal' or 'uniform')"
-                ))
-            }
-        };
-        let config = TrainConfig {
-            model: ModelConfig {
-                dim: m.dim,
-                width: m.width,
-                depth: m.depth,
-                activation,
-                conditioning: m.conditioning.parse::<Conditioning>()?,
-                heads: m.heads.parse::<Heads>()?,
-            },
-            loss: LossConfig {
-                beta: self.loss.beta,
-                v_source: self.loss.v_source.parse::<VSource>()?,
-                exact: self.loss.exact,
-                p: self.loss.p,
-                c: self.loss.c,
-            },
-            time: TimeSampler {
-                distribution,
-                fraction_equal: self.time.fraction_equal,
-            },
-            adam: AdamConfig {
-                lr: self.adam.lr,
-                beta1: self.adam.beta1,
-                beta2: self.adam.beta2,
-                eps: self.adam.eps,
-                weight_decay: self.adam.weight_decay,
-                warmup_steps: self.adam.warmup_steps,
-                clip_norm: self.adam.clip_norm,
-            },
-            batch: self.batch,
-            ema_decay: self.ema_decay,
-            seed: self.seed,
-            threads: self.threads,
-        };
-        config.validate()?;
-        Ok(config)
-    }
+/// A training config from its JSON (the checkpoint's `config` entry, config.json's `train`),
+/// validated; the message names the bad entry.
+pub fn parse_train_config(text: &str) -> Result<TrainConfig, String> {
+    let config: TrainConfig = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    config.validate()?;
+    Ok(config)
 }
 
 /// What can be wrong with a checkpoint; each message is one line naming the file.
@@ -251,6 +77,8 @@ pub enum CheckpointError {
         path: PathBuf,
         found: Option<String>,
     },
+    #[error("{path}: checkpoint format '{found}' was written by an older meanflow (another random stream and config layout); this version reads '{CHECKPOINT_FORMAT}' only: train again, or use the meanflow that wrote it")]
+    OldFormat { path: PathBuf, found: String },
     #[error("{path}: metadata has no '{key}' entry")]
     MissingMetadata { path: PathBuf, key: String },
     #[error("{path}: metadata '{key}': {reason}")]
@@ -311,21 +139,13 @@ pub struct Checkpoint {
     pub precision: Precision,
     /// Optimizer steps taken.
     pub step: u64,
-    /// The batch sampler's RNG.
-    pub rng: RngState,
+    /// The batch sampler's generator, in the state the next batch draws from.
+    pub rng: Rng,
     pub params: MlpParams<f64>,
     pub ema: Option<MlpParams<f64>>,
     pub adam: Option<AdamMoments>,
     /// Other metadata entries, kept as they are.
     pub extra: BTreeMap<String, String>,
-}
-
-/// The `rng_state` metadata entry.
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RngStateJson {
-    words: [String; 4],
-    cached_normal: Option<String>,
 }
 
 const RESERVED_KEYS: [&str; 5] = ["format", "config", "precision", "step", "rng_state"];
@@ -341,7 +161,7 @@ impl Checkpoint {
             config: trainer.config,
             precision: Precision::of::<T>(),
             step: trainer.step_count(),
-            rng: trainer.rng_state(),
+            rng: trainer.sampler.rng.clone(),
             params: params_to_f64(&trainer.params),
             ema: trainer.ema.as_ref().map(params_to_f64),
             adam: Some(AdamMoments {
@@ -382,7 +202,7 @@ impl Checkpoint {
             data,
             self.params.cast::<T>(),
             Some(adam),
-            Rng::from_state(self.rng),
+            self.rng.clone(),
         );
         if self.config.ema_decay.is_some() {
             trainer.ema = Some(self.ema.as_ref().unwrap_or(&self.params).cast::<T>());
@@ -432,19 +252,14 @@ impl Checkpoint {
             put("adam.v.", &adam.v);
         }
         let mut metadata = self.extra.clone();
-        let config = serde_json::to_string(&TrainConfigJson::from(&self.config))
-            .expect("a config serialises");
-        let rng = RngStateJson {
-            words: self.rng.words.map(|w| w.to_string()),
-            cached_normal: self.rng.cached_normal.map(|z| format!("{z:?}")),
-        };
+        let config = serde_json::to_string(&self.config).expect("a config serialises");
         metadata.insert("format".into(), CHECKPOINT_FORMAT.into());
         metadata.insert("config".into(), config);
         metadata.insert("precision".into(), self.precision.name().into());
         metadata.insert("step".into(), self.step.to_string());
         metadata.insert(
             "rng_state".into(),
-            serde_json::to_string(&rng).expect("an RNG state serialises"),
+            serde_json::to_string(&self.rng).expect("a generator state serialises"),
         );
         TensorFile { metadata, tensors }
     }
@@ -472,6 +287,12 @@ impl Checkpoint {
     pub fn from_tensor_file(file: TensorFile, path: &Path) -> Result<Self, CheckpointError> {
         let p = || path.to_path_buf();
         let format = file.metadata.get("format");
+        if let Some(old) = format.filter(|f| f.as_str() == "meanflow-checkpoint-v1") {
+            return Err(CheckpointError::OldFormat {
+                path: p(),
+                found: old.clone(),
+            });
+        }
         if format.map(String::as_str) != Some(CHECKPOINT_FORMAT) {
             return Err(CheckpointError::Format {
                 path: p(),
@@ -491,9 +312,7 @@ impl Checkpoint {
             key: key.into(),
             reason,
         };
-        let config_json: TrainConfigJson =
-            serde_json::from_str(meta("config")?).map_err(|e| bad("config", e.to_string()))?;
-        let config = config_json.to_config().map_err(|e| bad("config", e))?;
+        let config = parse_train_config(meta("config")?).map_err(|e| bad("config", e))?;
         let precision = meta("precision")?
             .parse::<Precision>()
             .map_err(|e| bad("precision", e))?;
@@ -506,33 +325,12 @@ impl Checkpoint {
                 format!("{step} is beyond 2^53 = {MAX_STEPS}, the most steps a run may have"),
             ));
         }
-        let rng_json: RngStateJson = serde_json::from_str(meta("rng_state")?)
+        let rng: Rng = serde_json::from_str(meta("rng_state")?)
             .map_err(|e| bad("rng_state", e.to_string()))?;
-        let mut words = [0u64; 4];
-        for (w, text) in words.iter_mut().zip(&rng_json.words) {
-            *w = text
-                .parse::<u64>()
-                .map_err(|e| bad("rng_state", format!("word '{text}': {e}")))?;
-        }
-        if words == [0; 4] {
+        if rng.is_stuck_at_zero() {
             return Err(bad(
                 "rng_state",
                 "all four words are 0, a state xoshiro256++ never reaches (its stream would be stuck at 0)".into(),
-            ));
-        }
-        let cached_normal = match &rng_json.cached_normal {
-            None => None,
-            Some(text) => Some(
-                text.parse::<f64>()
-                    .ok()
-                    .filter(|z| z.is_finite())
-                    .ok_or_else(|| bad("rng_state", format!("cached normal '{text}'")))?,
-            ),
-        };
-        if let Some(z) = cached_normal.filter(|z| z.abs() > MAX_BOX_MULLER_NORMAL) {
-            return Err(bad(
-                "rng_state",
-                format!("cached normal {z} is beyond {MAX_BOX_MULLER_NORMAL}, more than the generator's normals reach"),
             ));
         }
 
@@ -659,10 +457,7 @@ impl Checkpoint {
             config,
             precision,
             step,
-            rng: RngState {
-                words,
-                cached_normal,
-            },
+            rng,
             params,
             ema,
             adam,
@@ -674,8 +469,11 @@ impl Checkpoint {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::flow::loss::LossPreset;
-    use crate::flow::model::Conditioning;
+    use crate::autodiff::elementwise::Elementwise;
+    use crate::flow::loss::{LossConfig, LossPreset};
+    use crate::flow::model::{Conditioning, ModelConfig};
+    use crate::flow::time_sampler::TimeSampler;
+    use crate::train::optim::AdamConfig;
 
     fn config(heads: Heads, ema: Option<f64>) -> TrainConfig {
         let loss = if heads == Heads::UV {

@@ -15,7 +15,8 @@ use crate::linalg::float::Float;
 use ndarray::Zip;
 
 /// Optimizer settings.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AdamConfig {
     pub lr: f64,
     pub beta1: f64,

@@ -2,15 +2,18 @@
 //! setting needed to rebuild the run, as JSON.
 //!
 //! [`RunConfig::parse`] is the one entry point from text: it checks the JSON against the schema
-//! (unknown fields are errors), the `format` entry, and the training config ([`TrainConfigJson::to_config`]).
+//! (unknown fields are errors), the `format` entry, and the training config
+//! ([`TrainConfig::validate`]).
 //! Any text gives `Ok` or an error, never a panic (tests/fuzz_regressions.rs, fuzz/).
 
-use crate::train::checkpoint::{Precision, TrainConfigJson};
+use crate::train::checkpoint::Precision;
 use crate::train::TrainConfig;
 use serde::{Deserialize, Serialize};
 
 /// The `format` entry of config.json.
-pub const RUN_FORMAT: &str = "meanflow-run-v1";
+/// Version 1 (before the random stream moved to `rand`) cannot resume: its checkpoints are
+/// refused too.
+pub const RUN_FORMAT: &str = "meanflow-run-v2";
 
 /// Where the data come from, as stored in config.json.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -36,7 +39,7 @@ pub struct RunConfig {
     pub format: String,
     pub dataset: DatasetJson,
     pub loss_preset: String,
-    pub train: TrainConfigJson,
+    pub train: TrainConfig,
     pub precision: Precision,
     /// Total steps of the run.
     pub steps: u64,
@@ -68,12 +71,19 @@ impl RunConfig {
     /// Parses and checks the text of a config.json: the run config and its validated training
     /// config.
     pub fn parse(text: &str) -> Result<(RunConfig, TrainConfig), RunConfigError> {
-        let run: RunConfig =
-            serde_json::from_str(text).map_err(|e| RunConfigError::Json(e.to_string()))?;
-        if run.format != RUN_FORMAT {
-            return Err(RunConfigError::Format { found: run.format });
+        let json = |e: serde_json::Error| RunConfigError::Json(e.to_string());
+        // The format first: another version's layout would otherwise fail on some field of it.
+        let value: serde_json::Value = serde_json::from_str(text).map_err(json)?;
+        if let Some(found) = value.get("format").and_then(|f| f.as_str()) {
+            if found != RUN_FORMAT {
+                return Err(RunConfigError::Format {
+                    found: found.to_string(),
+                });
+            }
         }
-        let config = run.train.to_config().map_err(RunConfigError::Config)?;
+        let run: RunConfig = serde_json::from_value(value).map_err(json)?;
+        run.train.validate().map_err(RunConfigError::Config)?;
+        let config = run.train;
         Ok((run, config))
     }
 }

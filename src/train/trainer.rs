@@ -10,7 +10,7 @@ use crate::flow::loss::{record_loss_and_backward, Batch, LossConfig, LossValues}
 use crate::flow::model::{MlpParams, ModelConfig, ParamVars};
 use crate::flow::time_sampler::TimeSampler;
 use crate::linalg::float::Float;
-use crate::rng::{Rng, RngState};
+use crate::rng::Rng;
 use crate::train::optim::{ema_update, Adam, AdamConfig, UpdateStats};
 use crate::train::workers::Workers;
 use ndarray::Array2;
@@ -35,7 +35,8 @@ pub const MAX_DEPTH: usize = 1024;
 pub const MAX_DIM: usize = 1 << 20;
 
 /// Everything that defines a training run's steps.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TrainConfig {
     pub model: ModelConfig,
     pub loss: LossConfig,
@@ -320,11 +321,6 @@ impl<T: Float> Trainer<T> {
     /// Steps taken so far.
     pub fn step_count(&self) -> u64 {
         self.adam.step
-    }
-
-    /// The sampler's RNG state (for checkpoints).
-    pub fn rng_state(&self) -> RngState {
-        self.sampler.rng.state()
     }
 
     /// Draws a batch and computes loss and gradient, without updating anything.

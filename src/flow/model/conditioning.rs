@@ -86,6 +86,8 @@ impl fmt::Display for Conditioning {
     }
 }
 
+crate::serde_by_name!(Conditioning);
+
 /// `raw`, or `fourierK` for K frequencies (`fourier` alone means K = 4).
 impl FromStr for Conditioning {
     type Err = String;

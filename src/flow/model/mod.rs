@@ -32,7 +32,8 @@ pub enum Heads {
 crate::named_enum!(Heads, "heads", { U => "u", UV => "uv" });
 
 /// The architecture.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ModelConfig {
     /// Data dimension d.
     pub dim: usize,
