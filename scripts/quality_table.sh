@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 OUT=${1:-runs/quality}
 STEPS=${2:-30000}
 JOBS=${JOBS:-2}
-DATASETS="swiss_roll pinwheel checkerboard two_moons eight_gaussians two_spirals"
+DATASETS=${DATASETS:-"swiss_roll pinwheel checkerboard two_moons eight_gaussians two_spirals"}
 SEEDS=${SEEDS:-0 1 2}
 N=5000
 if [ -z "${BIN:-}" ]; then
