@@ -603,3 +603,177 @@ pub fn spread(series: &[Vec<(f64, f64)>]) -> Vec<(f64, f64, f64, f64)> {
         })
         .collect()
 }
+
+impl RunCurve {
+    /// (step, f) at every logged point.
+    pub fn logged(&self, f: impl Fn(&LogPoint) -> f64) -> Vec<(f64, f64)> {
+        self.log.iter().map(|p| (p.step as f64, f(p))).collect()
+    }
+
+    /// (step, f) at every checkpoint of the EMA parameters.
+    pub fn at_checkpoints(&self, f: impl Fn(&CheckpointPoint) -> f64) -> Vec<(f64, f64)> {
+        self.checkpoints
+            .iter()
+            .map(|c| (c.step as f64, f(c)))
+            .collect()
+    }
+}
+
+impl DatasetCurves {
+    /// [`spread`] over the seeds of one loss of the per-run series `f`: (x, mean, min, max).
+    pub fn band(
+        &self,
+        preset: LossPreset,
+        f: impl Fn(&RunCurve) -> Vec<(f64, f64)>,
+    ) -> Vec<(f64, f64, f64, f64)> {
+        let per_seed: Vec<Vec<(f64, f64)>> = self.runs_of(preset).into_iter().map(f).collect();
+        spread(&per_seed)
+    }
+
+    /// MF's against iMF's (mean, sd over seeds) of one number of their [`LossSummary`].
+    pub fn compare(&self, f: impl Fn(&LossSummary) -> (f64, f64)) -> Comparison {
+        Comparison::of(
+            f(self.summary(LossPreset::Mf)),
+            f(self.summary(LossPreset::Imf)),
+        )
+    }
+
+    /// Each loss's v-form error with its own tangent over the floor E tr Var[v_c | z_t]: (MF's
+    /// with v_c, iMF's with u(z, t, t)), means over seeds. 1 is the least a function of z_t can
+    /// reach; MF's may go below, since its V contains v_c through the tangent.
+    pub fn own_tangent_over_floor(&self) -> (f64, f64) {
+        (
+            self.summary(LossPreset::Mf).v_mf.0 / self.floor,
+            self.summary(LossPreset::Imf).v_imf.0 / self.floor,
+        )
+    }
+
+    /// What the noisy tangent adds to the MF-trained model's error: mean v_mf - mean v_imf over
+    /// its seeds, the same parameters measured with the tangent v_c and with u(z, t, t). Positive
+    /// where the JVP term (t - r) J v_c magnifies the noise of v_c, negative where it damps it.
+    pub fn noisy_tangent_excess(&self) -> f64 {
+        let mf = self.summary(LossPreset::Mf);
+        mf.v_mf.0 - mf.v_imf.0
+    }
+
+    /// The numbers on which the claim (a noisier tangent makes a worse model) predicts MF above
+    /// iMF, each with its [`Comparison`]: the training mse, the flow-matching error, the v-form
+    /// error with the iMF tangent, the 1-step SW1, and the identity residual when it was measured.
+    pub fn claim_checks(&self) -> Vec<(&'static str, Comparison)> {
+        let mut checks = vec![
+            ("training mse", self.compare(|s| s.final_mse)),
+            ("fm", self.compare(|s| s.fm)),
+            ("v-form with the iMF tangent", self.compare(|s| s.v_imf)),
+            ("1-step SW1", self.compare(|s| s.sw1)),
+        ];
+        if !self.summary(LossPreset::Mf).identity_residual.0.is_nan() {
+            checks.push(("identity residual", self.compare(|s| s.identity_residual)));
+        }
+        checks
+    }
+}
+
+/// How two (mean, sd over seeds) pairs a and b compare.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Comparison {
+    /// mean_a - mean_b > sd_a + sd_b.
+    Above,
+    /// mean_b - mean_a > sd_a + sd_b.
+    Below,
+    /// |mean_a - mean_b| <= sd_a + sd_b.
+    WithinSpread,
+    /// A mean is not finite.
+    NotComparable,
+}
+
+impl Comparison {
+    /// A difference counts only beyond the two spreads added: with a few seeds, a gap smaller than
+    /// that is what reseeding alone produces.
+    pub fn of(a: (f64, f64), b: (f64, f64)) -> Self {
+        let gap = a.0 - b.0;
+        if !gap.is_finite() {
+            Comparison::NotComparable
+        } else if gap > a.1 + b.1 {
+            Comparison::Above
+        } else if -gap > a.1 + b.1 {
+            Comparison::Below
+        } else {
+            Comparison::WithinSpread
+        }
+    }
+
+    /// "above", "below", "within spread", "not comparable".
+    pub fn name(self) -> &'static str {
+        match self {
+            Comparison::Above => "above",
+            Comparison::Below => "below",
+            Comparison::WithinSpread => "within spread",
+            Comparison::NotComparable => "not comparable",
+        }
+    }
+}
+
+/// Where a curve goes, from the slope s of ln(mse) per 1000 steps (mean, sd over seeds).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Trend {
+    pub direction: Direction,
+    /// The change per 1000 steps, 100 (e^s - 1) %, of the mean slope.
+    pub percent_per_1k: f64,
+}
+
+/// The sign of a slope, when it stands out of its seed spread.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// mean > sd.
+    Rises,
+    /// -mean > sd.
+    Falls,
+    /// |mean| <= sd: within one sd of 0.
+    Flat,
+}
+
+impl Trend {
+    /// The trend of a slope (mean, sd) of ln(mse) per 1000 steps.
+    pub fn of(slope: (f64, f64)) -> Self {
+        let direction = if slope.0 > slope.1 {
+            Direction::Rises
+        } else if -slope.0 > slope.1 {
+            Direction::Falls
+        } else {
+            Direction::Flat
+        };
+        Trend {
+            direction,
+            percent_per_1k: 100.0 * (slope.0.exp() - 1.0),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn comparison_needs_the_gap_beyond_both_spreads() {
+        assert_eq!(Comparison::of((3.0, 0.5), (1.0, 0.5)), Comparison::Above);
+        assert_eq!(Comparison::of((1.0, 0.5), (3.0, 0.5)), Comparison::Below);
+        assert_eq!(
+            Comparison::of((2.0, 0.5), (1.0, 0.5)),
+            Comparison::WithinSpread
+        );
+        assert_eq!(
+            Comparison::of((f64::NAN, 0.0), (1.0, 0.0)),
+            Comparison::NotComparable
+        );
+        assert_eq!(Comparison::WithinSpread.name(), "within spread");
+    }
+
+    #[test]
+    fn trend_reads_the_slope_against_its_spread() {
+        let rising = Trend::of((0.1, 0.05));
+        assert_eq!(rising.direction, Direction::Rises);
+        assert!((rising.percent_per_1k - 100.0 * (0.1f64.exp() - 1.0)).abs() < 1e-12);
+        assert_eq!(Trend::of((-0.1, 0.05)).direction, Direction::Falls);
+        assert_eq!(Trend::of((0.01, 0.05)).direction, Direction::Flat);
+    }
+}

@@ -17,13 +17,17 @@
 //! (`exact = true`: the gradient also flows through dudt, reverse over forward):
 //! cos = <g_sg, g_exact> / (|g_sg| |g_exact|), averaged over minibatches, and |g_exact| / |g_sg|.
 
+use super::fixture::{ModelCache, TrainedModel};
+use super::{parallel_map, stream_index};
 use crate::autodiff::tape::Tape;
-use crate::flow::loss::{loss_and_gradients, Batch, LossConfig};
+use crate::data::ToyDataset;
+use crate::flow::loss::{loss_and_gradients, Batch, LossConfig, LossPreset};
 use crate::flow::model::{MlpParams, ModelConfig};
 use crate::flow::time_sampler::TimeSampler;
 use crate::rng::Rng;
 use crate::train::{BatchSampler, TrainConfig, Trainer};
 use ndarray::Array2;
+use serde::Serialize;
 
 /// tr Cov of the minibatch gradient at one batch size.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
@@ -228,5 +232,340 @@ pub fn exact_angle(
         cos_of_means: cosine(&sum(&all_sg), &sum(&all_exact)),
         snr_sg: snr(&all_sg),
         snr_exact: snr(&all_exact),
+    }
+}
+
+// ----- the instrument: settings, the losses compared, the runs on the shared models -----
+
+/// How much instrument 2 computes.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct NoiseSettings {
+    /// The batch sizes B of the noise estimate.
+    pub batches: Vec<usize>,
+    /// Minibatches M per batch size.
+    pub minibatches: usize,
+    /// The tangent blends of the beta grid (iMF's time sampler).
+    pub betas: Vec<f64>,
+    /// The batch sizes and minibatches of the stop-gradient vs exact angle.
+    pub angle_batches: Vec<usize>,
+    pub angle_minibatches: usize,
+}
+
+impl NoiseSettings {
+    /// The study's default: B = 16, 64, 256 with 64 minibatches each, betas 0, 1/2, 1.
+    pub fn standard() -> Self {
+        NoiseSettings {
+            batches: vec![16, 64, 256],
+            minibatches: 64,
+            betas: vec![0.0, 0.5, 1.0],
+            angle_batches: vec![16, 64, 256],
+            angle_minibatches: 16,
+        }
+    }
+
+    /// Seconds: B = 8, 32 with 8 minibatches, betas 0 and 1.
+    pub fn quick() -> Self {
+        NoiseSettings {
+            batches: vec![8, 32],
+            minibatches: 8,
+            betas: vec![0.0, 1.0],
+            angle_batches: vec![16],
+            angle_minibatches: 3,
+        }
+    }
+
+    /// The largest batch size of the noise estimate (the report's).
+    pub fn largest_batch(&self) -> usize {
+        *self.batches.last().expect("a batch size")
+    }
+
+    /// The largest batch size of the angle estimate (the report's).
+    pub fn largest_angle_batch(&self) -> usize {
+        *self.angle_batches.last().expect("an angle batch size")
+    }
+}
+
+/// One loss of the noise table.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LossRow {
+    /// "mf" (beta 0, MF's time sampler), "imf" (beta 1, iMF's sampler), or "beta=b" (iMF's sampler).
+    pub label: String,
+    pub beta: f64,
+    /// Fraction of rows with r = t.
+    pub fraction_equal: f64,
+    #[serde(skip)]
+    pub time: TimeSampler,
+}
+
+/// The losses of the noise table: MF as its preset trains it (its own time sampler, 75% of rows
+/// r = t), then each beta of the grid with iMF's sampler (50%), where beta = 1 is iMF.
+pub fn loss_rows(betas: &[f64]) -> Vec<LossRow> {
+    let mf = TimeSampler::mf_default();
+    let imf = TimeSampler::imf_default();
+    let mut rows = vec![LossRow {
+        label: "mf".into(),
+        beta: 0.0,
+        fraction_equal: mf.fraction_equal,
+        time: mf,
+    }];
+    for &b in betas {
+        let label = if b == 1.0 {
+            "imf".to_string()
+        } else {
+            format!("beta={b}")
+        };
+        rows.push(LossRow {
+            label,
+            beta: b,
+            fraction_equal: imf.fraction_equal,
+            time: imf,
+        });
+    }
+    rows
+}
+
+/// The noise of one loss at one batch size and parameter set.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct NoiseRow {
+    pub dataset: String,
+    /// "initial", "mf" or "imf": the parameters measured.
+    pub params: &'static str,
+    pub loss: LossRow,
+    pub estimate: NoiseEstimate,
+}
+
+/// The stop-gradient vs exact angle of one loss at one batch size and parameter set.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AngleRow {
+    pub dataset: String,
+    pub params: &'static str,
+    /// "mf" or "imf" (the presets, each with its own time sampler).
+    pub loss: &'static str,
+    pub estimate: AngleEstimate,
+}
+
+/// The parameter sets instrument 2 measures at.
+pub const PARAMS: [&str; 3] = ["initial", "mf", "imf"];
+
+/// What one dataset's measurements share.
+#[derive(Clone, Copy)]
+struct Job<'a> {
+    name: &'a str,
+    model: &'a TrainedModel,
+    losses: &'a [LossRow],
+    settings: &'a NoiseSettings,
+    seeds: &'a [u64],
+    angle_seeds: &'a [u64],
+}
+
+impl Job<'_> {
+    /// The noise of every loss and batch size, and the angles, at one parameter set.
+    fn measure(
+        &self,
+        label: &'static str,
+        params: &MlpParams<f64>,
+    ) -> (Vec<NoiseRow>, Vec<AngleRow>) {
+        let (mut noise, mut angles) = (Vec::new(), Vec::new());
+        let settings = self.settings;
+        for loss in self.losses {
+            let mut config = self.model.config;
+            config.loss = LossConfig {
+                beta: loss.beta,
+                ..LossConfig::preset(LossPreset::Mf)
+            };
+            config.time = loss.time;
+            for (&b, &seed) in settings.batches.iter().zip(self.seeds) {
+                noise.push(NoiseRow {
+                    dataset: self.name.to_string(),
+                    params: label,
+                    loss: loss.clone(),
+                    estimate: minibatch_noise(
+                        &config,
+                        &self.model.data,
+                        params,
+                        b,
+                        settings.minibatches,
+                        seed,
+                    ),
+                });
+            }
+        }
+        for (loss_label, preset, time) in [
+            ("mf", LossPreset::Mf, TimeSampler::mf_default()),
+            ("imf", LossPreset::Imf, TimeSampler::imf_default()),
+        ] {
+            for (&b, &seed) in settings.angle_batches.iter().zip(self.angle_seeds) {
+                angles.push(AngleRow {
+                    dataset: self.name.to_string(),
+                    params: label,
+                    loss: loss_label,
+                    estimate: exact_angle(
+                        &self.model.config.model,
+                        &LossConfig::preset(preset),
+                        time,
+                        &self.model.data,
+                        params,
+                        b,
+                        settings.angle_minibatches,
+                        seed,
+                    ),
+                });
+            }
+        }
+        (noise, angles)
+    }
+}
+
+/// Instrument 2's result: every noise and angle row, by dataset, then parameter set.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GradientNoiseResult {
+    pub noise: Vec<NoiseRow>,
+    pub angles: Vec<AngleRow>,
+}
+
+/// Instrument 2 on every dataset at the [`PARAMS`] of the shared models (trained now if `models`
+/// does not hold them yet), `threads` parameter sets at a time.
+///
+/// One seed per batch size, shared by every loss and parameter set: common random numbers (the
+/// same rows, noise and times), so that the differences between losses are not sampling noise.
+pub fn run_gradient_noise(
+    datasets: &[ToyDataset],
+    models: &mut ModelCache,
+    settings: &NoiseSettings,
+    seed: u64,
+    threads: usize,
+) -> GradientNoiseResult {
+    let losses = loss_rows(&settings.betas);
+    let (mut noise, mut angles) = (Vec::new(), Vec::new());
+    for ds in datasets {
+        let name = ds.name();
+        let mf = models.get(ds, LossPreset::Mf).clone();
+        let imf = models.get(ds, LossPreset::Imf).clone();
+        let sets: [(&'static str, &MlpParams<f64>); 3] = [
+            (PARAMS[0], &mf.initial),
+            (PARAMS[1], &mf.trained),
+            (PARAMS[2], &imf.trained),
+        ];
+        let mut rng = Rng::stream(seed, stream_index(2, &name));
+        let seeds: Vec<u64> = settings.batches.iter().map(|_| rng.next_u64()).collect();
+        let angle_seeds: Vec<u64> = settings
+            .angle_batches
+            .iter()
+            .map(|_| rng.next_u64())
+            .collect();
+        let job = Job {
+            name: &name,
+            model: &mf,
+            losses: &losses,
+            settings,
+            seeds: &seeds,
+            angle_seeds: &angle_seeds,
+        };
+        let done = parallel_map(&sets, threads, |&(label, params)| {
+            job.measure(label, params)
+        });
+        for (n, a) in done {
+            noise.extend(n);
+            angles.extend(a);
+        }
+    }
+    GradientNoiseResult { noise, angles }
+}
+
+impl GradientNoiseResult {
+    /// The noise estimate of (dataset, parameter set, loss label, batch size), if measured.
+    pub fn noise_at(
+        &self,
+        dataset: &str,
+        params: &str,
+        loss: &str,
+        batch: usize,
+    ) -> Option<NoiseEstimate> {
+        self.noise
+            .iter()
+            .find(|r| {
+                r.dataset == dataset
+                    && r.params == params
+                    && r.loss.label == loss
+                    && r.estimate.batch == batch
+            })
+            .map(|r| r.estimate)
+    }
+
+    /// Per-sample noise MF / iMF (each with its own time sampler) at batch size `batch`, for every
+    /// (dataset, parameter set) with both, as ("dataset/params", ratio).
+    pub fn mf_imf_ratios(&self, datasets: &[ToyDataset], batch: usize) -> Vec<(String, f64)> {
+        let mut ratios = Vec::new();
+        for ds in datasets {
+            let name = ds.name();
+            for p in PARAMS {
+                if let (Some(a), Some(b)) = (
+                    self.noise_at(&name, p, "mf", batch),
+                    self.noise_at(&name, p, "imf", batch),
+                ) {
+                    ratios.push((format!("{name}/{p}"), a.per_sample / b.per_sample));
+                }
+            }
+        }
+        ratios
+    }
+
+    /// B tr Cov at `batch` against beta, for one dataset and parameter set: the beta grid (iMF's
+    /// time sampler) with `mf_preset` false, MF's own row with it true.
+    pub fn per_sample_by_beta(
+        &self,
+        dataset: &str,
+        params: &str,
+        batch: usize,
+        mf_preset: bool,
+    ) -> Vec<(f64, f64)> {
+        self.noise
+            .iter()
+            .filter(|r| r.dataset == dataset && r.params == params && r.estimate.batch == batch)
+            .filter(|r| (r.loss.label == "mf") == mf_preset)
+            .map(|r| (r.loss.beta, r.estimate.per_sample))
+            .collect()
+    }
+
+    /// (log2 B, B tr Cov) over the batch sizes, for one dataset, parameter set and loss label.
+    pub fn per_sample_by_batch(&self, dataset: &str, params: &str, loss: &str) -> Vec<(f64, f64)> {
+        self.noise
+            .iter()
+            .filter(|r| r.dataset == dataset && r.params == params && r.loss.label == loss)
+            .map(|r| ((r.estimate.batch as f64).log2(), r.estimate.per_sample))
+            .collect()
+    }
+
+    /// The angle estimates of one dataset, parameter set and loss, by batch size.
+    pub fn angles_of(&self, dataset: &str, params: &str, loss: &str) -> Vec<&AngleEstimate> {
+        self.angles
+            .iter()
+            .filter(|r| r.dataset == dataset && r.params == params && r.loss == loss)
+            .map(|r| &r.estimate)
+            .collect()
+    }
+
+    /// The angle rows at trained parameters (not "initial") with batch size `batch`.
+    fn trained_angles(&self, batch: usize) -> impl Iterator<Item = &AngleRow> {
+        self.angles
+            .iter()
+            .filter(move |r| r.estimate.batch == batch && r.params != "initial")
+    }
+
+    /// (min, max) over the trained parameter sets of the mean per-minibatch cos(g_sg, g_exact).
+    pub fn trained_cos_range(&self, batch: usize) -> (f64, f64) {
+        let cos = || self.trained_angles(batch).map(|r| r.estimate.cos_mean);
+        (
+            cos().fold(f64::INFINITY, f64::min),
+            cos().fold(f64::NEG_INFINITY, f64::max),
+        )
+    }
+
+    /// The trained angle rows whose mean gradients both stand above their noise (SNR > `snr`):
+    /// only there does the cos of the summed gradients measure the angle of the expected ones.
+    pub fn resolved_angles(&self, batch: usize, snr: f64) -> Vec<&AngleRow> {
+        self.trained_angles(batch)
+            .filter(|r| r.estimate.snr_sg > snr && r.estimate.snr_exact > snr)
+            .collect()
     }
 }
