@@ -882,3 +882,156 @@ pub fn run_variance(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::study::fixture::{train_model, FixtureSettings};
+    use ndarray::Array3;
+
+    /// A point whose every variance is `v` (the target `target`), with map gain `gain`.
+    fn point(v: f64, target: f64, gain: f64) -> PointVariance {
+        PointVariance {
+            tangent: v,
+            jvp_term: v,
+            target,
+            ell: v,
+            loss: v,
+            gradient: v,
+            mean_ell: v,
+            map_gain: gain,
+        }
+    }
+
+    /// Four points: t = 0.2, 0.4, 0.9, 1.0 with r = 0.1, 0.3, 0.2, 0.1 (gaps 0.1, 0.1, 0.7, 0.9),
+    /// ESS 5, 50, 50, 50; MF's target 2 i + 2 at point i, iMF's 1 everywhere.
+    fn result() -> DatasetResult {
+        let draws = PosteriorDraws {
+            z: Array2::zeros((4, 1)),
+            r: vec![0.1, 0.3, 0.2, 0.1],
+            t: vec![0.2, 0.4, 0.9, 1.0],
+            x: Array3::zeros((4, 2, 1)),
+            ess: vec![5.0, 50.0, 50.0, 50.0],
+        };
+        let mf = BetaVariances {
+            beta: 0.0,
+            points: (0..4)
+                .map(|i| point(1.0, 2.0 * i as f64 + 2.0, 0.5))
+                .collect(),
+        };
+        let imf = BetaVariances {
+            beta: 1.0,
+            points: (0..4).map(|_| point(1.0, 1.0, 0.5)).collect(),
+        };
+        DatasetResult {
+            name: "toy".into(),
+            draws,
+            params: vec![ParamsResult {
+                label: "mf",
+                by_beta: vec![mf, imf],
+            }],
+        }
+    }
+
+    #[test]
+    fn averages_select_by_ess_and_by_gap() {
+        let res = result();
+        assert_eq!(res.gaps().len(), 4);
+        assert_eq!(res.ess_median(), 50.0);
+        assert_eq!(res.ess_below_min_fraction(), 0.25);
+        let averages = res.averages();
+        // 1 parameter set x 2 betas x 6 quantities.
+        assert_eq!(averages.averages.len(), 12);
+        let target_mf = averages
+            .averages
+            .iter()
+            .find(|a| a.beta == 0.0 && a.quantity == "target")
+            .unwrap();
+        // All: (2 + 4 + 6 + 8) / 4; ESS >= 10: (4 + 6 + 8) / 3; gap > 1/2: (6 + 8) / 2.
+        assert_eq!(target_mf.all.mean, 5.0);
+        assert_eq!((target_mf.ess_ok.mean, target_mf.ess_ok.n), (6.0, 3));
+        assert_eq!(
+            (target_mf.gap_over_half.mean, target_mf.gap_over_half.n),
+            (7.0, 2)
+        );
+    }
+
+    #[test]
+    fn binned_rows_cover_every_bin_with_its_ess() {
+        let res = result();
+        let rows = res.binned_rows(&res.draws.t, 2);
+        // 2 betas x 6 quantities x 2 bins.
+        assert_eq!(rows.len(), 24);
+        let target: Vec<&BinnedRow> = rows
+            .iter()
+            .filter(|r| r.beta == 0.0 && r.quantity == Quantity::Target)
+            .collect();
+        assert_eq!((target[0].lo, target[0].hi), (0.0, 0.5));
+        assert_eq!((target[1].lo, target[1].hi), (0.5, 1.0));
+        // t in [0, 1/2): points 0 and 1; t in [1/2, 1]: points 2 and 3 (t = 1 in the last bin).
+        assert_eq!(target[0].stats.mean, 3.0);
+        assert_eq!(target[1].stats.mean, 7.0);
+        assert_eq!(target[0].ess_median, 27.5);
+        assert_eq!(
+            res.binned("mf", 0.0, Quantity::Target, &res.draws.t, 2),
+            vec![target[0].stats, target[1].stats]
+        );
+        assert!(res
+            .binned("initial", 0.0, Quantity::Target, &res.draws.t, 2)
+            .is_empty());
+    }
+
+    #[test]
+    fn summaries_compare_mf_with_imf_at_the_same_parameters() {
+        let res = result();
+        let rows = res.summaries();
+        assert_eq!(rows.len(), 1);
+        let row = &rows[0];
+        assert_eq!((row.target.0.mean, row.target.1.mean), (5.0, 1.0));
+        assert_eq!(row.target_ratio(), 5.0);
+        assert!(!row.mf_lower());
+        assert_eq!(row.target_gap_over_half.0.mean, 7.0);
+        assert_eq!(row.map_gain.mean, 0.5);
+        assert_eq!(row.ess_below_min_fraction, 0.25);
+        let means = res.params[0].means_by_beta(Quantity::Target);
+        assert_eq!(
+            means.iter().map(|m| m.0).collect::<Vec<_>>(),
+            vec![0.0, 1.0]
+        );
+        assert_eq!(means[0].1.mean, 5.0);
+    }
+
+    #[test]
+    fn quick_run_measures_every_parameter_set_on_shared_draws() {
+        let fixture = FixtureSettings::quick(4);
+        let ds = ToyDataset::gaussian_narrow();
+        let mf = train_model(&fixture, &ds, LossPreset::Mf);
+        let imf = train_model(&fixture, &ds, LossPreset::Imf);
+        let sets = parameter_sets(&mf, &imf);
+        let labels: Vec<&str> = sets.iter().map(|s| s.0).collect();
+        // Both presets start from the same initial weights (same seed, u-head only).
+        assert_eq!(labels, vec!["initial", "mf", "imf"]);
+        let settings = VarianceSettings {
+            points: 8,
+            draws: 4,
+            betas: vec![0.0, 1.0],
+            bins: 2,
+        };
+        let one = run_dataset(ds.name(), mf.config.model, &mf.data, &sets, &settings, 4, 1);
+        let two = run_dataset(ds.name(), mf.config.model, &mf.data, &sets, &settings, 4, 2);
+        assert_eq!(one.params, two.params, "the threads changed the result");
+        assert_eq!(one.draws.len(), 8);
+        for p in &one.params {
+            // iMF's tangent is fixed given z_t: no redraw variance.
+            let imf_tangent = one.mean_where(p.label, 1.0, Quantity::Tangent, |_| true);
+            assert!(
+                imf_tangent.mean.abs() < 1e-12,
+                "{}: {imf_tangent:?}",
+                p.label
+            );
+        }
+        let mut cache = ModelCache::new(fixture);
+        let via_cache = run_variance(&[ds], &mut cache, &settings, 4, 1);
+        assert_eq!(via_cache[0].params, one.params);
+    }
+}

@@ -768,6 +768,103 @@ mod tests {
         assert_eq!(Comparison::WithinSpread.name(), "within spread");
     }
 
+    /// One run with two logged points and one checkpoint; its errors are scaled by `scale`.
+    fn run(preset: LossPreset, seed: u64, scale: f64, identity: bool) -> RunCurve {
+        let errors = BatchErrors {
+            fm: scale,
+            v_mf: 3.0 * scale,
+            v_imf: 2.0 * scale,
+        };
+        RunCurve {
+            dataset: "toy".into(),
+            loss: preset.name(),
+            seed,
+            log: vec![
+                LogPoint {
+                    step: 10,
+                    mse: 4.0 * scale,
+                    loss: 1.0,
+                },
+                LogPoint {
+                    step: 20,
+                    mse: 2.0 * scale,
+                    loss: 1.0,
+                },
+            ],
+            checkpoints: vec![CheckpointPoint {
+                step: 20,
+                sw1: 0.1 * scale,
+                errors,
+            }],
+            final_mse: 2.0 * scale,
+            final_loss: 1.0,
+            slope_per_1k: -1.0,
+            slope_log_log: -1.0,
+            identity: identity.then_some(RunIdentity {
+                residual_median: 0.01 * scale,
+                residual_0_1: 0.02 * scale,
+                mean_distance: 0.1 * scale,
+            }),
+            seconds: 0.0,
+        }
+    }
+
+    /// MF's runs at scales 3 and 5, iMF's at 1 and 1.5.
+    fn dataset(identity: bool) -> DatasetCurves {
+        let runs = vec![
+            run(LossPreset::Mf, 0, 3.0, identity),
+            run(LossPreset::Mf, 1, 5.0, identity),
+            run(LossPreset::Imf, 0, 1.0, identity),
+            run(LossPreset::Imf, 1, 1.5, identity),
+        ];
+        let summaries = PRESETS
+            .iter()
+            .map(|&p| {
+                let of: Vec<&RunCurve> = runs.iter().filter(|r| r.loss == p.name()).collect();
+                LossSummary::of(p, &of)
+            })
+            .collect();
+        DatasetCurves {
+            dataset: "toy".into(),
+            floor: 2.0,
+            sw1_floor: 0.05,
+            runs,
+            summaries,
+        }
+    }
+
+    #[test]
+    fn dataset_curves_compare_the_losses_over_seeds() {
+        let data = dataset(true);
+        let mf = &data.runs[0];
+        assert_eq!(mf.logged(|p| p.mse), vec![(10.0, 12.0), (20.0, 6.0)]);
+        assert_eq!(mf.at_checkpoints(|c| c.errors.fm), vec![(20.0, 3.0)]);
+        assert_eq!(
+            data.band(LossPreset::Mf, |r| r.logged(|p| p.mse)),
+            vec![(10.0, 16.0, 12.0, 20.0), (20.0, 8.0, 6.0, 10.0)]
+        );
+        // MF's final mse 8 +- 2.83 against iMF's 2.5 +- 0.71: above.
+        assert_eq!(data.compare(|s| s.final_mse), Comparison::Above);
+        let checks = data.claim_checks();
+        let names: Vec<&str> = checks.iter().map(|c| c.0).collect();
+        assert_eq!(
+            names,
+            vec![
+                "training mse",
+                "fm",
+                "v-form with the iMF tangent",
+                "1-step SW1",
+                "identity residual"
+            ]
+        );
+        // v_mf: MF 3 x 4 = 12 over the floor 2; v_imf: iMF 2 x 1.25 = 2.5 over 2.
+        assert_eq!(data.own_tangent_over_floor(), (6.0, 1.25));
+        // MF's model: v_mf 12 - v_imf 8.
+        assert_eq!(data.noisy_tangent_excess(), 4.0);
+        // Without the identity check there is no identity verdict.
+        assert_eq!(dataset(false).claim_checks().len(), 4);
+    }
+
     #[test]
     fn trend_reads_the_slope_against_its_spread() {
         let rising = Trend::of((0.1, 0.05));

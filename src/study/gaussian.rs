@@ -734,7 +734,152 @@ pub fn run_gaussian(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::study::fixture::FixtureSettings;
     use crate::verify::check::{central_difference, FD_REL_TOL};
+
+    fn check(posterior: &'static str, beta: f64, quantity: &'static str, z: f64) -> CheckRow {
+        CheckRow {
+            sigma: 0.3,
+            dim: 1,
+            posterior,
+            beta,
+            quantity,
+            estimate: 1.0,
+            closed_form: if quantity == "tangent" && beta == 1.0 {
+                0.0
+            } else {
+                1.0
+            },
+            z_score: z,
+            ess_median: 100.0,
+        }
+    }
+
+    #[test]
+    fn check_rows_are_read_by_posterior_and_positive_closed_form() {
+        let checks = vec![
+            check("exact", 0.0, "target", -1.5),
+            check("exact", 1.0, "target", 0.5),
+            check("exact", 1.0, "tangent", 9.0),
+            check("pool", 0.0, "target", -5.0),
+            check("pool", 1.0, "target", 2.0),
+        ];
+        // iMF's tangent has closed form 0: its z is not read.
+        assert_eq!(worst_z(&checks, "exact"), 1.5);
+        assert_eq!(worst_z(&checks, "pool"), 5.0);
+        assert!(flagged(&checks, "exact", 4.0).is_empty());
+        assert_eq!(flagged(&checks, "pool", 4.0), vec![&checks[3]]);
+        let pairs = target_pairs(&checks);
+        assert_eq!(
+            pairs,
+            vec![(&checks[0], &checks[1]), (&checks[3], &checks[4])]
+        );
+    }
+
+    #[test]
+    fn closed_form_check_with_the_exact_posterior_is_within_its_noise() {
+        let settings = GaussianSettings {
+            check_points: 256,
+            check_draws: 16,
+            check_dims: vec![1],
+            ..GaussianSettings::quick()
+        };
+        let checks = closed_form_check(&settings, 5);
+        // 2 sigmas x 1 dim x 2 posteriors x 3 betas x 4 quantities with a closed form.
+        assert_eq!(checks.len(), 48);
+        let worst = worst_z(&checks, "exact");
+        assert!(worst > 0.0 && worst < 5.0, "largest |z| {worst}");
+    }
+
+    fn cell(r: f64, t: f64, relative_to_target: f64) -> UError {
+        UError {
+            r,
+            t,
+            rms_error: relative_to_target,
+            rms_exact: 1.0,
+            relative: 2.0 * relative_to_target,
+            relative_to_target,
+        }
+    }
+
+    #[test]
+    fn model_error_reads_its_grid() {
+        // A 2 x 2 grid: bin centres 0.25 and 0.75, cells with r <= t.
+        let e = ModelError {
+            dataset: "gaussian_narrow".into(),
+            sigma: 0.3,
+            loss: "mf",
+            cells: vec![
+                cell(0.25, 0.25, 0.1),
+                cell(0.25, 0.75, 0.01),
+                cell(0.75, 0.75, 1.0),
+            ],
+            one_step_std: 0.3,
+            one_step_relative: 0.1,
+        };
+        assert_eq!(e.median_relative_to_target(), 0.1);
+        assert_eq!(e.median_relative(), 0.2);
+        let grid = e.log10_relative_grid(2);
+        assert!((grid[[0, 0]] + 1.0).abs() < 1e-12);
+        assert!((grid[[0, 1]] + 2.0).abs() < 1e-12);
+        assert!(grid[[1, 1]].abs() < 1e-12);
+        assert!(grid[[1, 0]].is_nan(), "r > t has no cell");
+        assert_eq!(e.along_diagonal(), vec![(0.25, 0.1), (0.75, 1.0)]);
+        assert_eq!(
+            e.along_smallest_r(),
+            (0.25, vec![(0.25, 0.1), (0.75, 0.01)])
+        );
+    }
+
+    #[test]
+    fn gaussians_default_to_narrow_and_wide() {
+        let moons: ToyDataset = "two_moons".parse().unwrap();
+        assert_eq!(
+            gaussians(&[moons]),
+            vec![ToyDataset::gaussian_narrow(), ToyDataset::gaussian_wide()]
+        );
+        let own = ToyDataset::Gaussian { sigma: 0.5, dim: 2 };
+        assert_eq!(gaussians(&[moons, own]), vec![own]);
+    }
+
+    /// On the quick fixture: the closed form says MF's target is the less noisy on the narrow
+    /// Gaussian (the map back in time contracts), and the estimator with u* agrees with it.
+    #[test]
+    fn quick_run_on_the_narrow_gaussian() {
+        let mut settings = GaussianSettings::quick();
+        settings.check_points = 32;
+        settings.check_dims = vec![1];
+        settings.grid = 3;
+        settings.grid_z = 16;
+        settings.variance.points = 64;
+        let mut models = ModelCache::new(FixtureSettings::quick(6));
+        let narrow = ToyDataset::gaussian_narrow();
+        let result = run_gaussian(&[narrow], &mut models, &settings, 6);
+        assert_eq!(result.datasets.len(), 1);
+        let g = &result.datasets[0];
+        assert_eq!(g.name, "gaussian_narrow");
+        assert_eq!(
+            g.errors.iter().map(|e| e.loss).collect::<Vec<_>>(),
+            vec!["mf", "imf"]
+        );
+        // 3 x 3 grid, r <= t: 6 cells.
+        assert_eq!(g.errors[0].cells.len(), 6);
+        let models_of: Vec<&str> = g.ratios.iter().map(|r| r.model).collect();
+        assert_eq!(
+            models_of,
+            vec!["closed form", "u*", "mf net", "imf net", "initial net"]
+        );
+        let ratios = result.ratios();
+        let theory = ratio_of(&ratios, "gaussian_narrow", "closed form");
+        let exact = ratio_of(&ratios, "gaussian_narrow", "u*");
+        assert!(theory < 1.0, "closed form MF/iMF {theory}");
+        assert!(
+            (exact - theory).abs() < 0.1 * theory,
+            "u* {exact} vs {theory}"
+        );
+        assert!(ratio_of(&ratios, "gaussian_narrow", "none").is_nan());
+        assert_eq!(result.errors().len(), 2);
+    }
 
     #[test]
     fn u_star_is_the_flow_and_its_derivatives_match_differences() {

@@ -569,3 +569,125 @@ impl GradientNoiseResult {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn noise(params: &'static str, loss: &LossRow, batch: usize, per_sample: f64) -> NoiseRow {
+        NoiseRow {
+            dataset: "toy".into(),
+            params,
+            loss: loss.clone(),
+            estimate: NoiseEstimate {
+                batch,
+                minibatches: 4,
+                trace_cov: per_sample / batch as f64,
+                trace_cov_se: 0.0,
+                per_sample,
+                mean_norm2: 1.0,
+                loss: 1.0,
+            },
+        }
+    }
+
+    fn angle(params: &'static str, loss: &'static str, cos: f64, snr: f64) -> AngleRow {
+        AngleRow {
+            dataset: "toy".into(),
+            params,
+            loss,
+            estimate: AngleEstimate {
+                batch: 16,
+                minibatches: 3,
+                cos_mean: cos,
+                cos_se: 0.01,
+                cos_min: cos,
+                norm_ratio: 1.0,
+                cos_of_means: cos,
+                snr_sg: snr,
+                snr_exact: snr,
+            },
+        }
+    }
+
+    #[test]
+    fn loss_rows_are_mf_then_the_beta_grid() {
+        let rows = loss_rows(&[0.0, 0.5, 1.0]);
+        let labels: Vec<&str> = rows.iter().map(|r| r.label.as_str()).collect();
+        assert_eq!(labels, vec!["mf", "beta=0", "beta=0.5", "imf"]);
+        assert_eq!(rows[0].time, TimeSampler::mf_default());
+        assert!(rows[1..]
+            .iter()
+            .all(|r| r.time == TimeSampler::imf_default()));
+        assert_eq!(NoiseSettings::quick().largest_batch(), 32);
+        assert_eq!(NoiseSettings::standard().largest_angle_batch(), 256);
+    }
+
+    #[test]
+    fn results_are_read_by_dataset_params_loss_and_batch() {
+        let rows = loss_rows(&[0.0, 1.0]);
+        let (mf, beta0, imf) = (&rows[0], &rows[1], &rows[2]);
+        let result = GradientNoiseResult {
+            noise: vec![
+                noise("initial", mf, 8, 1.0),
+                noise("initial", mf, 32, 2.0),
+                noise("initial", beta0, 32, 3.0),
+                noise("initial", imf, 32, 4.0),
+                noise("mf", mf, 32, 6.0),
+                noise("mf", imf, 32, 3.0),
+            ],
+            angles: vec![
+                angle("initial", "mf", 0.99, 10.0),
+                angle("mf", "mf", 0.3, 1.0),
+                angle("imf", "imf", 0.8, 5.0),
+            ],
+        };
+        assert_eq!(
+            result
+                .noise_at("toy", "initial", "mf", 8)
+                .map(|e| e.per_sample),
+            Some(1.0)
+        );
+        assert!(result.noise_at("toy", "imf", "mf", 8).is_none());
+        let toy = ToyDataset::Gaussian { sigma: 1.0, dim: 1 };
+        // The rows say "toy"; only the name matters.
+        assert!(result.mf_imf_ratios(&[toy], 32).is_empty());
+        let named = GradientNoiseResult {
+            noise: result
+                .noise
+                .iter()
+                .cloned()
+                .map(|mut r| {
+                    r.dataset = toy.name();
+                    r
+                })
+                .collect(),
+            angles: Vec::new(),
+        };
+        assert_eq!(
+            named.mf_imf_ratios(&[toy], 32),
+            vec![
+                (format!("{}/initial", toy.name()), 0.5),
+                (format!("{}/mf", toy.name()), 2.0)
+            ]
+        );
+        assert_eq!(
+            result.per_sample_by_beta("toy", "initial", 32, false),
+            vec![(0.0, 3.0), (1.0, 4.0)]
+        );
+        assert_eq!(
+            result.per_sample_by_beta("toy", "initial", 32, true),
+            vec![(0.0, 2.0)]
+        );
+        assert_eq!(
+            result.per_sample_by_batch("toy", "initial", "mf"),
+            vec![(3.0, 1.0), (5.0, 2.0)]
+        );
+        assert_eq!(result.angles_of("toy", "mf", "mf").len(), 1);
+        // Initial parameters are left out of the trained range and of the resolved cases.
+        assert_eq!(result.trained_cos_range(16), (0.3, 0.8));
+        let resolved = result.resolved_angles(16, 4.0);
+        assert_eq!(resolved.len(), 1);
+        assert_eq!(resolved[0].params, "imf");
+    }
+}

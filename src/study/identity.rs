@@ -448,3 +448,87 @@ impl OneSeedVerdict {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn measured(
+        loss: LossPreset,
+        residuals: [f64; 3],
+        distance: f64,
+        sw1: (f64, f64),
+    ) -> ModelIdentity {
+        let settings = IdentitySettings {
+            grid: 2,
+            points: 2,
+            steps_per_unit: 2,
+            check_points: 1,
+        };
+        // Cells of a 2 x 2 grid: (0, 0.5), (0, 1), (0.5, 1).
+        let cells = [(0.0, 0.5), (0.0, 1.0), (0.5, 1.0)]
+            .iter()
+            .zip(residuals)
+            .map(|(&(r, t), residual)| Cell {
+                r,
+                t,
+                residual,
+                residual_abs: residual,
+                u_ode_sq: 1.0,
+                integration_error: residual * 1e-6,
+            })
+            .collect();
+        let empty = Array2::zeros((0, 1));
+        let result = IdentityResult {
+            settings,
+            cells,
+            one_step: empty.clone(),
+            ode: empty.clone(),
+            held_out: empty,
+            mean_distance: distance,
+            ode_rms: 1.0,
+            sw1_one_step: sw1.0,
+            sw1_ode: sw1.1,
+            sw1_floor: 0.01,
+        };
+        ModelIdentity::new(&ToyDataset::gaussian_narrow(), loss, result)
+    }
+
+    #[test]
+    fn model_identity_summarises_its_cells() {
+        let m = measured(LossPreset::Mf, [0.2, 0.4, 0.1], 0.5, (0.1, 0.2));
+        assert_eq!((m.dataset.as_str(), m.loss), ("gaussian_narrow", "mf"));
+        assert_eq!((m.residual_median, m.residual_max), (0.2, 0.4));
+        assert_eq!(m.residual_at_0_1, 0.4);
+        assert_eq!(m.max_integration_error, 0.4 * 1e-6);
+        assert_eq!(m.worst_cell().map(|c| (c.r, c.t)), Some((0.0, 1.0)));
+    }
+
+    #[test]
+    fn losses_are_compared_per_dataset() {
+        let models = [
+            measured(LossPreset::Mf, [0.2, 0.4, 0.1], 0.5, (0.1, 0.2)),
+            measured(LossPreset::Imf, [0.1, 0.2, 0.05], 0.25, (0.3, 0.2)),
+        ];
+        let (integration, residual) = integration_against_residuals(&models);
+        assert_eq!((integration, residual), (0.4 * 1e-6, 0.05));
+        let compared = compare_losses(&models);
+        assert_eq!(compared.len(), 1);
+        let c = &compared[0];
+        assert_eq!(c.dataset, "gaussian_narrow");
+        assert_eq!((c.residual_ratio, c.distance_ratio), (2.0, 2.0));
+        assert_eq!(c.sw1_ratio_mf, 0.5);
+        assert!((c.sw1_ratio_imf - 1.5).abs() < 1e-12);
+        // A dataset with one loss only is not compared.
+        assert!(compare_losses(&models[..1]).is_empty());
+    }
+
+    #[test]
+    fn one_seed_verdict_needs_25_percent() {
+        assert_eq!(OneSeedVerdict::of(1.3), OneSeedVerdict::MfAbove);
+        assert_eq!(OneSeedVerdict::of(1.2), OneSeedVerdict::Unclear);
+        assert_eq!(OneSeedVerdict::of(0.85), OneSeedVerdict::Unclear);
+        assert_eq!(OneSeedVerdict::of(0.75), OneSeedVerdict::MfBelow);
+        assert_eq!(OneSeedVerdict::of(f64::NAN), OneSeedVerdict::Unclear);
+    }
+}
