@@ -30,6 +30,11 @@
 //! and v_hat at a batch of points ([`AverageVelocity`]): the MLP ([`MlpVelocity`]) or the exact
 //! average velocity of Gaussian data ([`super::gaussian::GaussianFlow`]).
 //!
+//! The instrument ([`run_variance`]) runs the estimator at the shared models' initial, MF-trained
+//! and iMF-trained parameters on one set of draws per dataset, and reports each quantity's mean
+//! over z_t ([`DatasetResult::averages`]), binned by t and by t - r ([`DatasetResult::binned_rows`]),
+//! and MF against iMF at the same parameters ([`DatasetResult::summaries`]).
+//!
 //! Closed-form expectations: MF (beta = 0) target variance tr((I - (t - r) J) Cov[v_c|z] (I - (t - r) J)^T);
 //! iMF (beta = 1): dudt is deterministic given z, so Var[target | z] = Var[v_c | z] and the tangent
 //! and JVP-term variances are 0; a blend scales the tangent's variance by (1 - beta)^2 and the JVP
@@ -578,8 +583,9 @@ pub struct DatasetResult {
     pub params: Vec<ParamsResult>,
 }
 
-/// The mean over z_t of one (parameter set, beta, quantity), over all points, over the points
-/// with ESS >= [`ESS_MIN`], and over the points with t - r > 1/2.
+/// The mean over z_t of one (parameter set, beta, quantity), E_z\[q\] ~ (1/n) sum_{i in S} q_i with
+/// SE = sd_S(q) / sqrt(n), n = |S|, for three selections S: all points, the points with
+/// ESS >= [`ESS_MIN`], and the points with t - r > 1/2 (where (t - r) J weighs most).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct AverageRow {
     pub params: &'static str,
@@ -643,7 +649,8 @@ impl ParamsSummary {
         self.target.0.mean < self.target.1.mean
     }
 
-    /// MF / iMF of E_z tr Var[target | z_t].
+    /// MF / iMF of E_z tr Var[target | z_t]: E_z tr Var[(I - (t - r) J) v_c | z_t] over
+    /// E_z tr Var[v_c | z_t].
     pub fn target_ratio(&self) -> f64 {
         self.target.0.mean / self.target.1.mean
     }

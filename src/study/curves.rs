@@ -28,6 +28,9 @@
 //! With `identity` set, instrument 4's check ([`identity_check`], on a small grid) also measures
 //! each run's final EMA parameters, so its key numbers get a spread over seeds.
 //!
+//! [`DatasetCurves`] compares MF's numbers with iMF's over the seeds ([`Comparison`]: a difference
+//! only beyond the two spreads added) and reads the slopes as a [`Trend`].
+//!
 //! The slope of ln(mse) over the second half of training (least squares, per 1000 steps, and
 //! against ln(step)) says whether a curve still goes down. Runs are independent and each is
 //! single-threaded; `workers` OS threads take them in turn, and each run depends only on its own

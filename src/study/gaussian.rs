@@ -20,6 +20,10 @@
 //! ell:       2 d alpha^4 (s^2 / sigma_t^2)^2                  (delta = u* - target ~ N(0, alpha^2 s^2/sigma_t^2 I): E[target | z] = u* by the MeanFlow identity)
 //! ```
 //!
+//! The instrument ([`run_gaussian`]) checks the estimator with u* against these closed forms
+//! ([`closed_form_check`]), the trained networks against u* ([`model_error`]), and MF's against
+//! iMF's target variance with the networks, with u* and in closed form ([`target_ratios`]).
+//!
 //! So MF's target has the lower variance exactly where rho < 1, i.e. where sigma_t grows between r
 //! and t (the map back from t to r contracts), and the higher where sigma_t shrinks. sigma_t^2 is
 //! smallest at t* = s^2 / (1 + s^2): 0.083 for s = 0.3 (narrow: sigma_t grows on almost all of
@@ -522,7 +526,8 @@ pub fn model_error(
     }
 }
 
-/// MF's against iMF's target variance, E_z tr Var[target | z_t], for one model of u.
+/// MF's against iMF's target variance for one model of u: ratio = E_z tr Var[target_MF | z_t] /
+/// E_z tr Var[target_iMF | z_t], in closed form E_z rho^2 V / E_z V, with rho = sigma_r / sigma_t.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct RatioRow {
     pub dataset: String,

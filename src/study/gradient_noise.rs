@@ -13,6 +13,10 @@
 //! so B tr Cov\[g\] (the per-sample noise) should not depend on B; the time sampler's exact count of
 //! r = t rows per batch (stratification) makes it slightly smaller than that.
 //!
+//! **The instrument** ([`run_gradient_noise`]) measures both at the shared models' initial,
+//! MF-trained and iMF-trained parameters, for MF with its own time sampler and for a beta grid
+//! with iMF's, with the same rows for every loss.
+//!
 //! **Angle.** On the same minibatch, g_sg (dudt stop-gradient, the losses as trained) and g_exact
 //! (`exact = true`: the gradient also flows through dudt, reverse over forward):
 //! cos = <g_sg, g_exact> / (|g_sg| |g_exact|), averaged over minibatches, and |g_exact| / |g_sg|.
@@ -492,7 +496,8 @@ impl GradientNoiseResult {
             .map(|r| r.estimate)
     }
 
-    /// Per-sample noise MF / iMF (each with its own time sampler) at batch size `batch`, for every
+    /// Per-sample noise MF / iMF, B tr Cov\[g_MF\] / B tr Cov\[g_iMF\] (each loss with its own time
+    /// sampler) at batch size `batch`, for every
     /// (dataset, parameter set) with both, as ("dataset/params", ratio).
     pub fn mf_imf_ratios(&self, datasets: &[ToyDataset], batch: usize) -> Vec<(String, f64)> {
         let mut ratios = Vec::new();

@@ -15,6 +15,9 @@
 //! RK4's error is about |z_h - z_2h| / 15, so `integration_error` = mean |u_h - u_2h|^2 /
 //! mean |u_h|^2 / 15^2, on the scale of `residual`.
 //!
+//! The instrument ([`run_identity`]) measures the shared MF and iMF models of each dataset and
+//! compares them ([`compare_losses`]): the claim predicts MF's model the less self-consistent.
+//!
 //! Samples: the t = 1 row starts from z_1 = e ~ N(0, I); its cell (r, t) = (0, 1) gives the
 //! 1-step samples x = z_1 - u(z_1, 0, 1), and its path ends at the ODE endpoints z_0 of the same
 //! noise. Both are compared (mean distance) and measured against held-out data (sliced W1).
@@ -372,8 +375,9 @@ pub fn run_identity(
     })
 }
 
-/// The largest integration error of any cell of any model, and the smallest residual: the
-/// residuals say something about the models only where they stand above the integrator's error.
+/// (max over cells of `integration_error`, min over cells of `residual`), over every model: the
+/// residuals say something about the models only where they stand above the integrator's error,
+/// i.e. where the first is below the second.
 pub fn integration_against_residuals(models: &[ModelIdentity]) -> (f64, f64) {
     let worst_integration = models
         .iter()
