@@ -30,15 +30,26 @@
 //! and v_hat at a batch of points ([`AverageVelocity`]): the MLP ([`MlpVelocity`]) or the exact
 //! average velocity of Gaussian data ([`super::gaussian::GaussianFlow`]).
 //!
+//! The instrument ([`run_variance`]) runs the estimator at the shared models' initial, MF-trained
+//! and iMF-trained parameters on one set of draws per dataset, and reports each quantity's mean
+//! over z_t ([`DatasetResult::averages`]), binned by t and by t - r ([`DatasetResult::binned_rows`]),
+//! and MF against iMF at the same parameters ([`DatasetResult::summaries`]).
+//!
 //! Closed-form expectations: MF (beta = 0) target variance tr((I - (t - r) J) Cov[v_c|z] (I - (t - r) J)^T);
 //! iMF (beta = 1): dudt is deterministic given z, so Var[target | z] = Var[v_c | z] and the tangent
 //! and JVP-term variances are 0; a blend scales the tangent's variance by (1 - beta)^2 and the JVP
 //! term's by (1 - beta)^2 (t - r)^2 Var[J v_c | z].
 
-use super::posterior::PosteriorDraws;
+use super::fixture::{ModelCache, TrainedModel};
+use super::posterior::{draw_points, DataSource, PosteriorDraws};
+use super::{parallel_map, stream_index};
 use crate::autodiff::tape::{Tape, Var};
+use crate::data::ToyDataset;
+use crate::flow::loss::{LossConfig, LossPreset};
 use crate::flow::model::{Linear, MlpParams, ModelConfig, ParamVars, TapeModel};
+use crate::rng::Rng;
 use ndarray::{s, Array2, Array3, ArrayView2};
+use serde::Serialize;
 
 /// A model of the average velocity u at a batch of points, with what the estimator needs.
 pub trait AverageVelocity {
@@ -491,5 +502,543 @@ pub fn median(values: impl IntoIterator<Item = f64>) -> f64 {
         v[m]
     } else {
         0.5 * (v[m - 1] + v[m])
+    }
+}
+
+// ----- the instrument: settings, the runs on the shared models, and what the report shows -----
+
+/// Points whose posterior effective sample size is below this are flagged, and left out of the
+/// `ess_ok` averages: at small t the pool's own posterior collapses onto a few points and its
+/// redraw variance is near zero, whatever the population's.
+pub const ESS_MIN: f64 = 10.0;
+
+/// How much instrument 1 computes.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct VarianceSettings {
+    /// Points z_t per dataset.
+    pub points: usize,
+    /// Posterior redraws of x per point.
+    pub draws: usize,
+    /// The tangent blends: 0 = MF, 1 = iMF.
+    pub betas: Vec<f64>,
+    /// Bins of t and of t - r.
+    pub bins: usize,
+}
+
+impl VarianceSettings {
+    /// The study's default: 2048 points x 128 redraws, betas 0, 0.25, ..., 1, 10 bins.
+    pub fn standard() -> Self {
+        VarianceSettings {
+            points: 2048,
+            draws: 128,
+            betas: vec![0.0, 0.25, 0.5, 0.75, 1.0],
+            bins: 10,
+        }
+    }
+
+    /// Seconds: 96 points x 16 redraws, betas 0, 0.5, 1, 5 bins.
+    pub fn quick() -> Self {
+        VarianceSettings {
+            points: 96,
+            draws: 16,
+            betas: vec![0.0, 0.5, 1.0],
+            bins: 5,
+        }
+    }
+}
+
+/// The estimates of one parameter set on one dataset.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ParamsResult {
+    /// "initial", "initial-imf", "mf" or "imf".
+    pub label: &'static str,
+    pub by_beta: Vec<BetaVariances>,
+}
+
+impl ParamsResult {
+    /// E_z of `quantity` (mean over the points, +- SE) at each beta, in the settings' order.
+    pub fn means_by_beta(&self, quantity: Quantity) -> Vec<(f64, MeanSe)> {
+        self.by_beta
+            .iter()
+            .map(|bv| (bv.beta, mean_se(bv.points.iter().map(|p| quantity.of(p)))))
+            .collect()
+    }
+
+    /// E_z |I - (t - r) J|_F^2 / d, the map gain (the same at every beta; NaN without estimates).
+    pub fn map_gain(&self) -> MeanSe {
+        mean_se(
+            self.by_beta
+                .first()
+                .map(|b| b.points.iter().map(|q| q.map_gain).collect::<Vec<_>>())
+                .unwrap_or_default(),
+        )
+    }
+}
+
+/// Instrument 1 on one dataset: the draws and, per parameter set, the estimates.
+#[derive(Clone, Debug)]
+pub struct DatasetResult {
+    pub name: String,
+    pub draws: PosteriorDraws,
+    pub params: Vec<ParamsResult>,
+}
+
+/// The mean over z_t of one (parameter set, beta, quantity), E_z\[q\] ~ (1/n) sum_{i in S} q_i with
+/// SE = sd_S(q) / sqrt(n), n = |S|, for three selections S: all points, the points with
+/// ESS >= [`ESS_MIN`], and the points with t - r > 1/2 (where (t - r) J weighs most).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AverageRow {
+    pub params: &'static str,
+    pub beta: f64,
+    pub quantity: &'static str,
+    pub all: MeanSe,
+    pub ess_ok: MeanSe,
+    pub gap_over_half: MeanSe,
+}
+
+/// Every [`AverageRow`] of one dataset, with its posterior ESS statistics.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DatasetAverages {
+    pub dataset: String,
+    /// Median over the points of ESS = (sum w)^2 / sum w^2.
+    pub ess_median: f64,
+    /// Fraction of the points with ESS < [`ESS_MIN`].
+    pub ess_below_min_fraction: f64,
+    pub averages: Vec<AverageRow>,
+}
+
+/// The mean of one quantity over the points whose key (t or t - r) falls in [lo, hi).
+#[derive(Clone, Debug, PartialEq)]
+pub struct BinnedRow {
+    pub params: &'static str,
+    pub beta: f64,
+    pub quantity: Quantity,
+    pub lo: f64,
+    pub hi: f64,
+    pub stats: MeanSe,
+    /// The median posterior ESS of the bin's points.
+    pub ess_median: f64,
+}
+
+/// What the report's table says of one parameter set: E_z Var[. | z_t] for MF (beta = 0) and iMF
+/// (beta = 1) at the same parameters.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ParamsSummary {
+    pub dataset: String,
+    pub params: &'static str,
+    /// tr Var[target | z_t], MF and iMF.
+    pub target: (MeanSe, MeanSe),
+    /// The same over the points with t - r > 1/2.
+    pub target_gap_over_half: (MeanSe, MeanSe),
+    /// tr Var[(t - r) dudt | z_t] of MF (iMF's is 0).
+    pub jvp_term_mf: MeanSe,
+    /// tr Var[gradient | z_t], MF and iMF.
+    pub gradient: (MeanSe, MeanSe),
+    /// Var[loss | z_t], MF and iMF.
+    pub loss: (MeanSe, MeanSe),
+    pub map_gain: MeanSe,
+    pub ess_median: f64,
+    /// Fraction of points with ESS < [`ESS_MIN`].
+    pub ess_below_min_fraction: f64,
+}
+
+impl ParamsSummary {
+    /// Whether MF's target is less noisy than iMF's: rho < 1 on average, where the model's own map
+    /// z_t -> z_r contracts.
+    pub fn mf_lower(&self) -> bool {
+        self.target.0.mean < self.target.1.mean
+    }
+
+    /// MF / iMF of E_z tr Var[target | z_t]: E_z tr Var[(I - (t - r) J) v_c | z_t] over
+    /// E_z tr Var[v_c | z_t].
+    pub fn target_ratio(&self) -> f64 {
+        self.target.0.mean / self.target.1.mean
+    }
+}
+
+impl DatasetResult {
+    /// The estimates of `quantity` at `beta` for parameter set `label`, one per point.
+    pub fn values(&self, label: &str, beta: f64, quantity: Quantity) -> Vec<f64> {
+        self.params
+            .iter()
+            .find(|p| p.label == label)
+            .and_then(|p| p.by_beta.iter().find(|b| b.beta == beta))
+            .map(|b| b.points.iter().map(|p| quantity.of(p)).collect())
+            .unwrap_or_default()
+    }
+
+    /// Mean over the points selected by `keep(i)`.
+    pub fn mean_where(
+        &self,
+        label: &str,
+        beta: f64,
+        quantity: Quantity,
+        keep: impl Fn(usize) -> bool,
+    ) -> MeanSe {
+        let v = self.values(label, beta, quantity);
+        mean_se(
+            v.iter()
+                .enumerate()
+                .filter(|(i, _)| keep(*i))
+                .map(|(_, x)| *x),
+        )
+    }
+
+    /// t - r per point.
+    pub fn gaps(&self) -> Vec<f64> {
+        self.draws
+            .t
+            .iter()
+            .zip(&self.draws.r)
+            .map(|(t, r)| t - r)
+            .collect()
+    }
+
+    /// The median posterior ESS over the points.
+    pub fn ess_median(&self) -> f64 {
+        median(self.draws.ess.iter().copied())
+    }
+
+    /// The fraction of points with ESS < [`ESS_MIN`].
+    pub fn ess_below_min_fraction(&self) -> f64 {
+        let ess = &self.draws.ess;
+        ess.iter().filter(|e| **e < ESS_MIN).count() as f64 / ess.len() as f64
+    }
+
+    /// Every (parameter set, beta, quantity) averaged three ways ([`AverageRow`]).
+    pub fn averages(&self) -> DatasetAverages {
+        let gaps = self.gaps();
+        let ess = &self.draws.ess;
+        let mut rows = Vec::new();
+        for p in &self.params {
+            for bv in &p.by_beta {
+                for q in Quantity::ALL {
+                    rows.push(AverageRow {
+                        params: p.label,
+                        beta: bv.beta,
+                        quantity: q.name(),
+                        all: self.mean_where(p.label, bv.beta, q, |_| true),
+                        ess_ok: self.mean_where(p.label, bv.beta, q, |i| ess[i] >= ESS_MIN),
+                        gap_over_half: self.mean_where(p.label, bv.beta, q, |i| gaps[i] > 0.5),
+                    });
+                }
+            }
+        }
+        DatasetAverages {
+            dataset: self.name.clone(),
+            ess_median: self.ess_median(),
+            ess_below_min_fraction: self.ess_below_min_fraction(),
+            averages: rows,
+        }
+    }
+
+    /// Every (parameter set, beta, quantity) in `bins` equal bins of its `keys` (one per point, in
+    /// [0, 1]: t or t - r), with the median ESS of each bin.
+    pub fn binned_rows(&self, keys: &[f64], bins: usize) -> Vec<BinnedRow> {
+        let width = 1.0 / bins as f64;
+        let ess_by_bin: Vec<f64> = (0..bins)
+            .map(|b| {
+                median(
+                    keys.iter()
+                        .zip(&self.draws.ess)
+                        .filter(|(k, _)| ((**k / width).floor() as usize).min(bins - 1) == b)
+                        .map(|(_, e)| *e),
+                )
+            })
+            .collect();
+        let mut rows = Vec::new();
+        for p in &self.params {
+            for bv in &p.by_beta {
+                for q in Quantity::ALL {
+                    let v: Vec<f64> = bv.points.iter().map(|pt| q.of(pt)).collect();
+                    for (b, m) in binned(&v, keys, 0.0, 1.0, bins).into_iter().enumerate() {
+                        rows.push(BinnedRow {
+                            params: p.label,
+                            beta: bv.beta,
+                            quantity: q,
+                            lo: b as f64 / bins as f64,
+                            hi: (b + 1) as f64 / bins as f64,
+                            stats: m,
+                            ess_median: ess_by_bin[b],
+                        });
+                    }
+                }
+            }
+        }
+        rows
+    }
+
+    /// `quantity` of parameter set `label` at `beta` in `bins` equal bins of `keys` (empty when
+    /// there is no such estimate).
+    pub fn binned(
+        &self,
+        label: &str,
+        beta: f64,
+        quantity: Quantity,
+        keys: &[f64],
+        bins: usize,
+    ) -> Vec<MeanSe> {
+        let v = self.values(label, beta, quantity);
+        if v.is_empty() {
+            return Vec::new();
+        }
+        binned(&v, keys, 0.0, 1.0, bins)
+    }
+
+    /// The report's row of each parameter set.
+    pub fn summaries(&self) -> Vec<ParamsSummary> {
+        let gaps = self.gaps();
+        self.params
+            .iter()
+            .map(|p| {
+                let m = |beta, q| self.mean_where(p.label, beta, q, |_| true);
+                let far =
+                    |beta| self.mean_where(p.label, beta, Quantity::Target, |i| gaps[i] > 0.5);
+                ParamsSummary {
+                    dataset: self.name.clone(),
+                    params: p.label,
+                    target: (m(0.0, Quantity::Target), m(1.0, Quantity::Target)),
+                    target_gap_over_half: (far(0.0), far(1.0)),
+                    jvp_term_mf: m(0.0, Quantity::JvpTerm),
+                    gradient: (m(0.0, Quantity::Gradient), m(1.0, Quantity::Gradient)),
+                    loss: (m(0.0, Quantity::Loss), m(1.0, Quantity::Loss)),
+                    map_gain: p.map_gain(),
+                    ess_median: self.ess_median(),
+                    ess_below_min_fraction: self.ess_below_min_fraction(),
+                }
+            })
+            .collect()
+    }
+}
+
+/// Runs the estimator for each parameter set on one set of draws (the same z_t, (r, t) and
+/// redraws for every set, so that their differences are not sampling noise), with the presets'
+/// weight (p, c) and `threads` parameter sets at a time.
+pub fn run_dataset(
+    name: String,
+    model: ModelConfig,
+    pool: &Array2<f64>,
+    param_sets: &[(&'static str, &MlpParams<f64>)],
+    settings: &VarianceSettings,
+    seed: u64,
+    threads: usize,
+) -> DatasetResult {
+    let mut rng = Rng::stream(seed, stream_index(1, &name));
+    let draws = draw_points(
+        DataSource::Pool(pool.view()),
+        settings.points,
+        settings.draws,
+        &mut rng,
+    );
+    let weight = LossConfig::preset(LossPreset::Mf);
+    let params: Vec<ParamsResult> = parallel_map(param_sets, threads, |&(label, p)| ParamsResult {
+        label,
+        by_beta: estimate(
+            &mut MlpVelocity::new(model, p),
+            &draws,
+            &settings.betas,
+            weight.p,
+            weight.c,
+        ),
+    });
+    DatasetResult {
+        name,
+        draws,
+        params,
+    }
+}
+
+/// The parameter sets instrument 1 looks at: the initial parameters ("initial", and
+/// "initial-imf" when iMF's differ, e.g. with a v-head), the MF-trained and the iMF-trained ones.
+pub fn parameter_sets<'m>(
+    mf: &'m TrainedModel,
+    imf: &'m TrainedModel,
+) -> Vec<(&'static str, &'m MlpParams<f64>)> {
+    let mut sets: Vec<(&'static str, &MlpParams<f64>)> = vec![("initial", &mf.initial)];
+    if imf.initial != mf.initial {
+        sets.push(("initial-imf", &imf.initial));
+    }
+    sets.push(("mf", &mf.trained));
+    sets.push(("imf", &imf.trained));
+    sets
+}
+
+/// Instrument 1 on every dataset, at the parameter sets of [`parameter_sets`] of the shared
+/// models (trained now if `models` does not hold them yet).
+pub fn run_variance(
+    datasets: &[ToyDataset],
+    models: &mut ModelCache,
+    settings: &VarianceSettings,
+    seed: u64,
+    threads: usize,
+) -> Vec<DatasetResult> {
+    datasets
+        .iter()
+        .map(|ds| {
+            let mf = models.get(ds, LossPreset::Mf).clone();
+            let imf = models.get(ds, LossPreset::Imf).clone();
+            run_dataset(
+                ds.name(),
+                mf.config.model,
+                &mf.data,
+                &parameter_sets(&mf, &imf),
+                settings,
+                seed,
+                threads,
+            )
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::study::fixture::{train_model, FixtureSettings};
+    use ndarray::Array3;
+
+    /// A point whose every variance is `v` (the target `target`), with map gain `gain`.
+    fn point(v: f64, target: f64, gain: f64) -> PointVariance {
+        PointVariance {
+            tangent: v,
+            jvp_term: v,
+            target,
+            ell: v,
+            loss: v,
+            gradient: v,
+            mean_ell: v,
+            map_gain: gain,
+        }
+    }
+
+    /// Four points: t = 0.2, 0.4, 0.9, 1.0 with r = 0.1, 0.3, 0.2, 0.1 (gaps 0.1, 0.1, 0.7, 0.9),
+    /// ESS 5, 50, 50, 50; MF's target 2 i + 2 at point i, iMF's 1 everywhere.
+    fn result() -> DatasetResult {
+        let draws = PosteriorDraws {
+            z: Array2::zeros((4, 1)),
+            r: vec![0.1, 0.3, 0.2, 0.1],
+            t: vec![0.2, 0.4, 0.9, 1.0],
+            x: Array3::zeros((4, 2, 1)),
+            ess: vec![5.0, 50.0, 50.0, 50.0],
+        };
+        let mf = BetaVariances {
+            beta: 0.0,
+            points: (0..4)
+                .map(|i| point(1.0, 2.0 * i as f64 + 2.0, 0.5))
+                .collect(),
+        };
+        let imf = BetaVariances {
+            beta: 1.0,
+            points: (0..4).map(|_| point(1.0, 1.0, 0.5)).collect(),
+        };
+        DatasetResult {
+            name: "toy".into(),
+            draws,
+            params: vec![ParamsResult {
+                label: "mf",
+                by_beta: vec![mf, imf],
+            }],
+        }
+    }
+
+    #[test]
+    fn averages_select_by_ess_and_by_gap() {
+        let res = result();
+        assert_eq!(res.gaps().len(), 4);
+        assert_eq!(res.ess_median(), 50.0);
+        assert_eq!(res.ess_below_min_fraction(), 0.25);
+        let averages = res.averages();
+        // 1 parameter set x 2 betas x 6 quantities.
+        assert_eq!(averages.averages.len(), 12);
+        let target_mf = averages
+            .averages
+            .iter()
+            .find(|a| a.beta == 0.0 && a.quantity == "target")
+            .unwrap();
+        // All: (2 + 4 + 6 + 8) / 4; ESS >= 10: (4 + 6 + 8) / 3; gap > 1/2: (6 + 8) / 2.
+        assert_eq!(target_mf.all.mean, 5.0);
+        assert_eq!((target_mf.ess_ok.mean, target_mf.ess_ok.n), (6.0, 3));
+        assert_eq!(
+            (target_mf.gap_over_half.mean, target_mf.gap_over_half.n),
+            (7.0, 2)
+        );
+    }
+
+    #[test]
+    fn binned_rows_cover_every_bin_with_its_ess() {
+        let res = result();
+        let rows = res.binned_rows(&res.draws.t, 2);
+        // 2 betas x 6 quantities x 2 bins.
+        assert_eq!(rows.len(), 24);
+        let target: Vec<&BinnedRow> = rows
+            .iter()
+            .filter(|r| r.beta == 0.0 && r.quantity == Quantity::Target)
+            .collect();
+        assert_eq!((target[0].lo, target[0].hi), (0.0, 0.5));
+        assert_eq!((target[1].lo, target[1].hi), (0.5, 1.0));
+        // t in [0, 1/2): points 0 and 1; t in [1/2, 1]: points 2 and 3 (t = 1 in the last bin).
+        assert_eq!(target[0].stats.mean, 3.0);
+        assert_eq!(target[1].stats.mean, 7.0);
+        assert_eq!(target[0].ess_median, 27.5);
+        assert_eq!(
+            res.binned("mf", 0.0, Quantity::Target, &res.draws.t, 2),
+            vec![target[0].stats, target[1].stats]
+        );
+        assert!(res
+            .binned("initial", 0.0, Quantity::Target, &res.draws.t, 2)
+            .is_empty());
+    }
+
+    #[test]
+    fn summaries_compare_mf_with_imf_at_the_same_parameters() {
+        let res = result();
+        let rows = res.summaries();
+        assert_eq!(rows.len(), 1);
+        let row = &rows[0];
+        assert_eq!((row.target.0.mean, row.target.1.mean), (5.0, 1.0));
+        assert_eq!(row.target_ratio(), 5.0);
+        assert!(!row.mf_lower());
+        assert_eq!(row.target_gap_over_half.0.mean, 7.0);
+        assert_eq!(row.map_gain.mean, 0.5);
+        assert_eq!(row.ess_below_min_fraction, 0.25);
+        let means = res.params[0].means_by_beta(Quantity::Target);
+        assert_eq!(
+            means.iter().map(|m| m.0).collect::<Vec<_>>(),
+            vec![0.0, 1.0]
+        );
+        assert_eq!(means[0].1.mean, 5.0);
+    }
+
+    #[test]
+    fn quick_run_measures_every_parameter_set_on_shared_draws() {
+        let fixture = FixtureSettings::quick(4);
+        let ds = ToyDataset::gaussian_narrow();
+        let mf = train_model(&fixture, &ds, LossPreset::Mf);
+        let imf = train_model(&fixture, &ds, LossPreset::Imf);
+        let sets = parameter_sets(&mf, &imf);
+        let labels: Vec<&str> = sets.iter().map(|s| s.0).collect();
+        // Both presets start from the same initial weights (same seed, u-head only).
+        assert_eq!(labels, vec!["initial", "mf", "imf"]);
+        let settings = VarianceSettings {
+            points: 8,
+            draws: 4,
+            betas: vec![0.0, 1.0],
+            bins: 2,
+        };
+        let one = run_dataset(ds.name(), mf.config.model, &mf.data, &sets, &settings, 4, 1);
+        let two = run_dataset(ds.name(), mf.config.model, &mf.data, &sets, &settings, 4, 2);
+        assert_eq!(one.params, two.params, "the threads changed the result");
+        assert_eq!(one.draws.len(), 8);
+        for p in &one.params {
+            // iMF's tangent is fixed given z_t: no redraw variance.
+            let imf_tangent = one.mean_where(p.label, 1.0, Quantity::Tangent, |_| true);
+            assert!(
+                imf_tangent.mean.abs() < 1e-12,
+                "{}: {imf_tangent:?}",
+                p.label
+            );
+        }
+        let mut cache = ModelCache::new(fixture);
+        let via_cache = run_variance(&[ds], &mut cache, &settings, 4, 1);
+        assert_eq!(via_cache[0].params, one.params);
     }
 }

@@ -28,6 +28,9 @@
 //! With `identity` set, instrument 4's check ([`identity_check`], on a small grid) also measures
 //! each run's final EMA parameters, so its key numbers get a spread over seeds.
 //!
+//! [`DatasetCurves`] compares MF's numbers with iMF's over the seeds ([`Comparison`]: a difference
+//! only beyond the two spreads added) and reads the slopes as a [`Trend`].
+//!
 //! The slope of ln(mse) over the second half of training (least squares, per 1000 steps, and
 //! against ln(step)) says whether a curve still goes down. Runs are independent and each is
 //! single-threaded; `workers` OS threads take them in turn, and each run depends only on its own
@@ -602,4 +605,275 @@ pub fn spread(series: &[Vec<(f64, f64)>]) -> Vec<(f64, f64, f64, f64)> {
             (first[k].0, mean, lo, hi)
         })
         .collect()
+}
+
+impl RunCurve {
+    /// (step, f) at every logged point.
+    pub fn logged(&self, f: impl Fn(&LogPoint) -> f64) -> Vec<(f64, f64)> {
+        self.log.iter().map(|p| (p.step as f64, f(p))).collect()
+    }
+
+    /// (step, f) at every checkpoint of the EMA parameters.
+    pub fn at_checkpoints(&self, f: impl Fn(&CheckpointPoint) -> f64) -> Vec<(f64, f64)> {
+        self.checkpoints
+            .iter()
+            .map(|c| (c.step as f64, f(c)))
+            .collect()
+    }
+}
+
+impl DatasetCurves {
+    /// [`spread`] over the seeds of one loss of the per-run series `f`: (x, mean, min, max).
+    pub fn band(
+        &self,
+        preset: LossPreset,
+        f: impl Fn(&RunCurve) -> Vec<(f64, f64)>,
+    ) -> Vec<(f64, f64, f64, f64)> {
+        let per_seed: Vec<Vec<(f64, f64)>> = self.runs_of(preset).into_iter().map(f).collect();
+        spread(&per_seed)
+    }
+
+    /// MF's against iMF's (mean, sd over seeds) of one number of their [`LossSummary`].
+    pub fn compare(&self, f: impl Fn(&LossSummary) -> (f64, f64)) -> Comparison {
+        Comparison::of(
+            f(self.summary(LossPreset::Mf)),
+            f(self.summary(LossPreset::Imf)),
+        )
+    }
+
+    /// Each loss's v-form error with its own tangent over the floor E tr Var[v_c | z_t]: (MF's
+    /// with v_c, iMF's with u(z, t, t)), means over seeds. 1 is the least a function of z_t can
+    /// reach; MF's may go below, since its V contains v_c through the tangent.
+    pub fn own_tangent_over_floor(&self) -> (f64, f64) {
+        (
+            self.summary(LossPreset::Mf).v_mf.0 / self.floor,
+            self.summary(LossPreset::Imf).v_imf.0 / self.floor,
+        )
+    }
+
+    /// What the noisy tangent adds to the MF-trained model's error: mean v_mf - mean v_imf over
+    /// its seeds, the same parameters measured with the tangent v_c and with u(z, t, t). Positive
+    /// where the JVP term (t - r) J v_c magnifies the noise of v_c, negative where it damps it.
+    pub fn noisy_tangent_excess(&self) -> f64 {
+        let mf = self.summary(LossPreset::Mf);
+        mf.v_mf.0 - mf.v_imf.0
+    }
+
+    /// The numbers on which the claim (a noisier tangent makes a worse model) predicts MF above
+    /// iMF, each with its [`Comparison`]: the training mse, the flow-matching error, the v-form
+    /// error with the iMF tangent, the 1-step SW1, and the identity residual when it was measured.
+    pub fn claim_checks(&self) -> Vec<(&'static str, Comparison)> {
+        let mut checks = vec![
+            ("training mse", self.compare(|s| s.final_mse)),
+            ("fm", self.compare(|s| s.fm)),
+            ("v-form with the iMF tangent", self.compare(|s| s.v_imf)),
+            ("1-step SW1", self.compare(|s| s.sw1)),
+        ];
+        if !self.summary(LossPreset::Mf).identity_residual.0.is_nan() {
+            checks.push(("identity residual", self.compare(|s| s.identity_residual)));
+        }
+        checks
+    }
+}
+
+/// How two (mean, sd over seeds) pairs a and b compare.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Comparison {
+    /// mean_a - mean_b > sd_a + sd_b.
+    Above,
+    /// mean_b - mean_a > sd_a + sd_b.
+    Below,
+    /// |mean_a - mean_b| <= sd_a + sd_b.
+    WithinSpread,
+    /// A mean is not finite.
+    NotComparable,
+}
+
+impl Comparison {
+    /// A difference counts only beyond the two spreads added: with a few seeds, a gap smaller than
+    /// that is what reseeding alone produces.
+    pub fn of(a: (f64, f64), b: (f64, f64)) -> Self {
+        let gap = a.0 - b.0;
+        if !gap.is_finite() {
+            Comparison::NotComparable
+        } else if gap > a.1 + b.1 {
+            Comparison::Above
+        } else if -gap > a.1 + b.1 {
+            Comparison::Below
+        } else {
+            Comparison::WithinSpread
+        }
+    }
+
+    /// "above", "below", "within spread", "not comparable".
+    pub fn name(self) -> &'static str {
+        match self {
+            Comparison::Above => "above",
+            Comparison::Below => "below",
+            Comparison::WithinSpread => "within spread",
+            Comparison::NotComparable => "not comparable",
+        }
+    }
+}
+
+/// Where a curve goes, from the slope s of ln(mse) per 1000 steps (mean, sd over seeds).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Trend {
+    pub direction: Direction,
+    /// The change per 1000 steps, 100 (e^s - 1) %, of the mean slope.
+    pub percent_per_1k: f64,
+}
+
+/// The sign of a slope, when it stands out of its seed spread.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// mean > sd.
+    Rises,
+    /// -mean > sd.
+    Falls,
+    /// |mean| <= sd: within one sd of 0.
+    Flat,
+}
+
+impl Trend {
+    /// The trend of a slope (mean, sd) of ln(mse) per 1000 steps.
+    pub fn of(slope: (f64, f64)) -> Self {
+        let direction = if slope.0 > slope.1 {
+            Direction::Rises
+        } else if -slope.0 > slope.1 {
+            Direction::Falls
+        } else {
+            Direction::Flat
+        };
+        Trend {
+            direction,
+            percent_per_1k: 100.0 * (slope.0.exp() - 1.0),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn comparison_needs_the_gap_beyond_both_spreads() {
+        assert_eq!(Comparison::of((3.0, 0.5), (1.0, 0.5)), Comparison::Above);
+        assert_eq!(Comparison::of((1.0, 0.5), (3.0, 0.5)), Comparison::Below);
+        assert_eq!(
+            Comparison::of((2.0, 0.5), (1.0, 0.5)),
+            Comparison::WithinSpread
+        );
+        assert_eq!(
+            Comparison::of((f64::NAN, 0.0), (1.0, 0.0)),
+            Comparison::NotComparable
+        );
+        assert_eq!(Comparison::WithinSpread.name(), "within spread");
+    }
+
+    /// One run with two logged points and one checkpoint; its errors are scaled by `scale`.
+    fn run(preset: LossPreset, seed: u64, scale: f64, identity: bool) -> RunCurve {
+        let errors = BatchErrors {
+            fm: scale,
+            v_mf: 3.0 * scale,
+            v_imf: 2.0 * scale,
+        };
+        RunCurve {
+            dataset: "toy".into(),
+            loss: preset.name(),
+            seed,
+            log: vec![
+                LogPoint {
+                    step: 10,
+                    mse: 4.0 * scale,
+                    loss: 1.0,
+                },
+                LogPoint {
+                    step: 20,
+                    mse: 2.0 * scale,
+                    loss: 1.0,
+                },
+            ],
+            checkpoints: vec![CheckpointPoint {
+                step: 20,
+                sw1: 0.1 * scale,
+                errors,
+            }],
+            final_mse: 2.0 * scale,
+            final_loss: 1.0,
+            slope_per_1k: -1.0,
+            slope_log_log: -1.0,
+            identity: identity.then_some(RunIdentity {
+                residual_median: 0.01 * scale,
+                residual_0_1: 0.02 * scale,
+                mean_distance: 0.1 * scale,
+            }),
+            seconds: 0.0,
+        }
+    }
+
+    /// MF's runs at scales 3 and 5, iMF's at 1 and 1.5.
+    fn dataset(identity: bool) -> DatasetCurves {
+        let runs = vec![
+            run(LossPreset::Mf, 0, 3.0, identity),
+            run(LossPreset::Mf, 1, 5.0, identity),
+            run(LossPreset::Imf, 0, 1.0, identity),
+            run(LossPreset::Imf, 1, 1.5, identity),
+        ];
+        let summaries = PRESETS
+            .iter()
+            .map(|&p| {
+                let of: Vec<&RunCurve> = runs.iter().filter(|r| r.loss == p.name()).collect();
+                LossSummary::of(p, &of)
+            })
+            .collect();
+        DatasetCurves {
+            dataset: "toy".into(),
+            floor: 2.0,
+            sw1_floor: 0.05,
+            runs,
+            summaries,
+        }
+    }
+
+    #[test]
+    fn dataset_curves_compare_the_losses_over_seeds() {
+        let data = dataset(true);
+        let mf = &data.runs[0];
+        assert_eq!(mf.logged(|p| p.mse), vec![(10.0, 12.0), (20.0, 6.0)]);
+        assert_eq!(mf.at_checkpoints(|c| c.errors.fm), vec![(20.0, 3.0)]);
+        assert_eq!(
+            data.band(LossPreset::Mf, |r| r.logged(|p| p.mse)),
+            vec![(10.0, 16.0, 12.0, 20.0), (20.0, 8.0, 6.0, 10.0)]
+        );
+        // MF's final mse 8 +- 2.83 against iMF's 2.5 +- 0.71: above.
+        assert_eq!(data.compare(|s| s.final_mse), Comparison::Above);
+        let checks = data.claim_checks();
+        let names: Vec<&str> = checks.iter().map(|c| c.0).collect();
+        assert_eq!(
+            names,
+            vec![
+                "training mse",
+                "fm",
+                "v-form with the iMF tangent",
+                "1-step SW1",
+                "identity residual"
+            ]
+        );
+        // v_mf: MF 3 x 4 = 12 over the floor 2; v_imf: iMF 2 x 1.25 = 2.5 over 2.
+        assert_eq!(data.own_tangent_over_floor(), (6.0, 1.25));
+        // MF's model: v_mf 12 - v_imf 8.
+        assert_eq!(data.noisy_tangent_excess(), 4.0);
+        // Without the identity check there is no identity verdict.
+        assert_eq!(dataset(false).claim_checks().len(), 4);
+    }
+
+    #[test]
+    fn trend_reads_the_slope_against_its_spread() {
+        let rising = Trend::of((0.1, 0.05));
+        assert_eq!(rising.direction, Direction::Rises);
+        assert!((rising.percent_per_1k - 100.0 * (0.1f64.exp() - 1.0)).abs() < 1e-12);
+        assert_eq!(Trend::of((-0.1, 0.05)).direction, Direction::Falls);
+        assert_eq!(Trend::of((0.01, 0.05)).direction, Direction::Flat);
+    }
 }

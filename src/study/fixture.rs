@@ -187,9 +187,30 @@ impl ModelCache {
     }
 }
 
+/// `datasets` with each name once, in first-seen order: the instruments that share models may
+/// list a dataset twice (a Gaussian in `--datasets` is also one of instrument 5's), and each model
+/// is trained once.
+pub fn distinct(datasets: impl IntoIterator<Item = ToyDataset>) -> Vec<ToyDataset> {
+    let mut seen = std::collections::BTreeSet::new();
+    datasets
+        .into_iter()
+        .filter(|d| seen.insert(d.name()))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn distinct_keeps_the_first_of_each_name() {
+        let narrow = ToyDataset::gaussian_narrow();
+        let moons: ToyDataset = "two_moons".parse().unwrap();
+        assert_eq!(
+            distinct([narrow, moons, narrow, moons]),
+            vec![narrow, moons]
+        );
+    }
 
     #[test]
     fn quick_fixture_trains_and_caches() {

@@ -15,11 +15,18 @@
 //! RK4's error is about |z_h - z_2h| / 15, so `integration_error` = mean |u_h - u_2h|^2 /
 //! mean |u_h|^2 / 15^2, on the scale of `residual`.
 //!
+//! The instrument ([`run_identity`]) measures the shared MF and iMF models of each dataset and
+//! compares them ([`compare_losses`]): the claim predicts MF's model the less self-consistent.
+//!
 //! Samples: the t = 1 row starts from z_1 = e ~ N(0, I); its cell (r, t) = (0, 1) gives the
 //! 1-step samples x = z_1 - u(z_1, 0, 1), and its path ends at the ODE endpoints z_0 of the same
 //! noise. Both are compared (mean distance) and measured against held-out data (sliced W1).
 
+use super::curves::PRESETS;
+use super::fixture::ModelCache;
+use super::parallel_map;
 use crate::data::ToyDataset;
+use crate::flow::loss::LossPreset;
 use crate::flow::model::{MlpParams, ModelConfig};
 use crate::flow::sampling::Evaluator;
 use crate::rng::Rng;
@@ -287,5 +294,245 @@ pub fn identity_check(
         one_step,
         ode,
         held_out,
+    }
+}
+
+// ----- the instrument on the shared models, and what its report compares -----
+
+/// Instrument 4 on one shared model, with the numbers the report reads from it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ModelIdentity {
+    pub dataset: String,
+    pub loss: &'static str,
+    #[serde(skip)]
+    pub preset: LossPreset,
+    /// Median and max over the cells of the relative residual.
+    pub residual_median: f64,
+    pub residual_max: f64,
+    /// The relative residual of the 1-step sampling cell (r, t) = (0, 1).
+    pub residual_at_0_1: f64,
+    pub max_integration_error: f64,
+    #[serde(flatten)]
+    pub result: IdentityResult,
+}
+
+impl ModelIdentity {
+    /// Summarises one [`identity_check`].
+    pub fn new(dataset: &ToyDataset, preset: LossPreset, result: IdentityResult) -> Self {
+        let (residual_median, residual_max) = result.residual_median_max();
+        ModelIdentity {
+            dataset: dataset.name(),
+            loss: preset.name(),
+            preset,
+            residual_median,
+            residual_max,
+            residual_at_0_1: result.cell(0.0, 1.0).map_or(f64::NAN, |c| c.residual),
+            max_integration_error: result.max_integration_error(),
+            result,
+        }
+    }
+
+    /// The cell with the largest relative residual.
+    pub fn worst_cell(&self) -> Option<&Cell> {
+        self.result
+            .cells
+            .iter()
+            .max_by(|a, b| a.residual.total_cmp(&b.residual))
+    }
+}
+
+/// Instrument 4 on the trained (EMA) parameters of the shared MF and iMF models of every dataset
+/// (trained now if `models` does not hold them yet), `workers` models at a time, each measured on
+/// one thread; `done` is called after each model (from the worker thread). The result does not
+/// depend on `workers`.
+pub fn run_identity(
+    datasets: &[ToyDataset],
+    models: &mut ModelCache,
+    settings: &IdentitySettings,
+    seed: u64,
+    workers: usize,
+    done: &(dyn Fn(&ModelIdentity) + Sync),
+) -> Vec<ModelIdentity> {
+    // Owned copies: the cache cannot be borrowed across the worker threads.
+    let mut jobs = Vec::new();
+    for dataset in datasets {
+        for preset in PRESETS {
+            let m = models.get(dataset, preset);
+            jobs.push((
+                *dataset,
+                preset,
+                m.config.model,
+                m.trained.clone(),
+                m.data.clone(),
+            ));
+        }
+    }
+    parallel_map(&jobs, workers, |(dataset, preset, model, params, pool)| {
+        let result = identity_check(model, params, pool.view(), dataset, settings, seed);
+        let measured = ModelIdentity::new(dataset, *preset, result);
+        done(&measured);
+        measured
+    })
+}
+
+/// (max over cells of `integration_error`, min over cells of `residual`), over every model: the
+/// residuals say something about the models only where they stand above the integrator's error,
+/// i.e. where the first is below the second.
+pub fn integration_against_residuals(models: &[ModelIdentity]) -> (f64, f64) {
+    let worst_integration = models
+        .iter()
+        .map(|m| m.max_integration_error)
+        .fold(f64::NEG_INFINITY, f64::max);
+    let smallest_residual = models
+        .iter()
+        .flat_map(|m| m.result.cells.iter().map(|c| c.residual))
+        .fold(f64::INFINITY, f64::min);
+    (worst_integration, smallest_residual)
+}
+
+/// MF against iMF on one dataset (one seed each).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LossComparison<'a> {
+    pub dataset: &'a str,
+    pub mf: &'a ModelIdentity,
+    pub imf: &'a ModelIdentity,
+    /// Median residual MF / iMF.
+    pub residual_ratio: f64,
+    /// Mean 1-step vs ODE endpoint distance MF / iMF.
+    pub distance_ratio: f64,
+    /// SW1(1-step) / SW1(ODE) of MF's and of iMF's model: < 1 when the 1-step samples are closer
+    /// to the data than the model's own ODE endpoints.
+    pub sw1_ratio_mf: f64,
+    pub sw1_ratio_imf: f64,
+}
+
+/// [`LossComparison`] of every dataset (in the models' order) that has both an MF and an iMF model.
+pub fn compare_losses(models: &[ModelIdentity]) -> Vec<LossComparison<'_>> {
+    let mut datasets: Vec<&str> = models.iter().map(|m| m.dataset.as_str()).collect();
+    datasets.dedup();
+    datasets
+        .into_iter()
+        .filter_map(|ds| {
+            let find = |loss: &str| models.iter().find(|m| m.dataset == ds && m.loss == loss);
+            let (mf, imf) = (find("mf")?, find("imf")?);
+            Some(LossComparison {
+                dataset: ds,
+                mf,
+                imf,
+                residual_ratio: mf.residual_median / imf.residual_median,
+                distance_ratio: mf.result.mean_distance / imf.result.mean_distance,
+                sw1_ratio_mf: mf.result.sw1_one_step / mf.result.sw1_ode,
+                sw1_ratio_imf: imf.result.sw1_one_step / imf.result.sw1_ode,
+            })
+        })
+        .collect()
+}
+
+/// How a ratio MF / iMF from one seed reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OneSeedVerdict {
+    /// MF / iMF > 1.25.
+    MfAbove,
+    /// MF / iMF < 0.8.
+    MfBelow,
+    /// Within 25% either way: one seed cannot tell.
+    Unclear,
+}
+
+impl OneSeedVerdict {
+    /// A difference is read only beyond 25% either way (above 1.25, below 0.8 = 1 / 1.25): one
+    /// seed gives no spread to compare the ratio with, so a margin stands in for it.
+    pub fn of(ratio: f64) -> Self {
+        if ratio > 1.25 {
+            OneSeedVerdict::MfAbove
+        } else if ratio < 0.8 {
+            OneSeedVerdict::MfBelow
+        } else {
+            OneSeedVerdict::Unclear
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn measured(
+        loss: LossPreset,
+        residuals: [f64; 3],
+        distance: f64,
+        sw1: (f64, f64),
+    ) -> ModelIdentity {
+        let settings = IdentitySettings {
+            grid: 2,
+            points: 2,
+            steps_per_unit: 2,
+            check_points: 1,
+        };
+        // Cells of a 2 x 2 grid: (0, 0.5), (0, 1), (0.5, 1).
+        let cells = [(0.0, 0.5), (0.0, 1.0), (0.5, 1.0)]
+            .iter()
+            .zip(residuals)
+            .map(|(&(r, t), residual)| Cell {
+                r,
+                t,
+                residual,
+                residual_abs: residual,
+                u_ode_sq: 1.0,
+                integration_error: residual * 1e-6,
+            })
+            .collect();
+        let empty = Array2::zeros((0, 1));
+        let result = IdentityResult {
+            settings,
+            cells,
+            one_step: empty.clone(),
+            ode: empty.clone(),
+            held_out: empty,
+            mean_distance: distance,
+            ode_rms: 1.0,
+            sw1_one_step: sw1.0,
+            sw1_ode: sw1.1,
+            sw1_floor: 0.01,
+        };
+        ModelIdentity::new(&ToyDataset::gaussian_narrow(), loss, result)
+    }
+
+    #[test]
+    fn model_identity_summarises_its_cells() {
+        let m = measured(LossPreset::Mf, [0.2, 0.4, 0.1], 0.5, (0.1, 0.2));
+        assert_eq!((m.dataset.as_str(), m.loss), ("gaussian_narrow", "mf"));
+        assert_eq!((m.residual_median, m.residual_max), (0.2, 0.4));
+        assert_eq!(m.residual_at_0_1, 0.4);
+        assert_eq!(m.max_integration_error, 0.4 * 1e-6);
+        assert_eq!(m.worst_cell().map(|c| (c.r, c.t)), Some((0.0, 1.0)));
+    }
+
+    #[test]
+    fn losses_are_compared_per_dataset() {
+        let models = [
+            measured(LossPreset::Mf, [0.2, 0.4, 0.1], 0.5, (0.1, 0.2)),
+            measured(LossPreset::Imf, [0.1, 0.2, 0.05], 0.25, (0.3, 0.2)),
+        ];
+        let (integration, residual) = integration_against_residuals(&models);
+        assert_eq!((integration, residual), (0.4 * 1e-6, 0.05));
+        let compared = compare_losses(&models);
+        assert_eq!(compared.len(), 1);
+        let c = &compared[0];
+        assert_eq!(c.dataset, "gaussian_narrow");
+        assert_eq!((c.residual_ratio, c.distance_ratio), (2.0, 2.0));
+        assert_eq!(c.sw1_ratio_mf, 0.5);
+        assert!((c.sw1_ratio_imf - 1.5).abs() < 1e-12);
+        // A dataset with one loss only is not compared.
+        assert!(compare_losses(&models[..1]).is_empty());
+    }
+
+    #[test]
+    fn one_seed_verdict_needs_25_percent() {
+        assert_eq!(OneSeedVerdict::of(1.3), OneSeedVerdict::MfAbove);
+        assert_eq!(OneSeedVerdict::of(1.2), OneSeedVerdict::Unclear);
+        assert_eq!(OneSeedVerdict::of(0.85), OneSeedVerdict::Unclear);
+        assert_eq!(OneSeedVerdict::of(0.75), OneSeedVerdict::MfBelow);
+        assert_eq!(OneSeedVerdict::of(f64::NAN), OneSeedVerdict::Unclear);
     }
 }

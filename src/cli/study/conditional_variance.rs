@@ -1,274 +1,57 @@
-//! `meanflow study variance`: instrument 1, the variance given z_t of the tangent, the JVP term,
-//! the regression target, the per-sample loss and the per-sample gradient (study::conditional_variance),
-//! for MF (beta = 0), iMF (beta = 1) and a beta grid, at the initial and the trained parameters.
+//! `meanflow study variance`: instrument 1 (meanflow::study::conditional_variance), the variance
+//! given z_t of the tangent, the JVP term, the regression target, the per-sample loss and the
+//! per-sample gradient, for MF (beta = 0), iMF (beta = 1) and a beta grid, at the initial and the
+//! trained parameters.
 //!
 //! Files: `averages.csv` (mean over z_t with standard errors, also over the points with ESS >= 10),
 //! `by_t.csv` and `by_gap.csv` (binned by t and by t - r), `summary.json`, and per dataset
 //! `target_vs_t_<d>.png`, `target_vs_gap_<d>.png`, `gradient_vs_gap_<d>.png`, `beta_<d>.png`.
 
-use super::{picture, write_text, StudyContext};
-use crate::cli::output::errln;
+use super::report::{chart, file_part, list_or_none, ratio_text, sci, timing_line, write_text};
+use super::StudyContext;
 use crate::cli::CliResult;
 use meanflow::flow::loss::{LossConfig, LossPreset};
-use meanflow::flow::model::{MlpParams, ModelConfig};
-use meanflow::plot::{line_chart, palette, Series};
-use meanflow::rng::Rng;
+use meanflow::plot::{palette, Color, Series};
 use meanflow::study::conditional_variance::{
-    bin_centres, binned, estimate, mean_se, median, BetaVariances, MeanSe, MlpVelocity, Quantity,
+    bin_centres, run_variance, DatasetAverages, DatasetResult, Quantity, VarianceSettings, ESS_MIN,
 };
-use meanflow::study::parallel_map;
-use meanflow::study::posterior::{draw_points, DataSource, PosteriorDraws};
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Instant;
 
-/// Points with a smaller posterior effective sample size are flagged (and also left out in the
-/// `*_ess_ok` columns).
-pub(super) const ESS_MIN: f64 = 10.0;
-
-/// How much instrument 1 computes.
-#[derive(Clone, Debug, Serialize)]
-pub(super) struct Settings {
-    /// Points z_t per dataset.
-    pub points: usize,
-    /// Posterior redraws of x per point.
-    pub draws: usize,
-    pub betas: Vec<f64>,
-    /// Bins of t and of t - r.
-    pub bins: usize,
-}
-
-impl Settings {
-    pub fn new(quick: bool) -> Self {
-        if quick {
-            Settings {
-                points: 96,
-                draws: 16,
-                betas: vec![0.0, 0.5, 1.0],
-                bins: 5,
-            }
-        } else {
-            Settings {
-                points: 2048,
-                draws: 128,
-                betas: vec![0.0, 0.25, 0.5, 0.75, 1.0],
-                bins: 10,
-            }
-        }
-    }
-}
-
-/// A stable random-stream index for (instrument, dataset name), independent of the dataset order.
-pub(super) fn stream_index(instrument: u64, name: &str) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in name.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    (instrument << 56) ^ (h >> 8)
-}
-
-/// The line that ends an instrument's summary: the time of its own measurements (the shared
-/// models were trained before, by `meanflow study`, and are timed there).
-pub(super) fn timing_line(measure_secs: f64) -> String {
-    errln!("study: measurement {measure_secs:.1} s");
-    format!("\n_(measurement {measure_secs:.1} s)_\n")
-}
-
-/// A dataset name as part of a file name (`gaussian:0.5:2` -> `gaussian-0.5-2`).
-pub(super) fn file_part(name: &str) -> String {
-    name.replace(':', "-")
-}
-
-/// Writes a line chart, or says which file could not be written.
-pub(super) fn chart(
-    path: &Path,
-    title: &str,
-    x_label: &str,
-    y_label: &str,
-    series: &[Series],
-    log_y: bool,
-) -> CliResult<()> {
-    picture(
-        line_chart(path, title, x_label, y_label, series, log_y),
-        path,
-    )
-}
-
-/// A float for CSV / Markdown: `NaN` as such, otherwise 6 significant digits.
-pub(super) fn num(x: f64) -> String {
-    if x.is_nan() {
-        "NaN".into()
-    } else {
-        format!("{x:.6e}")
-    }
-}
-
-/// A ratio a / b for the summary ("2.31x").
-pub(super) fn ratio_text(a: f64, b: f64) -> String {
-    if b == 0.0 || !a.is_finite() || !b.is_finite() {
-        "n/a".into()
-    } else {
-        format!("{:.3}x", a / b)
-    }
-}
-
-/// The estimates of one parameter set on one dataset.
-pub(super) struct ParamsResult {
-    pub label: &'static str,
-    pub by_beta: Vec<BetaVariances>,
-}
-
-/// Instrument 1 on one dataset: the draws and, per parameter set, the estimates.
-pub(super) struct DatasetResult {
-    pub name: String,
-    pub draws: PosteriorDraws,
-    pub params: Vec<ParamsResult>,
-}
-
-impl DatasetResult {
-    /// The estimates of `quantity` at `beta` for parameter set `label`, one per point.
-    pub fn values(&self, label: &str, beta: f64, quantity: Quantity) -> Vec<f64> {
-        self.params
-            .iter()
-            .find(|p| p.label == label)
-            .and_then(|p| p.by_beta.iter().find(|b| b.beta == beta))
-            .map(|b| b.points.iter().map(|p| quantity.of(p)).collect())
-            .unwrap_or_default()
-    }
-
-    /// Mean over the points selected by `keep(i)`.
-    pub fn mean_where(
-        &self,
-        label: &str,
-        beta: f64,
-        quantity: Quantity,
-        keep: impl Fn(usize) -> bool,
-    ) -> MeanSe {
-        let v = self.values(label, beta, quantity);
-        mean_se(
-            v.iter()
-                .enumerate()
-                .filter(|(i, _)| keep(*i))
-                .map(|(_, x)| *x),
-        )
-    }
-
-    pub fn gaps(&self) -> Vec<f64> {
-        self.draws
-            .t
-            .iter()
-            .zip(&self.draws.r)
-            .map(|(t, r)| t - r)
-            .collect()
-    }
-}
-
-/// Runs the estimator for each parameter set (initial, MF-trained, iMF-trained) on shared draws.
-pub(super) fn run_dataset(
-    name: String,
-    model: ModelConfig,
-    pool: &ndarray::Array2<f64>,
-    param_sets: &[(&'static str, &MlpParams<f64>)],
-    settings: &Settings,
-    seed: u64,
-    threads: usize,
-) -> DatasetResult {
-    let mut rng = Rng::stream(seed, stream_index(1, &name));
-    let draws = draw_points(
-        DataSource::Pool(pool.view()),
-        settings.points,
-        settings.draws,
-        &mut rng,
-    );
-    let weight = LossConfig::preset(LossPreset::Mf);
-    // Up to `threads` parameter sets at once, each on its own thread.
-    let params: Vec<ParamsResult> = parallel_map(param_sets, threads, |&(label, p)| ParamsResult {
-        label,
-        by_beta: estimate(
-            &mut MlpVelocity::new(model, p),
-            &draws,
-            &settings.betas,
-            weight.p,
-            weight.c,
-        ),
-    });
-    DatasetResult {
-        name,
-        draws,
-        params,
-    }
-}
-
-#[derive(Serialize)]
-struct AverageRow {
-    params: &'static str,
-    beta: f64,
-    quantity: &'static str,
-    all: MeanSe,
-    ess_ok: MeanSe,
-    gap_over_half: MeanSe,
-}
-
-#[derive(Serialize)]
-struct DatasetJson {
-    dataset: String,
-    ess_median: f64,
-    ess_below_min_fraction: f64,
-    averages: Vec<AverageRow>,
-}
-
 #[derive(Serialize)]
 struct SummaryJson<'a> {
-    settings: &'a Settings,
+    settings: &'a VarianceSettings,
     ess_min: f64,
     time_pairs: &'static str,
     weight: (f64, f64),
-    datasets: Vec<DatasetJson>,
+    datasets: Vec<DatasetAverages>,
 }
 
 const BINNED_HEADER: &str = "dataset,params,beta,quantity,bin_lo,bin_hi,mean,se,n,ess_median\n";
 
-/// Appends the binned rows of one dataset (by `keys` in [0, 1]) to `csv`.
+/// Appends the rows of one dataset binned by `keys` (t or t - r) to `csv`.
 fn binned_rows(csv: &mut String, res: &DatasetResult, keys: &[f64], bins: usize) {
-    let width = 1.0 / bins as f64;
-    let ess_by_bin: Vec<f64> = (0..bins)
-        .map(|b| {
-            median(
-                keys.iter()
-                    .zip(&res.draws.ess)
-                    .filter(|(k, _)| ((**k / width).floor() as usize).min(bins - 1) == b)
-                    .map(|(_, e)| *e),
-            )
-        })
-        .collect();
-    for p in &res.params {
-        for bv in &p.by_beta {
-            for q in Quantity::ALL {
-                let v: Vec<f64> = bv.points.iter().map(|pt| q.of(pt)).collect();
-                for (b, m) in binned(&v, keys, 0.0, 1.0, bins).iter().enumerate() {
-                    let _ = writeln!(
-                        csv,
-                        "{},{},{},{},{},{},{},{},{},{}",
-                        res.name,
-                        p.label,
-                        bv.beta,
-                        q.name(),
-                        b as f64 / bins as f64,
-                        (b + 1) as f64 / bins as f64,
-                        num(m.mean),
-                        num(m.se),
-                        m.n,
-                        num(ess_by_bin[b])
-                    );
-                }
-            }
-        }
+    for row in res.binned_rows(keys, bins) {
+        let _ = writeln!(
+            csv,
+            "{},{},{},{},{},{},{},{},{},{}",
+            res.name,
+            row.params,
+            row.beta,
+            row.quantity.name(),
+            row.lo,
+            row.hi,
+            sci(row.stats.mean),
+            sci(row.stats.se),
+            row.stats.n,
+            sci(row.ess_median)
+        );
     }
 }
 
-/// Curves of `quantity` binned by `keys` for MF and iMF at each parameter set.
+/// Curves of `quantity` binned by `keys` for MF and iMF at each parameter set, +- 2 SE bands.
 fn binned_series(
     res: &DatasetResult,
     keys: &[f64],
@@ -279,11 +62,10 @@ fn binned_series(
     let mut out = Vec::new();
     for (pi, p) in res.params.iter().enumerate() {
         for (beta, loss) in [(0.0, "MF"), (1.0, "iMF")] {
-            let v = res.values(p.label, beta, quantity);
-            if v.is_empty() {
+            let b = res.binned(p.label, beta, quantity, keys, bins);
+            if b.is_empty() {
                 continue;
             }
-            let b = binned(&v, keys, 0.0, 1.0, bins);
             let points = centres.iter().zip(&b).map(|(c, m)| (*c, m.mean)).collect();
             let band = centres
                 .iter()
@@ -292,7 +74,7 @@ fn binned_series(
                 .collect();
             let mut color = palette(pi);
             if beta == 1.0 {
-                color = color.over(meanflow::plot::Color::WHITE, 0.55);
+                color = color.over(Color::WHITE, 0.55);
             }
             out.push(
                 Series::new(format!("{loss} loss, {} params", p.label), points, color)
@@ -304,7 +86,7 @@ fn binned_series(
 }
 
 /// Writes the four figures of one dataset.
-fn figures(res: &DatasetResult, settings: &Settings, dir: &Path) -> CliResult<()> {
+fn figures(res: &DatasetResult, settings: &VarianceSettings, dir: &Path) -> CliResult<()> {
     let gaps = res.gaps();
     let name = &res.name;
     let file = file_part(name);
@@ -339,13 +121,13 @@ fn figures(res: &DatasetResult, settings: &Settings, dir: &Path) -> CliResult<()
             .enumerate()
         {
             let points = p
-                .by_beta
-                .iter()
-                .map(|bv| (bv.beta, mean_se(bv.points.iter().map(|pt| q.of(pt))).mean))
+                .means_by_beta(q)
+                .into_iter()
+                .map(|(beta, m)| (beta, m.mean))
                 .collect();
             let mut color = palette(pi);
             if qi == 1 {
-                color = color.over(meanflow::plot::Color::WHITE, 0.55);
+                color = color.over(Color::WHITE, 0.55);
             }
             series.push(Series::new(
                 format!("{}, {} params", q.name(), p.label),
@@ -366,28 +148,19 @@ fn figures(res: &DatasetResult, settings: &Settings, dir: &Path) -> CliResult<()
 
 /// `meanflow study variance`.
 pub fn run(context: &mut StudyContext, dir: &Path) -> CliResult<String> {
-    let settings = Settings::new(context.quick);
+    let settings = if context.quick {
+        VarianceSettings::quick()
+    } else {
+        VarianceSettings::standard()
+    };
     let t0 = Instant::now();
-    let mut results = Vec::new();
-    for ds in context.datasets.clone() {
-        let mf = context.models.get(&ds, LossPreset::Mf).clone();
-        let imf = context.models.get(&ds, LossPreset::Imf).clone();
-        let mut sets: Vec<(&'static str, &MlpParams<f64>)> = vec![("initial", &mf.initial)];
-        if imf.initial != mf.initial {
-            sets.push(("initial-imf", &imf.initial));
-        }
-        sets.push(("mf", &mf.trained));
-        sets.push(("imf", &imf.trained));
-        results.push(run_dataset(
-            ds.name(),
-            mf.config.model,
-            &mf.data,
-            &sets,
-            &settings,
-            context.seed,
-            context.threads,
-        ));
-    }
+    let results = run_variance(
+        &context.datasets,
+        &mut context.models,
+        &settings,
+        context.seed,
+        context.threads,
+    );
 
     let mut averages_csv = String::from(
         "dataset,params,beta,quantity,mean,se,n,mean_ess_ok,se_ess_ok,n_ess_ok,mean_gap_over_half,se_gap_over_half,n_gap_over_half\n",
@@ -395,52 +168,30 @@ pub fn run(context: &mut StudyContext, dir: &Path) -> CliResult<String> {
     let (mut by_t, mut by_gap) = (String::from(BINNED_HEADER), String::from(BINNED_HEADER));
     let mut json = Vec::new();
     for res in &results {
-        let gaps = res.gaps();
-        let ess = &res.draws.ess;
-        let mut rows = Vec::new();
-        for p in &res.params {
-            for bv in &p.by_beta {
-                for q in Quantity::ALL {
-                    let all = res.mean_where(p.label, bv.beta, q, |_| true);
-                    let ok = res.mean_where(p.label, bv.beta, q, |i| ess[i] >= ESS_MIN);
-                    let far = res.mean_where(p.label, bv.beta, q, |i| gaps[i] > 0.5);
-                    let _ = writeln!(
-                        averages_csv,
-                        "{},{},{},{},{},{},{},{},{},{},{},{},{}",
-                        res.name,
-                        p.label,
-                        bv.beta,
-                        q.name(),
-                        num(all.mean),
-                        num(all.se),
-                        all.n,
-                        num(ok.mean),
-                        num(ok.se),
-                        ok.n,
-                        num(far.mean),
-                        num(far.se),
-                        far.n
-                    );
-                    rows.push(AverageRow {
-                        params: p.label,
-                        beta: bv.beta,
-                        quantity: q.name(),
-                        all,
-                        ess_ok: ok,
-                        gap_over_half: far,
-                    });
-                }
-            }
+        let averages = res.averages();
+        for a in &averages.averages {
+            let (all, ok, far) = (a.all, a.ess_ok, a.gap_over_half);
+            let _ = writeln!(
+                averages_csv,
+                "{},{},{},{},{},{},{},{},{},{},{},{},{}",
+                res.name,
+                a.params,
+                a.beta,
+                a.quantity,
+                sci(all.mean),
+                sci(all.se),
+                all.n,
+                sci(ok.mean),
+                sci(ok.se),
+                ok.n,
+                sci(far.mean),
+                sci(far.se),
+                far.n
+            );
         }
         binned_rows(&mut by_t, res, &res.draws.t, settings.bins);
-        binned_rows(&mut by_gap, res, &gaps, settings.bins);
-        json.push(DatasetJson {
-            dataset: res.name.clone(),
-            ess_median: median(ess.iter().copied()),
-            ess_below_min_fraction: ess.iter().filter(|e| **e < ESS_MIN).count() as f64
-                / ess.len() as f64,
-            averages: rows,
-        });
+        binned_rows(&mut by_gap, res, &res.gaps(), settings.bins);
+        json.push(averages);
         figures(res, &settings, dir)?;
     }
     write_text(&dir.join("averages.csv"), &averages_csv)?;
@@ -464,7 +215,7 @@ pub fn run(context: &mut StudyContext, dir: &Path) -> CliResult<String> {
 }
 
 /// The Markdown section: a table of MF / iMF ratios and what they say.
-fn summary(results: &[DatasetResult], settings: &Settings) -> String {
+fn summary(results: &[DatasetResult], settings: &VarianceSettings) -> String {
     let mut s = String::from("## 1. Conditional variance at fixed z_t\n\n");
     let _ = writeln!(
         s,
@@ -480,62 +231,46 @@ fn summary(results: &[DatasetResult], settings: &Settings) -> String {
     );
     let mut lower = Vec::new();
     let mut higher = Vec::new();
-    for res in results {
-        let gaps = res.gaps();
-        let ess = &res.draws.ess;
-        let low = ess.iter().filter(|e| **e < ESS_MIN).count() as f64 / ess.len() as f64;
-        for p in &res.params {
-            let m = |beta, q| res.mean_where(p.label, beta, q, |_| true);
-            let far = |beta| res.mean_where(p.label, beta, Quantity::Target, |i| gaps[i] > 0.5);
-            let (mf, imf) = (m(0.0, Quantity::Target), m(1.0, Quantity::Target));
-            let (gm, gi) = (m(0.0, Quantity::Gradient), m(1.0, Quantity::Gradient));
-            let (lm, li) = (m(0.0, Quantity::Loss), m(1.0, Quantity::Loss));
-            let jvp = m(0.0, Quantity::JvpTerm);
-            let gain = mean_se(
-                p.by_beta
-                    .first()
-                    .map(|b| b.points.iter().map(|q| q.map_gain).collect::<Vec<_>>())
-                    .unwrap_or_default(),
+    for row in results.iter().flat_map(DatasetResult::summaries) {
+        let ((mf, imf), far) = (row.target, row.target_gap_over_half);
+        let _ = writeln!(
+            s,
+            "| {} | {} | {:.4} +- {:.4} | {:.4} +- {:.4} | {} | {} | {:.4} | {} | {} | {:.3} | {:.0} ({:.0}%) |",
+            row.dataset,
+            row.params,
+            mf.mean,
+            mf.se,
+            imf.mean,
+            imf.se,
+            ratio_text(mf.mean, imf.mean),
+            ratio_text(far.0.mean, far.1.mean),
+            row.jvp_term_mf.mean,
+            ratio_text(row.gradient.0.mean, row.gradient.1.mean),
+            ratio_text(row.loss.0.mean, row.loss.1.mean),
+            row.map_gain.mean,
+            row.ess_median,
+            100.0 * row.ess_below_min_fraction
+        );
+        if row.params != "initial" {
+            let label = format!(
+                "{} ({}-trained, {:.2}x, map gain {:.2})",
+                row.dataset,
+                row.params,
+                row.target_ratio(),
+                row.map_gain.mean
             );
-            let _ = writeln!(
-                s,
-                "| {} | {} | {:.4} +- {:.4} | {:.4} +- {:.4} | {} | {} | {:.4} | {} | {} | {:.3} | {:.0} ({:.0}%) |",
-                res.name,
-                p.label,
-                mf.mean,
-                mf.se,
-                imf.mean,
-                imf.se,
-                ratio_text(mf.mean, imf.mean),
-                ratio_text(far(0.0).mean, far(1.0).mean),
-                jvp.mean,
-                ratio_text(gm.mean, gi.mean),
-                ratio_text(lm.mean, li.mean),
-                gain.mean,
-                median(ess.iter().copied()),
-                100.0 * low
-            );
-            if p.label != "initial" {
-                let label = format!(
-                    "{} ({}-trained, {:.2}x, map gain {:.2})",
-                    res.name,
-                    p.label,
-                    mf.mean / imf.mean,
-                    gain.mean
-                );
-                if mf.mean < imf.mean {
-                    lower.push(label);
-                } else {
-                    higher.push(label);
-                }
+            if row.mf_lower() {
+                lower.push(label);
+            } else {
+                higher.push(label);
             }
         }
     }
     let _ = writeln!(
         s,
         "\nAt trained parameters, MF's target has the lower conditional variance on: {}; the higher on: {}.",
-        if lower.is_empty() { "none".to_string() } else { lower.join(", ") },
-        if higher.is_empty() { "none".to_string() } else { higher.join(", ") },
+        list_or_none(&lower),
+        list_or_none(&higher),
     );
     s.push_str(
         "iMF's target variance is Var[v_c | z_t] itself (its tangent and JVP term are fixed given z_t); \

@@ -6,76 +6,22 @@
 //! checkpoint), `curves.json` (settings, floors, every run, per-loss means and spreads), and per
 //! dataset `mse_<ds>.png`, `loss_<ds>.png`, `sw1_<ds>.png`, `errors_<ds>.png`.
 
-use super::{picture, write_text, StudyContext};
+use super::report::{chart, list_or_none, loss_color, loss_label, num, pm, write_text, REFERENCE};
+use super::StudyContext;
 use crate::cli::common::write_json;
 use crate::cli::output::errln;
 use crate::cli::CliResult;
 use meanflow::flow::loss::LossPreset;
-use meanflow::plot::{line_chart, palette, Color, Series};
+use meanflow::plot::{Color, Series};
 use meanflow::study::curves::{
-    run_curves, spread, CurveSettings, CurvesResult, DatasetCurves, LossSummary, RunCurve, PRESETS,
+    run_curves, BatchErrors, Comparison, CurveSettings, CurvesResult, DatasetCurves, Direction,
+    LossSummary, RunCurve, Trend, PRESETS,
 };
 use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Instant;
 
-/// Colour of the floors and other reference lines.
-pub const REFERENCE: Color = Color::rgb(110, 110, 110);
-
-/// The colour of a loss in every picture of instruments 3 and 4.
-pub fn loss_color(preset: LossPreset) -> Color {
-    match preset {
-        LossPreset::Mf => palette(3),
-        _ => palette(0),
-    }
-}
-
-/// "MF" / "iMF".
-pub fn loss_label(preset: LossPreset) -> &'static str {
-    match preset {
-        LossPreset::Mf => "MF",
-        LossPreset::Imf => "iMF",
-        LossPreset::ImfHead => "iMF-head",
-    }
-}
-
-/// Three significant digits, in scientific notation outside [0.001, 10000).
-pub fn num(x: f64) -> String {
-    if !x.is_finite() {
-        return format!("{x}");
-    }
-    let a = x.abs();
-    if a == 0.0 {
-        "0".into()
-    } else if !(1e-3..1e4).contains(&a) {
-        format!("{x:.2e}")
-    } else {
-        let decimals = (2 - a.log10().floor() as i64).max(0) as usize;
-        format!("{x:.decimals$}")
-    }
-}
-
-/// "mean ± sd".
-pub fn pm(v: (f64, f64)) -> String {
-    format!("{} ± {}", num(v.0), num(v.1))
-}
-
-/// How two (mean, sd) pairs compare: "above" / "below" when the means differ by more than the
-/// sum of the two spreads, else "within spread".
-pub fn compare(a: (f64, f64), b: (f64, f64)) -> &'static str {
-    let gap = a.0 - b.0;
-    if !gap.is_finite() {
-        "not comparable"
-    } else if gap > a.1 + b.1 {
-        "above"
-    } else if -gap > a.1 + b.1 {
-        "below"
-    } else {
-        "within spread"
-    }
-}
-
-/// A horizontal reference line across the steps of `runs`.
+/// A horizontal reference line from step 0 to `steps`.
 fn level(name: &str, value: f64, steps: u64) -> Series {
     Series::new(name, vec![(0.0, value), (steps as f64, value)], REFERENCE)
 }
@@ -85,11 +31,13 @@ fn banded(data: &DatasetCurves, f: impl Fn(&RunCurve) -> Vec<(f64, f64)>) -> Vec
     PRESETS
         .iter()
         .map(|&p| {
-            let runs = data.runs_of(p);
-            let per_seed: Vec<Vec<(f64, f64)>> = runs.iter().map(|r| f(r)).collect();
-            let s = spread(&per_seed);
+            let s = data.band(p, &f);
             Series::new(
-                format!("{} (mean of {}, band min-max)", loss_label(p), runs.len()),
+                format!(
+                    "{} (mean of {}, band min-max)",
+                    loss_label(p),
+                    data.runs_of(p).len()
+                ),
                 s.iter().map(|&(x, m, _, _)| (x, m)).collect(),
                 loss_color(p),
             )
@@ -102,59 +50,40 @@ fn draw(result: &CurvesResult, dir: &Path) -> CliResult<()> {
     let steps = result.settings.steps;
     for data in &result.datasets {
         let ds = &data.dataset;
-        let mut series = banded(data, |r| {
-            r.log.iter().map(|p| (p.step as f64, p.mse)).collect()
-        });
-        series.push(level("floor E tr Var[v_c | z_t]", data.floor, steps));
-        let path = dir.join(format!("mse_{ds}.png"));
-        let title = format!("{ds}: training v-form error |V - v_c|^2");
-        picture(
-            line_chart(&path, &title, "step", "mse", &series, true),
-            &path,
+        let floor = || level("floor E tr Var[v_c | z_t]", data.floor, steps);
+        // `<kind>_<dataset>.png`, titled "<dataset>: <title>", against the step.
+        let save = |kind: &str, title: &str, y: &str, series: &[Series], log_y| {
+            let path = dir.join(format!("{kind}_{ds}.png"));
+            chart(&path, &format!("{ds}: {title}"), "step", y, series, log_y)
+        };
+        let mut series = banded(data, |r| r.logged(|p| p.mse));
+        series.push(floor());
+        save(
+            "mse",
+            "training v-form error |V - v_c|^2",
+            "mse",
+            &series,
+            true,
         )?;
-
-        let series = banded(data, |r| {
-            r.log.iter().map(|p| (p.step as f64, p.loss)).collect()
-        });
-        let path = dir.join(format!("loss_{ds}.png"));
-        let title = format!("{ds}: weighted loss (not comparable across losses)");
-        picture(
-            line_chart(&path, &title, "step", "loss", &series, false),
-            &path,
-        )?;
-
-        let mut series = banded(data, |r| {
-            r.checkpoints
-                .iter()
-                .map(|c| (c.step as f64, c.sw1))
-                .collect()
-        });
+        let series = banded(data, |r| r.logged(|p| p.loss));
+        let title = "weighted loss (not comparable across losses)";
+        save("loss", title, "loss", &series, false)?;
+        let mut series = banded(data, |r| r.at_checkpoints(|c| c.sw1));
         series.push(level("data-vs-data floor", data.sw1_floor, steps));
-        let path = dir.join(format!("sw1_{ds}.png"));
-        let title = format!("{ds}: SW1 of 1-step samples (EMA)");
-        picture(
-            line_chart(&path, &title, "step", "sliced W1", &series, true),
-            &path,
+        save(
+            "sw1",
+            "SW1 of 1-step samples (EMA)",
+            "sliced W1",
+            &series,
+            true,
         )?;
-
         let mut series = Vec::new();
         for &p in &PRESETS {
-            let runs = data.runs_of(p);
-            let mean_of = |f: fn(&meanflow::study::curves::BatchErrors) -> f64| {
-                spread(
-                    &runs
-                        .iter()
-                        .map(|r| {
-                            r.checkpoints
-                                .iter()
-                                .map(|c| (c.step as f64, f(&c.errors)))
-                                .collect()
-                        })
-                        .collect::<Vec<_>>(),
-                )
-                .iter()
-                .map(|&(x, m, _, _)| (x, m))
-                .collect::<Vec<_>>()
+            let mean_of = |f: fn(&BatchErrors) -> f64| {
+                data.band(p, |r| r.at_checkpoints(|c| f(&c.errors)))
+                    .iter()
+                    .map(|&(x, m, _, _)| (x, m))
+                    .collect::<Vec<_>>()
             };
             let color = loss_color(p);
             series.push(Series::new(
@@ -168,13 +97,9 @@ fn draw(result: &CurvesResult, dir: &Path) -> CliResult<()> {
                 color.over(Color::WHITE, 0.55),
             ));
         }
-        series.push(level("floor E tr Var[v_c | z_t]", data.floor, steps));
-        let path = dir.join(format!("errors_{ds}.png"));
-        let title = format!("{ds}: EMA errors on r < t rows");
-        picture(
-            line_chart(&path, &title, "step", "mean squared error", &series, true),
-            &path,
-        )?;
+        series.push(floor());
+        let title = "EMA errors on r < t rows";
+        save("errors", title, "mean squared error", &series, true)?;
     }
     Ok(())
 }
@@ -212,31 +137,32 @@ fn write_files(result: &CurvesResult, dir: &Path) -> CliResult<()> {
     write_json(&dir.join("curves.json"), result)
 }
 
-/// "rises" / "falls" / "is flat" for a slope (mean, sd) over seeds: flat when the mean is within
-/// one sd of zero.
+/// "rises" / "falls" / "is flat" for a slope (mean, sd) over seeds ([`Trend`]).
 fn trend(slope: (f64, f64)) -> String {
-    let pct = 100.0 * (slope.0.exp() - 1.0);
-    if slope.0 > slope.1 {
-        format!("rises {pct:.1}% per 1k steps")
-    } else if -slope.0 > slope.1 {
-        format!("falls {:.1}% per 1k steps", -pct)
-    } else {
-        format!("is flat ({pct:+.1}% per 1k steps, within one sd of 0)")
+    let Trend {
+        direction,
+        percent_per_1k: pct,
+    } = Trend::of(slope);
+    match direction {
+        Direction::Rises => format!("rises {pct:.1}% per 1k steps"),
+        Direction::Falls => format!("falls {:.1}% per 1k steps", -pct),
+        Direction::Flat => format!("is flat ({pct:+.1}% per 1k steps, within one sd of 0)"),
     }
 }
 
 /// The per-dataset statements of the summary.
 fn statements(data: &DatasetCurves) -> String {
     let (mf, imf) = (data.summary(LossPreset::Mf), data.summary(LossPreset::Imf));
-    let c = |f: fn(&LossSummary) -> (f64, f64)| compare(f(mf), f(imf));
-    // The same comparison as a phrase.
-    let p = |f: fn(&LossSummary) -> (f64, f64)| match c(f) {
-        "above" => "MF above iMF",
-        "below" => "MF below iMF",
-        "within spread" => "MF and iMF within the seed spread",
-        other => other,
+    // MF against iMF, as a phrase.
+    let p = |f: fn(&LossSummary) -> (f64, f64)| match data.compare(f) {
+        Comparison::Above => "MF above iMF",
+        Comparison::Below => "MF below iMF",
+        Comparison::WithinSpread => "MF and iMF within the seed spread",
+        other => other.name(),
     };
     let floor = data.floor;
+    let (mf_over_floor, imf_over_floor) = data.own_tangent_over_floor();
+    let excess = data.noisy_tangent_excess();
     let mut s = format!(
         "- **{}**: training mse (last 10% of steps) MF {} vs iMF {} ({}; floor {}). \
          Over the second half MF's mse {}, iMF's {}. \
@@ -254,12 +180,12 @@ fn statements(data: &DatasetCurves) -> String {
         trend(mf.slope_per_1k),
         trend(imf.slope_per_1k),
         pm(mf.v_mf),
-        mf.v_mf.0 / floor,
+        mf_over_floor,
         pm(imf.v_imf),
-        imf.v_imf.0 / floor,
+        imf_over_floor,
         pm(mf.v_imf),
-        num(mf.v_mf.0 - mf.v_imf.0),
-        if mf.v_mf.0 > mf.v_imf.0 {
+        num(excess),
+        if excess > 0.0 {
             "the Jacobian term magnifies the noise of v_c"
         } else {
             "here the Jacobian term damps it: MF's V partly tracks v_c"
@@ -294,32 +220,20 @@ fn statements(data: &DatasetCurves) -> String {
     let mut agrees = Vec::new();
     let mut contradicts = Vec::new();
     let mut undecided = Vec::new();
-    let mut judge = |what: &str, verdict: &str| match verdict {
-        "above" => agrees.push(what.to_string()),
-        "below" => contradicts.push(what.to_string()),
-        _ => undecided.push(what.to_string()),
-    };
-    judge("training mse", c(|s| s.final_mse));
-    judge("fm", c(|s| s.fm));
-    judge("v-form with the iMF tangent", c(|s| s.v_imf));
-    judge("1-step SW1", c(|s| s.sw1));
-    if !mf.identity_residual.0.is_nan() {
-        judge("identity residual", c(|s| s.identity_residual));
-    }
-    let list = |v: &[String]| {
-        if v.is_empty() {
-            "none".to_string()
-        } else {
-            v.join(", ")
+    for (what, verdict) in data.claim_checks() {
+        match verdict {
+            Comparison::Above => agrees.push(what),
+            Comparison::Below => contradicts.push(what),
+            _ => undecided.push(what),
         }
-    };
+    }
     let _ = write!(
         s,
         " MF worse than iMF, as the claim predicts: {}; MF better, against it: {}; \
          within the seed spread: {}.",
-        list(&agrees),
-        list(&contradicts),
-        list(&undecided)
+        list_or_none(&agrees),
+        list_or_none(&contradicts),
+        list_or_none(&undecided)
     );
     if mf.final_mse.0 < floor {
         let _ = write!(
@@ -404,6 +318,7 @@ fn summary(result: &CurvesResult, secs: f64) -> String {
     s
 }
 
+/// `meanflow study curves`.
 pub fn run(context: &mut StudyContext, dir: &Path) -> CliResult<String> {
     // Each run is single-threaded; the parallelism is across runs.
     let settings = CurveSettings {

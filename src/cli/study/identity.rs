@@ -6,46 +6,19 @@
 //! model), and per model `residual_<ds>_<loss>.png` (heat map of log10 of the relative residual
 //! over (r, t)) and `samples_<ds>_<loss>.png` (held-out data, 1-step samples, ODE endpoints).
 
-use super::curves::{loss_label, num};
-use super::{picture, write_text, StudyContext};
+use super::report::{loss_label, num, picture, write_text};
+use super::StudyContext;
 use crate::cli::common::write_json;
 use crate::cli::output::errln;
 use crate::cli::CliResult;
-use meanflow::data::ToyDataset;
-use meanflow::flow::loss::LossPreset;
-use meanflow::flow::model::{MlpParams, ModelConfig};
 use meanflow::plot::{heatmap, palette, scatter_panels, Panel};
-use meanflow::study::curves::PRESETS;
-use meanflow::study::identity::{identity_check, IdentityResult, IdentitySettings};
-use meanflow::study::parallel_map;
-use ndarray::Array2;
-use serde::Serialize;
+use meanflow::study::identity::{
+    compare_losses, integration_against_residuals, run_identity, IdentitySettings, ModelIdentity,
+    OneSeedVerdict,
+};
 use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Instant;
-
-/// One measured model.
-#[derive(Serialize)]
-struct ModelIdentity {
-    dataset: String,
-    loss: &'static str,
-    #[serde(skip)]
-    preset: LossPreset,
-    residual_median: f64,
-    residual_max: f64,
-    residual_at_0_1: f64,
-    max_integration_error: f64,
-    #[serde(flatten)]
-    result: IdentityResult,
-}
-
-struct Job {
-    dataset: ToyDataset,
-    preset: LossPreset,
-    model: ModelConfig,
-    params: MlpParams<f64>,
-    pool: Array2<f64>,
-}
 
 fn draw(m: &ModelIdentity, dir: &Path) -> CliResult<()> {
     let (ds, loss) = (&m.dataset, m.loss);
@@ -100,14 +73,12 @@ fn write_files(models: &[ModelIdentity], dir: &Path) -> CliResult<()> {
     write_json(&dir.join("identity.json"), &models)
 }
 
-/// A ratio MF / iMF from one seed: a difference only beyond 25% either way.
+/// How a ratio MF / iMF from one seed reads ([`OneSeedVerdict`]).
 fn verdict(ratio: f64, above: &'static str, below: &'static str) -> &'static str {
-    if ratio > 1.25 {
-        above
-    } else if ratio < 0.8 {
-        below
-    } else {
-        "no clear difference (within 25%, one seed)"
+    match OneSeedVerdict::of(ratio) {
+        OneSeedVerdict::MfAbove => above,
+        OneSeedVerdict::MfBelow => below,
+        OneSeedVerdict::Unclear => "no clear difference (within 25%, one seed)",
     }
 }
 
@@ -147,11 +118,9 @@ fn summary(models: &[ModelIdentity], settings: &IdentitySettings, secs: f64) -> 
     );
     for m in models {
         let r = &m.result;
-        let worst = r
-            .cells
-            .iter()
-            .max_by(|a, b| a.residual.total_cmp(&b.residual));
-        let at = worst.map_or(String::from("-"), |c| format!("({}, {})", c.r, c.t));
+        let at = m
+            .worst_cell()
+            .map_or(String::from("-"), |c| format!("({}, {})", c.r, c.t));
         let _ = writeln!(
             s,
             "| {} | {} | {} | {} {} | {} | {} | {} ({}) | {} | {} | {} |",
@@ -171,14 +140,7 @@ fn summary(models: &[ModelIdentity], settings: &IdentitySettings, secs: f64) -> 
     }
     s.push('\n');
     // The integrator against the residuals.
-    let worst_integration = models
-        .iter()
-        .map(|m| m.max_integration_error)
-        .fold(f64::NEG_INFINITY, f64::max);
-    let smallest_residual = models
-        .iter()
-        .flat_map(|m| m.result.cells.iter().map(|c| c.residual))
-        .fold(f64::INFINITY, f64::min);
+    let (worst_integration, smallest_residual) = integration_against_residuals(models);
     if worst_integration < smallest_residual {
         let _ = writeln!(
             s,
@@ -198,20 +160,8 @@ fn summary(models: &[ModelIdentity], settings: &IdentitySettings, secs: f64) -> 
         );
     }
     // MF against iMF per dataset: the claim predicts MF less self-consistent.
-    let datasets: Vec<&String> = {
-        let mut v: Vec<&String> = models.iter().map(|m| &m.dataset).collect();
-        v.dedup();
-        v
-    };
-    for ds in datasets {
-        let find = |loss: &str| models.iter().find(|m| &m.dataset == ds && m.loss == loss);
-        let (Some(mf), Some(imf)) = (find("mf"), find("imf")) else {
-            continue;
-        };
-        let ratio = mf.residual_median / imf.residual_median;
-        let distance_ratio = mf.result.mean_distance / imf.result.mean_distance;
-        let sw1_ratio = mf.result.sw1_one_step / mf.result.sw1_ode;
-        let imf_sw1_ratio = imf.result.sw1_one_step / imf.result.sw1_ode;
+    for c in compare_losses(models) {
+        let (ds, mf, imf) = (c.dataset, c.mf, c.imf);
         let _ = writeln!(
             s,
             "- **{ds}**: median residual MF {} vs iMF {} (MF / iMF = {:.2}: {}); mean 1-step vs \
@@ -220,17 +170,17 @@ fn summary(models: &[ModelIdentity], settings: &IdentitySettings, secs: f64) -> 
              endpoints for MF, {} for iMF.",
             num(mf.residual_median),
             num(imf.residual_median),
-            ratio,
+            c.residual_ratio,
             verdict(
-                ratio,
+                c.residual_ratio,
                 "MF less self-consistent, as the claim predicts",
                 "MF more self-consistent, against the claim"
             ),
             num(mf.result.mean_distance),
             num(imf.result.mean_distance),
-            distance_ratio,
+            c.distance_ratio,
             verdict(
-                distance_ratio,
+                c.distance_ratio,
                 "MF's 1-step map farther from its ODE, as the claim predicts",
                 "MF's 1-step map closer to its ODE, against the claim"
             ),
@@ -239,8 +189,8 @@ fn summary(models: &[ModelIdentity], settings: &IdentitySettings, secs: f64) -> 
             num(mf.result.sw1_ode),
             num(imf.result.sw1_ode),
             num(mf.result.sw1_floor),
-            closer(sw1_ratio),
-            closer(imf_sw1_ratio),
+            closer(c.sw1_ratio_mf),
+            closer(c.sw1_ratio_imf),
         );
     }
     s.push_str(
@@ -251,56 +201,29 @@ fn summary(models: &[ModelIdentity], settings: &IdentitySettings, secs: f64) -> 
     s
 }
 
+/// `meanflow study identity`.
 pub fn run(context: &mut StudyContext, dir: &Path) -> CliResult<String> {
-    // Each model is measured single-threaded; the parallelism is across models.
     let settings = if context.quick {
         IdentitySettings::quick()
     } else {
         IdentitySettings::standard()
     };
-    let mut jobs = Vec::new();
-    for dataset in context.datasets.clone() {
-        for preset in PRESETS {
-            let m = context.models.get(&dataset, preset);
-            jobs.push(Job {
-                dataset,
-                preset,
-                model: m.config.model,
-                params: m.trained.clone(),
-                pool: m.data.clone(),
-            });
-        }
-    }
     let started = Instant::now();
-    let seed = context.seed;
-    let workers = context.threads;
-    let models: Vec<ModelIdentity> = parallel_map(&jobs, workers, |job| {
-        let result = identity_check(
-            &job.model,
-            &job.params,
-            job.pool.view(),
-            &job.dataset,
-            &settings,
-            seed,
-        );
-        let (residual_median, residual_max) = result.residual_median_max();
-        errln!(
-            "study identity: {} {}: median residual {}",
-            job.dataset.name(),
-            job.preset.name(),
-            num(residual_median)
-        );
-        ModelIdentity {
-            dataset: job.dataset.name(),
-            loss: job.preset.name(),
-            preset: job.preset,
-            residual_median,
-            residual_max,
-            residual_at_0_1: result.cell(0.0, 1.0).map_or(f64::NAN, |c| c.residual),
-            max_integration_error: result.max_integration_error(),
-            result,
-        }
-    });
+    let models = run_identity(
+        &context.datasets,
+        &mut context.models,
+        &settings,
+        context.seed,
+        context.threads,
+        &|m: &ModelIdentity| {
+            errln!(
+                "study identity: {} {}: median residual {}",
+                m.dataset,
+                m.loss,
+                num(m.residual_median)
+            );
+        },
+    );
     let secs = started.elapsed().as_secs_f64();
     write_files(&models, dir)?;
     for m in &models {

@@ -9,6 +9,7 @@ mod curves;
 mod gaussian;
 mod gradient_noise;
 mod identity;
+mod report;
 
 use super::{CliError, CliResult};
 use crate::cli::common::utc_timestamp;
@@ -17,7 +18,8 @@ use clap::{Args, Subcommand};
 use meanflow::data::ToyDataset;
 use meanflow::flow::loss::LossPreset;
 use meanflow::linalg::matmul::set_matmul_threads;
-use meanflow::study::fixture::{FixtureSettings, ModelCache};
+use meanflow::study::fixture::{distinct, FixtureSettings, ModelCache};
+use meanflow::study::gaussian::gaussians;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -115,18 +117,6 @@ fn parse_datasets(list: &str) -> CliResult<Vec<ToyDataset>> {
     Ok(out)
 }
 
-/// Writes a text file atomically, or says which file could not be written.
-fn write_text(path: &Path, text: &str) -> CliResult<()> {
-    meanflow::io::tensor_file::write_atomically(path, text.as_bytes())
-        .map_err(|e| CliError::failed(format!("{}: cannot write the file: {e}", path.display())))
-}
-
-/// A picture's write result, or an error that says which picture could not be written.
-fn picture(result: std::io::Result<()>, path: &Path) -> CliResult<()> {
-    result
-        .map_err(|e| CliError::failed(format!("{}: cannot write the picture: {e}", path.display())))
-}
-
 /// Creates `dir` (and parents), or says which folder could not be made.
 fn make_folder(dir: &Path) -> CliResult<()> {
     std::fs::create_dir_all(dir).map_err(|e| {
@@ -181,11 +171,10 @@ pub fn run(args: StudyArgs) -> CliResult<i32> {
         shared.extend(context.datasets.iter().copied());
     }
     if instruments.contains(&Instrument::Gaussian) {
-        shared.extend(gaussian::gaussians(&context));
+        shared.extend(gaussians(&context.datasets));
     }
+    let shared = distinct(shared);
     if !shared.is_empty() {
-        let mut seen = std::collections::BTreeSet::new();
-        shared.retain(|d| seen.insert(d.name()));
         errln!("study: training the shared models ...");
         let t0 = Instant::now();
         let workers = context.threads;
@@ -221,7 +210,7 @@ pub fn run(args: StudyArgs) -> CliResult<i32> {
         "Total: {:.1} s.\n",
         started.elapsed().as_secs_f64()
     ));
-    write_text(&out.join("summary.md"), &summary)?;
+    report::write_text(&out.join("summary.md"), &summary)?;
     outln!("{summary}");
     outln!("study written to {}", out.display());
     Ok(0)
