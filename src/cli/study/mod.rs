@@ -11,13 +11,13 @@ mod gradient_noise;
 mod identity;
 
 use super::{CliError, CliResult};
-use crate::cli::common::utc_timestamp;
 use crate::cli::output::{errln, outln};
 use clap::{Args, Subcommand};
 use meanflow::data::ToyDataset;
 use meanflow::flow::loss::LossPreset;
 use meanflow::linalg::matmul::set_matmul_threads;
 use meanflow::study::fixture::{FixtureSettings, ModelCache};
+use meanflow::train::run_folder::utc_timestamp;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
