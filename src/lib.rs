@@ -19,7 +19,8 @@
 //!   one-step, n-step and Euler samplers.
 //! - [`io`]: safetensors files and atomic writes.
 //! - [`train`]: the training step, AdamW / clipping / EMA, worker threads, checkpoints that resume
-//!   bit for bit, a run folder's config.
+//!   bit for bit, and a training run in its run folder (plan, staging and lock, resume, the
+//!   training loop, metrics, evaluations, pictures).
 //! - [`data`]: built-in toy datasets and CSV / NPY files.
 //! - [`verify`]: the tests' oracles and tolerances, reference cases for `verify`, sample metrics.
 //! - [`study`]: the MF vs iMF study's computation; [`plot`]: PNG figures with a bundled font;

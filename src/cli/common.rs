@@ -5,36 +5,13 @@ use super::{CliError, CliResult};
 use meanflow::data::{self, NpyDtype, ToyDataset};
 use meanflow::io::tensor_file::write_atomically;
 use meanflow::train::checkpoint::Precision;
-use meanflow::train::MAX_DIM;
+use meanflow::train::run_data::{self, max_data_magnitude};
+use meanflow::train::run_folder::RUN_FILES;
+use meanflow::train::run_lock::{self, LockError};
 use ndarray::{Array2, ArrayView2};
 use std::path::{Path, PathBuf};
 
-/// A dataset given on the command line: a built-in name, or a CSV / NPY file.
-#[derive(Clone, Debug)]
-pub enum DataSource {
-    Builtin(ToyDataset),
-    File { path: PathBuf, data: Array2<f64> },
-}
-
-impl DataSource {
-    pub fn dim(&self) -> usize {
-        match self {
-            DataSource::Builtin(d) => d.dim(),
-            DataSource::File { data, .. } => data.ncols(),
-        }
-    }
-
-    /// A short name for folder names and messages.
-    pub fn label(&self) -> String {
-        match self {
-            DataSource::Builtin(d) => d.name(),
-            DataSource::File { path, .. } => path
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_else(|| "data".into()),
-        }
-    }
-}
+pub use meanflow::train::run_data::DataSource;
 
 /// Whether `spec` names a file rather than a built-in dataset. A built-in name always means the
 /// built-in dataset, even when a file of that name is in the working folder (`./circles` names
@@ -53,21 +30,9 @@ fn looks_like_a_file(spec: &str) -> bool {
     p.is_file() && spec.parse::<ToyDataset>().is_err()
 }
 
-/// The largest data value a computation in precision `T` takes: 2^-10 sqrt(T::MAX) (1.8e16 for
-/// f32, 1.3e151 for f64). The losses and the distances square values of the data's size and sum
-/// such squares over a batch and the dimensions; the 2^-10 leaves room for 2^20 of them before
-/// the sum overflows.
-pub fn max_data_magnitude(precision: Precision) -> f64 {
-    let max = match precision {
-        Precision::F32 => f64::from(f32::MAX),
-        Precision::F64 => f64::MAX,
-    };
-    max.sqrt() / 1024.0
-}
-
 /// The message of a data file that could not be loaded for a computation in `precision`: the
 /// reader's, plus why a value is out of range.
-fn data_error(e: data::DataError, precision: Precision, what: &str) -> CliError {
+pub fn data_error(e: data::DataError, precision: Precision, what: &str) -> CliError {
     match e {
         data::DataError::OutOfRange { .. } => CliError::usage(format!(
             "{e} for {what} in {precision} (the loss and the distances square such values and overflow {precision}); rescale the data{}",
@@ -78,7 +43,7 @@ fn data_error(e: data::DataError, precision: Precision, what: &str) -> CliError 
 }
 
 /// A built-in dataset name, or an existing CSV / NPY file (loaded and checked now, its values
-/// within [`max_data_magnitude`] of `precision`, its dimension at most [`MAX_DIM`]). `what` names
+/// within [`max_data_magnitude`] of `precision`, its dimension at most [`MAX_DIM`](meanflow::train::MAX_DIM)). `what` names
 /// the computation in messages ("an f32 run").
 pub fn parse_dataset(spec: &str, precision: Precision, what: &str) -> CliResult<DataSource> {
     if looks_like_a_file(spec) {
@@ -93,11 +58,7 @@ pub fn parse_dataset(spec: &str, precision: Precision, what: &str) -> CliResult<
 
 /// A data file for a computation in `precision` (see [`parse_dataset`]).
 pub fn load_data_file(path: &Path, precision: Precision, what: &str) -> CliResult<Array2<f64>> {
-    let bounds = data::Bounds {
-        max_abs: max_data_magnitude(precision),
-        max_cols: MAX_DIM,
-    };
-    data::load_bounded(path, &bounds).map_err(|e| data_error(e, precision, what))
+    run_data::load_data_file(path, precision).map_err(|e| data_error(e, precision, what))
 }
 
 /// Checks that the points of a built-in dataset (drawn for a run) are within
@@ -217,17 +178,20 @@ pub fn check_parent(path: &Path, flag: &str) -> CliResult<()> {
     // The files of a run folder belong to the process that owns it.
     let is_run_file = resolved
         .file_name()
-        .is_some_and(|name| super::train::RUN_FILES.iter().any(|f| name == *f));
+        .is_some_and(|name| RUN_FILES.iter().any(|f| name == *f));
     if is_run_file {
-        if let Some(pid) = super::run_lock::holder(parent) {
+        if let Some(pid) = run_lock::holder(parent) {
+            let folder = path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
             return Err(CliError::usage(format!(
                 "{flag} {}: {}",
                 path.display(),
-                super::run_lock::LockError::InUse { pid }.message(
-                    path.parent()
-                        .filter(|p| !p.as_os_str().is_empty())
-                        .unwrap_or(Path::new("."))
-                )
+                LockError::InUse {
+                    folder: folder.to_path_buf(),
+                    pid
+                }
             )));
         }
     }
@@ -321,49 +285,6 @@ pub fn format_duration(secs: f64) -> String {
     }
 }
 
-/// The UTC time now as `YYYYmmdd-HHMMSS` (for default run-folder names).
-pub fn utc_timestamp() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}{month:02}{day:02}-{:02}{:02}{:02}",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
-}
-
-/// FNV-1a (64-bit) of the bits of every value, row by row, with the shape: detects a data file
-/// that changed between a run and its resumption.
-pub fn fingerprint(data: ArrayView2<f64>) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut eat = |x: u64| {
-        for b in x.to_le_bytes() {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    };
-    eat(data.nrows() as u64);
-    eat(data.ncols() as u64);
-    for &v in data.iter() {
-        eat(v.to_bits());
-    }
-    format!("{h:016x}")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -373,12 +294,5 @@ mod tests {
         assert_eq!(format_duration(5.25), "5.2s");
         assert_eq!(format_duration(125.0), "2m05s");
         assert_eq!(format_duration(3725.0), "1h02m");
-    }
-
-    #[test]
-    fn timestamp_shape() {
-        let t = utc_timestamp();
-        assert_eq!(t.len(), 15, "{t}");
-        assert!(t.starts_with("20"), "{t}");
     }
 }

@@ -9,7 +9,7 @@
 //!
 //! Metadata (strings):
 //! - `format`: [`CHECKPOINT_FORMAT`];
-//! - `config`: the [`TrainConfig`] as JSON ([`TrainConfigJson`]);
+//! - `config`: the [`TrainConfig`] as JSON (its serde form: enums by their command-line names);
 //! - `precision`: `f32` or `f64`;
 //! - `step`: the number of optimizer steps taken, in decimal;
 //! - `rng_state`: the batch sampler's xoshiro256++ state as JSON, `{"s": [4 u64 words]}`;

@@ -27,7 +27,7 @@ pub enum DatasetJson {
         path: String,
         rows: usize,
         cols: usize,
-        /// FNV-1a of the values (the command-line tool's `fingerprint`).
+        /// FNV-1a of the values ([`fingerprint`](crate::train::run_data::fingerprint)).
         fingerprint: String,
     },
 }

@@ -12,7 +12,6 @@ mod identity;
 mod report;
 
 use super::{CliError, CliResult};
-use crate::cli::common::utc_timestamp;
 use crate::cli::output::{errln, outln};
 use clap::{Args, Subcommand};
 use meanflow::data::ToyDataset;
@@ -20,6 +19,7 @@ use meanflow::flow::loss::LossPreset;
 use meanflow::linalg::matmul::set_matmul_threads;
 use meanflow::study::fixture::{distinct, FixtureSettings, ModelCache};
 use meanflow::study::gaussian::gaussians;
+use meanflow::train::run_folder::utc_timestamp;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 

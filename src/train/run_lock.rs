@@ -27,34 +27,22 @@ pub struct RunLock {
     previous: Option<Vec<u8>>,
 }
 
-/// Why a lock could not be taken.
-#[derive(Debug)]
+/// Why the lock of `folder` could not be taken; one line naming the folder.
+#[derive(Debug, thiserror::Error)]
 pub enum LockError {
     /// Another live process holds it: its id, when the lock file tells it.
-    InUse { pid: Option<u32> },
+    #[error("run folder {} is in use by {}", folder.display(), holder_name(*pid))]
+    InUse { folder: PathBuf, pid: Option<u32> },
     /// The lock file could not be created, opened or locked.
-    Io(io::Error),
+    #[error("cannot lock the run folder {} ({}): {source}", folder.display(), folder.join(LOCK_FILE).display())]
+    Io { folder: PathBuf, source: io::Error },
 }
 
-impl LockError {
-    /// The one-line message for `folder`.
-    pub fn message(&self, folder: &Path) -> String {
-        match self {
-            LockError::InUse { pid: Some(pid) } => {
-                format!("run folder {} is in use by process {pid}", folder.display())
-            }
-            LockError::InUse { pid: None } => {
-                format!(
-                    "run folder {} is in use by another process",
-                    folder.display()
-                )
-            }
-            LockError::Io(e) => format!(
-                "cannot lock the run folder {} ({}): {e}",
-                folder.display(),
-                folder.join(LOCK_FILE).display()
-            ),
-        }
+/// "process N", or "another process" when the lock file does not tell.
+fn holder_name(pid: Option<u32>) -> String {
+    match pid {
+        Some(pid) => format!("process {pid}"),
+        None => "another process".into(),
     }
 }
 
@@ -105,6 +93,10 @@ impl RunLock {
     /// Takes the lock of `folder` (an existing folder), creating its lock file when missing, and
     /// writes this process's id into it.
     pub fn acquire(folder: &Path) -> Result<RunLock, LockError> {
+        let failed = |source: io::Error| LockError::Io {
+            folder: folder.to_path_buf(),
+            source,
+        };
         let path = folder.join(LOCK_FILE);
         let existed = path.exists();
         let mut file = OpenOptions::new()
@@ -113,19 +105,20 @@ impl RunLock {
             .create(true)
             .truncate(false)
             .open(&path)
-            .map_err(LockError::Io)?;
+            .map_err(failed)?;
         match try_lock(&file) {
             TryLock::Taken => {}
             TryLock::HeldElsewhere => {
                 return Err(LockError::InUse {
+                    folder: folder.to_path_buf(),
                     pid: read_pid(&mut file),
                 })
             }
-            TryLock::Failed(e) => return Err(LockError::Io(e)),
+            TryLock::Failed(e) => return Err(failed(e)),
         }
         let previous = if existed {
             let mut bytes = Vec::new();
-            file.read_to_end(&mut bytes).map_err(LockError::Io)?;
+            file.read_to_end(&mut bytes).map_err(failed)?;
             Some(bytes)
         } else {
             None
@@ -136,7 +129,7 @@ impl RunLock {
             previous,
         };
         lock.write_contents(pid_contents(std::process::id()).as_bytes())
-            .map_err(LockError::Io)?;
+            .map_err(failed)?;
         Ok(lock)
     }
 

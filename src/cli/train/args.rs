@@ -1,0 +1,130 @@
+//! The options of `meanflow train` and their defaults. Some defaults depend on --loss; a resumed
+//! run keeps its stored settings, so every option is optional here.
+
+use clap::Args;
+use meanflow::flow::loss::LossPreset;
+use std::path::PathBuf;
+
+/// Default number of steps: the default run took 97 s (311 steps/s, 1 thread) on the 2-core
+/// development machine, under the two-minute budget (see docs/cli.md).
+pub const DEFAULT_STEPS: u64 = 30_000;
+pub const DEFAULT_DATASET: &str = "two_moons";
+pub const DEFAULT_LOSS: LossPreset = LossPreset::Imf;
+pub const DEFAULT_WIDTH: usize = 128;
+pub const DEFAULT_DEPTH: usize = 3;
+pub const DEFAULT_BATCH: usize = 256;
+pub const DEFAULT_EMA: f64 = 0.999;
+pub const DEFAULT_CHECKPOINT_EVERY: u64 = 5_000;
+pub const DEFAULT_EVAL_EVERY: u64 = 5_000;
+pub const DEFAULT_EVAL_SAMPLES: usize = 2_000;
+pub const DEFAULT_LOG_EVERY: u64 = 100;
+
+/// Options of `meanflow train`. Some defaults depend on --loss.
+#[derive(Args, Debug, Clone, Default)]
+pub struct TrainArgs {
+    /// Built-in dataset name, or a CSV / NPY file of points [default: two_moons]
+    #[arg(long, value_name = "NAME|FILE")]
+    pub dataset: Option<String>,
+    /// Loss preset: mf, imf or imf-head [default: imf]
+    #[arg(long, value_name = "mf|imf|imf-head")]
+    pub loss: Option<String>,
+    /// Tangent blend in [0, 1]: 0 = MF, 1 = iMF [default: mf 0, imf 1]
+    #[arg(long, allow_hyphen_values = true)]
+    pub beta: Option<f64>,
+    /// Source of the iMF velocity: boundary (u(z, t, t)) or head (the v-head) [default: head for imf-head, else boundary]
+    #[arg(long, value_name = "boundary|head")]
+    pub v_source: Option<String>,
+    /// Keep the gradient through dudt (reverse over forward; slower, tape engine)
+    #[arg(long)]
+    pub exact: bool,
+    /// Adaptive-weight power p >= 0; 0 is plain squared error [default: 0]
+    #[arg(long, allow_hyphen_values = true)]
+    pub p: Option<f64>,
+    /// Adaptive-weight offset c > 0 [default: 1e-3]
+    #[arg(long, allow_hyphen_values = true)]
+    pub c: Option<f64>,
+    /// Distribution of the times [default: logit-normal]
+    #[arg(long, value_name = "logit-normal|uniform")]
+    pub time_dist: Option<String>,
+    /// Logit-normal mean [default: -0.4]
+    #[arg(long, allow_hyphen_values = true)]
+    pub time_mu: Option<f64>,
+    /// Logit-normal standard deviation > 0 [default: 1.0]
+    #[arg(long, allow_hyphen_values = true)]
+    pub time_sigma: Option<f64>,
+    /// Fraction of rows with r = t, in [0, 1] [default: mf 0.75, imf 0.5]
+    #[arg(long, allow_hyphen_values = true)]
+    pub frac_equal: Option<f64>,
+    /// Hidden width [default: 128]
+    #[arg(long, allow_negative_numbers = true)]
+    pub width: Option<usize>,
+    /// Number of hidden layers [default: 3]
+    #[arg(long, allow_negative_numbers = true)]
+    pub depth: Option<usize>,
+    /// silu, tanh, gelu_tanh, relu, softplus or sigmoid [default: silu]
+    #[arg(long)]
+    pub activation: Option<String>,
+    /// Time conditioning: raw, or fourierK (K frequencies) [default: raw]
+    #[arg(long)]
+    pub conditioning: Option<String>,
+    /// Heads: u, or uv (adds the v-head) [default: uv with --v-source head, else u]
+    #[arg(long, value_name = "u|uv")]
+    pub heads: Option<String>,
+    /// Batch size [default: 256]
+    #[arg(long, allow_negative_numbers = true)]
+    pub batch: Option<usize>,
+    /// Total optimizer steps of the run [default: 30000]
+    #[arg(long, allow_negative_numbers = true)]
+    pub steps: Option<u64>,
+    /// Learning rate [default: 1e-3]
+    #[arg(long, allow_hyphen_values = true)]
+    pub lr: Option<f64>,
+    /// Linear warm-up steps [default: 0]
+    #[arg(long, allow_negative_numbers = true)]
+    pub warmup: Option<u64>,
+    /// Adam beta1 [default: 0.9]
+    #[arg(long, allow_hyphen_values = true)]
+    pub beta1: Option<f64>,
+    /// Adam beta2 [default: 0.999]
+    #[arg(long, allow_hyphen_values = true)]
+    pub beta2: Option<f64>,
+    /// Decoupled weight decay [default: 0]
+    #[arg(long, allow_hyphen_values = true)]
+    pub weight_decay: Option<f64>,
+    /// Clip the global gradient norm to this [default: none]
+    #[arg(long, allow_hyphen_values = true, value_name = "NORM")]
+    pub clip: Option<f64>,
+    /// EMA decay of the weights, or 0 / none to disable [default: 0.999]
+    #[arg(long, allow_hyphen_values = true, value_name = "DECAY|none")]
+    pub ema: Option<String>,
+    /// Seed of every random stream [default: 0]
+    #[arg(long, allow_negative_numbers = true)]
+    pub seed: Option<u64>,
+    /// Threads: the batch is split into this many shards computed in parallel [default: 1]
+    #[arg(long, allow_negative_numbers = true)]
+    pub threads: Option<usize>,
+    /// Storage precision [default: f32]
+    #[arg(long, value_name = "f32|f64")]
+    pub precision: Option<String>,
+    /// Run folder [default: runs/<dataset>-<loss>-<UTC time>]
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Write the checkpoint every this many steps (0: only at the end and on interruption) [default: 5000]
+    #[arg(long, allow_negative_numbers = true, value_name = "STEPS")]
+    pub checkpoint_every: Option<u64>,
+    /// Continue the run in this folder up to --steps
+    #[arg(long, value_name = "RUN_FOLDER")]
+    pub resume: Option<PathBuf>,
+    /// Sliced W1 of 1-step samples vs held-out data every this many steps (0: never) [default: 5000]
+    #[arg(long, allow_negative_numbers = true, value_name = "STEPS")]
+    pub eval_every: Option<u64>,
+    /// Points per evaluation (samples and held-out data) [default: 2000]
+    #[arg(long, allow_negative_numbers = true, value_name = "N")]
+    pub eval_samples: Option<usize>,
+    /// Write a metrics line every this many steps [default: 100]
+    #[arg(long, allow_negative_numbers = true, value_name = "STEPS")]
+    pub log_every: Option<u64>,
+    /// Skip steps with a non-finite loss or gradient instead of stopping
+    #[arg(long)]
+    pub skip_nonfinite: bool,
+}

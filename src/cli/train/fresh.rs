@@ -1,0 +1,159 @@
+//! A fresh run from the flags: the settings (flag, else the --loss preset's default, else the
+//! tool's default), the data and the run folder.
+
+use super::args::*;
+use super::folder_error;
+use super::settings::{
+    check_run_options, parse_activation, parse_ema, parse_time_dist, usage, FOR_A_RUN,
+};
+use crate::cli::common::parse_dataset;
+use crate::cli::{CliError, CliResult};
+use meanflow::autodiff::elementwise::Elementwise;
+use meanflow::flow::loss::{LossConfig, LossPreset, VSource};
+use meanflow::flow::model::{Conditioning, Heads, ModelConfig};
+use meanflow::flow::time_sampler::{TimeDistribution, TimeSampler};
+use meanflow::train::checkpoint::Precision;
+use meanflow::train::metrics_log::LogAccumulator;
+use meanflow::train::optim::AdamConfig;
+use meanflow::train::run_config::{RunConfig, RUN_FORMAT};
+use meanflow::train::run_data::{self, DataSplit};
+use meanflow::train::run_folder;
+use meanflow::train::run_plan::RunPlan;
+use meanflow::train::TrainConfig;
+
+/// The plan of a fresh run; nothing is written yet.
+pub fn resolve_fresh(args: &TrainArgs) -> CliResult<RunPlan> {
+    let precision = match &args.precision {
+        Some(p) => p.parse::<Precision>().map_err(usage)?,
+        None => Precision::F32,
+    };
+    let spec = args.dataset.as_deref().unwrap_or(DEFAULT_DATASET);
+    let source = parse_dataset(spec, precision, FOR_A_RUN)?;
+    let preset = match &args.loss {
+        Some(l) => l.parse::<LossPreset>().map_err(usage)?,
+        None => DEFAULT_LOSS,
+    };
+    let mut loss = LossConfig::preset(preset);
+    if let Some(b) = args.beta {
+        loss.beta = b;
+    }
+    if let Some(v) = &args.v_source {
+        loss.v_source = v.parse::<VSource>().map_err(usage)?;
+    }
+    loss.exact = args.exact;
+    if let Some(p) = args.p {
+        loss.p = p;
+    }
+    if let Some(c) = args.c {
+        loss.c = c;
+    }
+    let mut time = match preset {
+        LossPreset::Mf => TimeSampler::mf_default(),
+        LossPreset::Imf | LossPreset::ImfHead => TimeSampler::imf_default(),
+    };
+    let dist = match &args.time_dist {
+        Some(t) => parse_time_dist(t)?,
+        None => "logit-normal",
+    };
+    time.distribution = if dist == "uniform" {
+        if args.time_mu.is_some() || args.time_sigma.is_some() {
+            return Err(CliError::usage(
+                "--time-mu and --time-sigma apply to --time-dist logit-normal, not uniform",
+            ));
+        }
+        TimeDistribution::Uniform
+    } else {
+        let TimeDistribution::LogitNormal { mu, sigma } = time.distribution else {
+            unreachable!("the presets are logit-normal")
+        };
+        TimeDistribution::LogitNormal {
+            mu: args.time_mu.unwrap_or(mu),
+            sigma: args.time_sigma.unwrap_or(sigma),
+        }
+    };
+    if let Some(f) = args.frac_equal {
+        time.fraction_equal = f;
+    }
+    let heads = match &args.heads {
+        Some(h) => h.parse::<Heads>().map_err(usage)?,
+        None if loss.v_source == VSource::Head => Heads::UV,
+        None => Heads::U,
+    };
+    let model = ModelConfig {
+        dim: source.dim(),
+        width: args.width.unwrap_or(DEFAULT_WIDTH),
+        depth: args.depth.unwrap_or(DEFAULT_DEPTH),
+        activation: match &args.activation {
+            Some(a) => parse_activation(a)?,
+            None => Elementwise::Silu,
+        },
+        conditioning: match &args.conditioning {
+            Some(c) => c.parse::<Conditioning>().map_err(usage)?,
+            None => Conditioning::Raw,
+        },
+        heads,
+    };
+    let defaults = AdamConfig::default();
+    let adam = AdamConfig {
+        lr: args.lr.unwrap_or(defaults.lr),
+        beta1: args.beta1.unwrap_or(defaults.beta1),
+        beta2: args.beta2.unwrap_or(defaults.beta2),
+        eps: defaults.eps,
+        weight_decay: args.weight_decay.unwrap_or(defaults.weight_decay),
+        warmup_steps: args.warmup.unwrap_or(defaults.warmup_steps),
+        clip_norm: args.clip,
+    };
+    let ema_decay = match &args.ema {
+        Some(e) => parse_ema(e)?,
+        None => Some(DEFAULT_EMA),
+    };
+    let config = TrainConfig {
+        model,
+        loss,
+        time,
+        adam,
+        batch: args.batch.unwrap_or(DEFAULT_BATCH),
+        ema_decay,
+        seed: args.seed.unwrap_or(0),
+        threads: args.threads.unwrap_or(1),
+    };
+    config.validate().map_err(usage)?;
+    let eval_samples = args.eval_samples.unwrap_or(DEFAULT_EVAL_SAMPLES);
+    let (pool_points, held_out_points) = DataSplit::sizes(&source, eval_samples);
+    let run = RunConfig {
+        format: RUN_FORMAT.into(),
+        dataset: run_data::record(&source).map_err(usage)?,
+        loss_preset: preset.name().into(),
+        train: config,
+        precision,
+        steps: args.steps.unwrap_or(DEFAULT_STEPS),
+        threads: args.threads.unwrap_or(1),
+        checkpoint_every: args.checkpoint_every.unwrap_or(DEFAULT_CHECKPOINT_EVERY),
+        eval_every: args.eval_every.unwrap_or(DEFAULT_EVAL_EVERY),
+        eval_samples,
+        log_every: args.log_every.unwrap_or(DEFAULT_LOG_EVERY),
+        skip_nonfinite: args.skip_nonfinite,
+        pool_points,
+        held_out_points,
+        version: env!("CARGO_PKG_VERSION").into(),
+    };
+    check_run_options(&run, &config)?;
+    let folder = match &args.out {
+        Some(out) => {
+            run_folder::check_fresh_target(out).map_err(folder_error)?;
+            out.clone()
+        }
+        None => run_folder::default_folder(&source.label(), preset.name()),
+    };
+    Ok(RunPlan {
+        run,
+        config,
+        source,
+        folder,
+        resume: None,
+        kept_metrics: Vec::new(),
+        accumulator: LogAccumulator::default(),
+        lock: None,
+        default_folder: args.out.is_none(),
+    })
+}

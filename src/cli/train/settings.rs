@@ -1,0 +1,128 @@
+//! Flag values of `meanflow train` that are not parsed by clap alone, and the checks of a run's
+//! options; every message names the flag.
+
+use crate::cli::common::check_output_size;
+use crate::cli::{CliError, CliResult};
+use meanflow::autodiff::elementwise::Elementwise;
+use meanflow::flow::time_sampler::TimeDistribution;
+use meanflow::train::checkpoint::{Precision, MAX_STEPS};
+use meanflow::train::run_config::RunConfig;
+use meanflow::train::TrainConfig;
+use std::fmt::Display;
+
+/// Bad input with the message of `e`.
+pub fn usage(e: impl Display) -> CliError {
+    CliError::usage(e.to_string())
+}
+
+/// What a dataset is loaded for, in messages about values out of range.
+pub const FOR_A_RUN: &str = "a run";
+
+/// `--ema`: a decay in [0, 1), or none (`none`, `off`, 0).
+pub fn parse_ema(text: &str) -> CliResult<Option<f64>> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "none" | "off" => Ok(None),
+        t => match t.parse::<f64>() {
+            Ok(0.0) => Ok(None),
+            Ok(d) if (0.0..1.0).contains(&d) => Ok(Some(d)),
+            _ => Err(CliError::usage(format!(
+                "--ema {text}: expected a decay in [0, 1) or 'none'"
+            ))),
+        },
+    }
+}
+
+/// `--time-dist`: `logit-normal` or `uniform`.
+pub fn parse_time_dist(text: &str) -> CliResult<&'static str> {
+    match text.to_ascii_lowercase().replace('_', "-").as_str() {
+        "logit-normal" | "logitnormal" => Ok("logit-normal"),
+        "uniform" => Ok("uniform"),
+        _ => Err(CliError::usage(format!(
+            "--time-dist {text}: expected 'logit-normal' or 'uniform'"
+        ))),
+    }
+}
+
+/// `--activation`.
+pub fn parse_activation(text: &str) -> CliResult<Elementwise> {
+    text.parse::<Elementwise>().map_err(usage)
+}
+
+/// Refuses a setting that the run computes with in its precision but that precision cannot hold
+/// (`--lr 1e39` is infinite in f32); the message names the flag.
+fn check_fits_precision(config: &TrainConfig, precision: Precision) -> CliResult<()> {
+    if precision != Precision::F32 {
+        return Ok(());
+    }
+    let (mu, sigma) = match config.time.distribution {
+        TimeDistribution::LogitNormal { mu, sigma } => (Some(mu), Some(sigma)),
+        TimeDistribution::Uniform => (None, None),
+    };
+    let settings = [
+        ("--lr", Some(config.adam.lr)),
+        ("--weight-decay", Some(config.adam.weight_decay)),
+        ("--clip", config.adam.clip_norm),
+        ("--p", Some(config.loss.p)),
+        ("--c", Some(config.loss.c)),
+        ("--time-mu", mu),
+        ("--time-sigma", sigma),
+    ];
+    for (flag, value) in settings {
+        if let Some(v) = value.filter(|v| v.abs() > f64::from(f32::MAX)) {
+            return Err(CliError::usage(format!(
+                "{flag} {v:e} is beyond the range of f32 (3.4e38), this run's precision; use --precision f64"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Checks of the run options (periods, threads, evaluation size); the message names the flag.
+pub fn check_run_options(run: &RunConfig, config: &TrainConfig) -> CliResult<()> {
+    if run.steps == 0 {
+        return Err(CliError::usage("--steps must be at least 1"));
+    }
+    if run.steps > MAX_STEPS {
+        return Err(CliError::usage(format!(
+            "--steps must be at most 2^53 = {MAX_STEPS}, got {}",
+            run.steps
+        )));
+    }
+    if run.threads == 0 || run.threads > 256 {
+        return Err(CliError::usage(format!(
+            "--threads must be between 1 and 256, got {}",
+            run.threads
+        )));
+    }
+    if run.log_every == 0 {
+        return Err(CliError::usage("--log-every must be at least 1"));
+    }
+    if run.eval_every > 0 && run.eval_samples < 2 {
+        return Err(CliError::usage(format!(
+            "--eval-samples must be at least 2 when evaluating, got {}",
+            run.eval_samples
+        )));
+    }
+    check_fits_precision(config, run.precision)?;
+    let model = &config.model;
+    check_output_size(
+        "--eval-samples",
+        run.eval_samples,
+        model.width.max(model.input_width()),
+        "the model's widest layer",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ema_flag() {
+        assert_eq!(parse_ema("none").unwrap(), None);
+        assert_eq!(parse_ema("0").unwrap(), None);
+        assert_eq!(parse_ema("0.99").unwrap(), Some(0.99));
+        assert!(parse_ema("1").is_err());
+        assert!(parse_ema("x").is_err());
+    }
+}

@@ -1,0 +1,115 @@
+//! A training run decided before anything is written ([`RunPlan`]), and its start on disk: a fresh
+//! run's folder staged and published with its step-0 checkpoint, a resumed run's folder rewritten
+//! in place (config.json and the metrics lines it keeps).
+
+use crate::io::tensor_file::TensorFileError;
+use crate::linalg::float::Float;
+use crate::train::checkpoint::{Checkpoint, CheckpointError};
+use crate::train::metrics_log::LogAccumulator;
+use crate::train::run_checkpoint::write_run_checkpoint;
+use crate::train::run_config::RunConfig;
+use crate::train::run_data::{DataSource, DataSplit};
+use crate::train::run_folder::{
+    remove_stale_temporaries, write_config_and_metrics, RunFileError, RunFolderError, StagedFolder,
+    CHECKPOINT_FILE,
+};
+use crate::train::run_lock::RunLock;
+use crate::train::{TrainConfig, Trainer};
+use std::path::PathBuf;
+
+/// Everything a run is, decided before anything is written.
+pub struct RunPlan {
+    /// config.json.
+    pub run: RunConfig,
+    pub config: TrainConfig,
+    pub source: DataSource,
+    pub folder: PathBuf,
+    /// The checkpoint a resumed run continues from; `None` for a fresh run.
+    pub resume: Option<Checkpoint>,
+    /// metrics.jsonl lines to keep (resume: those up to the checkpoint's step).
+    pub kept_metrics: Vec<String>,
+    /// The metrics sums since the last line (resume: from the checkpoint).
+    pub accumulator: LogAccumulator,
+    /// The run folder's lock (resume: taken before reading the run; fresh: taken in the staging
+    /// folder by [`RunPlan::prepare_folder`]).
+    pub lock: Option<RunLock>,
+    /// The folder is a default name (`runs/<dataset>-<loss>-<time>`), not one the user chose: when
+    /// another run takes that name first, this one takes the next free name instead.
+    pub default_folder: bool,
+}
+
+impl RunPlan {
+    /// The training pool and held-out points of the run.
+    pub fn split_data(&self) -> DataSplit {
+        DataSplit::new(&self.source, self.config.seed, self.run.eval_samples)
+    }
+
+    /// Releases the lock taken for a resume that is refused, leaving the folder as it was.
+    pub fn release_lock_unchanged(&mut self) {
+        if let Some(lock) = self.lock.take() {
+            lock.release_unchanged();
+        }
+    }
+
+    /// Writes the run folder's first files. A fresh run's go into a staging folder, returned to be
+    /// published by [`RunPlan::publish`] once the trainer exists; an error then has created
+    /// nothing. A resumed run's config.json and kept metrics lines are rewritten in place, after
+    /// removing temporary files a killed process left.
+    pub fn prepare_folder(&mut self) -> Result<Option<StagedFolder>, RunFolderError> {
+        if self.resume.is_none() {
+            return StagedFolder::create(&self.folder, &self.run).map(Some);
+        }
+        remove_stale_temporaries(&self.folder);
+        write_config_and_metrics(&self.folder, &self.run, &self.kept_metrics).map_err(
+            |RunFileError { file, source }| RunFolderError::Write {
+                path: self.folder.join(file),
+                source,
+            },
+        )?;
+        Ok(None)
+    }
+
+    /// The trainer of the run, drawing batches from `pool`: in the checkpoint's state for a
+    /// resumed run, freshly initialised from the seed otherwise.
+    pub fn trainer<T: Float>(
+        &self,
+        pool: ndarray::Array2<f64>,
+    ) -> Result<Trainer<T>, CheckpointError> {
+        match &self.resume {
+            Some(ck) => ck.trainer::<T>(pool),
+            None => Ok(Trainer::<T>::new(self.config, pool)),
+        }
+    }
+
+    /// Writes the step-0 checkpoint of `trainer` into the staged folder of a fresh run and
+    /// publishes it as the run folder (the next free name when the default one was taken
+    /// meanwhile: `folder` follows), keeping its lock. On failure nothing is left on disk.
+    pub fn publish<T: Float>(
+        &mut self,
+        staged: StagedFolder,
+        trainer: &Trainer<T>,
+    ) -> Result<(), RunFolderError> {
+        let written = write_run_checkpoint(
+            &staged.path().join(CHECKPOINT_FILE),
+            trainer,
+            &self.accumulator,
+            &self.run,
+        );
+        if let Err(e) = written {
+            let reason = match e {
+                CheckpointError::File(TensorFileError::Write { source, .. }) => {
+                    format!("{CHECKPOINT_FILE}: {source}")
+                }
+                e => e.to_string(),
+            };
+            staged.discard();
+            return Err(RunFolderError::Create {
+                folder: self.folder.clone(),
+                reason,
+            });
+        }
+        let lock = staged.publish(&mut self.folder, self.default_folder)?;
+        self.lock = Some(lock);
+        Ok(())
+    }
+}
