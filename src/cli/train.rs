@@ -28,9 +28,8 @@ use meanflow::flow::loss::{LossConfig, LossPreset, VSource};
 use meanflow::flow::model::{Conditioning, Heads, MlpParams, ModelConfig};
 use meanflow::flow::sampling::{noise, sample_mean_flow, uniform_schedule};
 use meanflow::flow::time_sampler::{TimeDistribution, TimeSampler};
-use meanflow::io::tensor_file::{
-    temporary_name, temporary_prefix, write_atomically, TensorFileError,
-};
+use meanflow::io::atomic::{temporary_name, temporary_prefix, write_atomically};
+use meanflow::io::tensor_file::TensorFileError;
 use meanflow::linalg::float::Float;
 use meanflow::linalg::matmul::set_matmul_threads;
 use meanflow::rng::Rng;

@@ -832,9 +832,9 @@ pub fn npy_bytes(data: ArrayView2<f64>, dtype: NpyDtype, fortran_order: bool) ->
     out
 }
 
-/// Writes `bytes` to `path` atomically ([`crate::io::tensor_file::write_atomically`]).
+/// Writes `bytes` to `path` atomically ([`crate::io::atomic::write_atomically`]).
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), DataError> {
-    crate::io::tensor_file::write_atomically(path, bytes).map_err(|source| DataError::Write {
+    crate::io::atomic::write_atomically(path, bytes).map_err(|source| DataError::Write {
         path: path.to_path_buf(),
         source,
     })

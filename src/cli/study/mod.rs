@@ -117,7 +117,7 @@ fn parse_datasets(list: &str) -> CliResult<Vec<ToyDataset>> {
 
 /// Writes a text file atomically, or says which file could not be written.
 fn write_text(path: &Path, text: &str) -> CliResult<()> {
-    meanflow::io::tensor_file::write_atomically(path, text.as_bytes())
+    meanflow::io::atomic::write_atomically(path, text.as_bytes())
         .map_err(|e| CliError::failed(format!("{}: cannot write the file: {e}", path.display())))
 }
 
