@@ -1,6 +1,6 @@
 //! CSV / NPY loading and saving: round trips, hand-made files, and every rejected input.
 
-use meanflow::data::file::{npy_bytes, parse_npy};
+use meanflow::data::npy::{npy_bytes, parse_npy};
 use meanflow::data::{
     load, load_csv, load_csv_with_header, load_npy, save_csv, save_npy, DataError, NpyDtype,
     Position,
@@ -229,10 +229,11 @@ fn hand_made_npy_files() {
         ),
     );
     assert_eq!(load_npy(&p).unwrap(), array![[1.0], [2.0], [3.0], [4.0]]);
-    // The writer's bytes: header as numpy writes it.
+    // The writer's bytes: the header dictionary as ndarray-npy writes it (numpy writes a trailing
+    // ", " before the "}"; both are the same Python literal to numpy's reader).
     let b = npy_bytes(array![[1.0, 2.0], [3.0, 4.0]].view(), NpyDtype::F64, false);
     let text = String::from_utf8_lossy(&b[10..]);
-    assert!(text.starts_with("{'descr': '<f8', 'fortran_order': False, 'shape': (2, 2), }"));
+    assert!(text.starts_with("{'descr': '<f8', 'fortran_order': False, 'shape': (2, 2)}"));
     assert_eq!(&b[b.len() - 32..], &f64_bytes(&[1.0, 2.0, 3.0, 4.0])[..]);
 }
 

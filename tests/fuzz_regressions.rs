@@ -4,7 +4,8 @@
 //! inputs, `crash-*` inputs a fuzzer found) must be rejected with an error. None may panic.
 //! fuzz/README.md says how to run the fuzzers and add what they find here.
 
-use meanflow::data::file::{parse_csv, parse_npy};
+use meanflow::data::csv::parse_csv;
+use meanflow::data::npy::parse_npy;
 use meanflow::train::checkpoint::{Checkpoint, Precision};
 use meanflow::train::run_config::RunConfig;
 use std::path::{Path, PathBuf};

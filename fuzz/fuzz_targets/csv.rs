@@ -5,7 +5,7 @@ use libfuzzer_sys::fuzz_target;
 use std::path::Path;
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(csv) = meanflow::data::file::parse_csv(Path::new("fuzz.csv"), data) {
+    if let Ok(csv) = meanflow::data::csv::parse_csv(Path::new("fuzz.csv"), data) {
         assert!(csv.data.nrows() >= 2, "accepted fewer than 2 rows");
         assert!(
             csv.data.iter().all(|v| v.is_finite()),

@@ -6,7 +6,7 @@ use libfuzzer_sys::fuzz_target;
 use std::path::Path;
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(a) = meanflow::data::file::parse_npy(Path::new("fuzz.npy"), data) {
+    if let Ok(a) = meanflow::data::npy::parse_npy(Path::new("fuzz.npy"), data) {
         assert!(
             a.nrows() >= 2 && a.ncols() >= 1,
             "accepted shape {:?}",

@@ -3,7 +3,7 @@
 
 use super::{CliError, CliResult};
 use meanflow::data::{self, NpyDtype, ToyDataset};
-use meanflow::io::tensor_file::write_atomically;
+use meanflow::io::atomic::write_atomically;
 use meanflow::train::checkpoint::Precision;
 use meanflow::train::run_data::{self, max_data_magnitude};
 use meanflow::train::run_folder::RUN_FILES;
@@ -157,7 +157,7 @@ pub fn check_parent(path: &Path, flag: &str) -> CliResult<()> {
                 });
         }
     }
-    let resolved = meanflow::io::tensor_file::follow_symlinks(path);
+    let resolved = meanflow::io::atomic::follow_symlinks(path);
     let parent = resolved
         .parent()
         .filter(|p| !p.as_os_str().is_empty())

@@ -1,12 +1,12 @@
 //! Named tensors in the safetensors format (what PyTorch's and JAX's `safetensors` read and write):
 //! reference cases and checkpoints. Tensors of rank 1 or 2, dtype F32 or F64, held here as
 //! `Array2<f64>` (a rank-1 tensor `[n]` as a row `[1, n]`) together with their stored shape.
-//! Writes are atomic: a temporary file in the same folder, flushed, then renamed over the target.
+//! Writes go through [`write_atomically`].
 
+use crate::io::atomic::write_atomically;
 use ndarray::Array2;
 use safetensors::tensor::{Dtype, SafeTensors};
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// What can be wrong with a tensor file; each message is one line naming the file and the problem.
@@ -189,7 +189,7 @@ impl TensorFile {
         out
     }
 
-    /// Writes the file atomically (temporary file in the same folder, flush, rename).
+    /// Writes the file atomically ([`write_atomically`]).
     pub fn write(&self, path: &Path, as_f32: bool) -> Result<(), TensorFileError> {
         write_atomically(path, &self.to_bytes(as_f32)).map_err(|source| TensorFileError::Write {
             path: path.to_path_buf(),
@@ -201,116 +201,4 @@ impl TensorFile {
 /// A value as compact JSON (strings escaped as JSON requires).
 fn json<T: serde::Serialize + ?Sized>(x: &T) -> String {
     serde_json::to_string(x).expect("strings, maps of strings and integers serialise")
-}
-
-/// The most bytes a file name may have on common file systems (ext4, XFS, APFS, NTFS).
-const MAX_NAME_BYTES: usize = 255;
-
-/// The start of the hidden temporary sibling of `name`: `.NAME.tmp`, followed by a process id in
-/// [`temporary_name`]. When that would not fit in a file name (NAME of about 240 bytes or more),
-/// NAME is cut at a character boundary and a hash of the whole name keeps it unique:
-/// `.CUT~HASH.tmp`.
-pub fn temporary_prefix(name: &str) -> String {
-    // Room for ".", ".tmp" and a 10-digit process id.
-    let room = MAX_NAME_BYTES - 1 - 4 - 10;
-    if name.len() <= room {
-        return format!(".{name}.tmp");
-    }
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in name.bytes() {
-        hash ^= u64::from(b);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    let mut cut = room - 17;
-    while !name.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    format!(".{}~{hash:016x}.tmp", &name[..cut])
-}
-
-/// The hidden temporary sibling name of `name` for process `pid` (see [`temporary_prefix`]).
-pub fn temporary_name(name: &str, pid: u32) -> String {
-    format!("{}{pid}", temporary_prefix(name))
-}
-
-/// `path` with symbolic links followed to the file they name: an output path that is a link is
-/// written where the link points, and the link stays. An existing path is canonicalized; a link to
-/// a file that does not exist yet is followed by hand (at most 40 links, as the OS does).
-pub fn follow_symlinks(path: &Path) -> PathBuf {
-    if let Ok(p) = std::fs::canonicalize(path) {
-        return p;
-    }
-    let mut p = path.to_path_buf();
-    for _ in 0..40 {
-        match std::fs::read_link(&p) {
-            Ok(target) if target.is_absolute() => p = target,
-            Ok(target) => {
-                let dir = p
-                    .parent()
-                    .filter(|d| !d.as_os_str().is_empty())
-                    .unwrap_or(Path::new("."));
-                p = dir.join(target);
-            }
-            Err(_) => break,
-        }
-    }
-    p
-}
-
-/// Writes `bytes` to `path` so that a crash at any moment leaves either the old file or the new
-/// one, never a mix: write a temporary sibling ([`temporary_name`]), fsync it, rename it over
-/// `path`. A `path` that is a symbolic link is followed: the file it points to is replaced. An
-/// existing `path` that is not a regular file (`/dev/stdout`, a named pipe) is written in place,
-/// as the shell's `>` would: a rename would replace the device or pipe itself.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    if let Ok(meta) = std::fs::metadata(path) {
-        if !meta.is_file() && !meta.is_dir() {
-            let mut f = std::fs::OpenOptions::new().write(true).open(path)?;
-            return f.write_all(bytes).and_then(|_| f.flush());
-        }
-    }
-    let path = &follow_symlinks(path);
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let file_name = path.file_name().ok_or_else(|| {
-        std::io::Error::new(std::io::ErrorKind::InvalidInput, "path has no file name")
-    })?;
-    let tmp = dir.join(temporary_name(
-        &file_name.to_string_lossy(),
-        std::process::id(),
-    ));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn temporary_names_fit_in_a_file_name() {
-        assert_eq!(temporary_name("config.json", 42), ".config.json.tmp42");
-        let long = "é".repeat(127); // 254 bytes
-        let other = format!("{}x", "é".repeat(126));
-        for name in [&long, &other] {
-            let t = temporary_name(name, u32::MAX);
-            assert!(t.len() <= MAX_NAME_BYTES, "{} bytes", t.len());
-            assert!(t.starts_with(&temporary_prefix(name)));
-        }
-        assert_ne!(temporary_prefix(&long), temporary_prefix(&other));
-    }
 }

@@ -5,8 +5,8 @@
 //! font and looks the same on every machine; the `png` crate encodes the buffer. What plotters
 //! does not choose for us stays here: the axis limits ([`range`]), round ticks with short labels
 //! ([`ticks`], fitted to the axis length by [`axes`]), the colours ([`color`]) and the layout of
-//! each figure. Every figure is written atomically (temporary file in the same folder, fsync,
-//! rename) and drawing never panics on empty input or NaN values.
+//! each figure. Every figure is written atomically ([`crate::io::atomic::write_atomically`]) and
+//! drawing never panics on empty input or NaN values.
 //!
 //! - [`scatter_panels`]: side-by-side panels (data vs samples) with shared, robust limits.
 //! - [`line_chart`]: curves over steps with a legend, optional shaded bands and log scale.
@@ -108,7 +108,7 @@ fn rgb(c: Color) -> RGBColor {
 }
 
 /// Draws a `width x height` figure with `draw` on a white background and writes it to `path`
-/// as an 8-bit RGB PNG, atomically (temporary sibling, fsync, rename).
+/// as an 8-bit RGB PNG, atomically ([`crate::io::atomic::write_atomically`]).
 fn write_png(
     path: &Path,
     (width, height): (u32, u32),
@@ -128,7 +128,7 @@ fn write_png(
     let mut writer = encoder.write_header()?;
     writer.write_image_data(&rgb_buffer)?;
     writer.finish()?;
-    crate::io::tensor_file::write_atomically(path, &png_bytes)
+    crate::io::atomic::write_atomically(path, &png_bytes)
 }
 
 /// A one-pixel outline in `color` just inside the pixel rectangle `(x0, y0)..(x1, y1)`.

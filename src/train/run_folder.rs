@@ -8,7 +8,7 @@
 //! [`run_checkpoint`](crate::train::run_checkpoint)), and at the end `samples.png` and `loss.png`;
 //! `.lock` holds the lock of the process that owns the folder ([`run_lock`]).
 
-use crate::io::tensor_file::{temporary_name, temporary_prefix, write_atomically};
+use crate::io::atomic::{temporary_name, temporary_prefix, write_atomically};
 use crate::train::run_config::RunConfig;
 use crate::train::run_lock::{self, LockError, RunLock, LOCK_FILE};
 use std::fmt::Display;

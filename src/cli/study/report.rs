@@ -9,7 +9,7 @@ use std::path::Path;
 
 /// Writes a text file atomically, or says which file could not be written.
 pub fn write_text(path: &Path, text: &str) -> CliResult<()> {
-    meanflow::io::tensor_file::write_atomically(path, text.as_bytes())
+    meanflow::io::atomic::write_atomically(path, text.as_bytes())
         .map_err(|e| CliError::failed(format!("{}: cannot write the file: {e}", path.display())))
 }
 
