@@ -19,12 +19,14 @@
 //!   one-step, n-step and Euler samplers.
 //! - [`io`]: safetensors files and atomic writes.
 //! - [`train`]: the training step, AdamW / clipping / EMA, worker threads, checkpoints that resume
-//!   bit for bit, and a training run in its run folder (plan, staging and lock, resume, the
-//!   training loop, metrics, evaluations, pictures).
+//!   bit for bit.
 //! - [`data`]: built-in toy datasets and CSV / NPY files.
 //! - [`verify`]: the tests' oracles and tolerances, reference cases for `verify`, sample metrics.
-//! - [`study`]: the MF vs iMF study's computation; [`plot`]: PNG figures with a bundled font;
-//!   [`bench`](mod@bench): the benchmark step and the FMA peak.
+//! - [`plot`]: PNG figures with a bundled font.
+//! - [`run`]: a training run in its folder (plan, config.json, data split, staging, lock, resume,
+//!   the loop with its metrics and evaluations, the pictures), as `meanflow train` runs it.
+//! - [`study`]: the MF vs iMF study's computation; [`bench`](mod@bench): the benchmark step and
+//!   the FMA peak.
 
 pub mod autodiff;
 pub mod bench;
@@ -35,6 +37,7 @@ pub mod linalg;
 pub mod names;
 pub mod plot;
 pub mod rng;
+pub mod run;
 pub mod study;
 pub mod train;
 pub mod verify;

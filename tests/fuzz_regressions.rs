@@ -6,8 +6,8 @@
 
 use meanflow::data::csv::parse_csv;
 use meanflow::data::npy::parse_npy;
+use meanflow::run::config::RunConfig;
 use meanflow::train::checkpoint::{Checkpoint, Precision};
-use meanflow::train::run_config::RunConfig;
 use std::path::{Path, PathBuf};
 
 fn corpus(target: &str) -> Vec<(String, Vec<u8>)> {

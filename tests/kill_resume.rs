@@ -2,8 +2,8 @@
 //! its last checkpoint, and SIGTERM ends a run cleanly with exit code 143.
 
 use meanflow::rng::Rng;
+use meanflow::run::config::RunConfig;
 use meanflow::train::checkpoint::Checkpoint;
-use meanflow::train::run_config::RunConfig;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;

@@ -2,8 +2,8 @@
 //! stop signals honoured in every long phase, the progress and metrics a long or short run owes.
 //! (The bad-input cases of issue 13 are in tests/bad_input.rs.)
 
+use meanflow::run::config::RunConfig;
 use meanflow::train::checkpoint::Checkpoint;
-use meanflow::train::run_config::RunConfig;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

@@ -10,16 +10,16 @@ use meanflow::data::ToyDataset;
 use meanflow::flow::loss::{LossConfig, LossPreset};
 use meanflow::flow::model::{Conditioning, Heads, ModelConfig};
 use meanflow::flow::time_sampler::TimeSampler;
+use meanflow::run::config::{RunConfig, RUN_FORMAT};
+use meanflow::run::dataset::{self, DataSource, DataSplit};
+use meanflow::run::folder::{CHECKPOINT_FILE, METRICS_FILE};
+use meanflow::run::lock::RunLock;
+use meanflow::run::metrics_log::{self, LogAccumulator, MetricsLine};
+use meanflow::run::plan::RunPlan;
+use meanflow::run::resume;
+use meanflow::run::session::{Observer, Outcome, Session, StoppedIn};
 use meanflow::train::checkpoint::Precision;
-use meanflow::train::metrics_log::{self, LogAccumulator, MetricsLine};
 use meanflow::train::optim::AdamConfig;
-use meanflow::train::resume;
-use meanflow::train::run_config::{RunConfig, RUN_FORMAT};
-use meanflow::train::run_data::{self, DataSource, DataSplit};
-use meanflow::train::run_folder::{CHECKPOINT_FILE, METRICS_FILE};
-use meanflow::train::run_lock::RunLock;
-use meanflow::train::run_plan::RunPlan;
-use meanflow::train::session::{Observer, Outcome, Session, StoppedIn};
 use meanflow::train::TrainConfig;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -49,7 +49,7 @@ fn fresh_plan(folder: PathBuf) -> RunPlan {
     let (pool_points, held_out_points) = DataSplit::sizes(&source, eval_samples);
     let run = RunConfig {
         format: RUN_FORMAT.into(),
-        dataset: run_data::record(&source).unwrap(),
+        dataset: dataset::record(&source).unwrap(),
         loss_preset: LossPreset::Imf.name().into(),
         train: config,
         precision: Precision::F32,
@@ -82,7 +82,7 @@ fn resume_plan(folder: &Path) -> RunPlan {
     let lock = RunLock::acquire(folder).unwrap();
     let (run, config) = resume::read_run_config(folder).unwrap();
     let (ck, accumulator) = resume::read_checkpoint(folder, &run, &config).unwrap();
-    let source = run_data::load_recorded(&run.dataset, folder, run.precision).unwrap();
+    let source = dataset::load_recorded(&run.dataset, folder, run.precision).unwrap();
     let kept_metrics = metrics_log::kept_lines(&folder.join(METRICS_FILE), ck.step, &accumulator);
     RunPlan {
         run,

@@ -4,14 +4,14 @@
 use super::{CliError, CliResult};
 use meanflow::data::{self, NpyDtype, ToyDataset};
 use meanflow::io::atomic::write_atomically;
+use meanflow::run::dataset::{self, max_data_magnitude};
+use meanflow::run::folder::RUN_FILES;
+use meanflow::run::lock::{self, LockError};
 use meanflow::train::checkpoint::Precision;
-use meanflow::train::run_data::{self, max_data_magnitude};
-use meanflow::train::run_folder::RUN_FILES;
-use meanflow::train::run_lock::{self, LockError};
 use ndarray::{Array2, ArrayView2};
 use std::path::{Path, PathBuf};
 
-pub use meanflow::train::run_data::DataSource;
+pub use meanflow::run::dataset::DataSource;
 
 /// Whether `spec` names a file rather than a built-in dataset. A built-in name always means the
 /// built-in dataset, even when a file of that name is in the working folder (`./circles` names
@@ -58,7 +58,7 @@ pub fn parse_dataset(spec: &str, precision: Precision, what: &str) -> CliResult<
 
 /// A data file for a computation in `precision` (see [`parse_dataset`]).
 pub fn load_data_file(path: &Path, precision: Precision, what: &str) -> CliResult<Array2<f64>> {
-    run_data::load_data_file(path, precision).map_err(|e| data_error(e, precision, what))
+    dataset::load_data_file(path, precision).map_err(|e| data_error(e, precision, what))
 }
 
 /// Checks that the points of a built-in dataset (drawn for a run) are within
@@ -180,7 +180,7 @@ pub fn check_parent(path: &Path, flag: &str) -> CliResult<()> {
         .file_name()
         .is_some_and(|name| RUN_FILES.iter().any(|f| name == *f));
     if is_run_file {
-        if let Some(pid) = run_lock::holder(parent) {
+        if let Some(pid) = lock::holder(parent) {
             let folder = path
                 .parent()
                 .filter(|p| !p.as_os_str().is_empty())

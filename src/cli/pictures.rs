@@ -1,5 +1,5 @@
 //! The pictures of `sample --png`, through `meanflow::plot` (a run's samples.png and loss.png are
-//! drawn by `meanflow::train::run_pictures`).
+//! drawn by `meanflow::run::pictures`).
 //! A panel of 1-D points is drawn as a histogram; of d > 2 points, as its first two coordinates.
 
 use meanflow::plot::{palette, scatter_panels, Panel};

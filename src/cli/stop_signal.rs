@@ -9,7 +9,7 @@
 
 use super::output::{errln, final_exit_code};
 use super::{exit_code_for_signal, signal_name};
-use meanflow::train::evaluation::STOP_POLL;
+use meanflow::run::evaluation::STOP_POLL;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;

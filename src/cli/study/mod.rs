@@ -17,9 +17,9 @@ use clap::{Args, Subcommand};
 use meanflow::data::ToyDataset;
 use meanflow::flow::loss::LossPreset;
 use meanflow::linalg::matmul::set_matmul_threads;
+use meanflow::run::folder::utc_timestamp;
 use meanflow::study::fixture::{distinct, FixtureSettings, ModelCache};
 use meanflow::study::gaussian::gaussians;
-use meanflow::train::run_folder::utc_timestamp;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 

@@ -12,13 +12,13 @@ use meanflow::autodiff::elementwise::Elementwise;
 use meanflow::flow::loss::{LossConfig, LossPreset, VSource};
 use meanflow::flow::model::{Conditioning, Heads, ModelConfig};
 use meanflow::flow::time_sampler::{TimeDistribution, TimeSampler};
+use meanflow::run::config::{RunConfig, RUN_FORMAT};
+use meanflow::run::dataset::{self, DataSplit};
+use meanflow::run::folder;
+use meanflow::run::metrics_log::LogAccumulator;
+use meanflow::run::plan::RunPlan;
 use meanflow::train::checkpoint::Precision;
-use meanflow::train::metrics_log::LogAccumulator;
 use meanflow::train::optim::AdamConfig;
-use meanflow::train::run_config::{RunConfig, RUN_FORMAT};
-use meanflow::train::run_data::{self, DataSplit};
-use meanflow::train::run_folder;
-use meanflow::train::run_plan::RunPlan;
 use meanflow::train::TrainConfig;
 
 /// The plan of a fresh run; nothing is written yet.
@@ -122,7 +122,7 @@ pub fn resolve_fresh(args: &TrainArgs) -> CliResult<RunPlan> {
     let (pool_points, held_out_points) = DataSplit::sizes(&source, eval_samples);
     let run = RunConfig {
         format: RUN_FORMAT.into(),
-        dataset: run_data::record(&source).map_err(usage)?,
+        dataset: dataset::record(&source).map_err(usage)?,
         loss_preset: preset.name().into(),
         train: config,
         precision,
@@ -140,10 +140,10 @@ pub fn resolve_fresh(args: &TrainArgs) -> CliResult<RunPlan> {
     check_run_options(&run, &config)?;
     let folder = match &args.out {
         Some(out) => {
-            run_folder::check_fresh_target(out).map_err(folder_error)?;
+            folder::check_fresh_target(out).map_err(folder_error)?;
             out.clone()
         }
-        None => run_folder::default_folder(&source.label(), preset.name()),
+        None => folder::default_folder(&source.label(), preset.name()),
     };
     Ok(RunPlan {
         run,

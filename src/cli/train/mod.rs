@@ -1,7 +1,7 @@
 //! `meanflow train`: a training run in a run folder, resumable bit for bit.
 //!
 //! The flags become a [`RunPlan`] ([`fresh`], or [`resume`] for `--resume`); the library does the
-//! rest ([`meanflow::train::session`] and the modules around it: the run folder's layout,
+//! rest ([`meanflow::run::session`] and the modules around it: the run folder's layout,
 //! staging, lock, metrics, checkpoint and pictures). This module registers the stop signals
 //! ([`crate::cli::stop_signal`]), draws the progress, prints the start line, the summary and how
 //! to resume an interrupted run, and turns errors into exit codes.
@@ -21,14 +21,14 @@ use super::{exit_code_for_signal, signal_name, CliError, CliResult};
 use meanflow::flow::model::{MlpParams, ModelConfig};
 use meanflow::linalg::float::Float;
 use meanflow::linalg::matmul::set_matmul_threads;
+use meanflow::run::dataset::{DataSource, DataSplit};
+use meanflow::run::evaluation::{sampling_weights, Evaluation};
+use meanflow::run::folder::{remove_picture_temporaries, RunFolderError, StagedFolder};
+use meanflow::run::metrics_log::MetricsLine;
+use meanflow::run::pictures::write_run_pictures;
+use meanflow::run::plan::RunPlan;
+use meanflow::run::session::{Observer, Outcome, Session, SessionError, StoppedIn};
 use meanflow::train::checkpoint::Precision;
-use meanflow::train::evaluation::{sampling_weights, Evaluation};
-use meanflow::train::metrics_log::MetricsLine;
-use meanflow::train::run_data::{DataSource, DataSplit};
-use meanflow::train::run_folder::{remove_picture_temporaries, RunFolderError, StagedFolder};
-use meanflow::train::run_pictures::write_run_pictures;
-use meanflow::train::run_plan::RunPlan;
-use meanflow::train::session::{Observer, Outcome, Session, SessionError, StoppedIn};
 use meanflow::train::NonFiniteStep;
 use ndarray::Array2;
 use settings::{usage, FOR_A_RUN};

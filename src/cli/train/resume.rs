@@ -1,4 +1,4 @@
-//! `--resume FOLDER`: the run folder read through [`meanflow::train::resume`], the flags given with
+//! `--resume FOLDER`: the run folder read through [`meanflow::run::resume`], the flags given with
 //! it checked against the stored settings (a resumed run keeps them), and the options a resume may
 //! change (--steps, --threads, the periods, --skip-nonfinite, a moved --dataset) applied.
 
@@ -11,14 +11,14 @@ use crate::cli::{CliError, CliResult};
 use meanflow::flow::loss::{LossPreset, VSource};
 use meanflow::flow::model::{Conditioning, Heads};
 use meanflow::flow::time_sampler::TimeDistribution;
+use meanflow::run::config::{DatasetJson, RunConfig};
+use meanflow::run::dataset::{self, DataSource, RunDataError};
+use meanflow::run::folder::{CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE};
+use meanflow::run::lock::RunLock;
+use meanflow::run::metrics_log;
+use meanflow::run::plan::RunPlan;
+use meanflow::run::resume;
 use meanflow::train::checkpoint::{CheckpointError, Precision};
-use meanflow::train::metrics_log;
-use meanflow::train::resume;
-use meanflow::train::run_config::{DatasetJson, RunConfig};
-use meanflow::train::run_data::{self, DataSource, RunDataError};
-use meanflow::train::run_folder::{CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE};
-use meanflow::train::run_lock::RunLock;
-use meanflow::train::run_plan::RunPlan;
 use meanflow::train::TrainConfig;
 use std::fmt::Display;
 use std::path::Path;
@@ -63,15 +63,17 @@ fn resolve_resume_locked(args: &TrainArgs, folder: &Path) -> CliResult<RunPlan> 
     let (ck, accumulator) = resume::read_checkpoint(folder, &run, &config).map_err(usage)?;
     let source = match &args.dataset {
         Some(spec) => resume_dataset(spec, &mut run, &config_path)?,
-        None => run_data::load_recorded(&run.dataset, &config_path, run.precision).map_err(
-            |e| match e {
-                RunDataError::Load(e) => data_error(e, run.precision, FOR_A_RUN),
-                RunDataError::FileGone { .. } => CliError::usage(format!(
-                    "{e}; if it moved, give its new path with --dataset"
-                )),
-                e => usage(e),
-            },
-        )?,
+        None => {
+            dataset::load_recorded(&run.dataset, &config_path, run.precision).map_err(
+                |e| match e {
+                    RunDataError::Load(e) => data_error(e, run.precision, FOR_A_RUN),
+                    RunDataError::FileGone { .. } => CliError::usage(format!(
+                        "{e}; if it moved, give its new path with --dataset"
+                    )),
+                    e => usage(e),
+                },
+            )?
+        }
     };
     if source.dim() != config.model.dim {
         return Err(usage(CheckpointError::DimMismatch {
@@ -247,8 +249,8 @@ fn check_resume_flags(
 /// recorded at its new path.
 fn resume_dataset(spec: &str, run: &mut RunConfig, file: &Path) -> CliResult<DataSource> {
     let given = parse_dataset(spec, run.precision, FOR_A_RUN)?;
-    let given_record = run_data::record(&given).map_err(usage)?;
-    if run_data::same_data(&given_record, &run.dataset) {
+    let given_record = dataset::record(&given).map_err(usage)?;
+    if dataset::same_data(&given_record, &run.dataset) {
         run.dataset = given_record;
         return Ok(given);
     }

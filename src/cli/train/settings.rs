@@ -5,8 +5,8 @@ use crate::cli::common::check_output_size;
 use crate::cli::{CliError, CliResult};
 use meanflow::autodiff::elementwise::Elementwise;
 use meanflow::flow::time_sampler::TimeDistribution;
+use meanflow::run::config::RunConfig;
 use meanflow::train::checkpoint::{Precision, MAX_STEPS};
-use meanflow::train::run_config::RunConfig;
 use meanflow::train::TrainConfig;
 use std::fmt::Display;
 

@@ -1,14 +1,14 @@
 //! Reading a run folder to continue its run: config.json, then the checkpoint and its bookkeeping,
 //! each checked against the other, so that a resumed run continues bit for bit or is refused
 //! before anything is written. The caller holds the folder's lock
-//! ([`RunLock`](crate::train::run_lock::RunLock)) while it reads, so no live run rewrites these
+//! ([`RunLock`](crate::run::lock::RunLock)) while it reads, so no live run rewrites these
 //! files meanwhile.
 
+use crate::run::checkpoint::train_log;
+use crate::run::config::{RunConfig, RunConfigError};
+use crate::run::folder::{CHECKPOINT_FILE, CONFIG_FILE};
+use crate::run::metrics_log::LogAccumulator;
 use crate::train::checkpoint::{Checkpoint, CheckpointError};
-use crate::train::metrics_log::LogAccumulator;
-use crate::train::run_checkpoint::train_log;
-use crate::train::run_config::{RunConfig, RunConfigError};
-use crate::train::run_folder::{CHECKPOINT_FILE, CONFIG_FILE};
 use crate::train::TrainConfig;
 use std::path::{Path, PathBuf};
 

@@ -9,12 +9,12 @@
 
 use crate::flow::model::Heads;
 use crate::linalg::float::Float;
+use crate::run::checkpoint::write_run_checkpoint;
+use crate::run::evaluation::{sampling_weights, Evaluation};
+use crate::run::folder::{CHECKPOINT_FILE, METRICS_FILE};
+use crate::run::metrics_log::{LogAccumulator, MetricsFile, MetricsFileError, MetricsLine};
+use crate::run::plan::RunPlan;
 use crate::train::checkpoint::CheckpointError;
-use crate::train::evaluation::{sampling_weights, Evaluation};
-use crate::train::metrics_log::{LogAccumulator, MetricsFile, MetricsFileError, MetricsLine};
-use crate::train::run_checkpoint::write_run_checkpoint;
-use crate::train::run_folder::{CHECKPOINT_FILE, METRICS_FILE};
-use crate::train::run_plan::RunPlan;
 use crate::train::{NonFiniteStep, Trainer};
 use ndarray::Array2;
 use std::path::PathBuf;
@@ -148,7 +148,7 @@ impl<'a, T: Float> Session<'a, T> {
 
     /// Trains to the run's last step. `stop` asks the session to stop: it finishes the step it is
     /// taking (an evaluation in progress is abandoned within
-    /// [`STOP_POLL`](crate::train::evaluation::STOP_POLL)) and writes the checkpoint.
+    /// [`STOP_POLL`](crate::run::evaluation::STOP_POLL)) and writes the checkpoint.
     pub fn run(
         &mut self,
         observer: &mut impl Observer,

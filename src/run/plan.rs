@@ -4,16 +4,16 @@
 
 use crate::io::tensor_file::TensorFileError;
 use crate::linalg::float::Float;
-use crate::train::checkpoint::{Checkpoint, CheckpointError};
-use crate::train::metrics_log::LogAccumulator;
-use crate::train::run_checkpoint::write_run_checkpoint;
-use crate::train::run_config::RunConfig;
-use crate::train::run_data::{DataSource, DataSplit};
-use crate::train::run_folder::{
+use crate::run::checkpoint::write_run_checkpoint;
+use crate::run::config::RunConfig;
+use crate::run::dataset::{DataSource, DataSplit};
+use crate::run::folder::{
     remove_stale_temporaries, write_config_and_metrics, RunFileError, RunFolderError, StagedFolder,
     CHECKPOINT_FILE,
 };
-use crate::train::run_lock::RunLock;
+use crate::run::lock::RunLock;
+use crate::run::metrics_log::LogAccumulator;
+use crate::train::checkpoint::{Checkpoint, CheckpointError};
 use crate::train::{TrainConfig, Trainer};
 use std::path::PathBuf;
 

@@ -3,9 +3,9 @@
 //! [`RUN_KEY`] (the run's config.json, [`RunConfig`]).
 
 use crate::linalg::float::Float;
+use crate::run::config::RunConfig;
+use crate::run::metrics_log::LogAccumulator;
 use crate::train::checkpoint::{Checkpoint, CheckpointError};
-use crate::train::metrics_log::LogAccumulator;
-use crate::train::run_config::RunConfig;
 use crate::train::Trainer;
 use std::path::Path;
 

@@ -3,14 +3,14 @@
 //! process left behind (stale staging folders, temporary files).
 //!
 //! Layout: `config.json` (every setting, [`RunConfig`]), `metrics.jsonl` (one line per logged
-//! step, [`metrics_log`](crate::train::metrics_log)), `checkpoint.safetensors`
+//! step, [`metrics_log`](crate::run::metrics_log)), `checkpoint.safetensors`
 //! ([`checkpoint`](crate::train::checkpoint), with the run's bookkeeping, see
-//! [`run_checkpoint`](crate::train::run_checkpoint)), and at the end `samples.png` and `loss.png`;
-//! `.lock` holds the lock of the process that owns the folder ([`run_lock`]).
+//! [`checkpoint`](crate::run::checkpoint)), and at the end `samples.png` and `loss.png`;
+//! `.lock` holds the lock of the process that owns the folder ([`super::lock`]).
 
 use crate::io::atomic::{temporary_name, temporary_prefix, write_atomically};
-use crate::train::run_config::RunConfig;
-use crate::train::run_lock::{self, LockError, RunLock, LOCK_FILE};
+use crate::run::config::RunConfig;
+use crate::run::lock::{self, LockError, RunLock, LOCK_FILE};
 use std::fmt::Display;
 use std::path::{Path, PathBuf};
 
@@ -90,7 +90,7 @@ pub fn check_fresh_target(folder: &Path) -> Result<(), RunFolderError> {
             .map(|mut d| d.next().is_some())
             .unwrap_or(true);
     if non_empty {
-        if let Some(pid) = run_lock::holder(folder) {
+        if let Some(pid) = lock::holder(folder) {
             return Err(RunFolderError::InUse(LockError::InUse {
                 folder: folder.to_path_buf(),
                 pid,
@@ -258,7 +258,7 @@ impl StagedFolder {
             Err(_) => {
                 // Another run got there first (it renamed its staging folder into place), or the
                 // folder cannot be replaced.
-                if let Some(pid) = run_lock::holder(folder) {
+                if let Some(pid) = lock::holder(folder) {
                     return Err(PublishError::InUse(pid));
                 }
                 let folder_lock = RunLock::acquire(folder).map_err(|e| match e {
@@ -319,7 +319,7 @@ fn remove_stale_staging(parent: &Path, name: &str) {
             continue;
         }
         // The pid test covers a staging folder made but not yet locked.
-        if run_lock::holder(&entry.path()).is_some() || run_lock::process_alive(pid) {
+        if lock::holder(&entry.path()).is_some() || lock::process_alive(pid) {
             continue;
         }
         let only_run_files = std::fs::read_dir(entry.path()).is_ok_and(|files| {

@@ -11,8 +11,8 @@
 
 use crate::data::{self, DataError, ParseDatasetError, ToyDataset};
 use crate::rng::Rng;
+use crate::run::config::DatasetJson;
 use crate::train::checkpoint::Precision;
-use crate::train::run_config::DatasetJson;
 use crate::train::{builtin_pool_points, MAX_DIM};
 use ndarray::{Array2, ArrayView2, Axis};
 use std::path::{Path, PathBuf};

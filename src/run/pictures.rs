@@ -3,9 +3,9 @@
 //! log axis).
 
 use crate::plot::{line_chart, palette, scatter_panels, Panel, Series};
-use crate::train::evaluation::FinalSamples;
-use crate::train::metrics_log::LossCurves;
-use crate::train::run_folder::{LOSS_PNG, METRICS_FILE, SAMPLES_PNG};
+use crate::run::evaluation::FinalSamples;
+use crate::run::folder::{LOSS_PNG, METRICS_FILE, SAMPLES_PNG};
+use crate::run::metrics_log::LossCurves;
 use std::path::{Path, PathBuf};
 
 /// A picture that could not be written; one line naming the file.

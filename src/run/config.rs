@@ -27,7 +27,7 @@ pub enum DatasetJson {
         path: String,
         rows: usize,
         cols: usize,
-        /// FNV-1a of the values ([`fingerprint`](crate::train::run_data::fingerprint)).
+        /// FNV-1a of the values ([`fingerprint`](crate::run::dataset::fingerprint)).
         fingerprint: String,
     },
 }

@@ -6,7 +6,7 @@ use crate::flow::model::{MlpParams, ModelConfig};
 use crate::flow::sampling::{noise, sample_mean_flow, uniform_schedule};
 use crate::linalg::float::Float;
 use crate::rng::Rng;
-use crate::train::run_data::{DataSource, STREAM_EVAL_NOISE};
+use crate::run::dataset::{DataSource, STREAM_EVAL_NOISE};
 use crate::train::Trainer;
 use crate::verify::metrics::{pool_floor, sliced_wasserstein1, toy_floor, Metric};
 use ndarray::{s, Array2};
