@@ -467,6 +467,17 @@ pub struct LossSummary {
 }
 
 impl LossSummary {
+    /// One summary per loss preset, over the runs trained with it.
+    fn per_preset(runs: &[RunCurve]) -> Vec<Self> {
+        PRESETS
+            .iter()
+            .map(|&p| {
+                let of: Vec<&RunCurve> = runs.iter().filter(|r| r.loss == p.name()).collect();
+                LossSummary::of(p, &of)
+            })
+            .collect()
+    }
+
     fn of(preset: LossPreset, runs: &[&RunCurve]) -> Self {
         let over =
             |f: &dyn Fn(&RunCurve) -> f64| mean_sd(&runs.iter().map(|r| f(r)).collect::<Vec<_>>());
@@ -561,13 +572,7 @@ pub fn run_curves(
         .iter()
         .map(|eval| {
             let runs: Vec<RunCurve> = runs.by_ref().take(per_dataset).collect();
-            let summaries = PRESETS
-                .iter()
-                .map(|&p| {
-                    let of: Vec<&RunCurve> = runs.iter().filter(|r| r.loss == p.name()).collect();
-                    LossSummary::of(p, &of)
-                })
-                .collect();
+            let summaries = LossSummary::per_preset(&runs);
             DatasetCurves {
                 dataset: eval.dataset.name(),
                 floor: eval.floor,
@@ -820,13 +825,7 @@ mod tests {
             run(LossPreset::Imf, 0, 1.0, identity),
             run(LossPreset::Imf, 1, 1.5, identity),
         ];
-        let summaries = PRESETS
-            .iter()
-            .map(|&p| {
-                let of: Vec<&RunCurve> = runs.iter().filter(|r| r.loss == p.name()).collect();
-                LossSummary::of(p, &of)
-            })
-            .collect();
+        let summaries = LossSummary::per_preset(&runs);
         DatasetCurves {
             dataset: "toy".into(),
             floor: 2.0,
