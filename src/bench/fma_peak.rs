@@ -42,18 +42,11 @@ pub enum VectorUnit {
     Scalar,
 }
 
+crate::named_enum!(VectorUnit, "vector unit", { Avx512 => "avx512", Avx2 => "avx2", Scalar => "scalar" });
+
 impl VectorUnit {
     /// Every unit, widest first.
     pub const ALL: [VectorUnit; 3] = [VectorUnit::Avx512, VectorUnit::Avx2, VectorUnit::Scalar];
-
-    /// "avx512", "avx2" or "scalar": the name in `meanflow bench`'s JSON (`fma_peak_unit`).
-    pub fn name(self) -> &'static str {
-        match self {
-            VectorUnit::Avx512 => "avx512",
-            VectorUnit::Avx2 => "avx2",
-            VectorUnit::Scalar => "scalar",
-        }
-    }
 
     /// Whether this CPU has the unit (run-time detection; `Scalar` always).
     pub fn is_available(self) -> bool {
@@ -101,12 +94,6 @@ impl VectorUnit {
             #[cfg(not(target_arch = "x86_64"))]
             _ => None,
         }
-    }
-}
-
-impl std::fmt::Display for VectorUnit {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
     }
 }
 

@@ -281,14 +281,9 @@ pub enum Metric {
     Energy,
 }
 
-impl Metric {
-    pub fn name(&self) -> &'static str {
-        match self {
-            Metric::SlicedW1 => "sliced_w1",
-            Metric::Energy => "energy",
-        }
-    }
+crate::named_enum!(Metric, "metric", { SlicedW1 => "sliced_w1", Energy => "energy" });
 
+impl Metric {
     pub fn compute(&self, x: ArrayView2<f64>, y: ArrayView2<f64>) -> f64 {
         match self {
             Metric::SlicedW1 => sliced_wasserstein1(x, y),
