@@ -1,11 +1,12 @@
-//! CSV / NPY loading and saving: round trips, hand-made files, and every rejected input.
+//! CSV / NPY loading and saving: round trips, hand-made files, and every rejected input; labelled
+//! files (`load_labelled`) the same way.
 
 use meanflow::data::npy::{npy_bytes, parse_npy};
 use meanflow::data::{
-    load, load_csv, load_csv_with_header, load_npy, save_csv, save_npy, DataError, NpyDtype,
-    Position,
+    digits, load, load_csv, load_csv_with_header, load_labelled, load_npy, save_csv, save_npy,
+    Bounds, DataError, LabelledData, NpyDtype, Position,
 };
-use ndarray::{array, Array2};
+use ndarray::{array, concatenate, Array2, Axis};
 use proptest::prelude::*;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -604,6 +605,270 @@ fn saving_is_strict_and_atomic() {
     assert!(matches!(e, DataError::Write { .. }), "{e}");
     assert_message(&e, &bad, &["cannot write"]);
     assert_eq!(dir.entries(), vec!["out.npy"]);
+}
+
+/// `data`'s points with its labels inserted as column `at` (0-based, at most `dim`), as a file
+/// holds them.
+fn with_labels(data: &LabelledData, at: usize) -> Array2<f64> {
+    let labels = Array2::from_shape_fn((data.len(), 1), |(r, _)| data.labels[r] as f64);
+    let (left, right) = data.points.view().split_at(Axis(1), at);
+    concatenate(Axis(1), &[left, labels.view(), right]).unwrap()
+}
+
+#[test]
+fn labelled_files_take_the_label_from_any_column() {
+    let dir = TempDir::new("labelled");
+    let p = dir.file(
+        "first.csv",
+        b"# class, x, y\nclass,x,y\n2,1.5,-1\n\n0,2,3e1\n2.0,-0.5,0\n-0,7,8\n",
+    );
+    let expected = LabelledData {
+        points: array![[1.5, -1.0], [2.0, 30.0], [-0.5, 0.0], [7.0, 8.0]],
+        labels: vec![2, 0, 2, 0],
+        classes: 3,
+    };
+    for column in [0, -3] {
+        assert_eq!(
+            load_labelled(&p, column, &Bounds::NONE).unwrap(),
+            expected,
+            "{column}"
+        );
+    }
+    // The middle and the last column; a single class (all 4) is fine, and classes is 5.
+    let p = dir.file("middle.csv", b"1,4,2\n3,4,5\n");
+    let d = load_labelled(&p, 1, &Bounds::NONE).unwrap();
+    assert_eq!(d.points, array![[1.0, 2.0], [3.0, 5.0]]);
+    assert_eq!((d.labels, d.classes), (vec![4, 4], 5));
+    let d = load_labelled(&p, -1, &Bounds::NONE).unwrap();
+    assert_eq!(d.points, array![[1.0, 4.0], [3.0, 4.0]]);
+    assert_eq!((d.labels, d.classes), (vec![2, 5], 6));
+    assert_eq!(load_labelled(&p, 2, &Bounds::NONE).unwrap().labels, [2, 5]);
+    // The largest label there may be.
+    let p = dir.file("big.csv", b"1,999\n2,0\n");
+    assert_eq!(load_labelled(&p, -1, &Bounds::NONE).unwrap().classes, 1000);
+    // NPY, 1-D: a single column cannot hold points as well as labels (below); (N, 2) can.
+    let p = dir.file(
+        "two.npy",
+        &npy_bytes(
+            array![[0.5, 1.0], [1.5, 0.0], [2.5, 1.0]].view(),
+            NpyDtype::F32,
+            true,
+        ),
+    );
+    let d = load_labelled(&p, 1, &Bounds::NONE).unwrap();
+    assert_eq!(d.points, array![[0.5], [1.5], [2.5]]);
+    assert_eq!((d.labels, d.classes), (vec![1, 0, 1], 2));
+}
+
+/// Saved with the label as a column (CSV with and without a header, NPY f32 / f64 in both
+/// orders), a labelled dataset loads back the same: the digits, and a small one with a class
+/// that has no rows.
+#[test]
+fn labelled_round_trip_through_saved_files() {
+    let dir = TempDir::new("labelled-rt");
+    let small = LabelledData {
+        points: sample(),
+        labels: vec![3, 0, 3, 1],
+        classes: 4,
+    };
+    let digits = digits();
+    for (name, data, at) in [("small", &small, 1), ("digits", &digits, 64)] {
+        let table = with_labels(data, at);
+        let back_at = [at as isize, at as isize - table.ncols() as isize];
+        let csv = dir.path(&format!("{name}.csv"));
+        save_csv(&csv, table.view(), None).unwrap();
+        let named = dir.path(&format!("{name}-named.csv"));
+        let names: Vec<String> = (0..table.ncols()).map(|c| format!("c{c}")).collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        save_csv(&named, table.view(), Some(&names)).unwrap();
+        for (p, column) in [(&csv, back_at[0]), (&named, back_at[1])] {
+            assert_eq!(&load_labelled(p, column, &Bounds::NONE).unwrap(), data);
+        }
+        for fortran in [false, true] {
+            let npy = dir.path(&format!("{name}-{fortran}.npy"));
+            save_npy(&npy, table.view(), NpyDtype::F64, fortran).unwrap();
+            assert_eq!(
+                &load_labelled(&npy, back_at[1], &Bounds::NONE).unwrap(),
+                data
+            );
+        }
+    }
+    // f32 keeps the digits exactly (small integers).
+    let npy = dir.path("digits-f32.npy");
+    save_npy(&npy, with_labels(&digits, 0).view(), NpyDtype::F32, false).unwrap();
+    assert_eq!(load_labelled(&npy, 0, &Bounds::NONE).unwrap(), digits);
+    assert_eq!(digits.class_counts().len(), 10);
+}
+
+/// `bounds.max_cols` counts the point columns, not the label; `max_abs` every value.
+#[test]
+fn labelled_bounds_count_point_columns() {
+    let dir = TempDir::new("labelled-bounds");
+    let p = dir.file("three.csv", b"1,2,0\n3,4,1\n");
+    let bounds = |max_abs: f64, max_cols: usize| Bounds { max_abs, max_cols };
+    assert_eq!(load_labelled(&p, -1, &bounds(10.0, 2)).unwrap().dim(), 2);
+    let e = load_labelled(&p, -1, &bounds(10.0, 1)).unwrap_err();
+    assert_message(&e, &p, &["3 columns; at most 2 are allowed"]);
+    let e = load_labelled(&p, -1, &bounds(3.5, 2)).unwrap_err();
+    assert_message(&e, &p, &["line 2, column 2", "at most 3.500e0"]);
+    // The widest bound does not overflow.
+    assert!(load_labelled(&p, 0, &bounds(f64::MAX, usize::MAX)).is_ok());
+}
+
+#[test]
+fn labelled_bad_inputs() {
+    let dir = TempDir::new("labelled-bad");
+    let check =
+        |name: &str, bytes: &[u8], column: isize, needles: &[&str], ok: fn(&DataError) -> bool| {
+            let p = dir.file(name, bytes);
+            let e = load_labelled(&p, column, &Bounds::NONE).unwrap_err();
+            assert!(ok(&e), "{name}: wrong variant: {e:?}");
+            assert_message(&e, &p, needles);
+        };
+    let integers = "labels are integers 0 to 999 (at most 1000 classes)";
+    // Lines count the header, comments and blank lines; the column is the file's, 1-based.
+    check(
+        "negative.csv",
+        b"x,label,y\n# note\n1,0,2\n\n3,-1,4\n",
+        1,
+        &["line 5, column 2", "label -1 is negative", integers],
+        |e| {
+            matches!(
+                e,
+                DataError::BadLabel {
+                    at: Position::Line { line: 5, column: 2 },
+                    reason: "negative",
+                    ..
+                }
+            )
+        },
+    );
+    check(
+        "fraction.csv",
+        b"1,2\n3,2.5\n",
+        -1,
+        &["line 2, column 2", "label 2.5 is not an integer", integers],
+        |e| {
+            matches!(
+                e,
+                DataError::BadLabel {
+                    reason: "not an integer",
+                    ..
+                }
+            )
+        },
+    );
+    check(
+        "large.csv",
+        b"1,2\n3,1000\n5,4000\n",
+        1,
+        &["line 2, column 2", "label 1000 is too large", integers],
+        |e| {
+            matches!(
+                e,
+                DataError::BadLabel {
+                    reason: "too large",
+                    ..
+                }
+            )
+        },
+    );
+    // A value column taken for the label by mistake: its first value is named.
+    check(
+        "wrong-column.csv",
+        b"0.25,1\n0.5,0\n",
+        0,
+        &["line 1, column 1", "label 0.25 is not an integer"],
+        |e| matches!(e, DataError::BadLabel { .. }),
+    );
+    // Non-finite labels are refused by the reader, at the same place.
+    check(
+        "nan.csv",
+        b"1,2\n3,NaN\n",
+        -1,
+        &["line 2, column 2", "non-finite"],
+        |e| {
+            matches!(
+                e,
+                DataError::NonFinite {
+                    at: Position::Line { line: 2, column: 2 },
+                    ..
+                }
+            )
+        },
+    );
+    for (column, text) in [(3, "label column 3"), (-4, "label column -4")] {
+        check(
+            "range.csv",
+            b"1,2,0\n3,4,1\n",
+            column,
+            &[text, "out of range for 3 columns", "-1 the last"],
+            |e| matches!(e, DataError::LabelColumn { cols: 3, .. }),
+        );
+    }
+    check(
+        "only.csv",
+        b"0\n1\n",
+        0,
+        &["the label column is the only column"],
+        |e| matches!(e, DataError::LabelOnly { .. }),
+    );
+    // The file's own errors come first.
+    check("ragged.csv", b"1,2\n3\n", -1, &["line 2", "ragged"], |e| {
+        matches!(e, DataError::Ragged { .. })
+    });
+    check("empty.csv", b"", 0, &["empty file"], |e| {
+        matches!(e, DataError::Empty { .. })
+    });
+    let e = load_labelled(dir.path("nope.npy"), 0, &Bounds::NONE).unwrap_err();
+    assert!(matches!(e, DataError::NotFound { .. }), "{e}");
+    // NPY: the row and column of the label, Fortran order included.
+    check(
+        "negative.npy",
+        &npy_bytes(
+            array![[1.0, 0.0], [2.0, 1.0], [3.0, -2.0]].view(),
+            NpyDtype::F64,
+            true,
+        ),
+        -1,
+        &["row 3, column 2", "label -2 is negative"],
+        |e| {
+            matches!(
+                e,
+                DataError::BadLabel {
+                    at: Position::Row { row: 3, column: 2 },
+                    ..
+                }
+            )
+        },
+    );
+    check(
+        "fraction.npy",
+        &npy_bytes(array![[0.1, 5.0], [2.0, 1.0]].view(), NpyDtype::F32, false),
+        0,
+        &["row 1, column 1", "is not an integer"],
+        |e| {
+            matches!(
+                e,
+                DataError::BadLabel {
+                    at: Position::Row { row: 1, column: 1 },
+                    reason: "not an integer",
+                    ..
+                }
+            )
+        },
+    );
+    check(
+        "vector.npy",
+        &npy_raw(
+            1,
+            "{'descr': '<f8', 'fortran_order': False, 'shape': (2,), }",
+            &f64_bytes(&[0.0, 1.0]),
+        ),
+        -1,
+        &["the label column is the only column"],
+        |e| matches!(e, DataError::LabelOnly { .. }),
+    );
 }
 
 proptest! {

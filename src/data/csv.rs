@@ -92,6 +92,16 @@ pub(super) fn parse_csv_bounded(
     bytes: &[u8],
     bounds: &Bounds,
 ) -> Result<CsvData, DataError> {
+    parse_csv_lines(path, bytes, bounds).map(|(data, _)| data)
+}
+
+/// [`parse_csv_bounded`], also giving the 1-based line of each data row (for errors found after
+/// parsing, such as a bad label).
+pub(super) fn parse_csv_lines(
+    path: &Path,
+    bytes: &[u8],
+    bounds: &Bounds,
+) -> Result<(CsvData, Vec<usize>), DataError> {
     let max_abs = bounds.max_abs;
     let p = || path.to_path_buf();
     let text = text_of(path, bytes)?;
@@ -125,7 +135,7 @@ pub(super) fn parse_csv_bounded(
     let mut header_line = 0;
     // (number of fields, line that fixed it)
     let mut width: Option<(usize, usize)> = None;
-    let mut rows = 0usize;
+    let mut row_lines = Vec::new();
     loop {
         match reader.read_record(&mut record) {
             Ok(true) => {}
@@ -195,8 +205,9 @@ pub(super) fn parse_csv_bounded(
             }
             values.push(value);
         }
-        rows += 1;
+        row_lines.push(line);
     }
+    let rows = row_lines.len();
     match (rows, &header) {
         (0, Some(_)) => {
             return Err(DataError::HeaderOnly {
@@ -210,7 +221,7 @@ pub(super) fn parse_csv_bounded(
     }
     let cols = width.map_or(0, |w| w.0);
     let data = Array2::from_shape_vec((rows, cols), values).expect("rows x cols values");
-    Ok(CsvData { data, header })
+    Ok((CsvData { data, header }, row_lines))
 }
 
 /// The 1-based line of the record just read. The crate's own `record.position()` is where it began

@@ -103,6 +103,23 @@ pub enum DataError {
     NpyTrailing { path: PathBuf, extra: usize },
     #[error("{path}: cannot save an array with no columns")]
     NoColumns { path: PathBuf },
+    #[error("{path}: label column {index} is out of range for {cols} columns (0 is the first column, -1 the last)")]
+    LabelColumn {
+        path: PathBuf,
+        index: isize,
+        cols: usize,
+    },
+    #[error("{path}: the label column is the only column: no point columns are left")]
+    LabelOnly { path: PathBuf },
+    #[error("{path}: {at}: label {} is {reason}; labels are integers 0 to {} (at most {} classes)",
+        label_text(*.value), super::MAX_CLASSES - 1, super::MAX_CLASSES)]
+    BadLabel {
+        path: PathBuf,
+        at: Position,
+        value: f64,
+        /// What is wrong with it: "negative", "not an integer", "not finite" or "too large".
+        reason: &'static str,
+    },
 }
 
 impl DataError {
@@ -132,8 +149,21 @@ impl DataError {
             | NpyShape { path, .. }
             | NpyTruncated { path, .. }
             | NpyTrailing { path, .. }
-            | NoColumns { path } => path,
+            | NoColumns { path }
+            | LabelColumn { path, .. }
+            | LabelOnly { path }
+            | BadLabel { path, .. } => path,
         }
+    }
+}
+
+/// A label as a message quotes it: a whole number as an integer (`-1`, `1000`), anything else in
+/// Rust's shortest round-trip form, in exponent form when very large or small (`2.5`, `1e300`).
+fn label_text(value: f64) -> String {
+    if value.fract() == 0.0 && value.abs() < 1e15 {
+        format!("{value}")
+    } else {
+        format!("{value:?}")
     }
 }
 

@@ -37,17 +37,30 @@ impl Bounds {
 /// are read).
 pub fn load_bounded(path: impl AsRef<Path>, bounds: &Bounds) -> Result<Array2<f64>, DataError> {
     let path = path.as_ref();
-    let is_npy = path
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("npy"));
     let bytes = read_bytes(path)?;
-    if is_npy {
-        let data = parse_npy_bounded(path, &bytes, bounds.max_cols)?;
-        check_bound(path, data.view(), bounds.max_abs)?;
-        Ok(data)
+    if is_npy(path) {
+        parse_npy_within(path, &bytes, bounds)
     } else {
         parse_csv_bounded(path, &bytes, bounds).map(|c| c.data)
     }
+}
+
+/// Whether `path` names an NPY file: its extension is `.npy` in any case.
+pub(super) fn is_npy(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("npy"))
+}
+
+/// The values of an NPY file within `bounds`: the columns are counted from the header, before the
+/// values are read, and the magnitudes after.
+pub(super) fn parse_npy_within(
+    path: &Path,
+    bytes: &[u8],
+    bounds: &Bounds,
+) -> Result<Array2<f64>, DataError> {
+    let data = parse_npy_bounded(path, bytes, bounds.max_cols)?;
+    check_bound(path, data.view(), bounds.max_abs)?;
+    Ok(data)
 }
 
 /// The whole file, or [`DataError::NotFound`] / [`DataError::Read`].

@@ -1,6 +1,10 @@
 //! Training data: built-in toy datasets ([`toy`]) and datasets read from CSV ([`csv`](mod@csv)) and
 //! NPY ([`npy`]) files. Both give `Array2<f64>`, rows = samples, columns = dimensions.
 //!
+//! Labelled data ([`LabelledData`]: points and a class per row): the built-in 8x8 handwritten
+//! digits ([`digits()`], with a fixed training / held-out split, [`digits_split`]), and CSV or NPY
+//! files with a label column ([`load_labelled`]; labels are integers 0 to [`MAX_CLASSES`] - 1).
+//!
 //! # CSV
 //! Comma separated, UTF-8 (a leading BOM is skipped), `\n` or `\r\n` line ends, no quoting. Each
 //! field is trimmed of whitespace and parsed as an f64 (Rust syntax: `1`, `-2.5`, `1e-3`, `.5`,
@@ -29,13 +33,20 @@
 //! leaves either the old file or the new one, never half of one.
 
 pub mod csv;
+mod digits;
 mod error;
+mod labelled;
 mod load;
 pub mod npy;
 pub mod toy;
 
 pub use self::csv::{load_csv, load_csv_with_header, save_csv, CsvData};
+pub use digits::{
+    digits, digits_split, digits_split_rows, DIGITS_CLASSES, DIGITS_DIM, DIGITS_HELD_OUT_PER_CLASS,
+    DIGITS_ROWS, DIGITS_SPLIT_SEED,
+};
 pub use error::{DataError, Position};
+pub use labelled::{load_labelled, LabelledData, MAX_CLASSES};
 pub use load::{load, load_bounded, Bounds};
 pub use npy::{load_npy, save_npy, NpyDtype};
 pub use toy::{ParseDatasetError, ToyDataset, DATASET_NAMES};
