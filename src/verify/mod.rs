@@ -1,7 +1,9 @@
 //! Checking: the oracles and tolerances of the tests ([`check`]: finite differences, relative
 //! errors), reference cases exported from PyTorch or JAX ([`reference`](mod@reference)), and sample
-//! quality ([`metrics`]: sliced W1, energy distance, data floors).
+//! quality ([`metrics`]: sliced W1, energy distance, data floors; [`frechet`]: the Fréchet
+//! distance between point sets).
 
 pub mod check;
+pub mod frechet;
 pub mod metrics;
 pub mod reference;
