@@ -1,7 +1,7 @@
 //! The Fréchet distance between two point sets (rows = points): the squared 2-Wasserstein
 //! distance between the Gaussians with the sets' means and covariances (Dowson and Landau, 1982),
 //! as FID computes it in an Inception network's features (Heusel et al., 2017); here it is
-//! computed in the features of a classifier meanflow trains, or any other.
+//! computed in the features of [`crate::verify::classifier::Classifier`] or any other.
 //!
 //! ```text
 //! FD = |mu_a - mu_b|^2 + tr(S_a + S_b - 2 (S_a S_b)^{1/2})
