@@ -8,7 +8,8 @@
 //! the command-line tool (src/cli/, not part of the library) only parses arguments, calls these
 //! and prints:
 //! - [`linalg`]: the scalar trait ([`linalg::real`]), the storage scalar f32 / f64
-//!   ([`linalg::float`]) and GEMM on strided views ([`linalg::matmul`]).
+//!   ([`linalg::float`]), GEMM on strided views ([`linalg::matmul`]) and a symmetric eigen-solver
+//!   ([`linalg::eigen`]).
 //! - [`autodiff`]: dual numbers ([`autodiff::dual`]), elementary functions written once over reals
 //!   and duals ([`autodiff::elementwise`]), and the tape ([`autodiff::tape`]: every primitive's
 //!   evaluation / JVP / VJP rules, reverse mode, forward mode, reverse over forward, the speed
@@ -21,7 +22,8 @@
 //! - [`train`]: the training step, AdamW / clipping / EMA, worker threads, checkpoints that resume
 //!   bit for bit.
 //! - [`data`]: built-in toy datasets and CSV / NPY files.
-//! - [`verify`]: the tests' oracles and tolerances, reference cases for `verify`, sample metrics.
+//! - [`verify`]: the tests' oracles and tolerances, reference cases for `verify`, sample metrics,
+//!   a classifier trained on labelled data and the Fréchet distance in its features.
 //! - [`plot`]: PNG figures with a bundled font.
 //! - [`run`]: a training run in its folder (plan, config.json, data split, staging, lock, resume,
 //!   the loop with its metrics and evaluations, the pictures), as `meanflow train` runs it.

@@ -13,6 +13,10 @@
 //! and checks that constants get no cotangent, and once with every tangent on a random row prefix
 //! (k of the input's rows, the rest zero), which exercises the row-prefix rules. The value itself must not depend on the seeding (bit for
 //! bit: a map with a tangent evaluates f and f' in one fused pass).
+//!
+//! `log_softmax`, whose JVP rule records exp(out) (a node that depends on the input), also has
+//! its reverse over forward checked against finite differences of the JVP, and the softmax
+//! cross-entropy built on it is checked against its closed forms and at logits beyond exp's range.
 
 use meanflow::autodiff::elementwise::Elementwise;
 use meanflow::autodiff::tape::{Map, Op, Tape, Var};
@@ -305,6 +309,34 @@ fn map_input(f: Elementwise, rng: &mut Rng, shape: (usize, usize)) -> Array2<f64
     }
 }
 
+// ----- softmax --------------------------------------------------------------------------------
+
+/// Rows e_{labels[i]} of the identity in R^classes.
+fn one_hot(labels: &[usize], classes: usize) -> Array2<f64> {
+    Array2::from_shape_fn((labels.len(), classes), |(i, j)| f64::from(labels[i] == j))
+}
+
+/// Rows of positive probabilities summing to 1.
+fn soft_targets(rng: &mut Rng, shape: (usize, usize)) -> Array2<f64> {
+    let mut y = uniform(rng, shape, 0.1, 1.0);
+    for mut row in y.rows_mut() {
+        let total = row.sum();
+        row /= total;
+    }
+    y
+}
+
+/// The tangent of log_softmax at z along v (v may cover a row prefix), by forward mode.
+fn log_softmax_jvp(z: &Array2<f64>, v: &Array2<f64>) -> Array2<f64> {
+    let mut t = Tape::new();
+    let zv = t.constant(z.view());
+    let vv = t.constant(v.view());
+    t.set_tangent(zv, vv);
+    let out = t.log_softmax(zv);
+    let jv = t.tangent(out).expect("z carries a tangent");
+    t.value(jv).to_owned()
+}
+
 // ----- the properties ---------------------------------------------------------------------------
 
 proptest! {
@@ -462,6 +494,101 @@ proptest! {
         check_op("[x | x]", one, &mut rng, |t, v| t.concat_cols(v[0], v[0]))?;
     }
 
+    /// log_softmax per row (logits of unit and of large scale, and shifted by hundreds, where a
+    /// softmax without the max subtraction would overflow), and the softmax cross-entropy built
+    /// on it, against one-hot targets (a constant) and against soft targets (an input too).
+    #[test]
+    fn log_softmax_and_cross_entropy(m in 1usize..=7, n in 1usize..=7, seed in any::<u64>()) {
+        let mut rng = Rng::seed_from_u64(seed);
+        for (scale, shift) in [(1.0, 0.0), (4.0, 0.0), (1.0, 300.0), (1.0, -300.0)] {
+            let z = normal(&mut rng, (m, n)) * scale + shift;
+            check_op(&format!("log_softmax {m}x{n} scale {scale} shift {shift}"),
+                std::slice::from_ref(&z), &mut rng, |t, v| t.log_softmax(v[0]))?;
+        }
+        let z = normal(&mut rng, (m, n)) * 2.0;
+        let labels: Vec<usize> = (0..m).map(|_| rng.below(n)).collect();
+        let y = one_hot(&labels, n);
+        check_op(&format!("softmax_cross_entropy one-hot {m}x{n}"), std::slice::from_ref(&z),
+            &mut rng, |t, v| {
+                let y = t.constant(y.view());
+                t.softmax_cross_entropy(v[0], y)
+            })?;
+        let soft = soft_targets(&mut rng, (m, n));
+        check_op(&format!("softmax_cross_entropy soft {m}x{n}"), &[z, soft], &mut rng,
+            |t, v| t.softmax_cross_entropy(v[0], v[1]))?;
+    }
+
+    /// Reverse over forward: the gradient in z of <w, J(z) v>, J the Jacobian of log_softmax at
+    /// z (its JVP rule records exp(out), whose VJP runs back through log_softmax's), against
+    /// central differences of the exact JVP; v on all rows and on a row prefix.
+    #[test]
+    fn log_softmax_reverse_over_forward(m in 1usize..=7, n in 1usize..=7, seed in any::<u64>()) {
+        let mut rng = Rng::seed_from_u64(seed);
+        let z = normal(&mut rng, (m, n)) * 2.0;
+        let d = normal(&mut rng, (m, n));
+        for k in [m, 1 + rng.below(m)] {
+            let v = normal(&mut rng, (k, n));
+            let w = normal(&mut rng, (k, n));
+            let phi = |z: &Array2<f64>| inner(w.view(), log_softmax_jvp(z, &v).view());
+            let mut t = Tape::new();
+            let zv = t.param(z.view());
+            let vv = t.constant(v.view());
+            t.set_tangent(zv, vv);
+            let out = t.log_softmax(zv);
+            let jv = t.tangent(out).expect("z carries a tangent");
+            prop_assert_eq!(t.shape(jv), (k, n), "the tangent keeps its row prefix");
+            let wv = t.constant(w.view());
+            let wjv = t.mul(wv, jv);
+            let loss = t.sum(wjv);
+            t.backward(loss);
+            let g = t.grad_or_zeros(zv);
+            let exact = inner(g.view(), d.view());
+            let fd = central_difference(|s| phi(&(&z + &(s * &d))));
+            let scale = fd.abs().max(abs_inner(g.view(), d.view())).max(ABS_FLOOR);
+            let rel = (exact - fd).abs() / scale;
+            prop_assert!(rel < FD_REL_TOL, "k = {}: exact {} vs fd {}: rel {:e}", k, exact, fd, rel);
+        }
+    }
+
+    /// The cross-entropy's value is mean_i (logsumexp(z_i) - z_i[y_i]) and its gradient
+    /// (softmax(z) - Y) / m, both against direct formulas; f32 agrees with f64.
+    #[test]
+    fn cross_entropy_closed_forms(m in 1usize..=7, n in 1usize..=7, seed in any::<u64>()) {
+        let mut rng = Rng::seed_from_u64(seed);
+        let z = normal(&mut rng, (m, n)) * 3.0;
+        let labels: Vec<usize> = (0..m).map(|_| rng.below(n)).collect();
+        let y = one_hot(&labels, n);
+        let mut t = Tape::new();
+        let zv = t.param(z.view());
+        let yv = t.constant(y.view());
+        let loss = t.softmax_cross_entropy(zv, yv);
+        t.backward(loss);
+        let lse = |row: ndarray::ArrayView1<f64>| row.iter().map(|x| x.exp()).sum::<f64>().ln();
+        let expected = (0..m).map(|i| lse(z.row(i)) - z[[i, labels[i]]]).sum::<f64>() / m as f64;
+        // Against the size of the terms: with one column the loss is 0 = lse - z up to rounding.
+        let terms = (0..m).map(|i| lse(z.row(i)).abs() + z[[i, labels[i]]].abs()).sum::<f64>() / m as f64;
+        prop_assert!(scaled_error(t.scalar(loss), expected, terms) < REWRITE_REL_TOL,
+            "loss {} vs {}", t.scalar(loss), expected);
+        let mut softmax_minus_y = z.clone();
+        for (i, mut row) in softmax_minus_y.rows_mut().into_iter().enumerate() {
+            let l = lse(z.row(i));
+            row.mapv_inplace(|x| (x - l).exp());
+            row[labels[i]] -= 1.0;
+        }
+        let expected_grad = softmax_minus_y / m as f64;
+        let g = t.grad_or_zeros(zv);
+        prop_assert!(relative_error(g.view(), expected_grad.view()) < REWRITE_REL_TOL,
+            "gradient {:?} vs {:?}", g, expected_grad);
+        // The same in f32.
+        let mut t32 = Tape::<f32>::new();
+        let z32 = t32.param(z.mapv(|x| x as f32).view());
+        let y32 = t32.constant(y.mapv(|x| x as f32).view());
+        let loss32 = t32.softmax_cross_entropy(z32, y32);
+        t32.backward(loss32);
+        prop_assert!(scaled_error(t32.scalar(loss32) as f64, expected, terms) < F32_REL_TOL);
+        prop_assert!(relative_error(t32.grad_or_zeros(z32).view(), expected_grad.view()) < F32_REL_TOL);
+    }
+
     /// sg(x): no tangent, no cotangent; x * sg(x) differentiates only through the first factor.
     #[test]
     fn stop_gradient(m in 1usize..=7, n in 1usize..=7, seed in any::<u64>()) {
@@ -577,4 +704,57 @@ fn backward_with_cotangent_shape() {
     let mut t = Tape::new();
     let a = zeros(&mut t, (2, 3));
     t.backward_with(a, Array2::zeros((3, 2)).view());
+}
+
+#[test]
+#[should_panic(expected = "log_softmax: shape (2, 0) has no columns to normalise over")]
+fn log_softmax_needs_columns() {
+    let mut t = Tape::new();
+    let a = zeros(&mut t, (2, 0));
+    t.log_softmax(a);
+}
+
+#[test]
+#[should_panic(
+    expected = "softmax_cross_entropy: logits (2, 3) and targets (2, 4): need the same shape"
+)]
+fn cross_entropy_shapes_differ() {
+    let mut t = Tape::new();
+    let (z, y) = (zeros(&mut t, (2, 3)), zeros(&mut t, (2, 4)));
+    t.softmax_cross_entropy(z, y);
+}
+
+/// Logits far beyond exp's range (|z| up to 1e4, exp overflows past 709.8) give the exact
+/// log-softmax, which only depends on differences within a row; a one-hot cross-entropy on a
+/// margin of 1e4 is 1e4 (wrong class) or 0 (right class), and its gradient stays finite.
+#[test]
+fn log_softmax_is_stable_for_huge_logits() {
+    let base = ndarray::array![[0.5, -1.0, 2.0], [3.0, 3.0, -7.0]];
+    let mut t = Tape::new();
+    let b = t.constant(base.view());
+    let reference = t.log_softmax(b);
+    let reference = t.value(reference).to_owned();
+    for shift in [1e3, -1e3, 1e4, -1e4] {
+        let z = t.constant((&base + shift).view());
+        let out = t.log_softmax(z);
+        let out = t.value(out).to_owned();
+        assert!(
+            out.iter().all(|x: &f64| x.is_finite()),
+            "shift {shift}: {out:?}"
+        );
+        // (z + c - m - c) is exact up to the rounding of z + c: 1e4 * eps ~ 2e-12.
+        assert!(
+            relative_error(out.view(), reference.view()) < 1e-11,
+            "shift {shift}: {out:?} vs {reference:?}"
+        );
+    }
+    let z0 = ndarray::array![[1e4, 0.0], [0.0, 1e4]];
+    let mut t = Tape::new();
+    let z = t.param(z0.view());
+    let y = t.constant(one_hot(&[1, 1], 2).view());
+    let loss = t.softmax_cross_entropy(z, y);
+    assert_eq!(t.scalar(loss), 0.5e4, "row 0 misses by 1e4, row 1 is right");
+    t.backward(loss);
+    let g = t.grad_or_zeros(z);
+    assert_eq!(g, ndarray::array![[0.5, -0.5], [0.0, 0.0]]);
 }

@@ -41,8 +41,8 @@ mod pool;
 pub use functional::{grad, jvp, value_and_grad, vjp, Pullback};
 
 pub use ops::{
-    Add, AddScalar, Broadcast, ConcatCols, Dense, Div, Leaf, Map, MatMul, Mul, Op, PadRows,
-    Reduction, Rows, Scale, SliceCols, StackRows, StopGradient, Sub, Sum,
+    Add, AddScalar, Broadcast, ConcatCols, Dense, Div, Leaf, LogSoftmax, Map, MatMul, Mul, Op,
+    PadRows, Reduction, Rows, Scale, SliceCols, StackRows, StopGradient, Sub, Sum,
 };
 
 use crate::autodiff::elementwise::Elementwise;
@@ -737,6 +737,34 @@ impl<T: Float> Tape<T> {
         let (m, n) = self.shape(x);
         let s = self.sum(x);
         self.scale(s, 1.0 / (m * n) as f64)
+    }
+    /// log_softmax of each row: z_ij - logsumexp_j(z_ij), computed with the row's max subtracted
+    /// ([`LogSoftmax`]). Panics if z has no columns.
+    pub fn log_softmax(&mut self, z: Var) -> Var {
+        self.push(Op::LogSoftmax(LogSoftmax { z }))
+    }
+    /// The softmax cross-entropy of logits z [m, C] against target rows y [m, C], shape [1, 1]:
+    ///
+    /// ```text
+    /// loss = -(1/m) sum_i sum_j y_ij log_softmax(z)_ij
+    ///      = (1/m) sum_i (logsumexp(z_i) - z_i[c_i])      for one-hot rows y_i = e_{c_i}
+    /// ```
+    ///
+    /// recorded as [`Tape::log_softmax`], a product with y, a sum and a scale, so its gradient,
+    /// JVP and reverse over forward are those primitives' rules: z_bar = (softmax(z) - y) / m
+    /// for rows of y that sum to 1. `targets` is usually a constant one-hot matrix
+    /// (`crate::verify::classifier::one_hot`); any rows of probabilities (label smoothing) work.
+    /// Panics, naming the shapes, if they differ or there are no rows.
+    pub fn softmax_cross_entropy(&mut self, logits: Var, targets: Var) -> Var {
+        let (z, y) = (self.shape(logits), self.shape(targets));
+        assert!(
+            z == y && z.0 > 0,
+            "softmax_cross_entropy: logits {z:?} and targets {y:?}: need the same shape, at least one row"
+        );
+        let log_p = self.log_softmax(logits);
+        let picked = self.mul(log_p, targets);
+        let total = self.sum(picked);
+        self.scale(total, -1.0 / z.0 as f64)
     }
     /// sg(x): the value of x, with no cotangent flowing back and a zero tangent flowing forward.
     pub fn stop_gradient(&mut self, x: Var) -> Var {
