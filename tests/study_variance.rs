@@ -444,6 +444,7 @@ fn study_gaussian_quick_writes_its_files() {
             "closed_form_check.csv",
             "u_error.csv",
             "target_ratio.csv",
+            "exact_ratio.csv",
             "summary.json",
             "u_error_gaussian_narrow_mf.png",
             "u_error_gaussian_wide_imf.png",
@@ -456,4 +457,12 @@ fn study_gaussian_quick_writes_its_files() {
     let ratios = std::fs::read_to_string(dir.join("target_ratio.csv")).unwrap();
     assert!(ratios.contains("gaussian_narrow,closed form"));
     assert!(ratios.contains("gaussian_wide,u*"));
+    // The exact ratios (quadrature), whatever the sample: 0.601324 narrow, 3.429074 wide.
+    let exact = std::fs::read_to_string(dir.join("exact_ratio.csv")).unwrap();
+    let ratio_of = |name: &str| -> f64 {
+        let line = exact.lines().find(|l| l.starts_with(name)).unwrap();
+        line.split(',').nth(5).unwrap().parse().unwrap()
+    };
+    assert!((ratio_of("gaussian_narrow,") - 0.601_324_377).abs() < 1e-8);
+    assert!((ratio_of("gaussian_wide,") - 3.429_073_862).abs() < 1e-8);
 }

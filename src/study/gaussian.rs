@@ -22,7 +22,15 @@
 //!
 //! The instrument ([`run_gaussian`]) checks the estimator with u* against these closed forms
 //! ([`closed_form_check`]), the trained networks against u* ([`model_error`]), and MF's against
-//! iMF's target variance with the networks, with u* and in closed form ([`target_ratios`]).
+//! iMF's target variance with the networks, with u* and in closed form ([`target_ratios`]). The
+//! closed-form ratio there is a Monte Carlo average over the sampled (r, t); its exact value, the
+//! same ratio integrated over the study's (r, t) distribution by Gauss-Legendre quadrature, is
+//! [`exact_target_ratio`]:
+//!
+//! ```text
+//! R(s) = E[rho^2 V] / E[V] = ∫_0^1 ∫_0^t sigma_r^2 / sigma_t^4 dr dt / ∫_0^1 t / sigma_t^2 dt
+//!      = 0.601324 (s = 0.3),  3.429074 (s = 3)      ((r, t) uniform on 0 < r < t <= 1; d cancels)
+//! ```
 //!
 //! So MF's target has the lower variance exactly where rho < 1, i.e. where sigma_t grows between r
 //! and t (the map back from t to r contracts), and the higher where sigma_t shrinks. sigma_t^2 is
@@ -31,7 +39,7 @@
 
 use super::conditional_variance::{
     bin_centres, binned, estimate, mean_se, median, AverageVelocity, BetaVariances, Linearization,
-    MlpVelocity, Quantity, VarianceSettings,
+    MeanSe, MlpVelocity, Quantity, VarianceSettings,
 };
 use super::fixture::{ModelCache, TrainedModel};
 use super::posterior::{draw_points, DataSource, PosteriorDraws};
@@ -45,6 +53,7 @@ use crate::rng::Rng;
 use crate::train::builtin_pool_points;
 use ndarray::{Array2, Array3, ArrayView2};
 use serde::Serialize;
+use std::f64::consts::PI;
 
 /// Below this gap t - r the closed forms use their limits r -> t (avoids 0/0).
 const GAP_LIMIT: f64 = 1e-9;
@@ -139,6 +148,20 @@ impl GaussianFlow {
         self.target_coef(beta, r, t).powi(2) * self.var_vc(t)
     }
 
+    /// The study's average of [`Self::var_target`]: E over (r, t) uniform on the triangle
+    /// 0 < r < t <= 1 (the study's [`uniform_time_pair`](super::posterior::uniform_time_pair)) and
+    /// over z_t of tr Var[target | z_t] with u = u*,
+    ///
+    /// ```text
+    /// E[alpha^2 V] = ∫_0^1 ∫_0^t 2 alpha(beta, r, t)^2 d s^2 / sigma_t^2 dr dt,
+    /// ```
+    ///
+    /// by [`triangle_mean`] with `nodes` Gauss-Legendre nodes per axis. z needs no integral: the
+    /// closed form is the same at every z_t.
+    pub fn mean_var_target(&self, beta: f64, nodes: usize) -> f64 {
+        triangle_mean(|r, t| self.var_target(beta, r, t), nodes)
+    }
+
     /// Var[ell | z] with u = u*: delta ~ N(0, alpha^2 s^2 / sigma_t^2 I_d), so ell is that
     /// variance times a chi-square with d degrees of freedom: 2 d (alpha^2 s^2 / sigma_t^2)^2.
     pub fn var_ell(&self, beta: f64, r: f64, t: f64) -> f64 {
@@ -201,6 +224,177 @@ impl AverageVelocity for GaussianFlow {
         _t: &[f64],
     ) -> Option<Array3<f64>> {
         None
+    }
+}
+
+// ----- the exact expectation over (r, t): Gauss-Legendre quadrature on the triangle -----
+
+/// The n-point Gauss-Legendre rule on [0, 1], as (node, weight) pairs with ascending nodes:
+/// ∫_0^1 f ≈ sum_i w_i f(x_i), exact for polynomials of degree <= 2n - 1.
+///
+/// The nodes are the roots of the Legendre polynomial P_n mapped from [-1, 1] by x -> (1 - x) / 2,
+/// each found by Newton's method from the estimate cos(pi (i + 3/4) / (n + 1/2)), which lies within
+/// Newton's basin of the i-th largest root; the weights are 1 / ((1 - x^2) P_n'(x)^2), i.e. the
+/// usual 2 / ((1 - x^2) P_n'(x)^2) on [-1, 1] halved with the interval.
+pub fn gauss_legendre(n: usize) -> Vec<(f64, f64)> {
+    assert!(n >= 1, "gauss_legendre: need at least one node");
+    (0..n)
+        .map(|i| {
+            let mut x = (PI * (i as f64 + 0.75) / (n as f64 + 0.5)).cos();
+            // Newton converges quadratically from there; the cap only guards against a cycle of
+            // the last bit, where |dx| stays at rounding level and the root is already exact.
+            for _ in 0..100 {
+                let (p, dp) = legendre(n, x);
+                let dx = p / dp;
+                x -= dx;
+                if dx.abs() <= 4.0 * f64::EPSILON {
+                    break;
+                }
+            }
+            let (_, dp) = legendre(n, x);
+            ((1.0 - x) / 2.0, 1.0 / ((1.0 - x * x) * dp * dp))
+        })
+        .collect()
+}
+
+/// P_n(x) and P_n'(x), by the recurrence (k + 1) P_{k+1} = (2k + 1) x P_k - k P_{k-1} and
+/// P_n' = n (x P_n - P_{n-1}) / (x^2 - 1) (|x| < 1: the roots are interior).
+fn legendre(n: usize, x: f64) -> (f64, f64) {
+    let (mut previous, mut current) = (1.0, x);
+    for k in 1..n {
+        let k = k as f64;
+        let next = ((2.0 * k + 1.0) * x * current - k * previous) / (k + 1.0);
+        previous = current;
+        current = next;
+    }
+    (current, n as f64 * (x * current - previous) / (x * x - 1.0))
+}
+
+/// E f(r, t) for (r, t) uniform on the triangle 0 <= r <= t <= 1 (density 2, the law of the
+/// study's [`uniform_time_pair`](super::posterior::uniform_time_pair)), by the `nodes` x `nodes`
+/// Gauss-Legendre product rule after the substitution r = t u, which maps the triangle onto the
+/// unit square:
+///
+/// ```text
+/// E f = ∫_0^1 ∫_0^t 2 f(r, t) dr dt = ∫_0^1 ∫_0^1 2 t f(t u, t) du dt.
+/// ```
+///
+/// For f analytic on the closed triangle (the Gaussian closed forms are: sigma_t^2 >= s^2 / (1 + s^2)
+/// > 0) the error falls geometrically with `nodes`.
+pub fn triangle_mean(f: impl Fn(f64, f64) -> f64, nodes: usize) -> f64 {
+    let rule = gauss_legendre(nodes);
+    rule.iter()
+        .map(|&(t, wt)| {
+            let inner: f64 = rule.iter().map(|&(u, wu)| wu * f(t * u, t)).sum();
+            wt * 2.0 * t * inner
+        })
+        .sum()
+}
+
+/// The first rule of [`exact_target_ratio`], per axis.
+const QUADRATURE_FIRST_NODES: usize = 16;
+/// [`exact_target_ratio`] doubles its rule until two successive ratios agree to this (relative).
+const QUADRATURE_TOLERANCE: f64 = 1e-10;
+/// ... or this many nodes per axis. For s in [0.001, 1000] 1024 suffice (the zeros of sigma_t^2,
+/// s / (1 + s^2) off the real t axis, come closer the further s is from 1, and slow the rule).
+const QUADRATURE_MAX_NODES: usize = 2048;
+
+/// The exact MF/iMF target-variance ratio of one Gaussian ([`exact_target_ratio`]).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct ExactRatio {
+    pub sigma: f64,
+    pub dim: usize,
+    /// E tr Var[target_MF | z_t] = E\[rho^2 V\] over (r, t) and z.
+    pub mf_target: f64,
+    /// E tr Var[target_iMF | z_t] = E\[V\].
+    pub imf_target: f64,
+    /// mf_target / imf_target.
+    pub ratio: f64,
+    /// Gauss-Legendre nodes per axis of the rule that gave `ratio`.
+    pub nodes: usize,
+    /// The ratio from the rule with half as many nodes: the convergence evidence.
+    pub ratio_half_nodes: f64,
+}
+
+impl ExactRatio {
+    /// |ratio - ratio_half_nodes| / ratio: an upper bound on the error of `ratio` as long as the
+    /// rule converges geometrically, as it does here.
+    pub fn relative_change(&self) -> f64 {
+        ((self.ratio - self.ratio_half_nodes) / self.ratio).abs()
+    }
+}
+
+/// MF's and iMF's mean target variance, (E\[rho^2 V\], E\[V\]) ([`GaussianFlow::mean_var_target`]
+/// at beta 0 and 1), with `nodes` Gauss-Legendre nodes per axis.
+pub fn target_means(flow: &GaussianFlow, nodes: usize) -> (f64, f64) {
+    (
+        flow.mean_var_target(0.0, nodes),
+        flow.mean_var_target(1.0, nodes),
+    )
+}
+
+/// The exact value of the "closed form" ratio of [`target_ratios`]. That row is a ratio of means
+/// over the study's sampled points, mean_i rho_i^2 V(t_i) / mean_i V(t_i); this is the ratio of
+/// the expectations it estimates, over (r, t) uniform on the triangle and z (which drops out):
+///
+/// ```text
+/// R(s) = E[rho^2 V] / E[V] = ∫_0^1 ∫_0^t sigma_r^2 / sigma_t^4 dr dt / ∫_0^1 t / sigma_t^2 dt
+/// ```
+///
+/// (d s^2 and the density 2 cancel; the denominator is (pi s / 2 - ln s) / (1 + s^2)). Computed
+/// by [`triangle_mean`] with 16 nodes per axis, doubled until two successive rules agree to
+/// 1e-10 relative (32 / 64 nodes at s = 0.3 and 3); the last two are kept as evidence.
+pub fn exact_target_ratio(flow: &GaussianFlow) -> ExactRatio {
+    let ratio_at = |n| {
+        let (mf, imf) = target_means(flow, n);
+        (mf, imf, mf / imf)
+    };
+    let mut nodes = QUADRATURE_FIRST_NODES;
+    let (_, _, mut half) = ratio_at(nodes);
+    loop {
+        nodes *= 2;
+        let (mf_target, imf_target, ratio) = ratio_at(nodes);
+        if ((ratio - half) / ratio).abs() <= QUADRATURE_TOLERANCE || nodes >= QUADRATURE_MAX_NODES {
+            return ExactRatio {
+                sigma: flow.sigma,
+                dim: flow.dim,
+                mf_target,
+                imf_target,
+                ratio,
+                nodes,
+                ratio_half_nodes: half,
+            };
+        }
+        half = ratio;
+    }
+}
+
+/// The ratio of means of paired values, R = mean_i a_i / mean_i b_i over the pairs where both are
+/// finite, and its delta-method standard error
+///
+/// ```text
+/// SE(R) = sd_i(a_i - R b_i) / (sqrt(n) |mean_i b_i|)
+/// ```
+///
+/// (R - E a / E b = mean_i (a_i - (E a / E b) b_i) / mean_i b_i, a mean of i.i.d. terms over a
+/// consistent denominator). NaN SE below 2 pairs.
+pub fn ratio_of_means(a: &[f64], b: &[f64]) -> MeanSe {
+    assert_eq!(a.len(), b.len(), "ratio_of_means: unpaired values");
+    let pairs: Vec<(f64, f64)> = a
+        .iter()
+        .zip(b)
+        .map(|(&x, &y)| (x, y))
+        .filter(|(x, y)| x.is_finite() && y.is_finite())
+        .collect();
+    let n = pairs.len();
+    let mean_a = pairs.iter().map(|p| p.0).sum::<f64>() / n as f64;
+    let mean_b = pairs.iter().map(|p| p.1).sum::<f64>() / n as f64;
+    let ratio = mean_a / mean_b;
+    let residual = mean_se(pairs.iter().map(|(x, y)| x - ratio * y));
+    MeanSe {
+        mean: ratio,
+        se: residual.se / mean_b.abs(),
+        n,
     }
 }
 
@@ -526,8 +720,10 @@ pub fn model_error(
     }
 }
 
-/// MF's against iMF's target variance for one model of u: ratio = E_z tr Var[target_MF | z_t] /
-/// E_z tr Var[target_iMF | z_t], in closed form E_z rho^2 V / E_z V, with rho = sigma_r / sigma_t.
+/// MF's against iMF's target variance for one model of u over the sampled points i (each a
+/// (r_i, t_i, z_i)): the ratio of means ratio = mean_i tr Var[target_MF | z_i] /
+/// mean_i tr Var[target_iMF | z_i], in closed form mean_i rho_i^2 V(t_i) / mean_i V(t_i), with
+/// rho = sigma_r / sigma_t; the closed form's expectation is [`exact_target_ratio`].
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct RatioRow {
     pub dataset: String,
@@ -537,7 +733,12 @@ pub struct RatioRow {
     pub mf_target_se: f64,
     pub imf_target: f64,
     pub imf_target_se: f64,
+    /// [`ratio_of_means`] of the per-point MF and iMF values.
     pub ratio: f64,
+    /// Its delta-method standard error over the points (the (r, t) sample included).
+    pub ratio_se: f64,
+    /// The points with both values finite, over which `ratio` is taken.
+    pub points: usize,
     /// MF/iMF per bin of t - r.
     pub ratio_by_gap: Vec<f64>,
     /// MF/iMF per bin of t.
@@ -563,37 +764,11 @@ pub fn target_ratios(
         settings.draws,
         &mut rng,
     );
-    let gaps: Vec<f64> = draws.t.iter().zip(&draws.r).map(|(t, r)| t - r).collect();
     let bins = settings.bins;
     let weight = LossConfig::preset(LossPreset::Mf);
-    let row = |model: &'static str, mf: Vec<f64>, imf: Vec<f64>| {
-        let (a, b) = (mean_se(mf.iter().copied()), mean_se(imf.iter().copied()));
-        let by = |keys: &[f64]| {
-            binned(&mf, keys, 0.0, 1.0, bins)
-                .iter()
-                .zip(binned(&imf, keys, 0.0, 1.0, bins))
-                .map(|(x, y)| x.mean / y.mean)
-                .collect()
-        };
-        RatioRow {
-            dataset: dataset.name(),
-            model,
-            mf_target: a.mean,
-            mf_target_se: a.se,
-            imf_target: b.mean,
-            imf_target_se: b.se,
-            ratio: a.mean / b.mean,
-            ratio_by_gap: by(&gaps),
-            ratio_by_t: by(&draws.t),
-        }
-    };
-    let mut rows = Vec::new();
-    let cf = |beta| -> Vec<f64> {
-        (0..draws.len())
-            .map(|i| flow.var_target(beta, draws.r[i], draws.t[i]))
-            .collect()
-    };
-    rows.push(row("closed form", cf(0.0), cf(1.0)));
+    let name = dataset.name();
+    let row = |model, mf: Vec<f64>, imf: Vec<f64>| ratio_row(&name, model, &mf, &imf, &draws, bins);
+    let mut rows = vec![closed_form_row(&name, flow, &draws, bins)];
     let targets = |est: Vec<BetaVariances>| {
         let pick = |k: usize| est[k].points.iter().map(|p| p.target).collect::<Vec<_>>();
         (pick(0), pick(1))
@@ -622,6 +797,58 @@ pub fn target_ratios(
         rows.push(row(label, a, b));
     }
     (rows, draws)
+}
+
+/// The row of one model from its per-point MF and iMF values at the points of `draws`, with the
+/// ratio per `bins` bins of t - r and of t.
+fn ratio_row(
+    dataset: &str,
+    model: &'static str,
+    mf: &[f64],
+    imf: &[f64],
+    draws: &PosteriorDraws,
+    bins: usize,
+) -> RatioRow {
+    let (a, b) = (mean_se(mf.iter().copied()), mean_se(imf.iter().copied()));
+    let ratio = ratio_of_means(mf, imf);
+    let gaps: Vec<f64> = draws.t.iter().zip(&draws.r).map(|(t, r)| t - r).collect();
+    let by = |keys: &[f64]| {
+        binned(mf, keys, 0.0, 1.0, bins)
+            .iter()
+            .zip(binned(imf, keys, 0.0, 1.0, bins))
+            .map(|(x, y)| x.mean / y.mean)
+            .collect()
+    };
+    RatioRow {
+        dataset: dataset.to_string(),
+        model,
+        mf_target: a.mean,
+        mf_target_se: a.se,
+        imf_target: b.mean,
+        imf_target_se: b.se,
+        ratio: ratio.mean,
+        ratio_se: ratio.se,
+        points: ratio.n,
+        ratio_by_gap: by(&gaps),
+        ratio_by_t: by(&draws.t),
+    }
+}
+
+/// The "closed form" row of [`target_ratios`]: the closed forms rho^2 V (MF) and V (iMF) at each
+/// point's (r, t), averaged over the points, the study's Monte Carlo estimate of
+/// [`exact_target_ratio`] (only (r, t) enters; z and the posterior draws do not).
+pub fn closed_form_row(
+    dataset: &str,
+    flow: &GaussianFlow,
+    draws: &PosteriorDraws,
+    bins: usize,
+) -> RatioRow {
+    let cf = |beta| -> Vec<f64> {
+        (0..draws.len())
+            .map(|i| flow.var_target(beta, draws.r[i], draws.t[i]))
+            .collect()
+    };
+    ratio_row(dataset, "closed form", &cf(0.0), &cf(1.0), draws, bins)
 }
 
 /// The ratio of `model` ("closed form", "u*", "mf net", ...) on `dataset` (NaN if absent).
@@ -678,6 +905,8 @@ pub struct GaussianDataset {
     pub errors: Vec<ModelError>,
     /// Part 3: the rows of [`target_ratios`].
     pub ratios: Vec<RatioRow>,
+    /// The exact value of the "closed form" row's ratio ([`exact_target_ratio`]).
+    pub exact: ExactRatio,
 }
 
 /// Instrument 5's result.
@@ -730,6 +959,7 @@ pub fn run_gaussian(
                 name: ds.name(),
                 errors,
                 ratios,
+                exact: exact_target_ratio(&flow),
             }
         })
         .collect();
@@ -884,6 +1114,222 @@ mod tests {
         );
         assert!(ratio_of(&ratios, "gaussian_narrow", "none").is_nan());
         assert_eq!(result.errors().len(), 2);
+    }
+
+    #[test]
+    fn gauss_legendre_is_the_legendre_rule() {
+        // The 3-point rule is known exactly: nodes (1 -+ sqrt(3/5)) / 2 and 1/2, weights 5/18,
+        // 8/18, 5/18.
+        let rule = gauss_legendre(3);
+        let h = (0.6f64).sqrt() / 2.0;
+        let want = [
+            (0.5 - h, 5.0 / 18.0),
+            (0.5, 8.0 / 18.0),
+            (0.5 + h, 5.0 / 18.0),
+        ];
+        for (&(x, w), &(xe, we)) in rule.iter().zip(&want) {
+            assert!((x - xe).abs() < 1e-15 && (w - we).abs() < 1e-15, "{x} {w}");
+        }
+        // n nodes integrate t^k exactly up to k = 2n - 1, and not t^(2n).
+        for n in [1, 2, 5, 16, 64] {
+            let rule = gauss_legendre(n);
+            let integral = |k: i32| rule.iter().map(|&(x, w)| w * x.powi(k)).sum::<f64>();
+            for k in 0..2 * n as i32 {
+                let exact = 1.0 / (k + 1) as f64;
+                assert!(
+                    (integral(k) - exact).abs() < 1e-13 * exact.max(1e-3),
+                    "n {n} t^{k}: {} vs {exact}",
+                    integral(k)
+                );
+            }
+            // The first degree it misses, t^(2n), by exactly the rule's error term on [0, 1],
+            // (n!)^4 / ((2n + 1) ((2n)!)^2) (f^(2n) = (2n)! here); checked where that term is
+            // above rounding.
+            if n <= 5 {
+                let k = 2 * n as i32;
+                let factorial = |m: usize| (1..=m).map(|i| i as f64).product::<f64>();
+                let error_term =
+                    factorial(n).powi(4) / ((2 * n + 1) as f64 * factorial(2 * n).powi(2));
+                let error = 1.0 / (k + 1) as f64 - integral(k);
+                assert!(
+                    (error / error_term - 1.0).abs() < 1e-6,
+                    "n {n}: t^{k} missed by {error}, not {error_term}"
+                );
+            }
+            assert!(
+                rule.windows(2).all(|p| p[0].0 < p[1].0),
+                "n {n}: nodes ascend"
+            );
+        }
+        // Rounding alone: the nodes of a large rule are still distinct and the weights sum to 1.
+        let big = gauss_legendre(1024);
+        assert!(big.windows(2).all(|p| p[0].0 < p[1].0));
+        assert!((big.iter().map(|p| p.1).sum::<f64>() - 1.0).abs() < 1e-13);
+    }
+
+    /// E\[rho^2 V\] / (d s^2) in closed form: ∫_0^1 ∫_0^t 2 sigma_r^2 / sigma_t^4 dr dt =
+    /// 2 ∫_0^1 S(t) / sigma_t^4 dt, S(t) = ∫_0^t sigma_r^2 dr = s^2 (1 - (1 - t)^3) / 3 + t^3 / 3
+    /// (the factor 2 is the density). With A = 1 + s^2,
+    /// m = s^2 / A, b = s / A and w = t - m, sigma_t^2 = A (w^2 + b^2); write the cubic S in powers
+    /// of w, S = a3 w^3 + a2 w^2 + a1 w + a0 (Taylor at m), and divide by w^2 + b^2:
+    /// S / (w^2 + b^2)^2 = (a3 w + a2) / (w^2 + b^2) + (c1 w + c0) / (w^2 + b^2)^2 with
+    /// c1 = a1 - a3 b^2, c0 = a0 - a2 b^2, each term an elementary antiderivative.
+    fn mf_mean_closed_form(s: f64) -> f64 {
+        let s2 = s * s;
+        let a = 1.0 + s2;
+        let (m, b) = (s2 / a, s / a);
+        let a0 = s2 * (1.0 - (1.0 - m).powi(3)) / 3.0 + m.powi(3) / 3.0;
+        let a1 = s2 * (1.0 - m).powi(2) + m * m;
+        let a2 = -s2 * (1.0 - m) + m;
+        let a3 = a / 3.0;
+        let (c1, c0) = (a1 - a3 * b * b, a0 - a2 * b * b);
+        let antiderivative = |w: f64| {
+            let q = w * w + b * b;
+            let atan = (w / b).atan();
+            a3 * q.ln() / 2.0 + a2 * atan / b - c1 / (2.0 * q)
+                + c0 * (w / (2.0 * b * b * q) + atan / (2.0 * b.powi(3)))
+        };
+        2.0 * (antiderivative(1.0 - m) - antiderivative(-m)) / (a * a)
+    }
+
+    /// E\[V\] / (d s^2) = 2 ∫_0^1 t / sigma_t^2 dt = 2 (pi s / 2 - ln s) / (1 + s^2).
+    fn imf_mean_closed_form(s: f64) -> f64 {
+        2.0 * (PI * s / 2.0 - s.ln()) / (1.0 + s * s)
+    }
+
+    #[test]
+    fn triangle_quadrature_against_closed_form_integrals() {
+        // A polynomial: E[r^2 t] = ∫_0^1 ∫_0^t 2 r^2 t dr dt = 2/15; after r = t u the integrand
+        // 2 t^4 u^2 has degree 4, exact from 3 nodes on.
+        for n in [3, 4, 10] {
+            let got = triangle_mean(|r, t| r * r * t, n);
+            assert!((got - 2.0 / 15.0).abs() < 1e-15, "n {n}: {got}");
+        }
+        // The sampled density is uniform on the triangle: E[t] = 2/3, E[r] = 1/3.
+        assert!((triangle_mean(|_, t| t, 8) - 2.0 / 3.0).abs() < 1e-15);
+        assert!((triangle_mean(|r, _| r, 8) - 1.0 / 3.0).abs() < 1e-15);
+        // The Gaussian means, at the study's sigmas, in between and at a very narrow one, against
+        // their closed forms, and the exact ratio against the closed-form ratio.
+        for (s, dim) in [(0.3, 1), (3.0, 1), (1.0, 4), (0.05, 2)] {
+            let flow = GaussianFlow::new(s, dim);
+            let scale = dim as f64 * s * s;
+            let (mf, imf) = target_means(&flow, 128);
+            let (mf_cf, imf_cf) = (
+                scale * mf_mean_closed_form(s),
+                scale * imf_mean_closed_form(s),
+            );
+            assert!(
+                (mf / mf_cf - 1.0).abs() < 1e-12,
+                "s {s}: MF {mf} vs {mf_cf}"
+            );
+            assert!(
+                (imf / imf_cf - 1.0).abs() < 1e-12,
+                "s {s}: iMF {imf} vs {imf_cf}"
+            );
+            let exact = exact_target_ratio(&flow);
+            let cf = mf_cf / imf_cf;
+            assert!(
+                (exact.ratio / cf - 1.0).abs() < 1e-12,
+                "s {s}: {exact:?} vs {cf}"
+            );
+            assert!((exact.mf_target / mf_cf - 1.0).abs() < 1e-12);
+        }
+        // The values docs/math.md quotes (also from mpmath at 30 digits: 0.601324377396609539,
+        // 3.42907386233478904).
+        let narrow = exact_target_ratio(&GaussianFlow::new(GAUSSIAN_NARROW_SIGMA, 1)).ratio;
+        let wide = exact_target_ratio(&GaussianFlow::new(GAUSSIAN_WIDE_SIGMA, 1)).ratio;
+        assert!((narrow - 0.601_324_377_396_609_5).abs() < 1e-13, "{narrow}");
+        assert!((wide - 3.429_073_862_334_789).abs() < 1e-12, "{wide}");
+    }
+
+    #[test]
+    fn quadrature_converges_geometrically_and_n_agrees_with_2n() {
+        for s in [GAUSSIAN_NARROW_SIGMA, GAUSSIAN_WIDE_SIGMA] {
+            let flow = GaussianFlow::new(s, 1);
+            let cf = mf_mean_closed_form(s) / imf_mean_closed_form(s);
+            let ratio = |n| {
+                let (mf, imf) = target_means(&flow, n);
+                mf / imf
+            };
+            // Geometric convergence (the integrand's nearest complex singularity, a zero of
+            // sigma_t^2, lies s / (1 + s^2) off the real axis): doubling the nodes about squares
+            // the error; asserted as at least the power 1.5 from 4 to 8 to 16 nodes.
+            let errors: Vec<f64> = [4, 8, 16]
+                .iter()
+                .map(|&n| (ratio(n) / cf - 1.0).abs())
+                .collect();
+            assert!(
+                errors[1] < errors[0].powf(1.5) && errors[2] < errors[1].powf(1.5),
+                "s {s}: {errors:?}"
+            );
+            // 32 against 64 nodes: agreement at rounding level, which is also the error.
+            let (r32, r64) = (ratio(32), ratio(64));
+            assert!(((r32 - r64) / r64).abs() < 1e-13, "s {s}: {r32} vs {r64}");
+            // The converged result carries its own evidence, and stopped at 64 nodes.
+            let exact = exact_target_ratio(&flow);
+            assert_eq!(exact.nodes, 64, "s {s}");
+            assert!(exact.relative_change() < QUADRATURE_TOLERANCE);
+            assert!((exact.ratio / cf - 1.0).abs() < 1e-13);
+        }
+    }
+
+    #[test]
+    fn ratio_of_means_and_its_standard_error() {
+        // Exact pairs b = 2 a: the ratio is 1/2 and there is no noise in it.
+        let a = [1.0, 2.0, 4.0, 8.0];
+        let b = a.map(|x| 2.0 * x);
+        let r = ratio_of_means(&a, &b);
+        assert_eq!((r.mean, r.se, r.n), (0.5, 0.0, 4));
+        // A pair with a NaN is dropped whole; the SE is sd(a - R b) / (sqrt(n) mean b).
+        let a = [1.0, 3.0, f64::NAN, 2.0];
+        let b = [1.0, 1.0, 1.0, 2.0];
+        let r = ratio_of_means(&a, &b);
+        assert_eq!(r.n, 3);
+        assert!((r.mean - 1.5).abs() < 1e-15);
+        let residual = [1.0 - 1.5, 3.0 - 1.5, 2.0 - 3.0];
+        let sd = (residual.iter().map(|x| x * x).sum::<f64>() / 2.0).sqrt();
+        assert!((r.se - sd / 3f64.sqrt() / (4.0 / 3.0)).abs() < 1e-14);
+    }
+
+    /// The study's estimator (the "closed form" row on points from `draw_points`) against the exact
+    /// value: one large sample within 4 of its standard errors, with the SE small enough to see a
+    /// 1% bias; then 60 study-sized samples whose z-scores are standard normal (mean and spread),
+    /// i.e. the SE printed beside the estimate is honest.
+    #[test]
+    fn the_study_estimator_of_the_ratio_converges_to_the_exact_value() {
+        for (s, seed) in [(GAUSSIAN_NARROW_SIGMA, 31), (GAUSSIAN_WIDE_SIGMA, 32)] {
+            let flow = GaussianFlow::new(s, 1);
+            let exact = exact_target_ratio(&flow).ratio;
+            let mut rng = Rng::seed_from_u64(seed);
+            let source = DataSource::Gaussian { sigma: s, dim: 1 };
+            let draws = draw_points(source, 200_000, 2, &mut rng);
+            let row = closed_form_row("g", &flow, &draws, 4);
+            let z = (row.ratio - exact) / row.ratio_se;
+            assert!(
+                z.abs() < 4.0,
+                "s {s}: {} +- {} vs {exact}",
+                row.ratio,
+                row.ratio_se
+            );
+            assert!(
+                4.0 * row.ratio_se < 0.01 * exact,
+                "s {s}: no power, SE {}",
+                row.ratio_se
+            );
+
+            let zs: Vec<f64> = (0..60)
+                .map(|_| {
+                    let draws = draw_points(source, 2048, 2, &mut rng);
+                    let row = closed_form_row("g", &flow, &draws, 4);
+                    (row.ratio - exact) / row.ratio_se
+                })
+                .collect();
+            let m = mean_se(zs.iter().copied());
+            let sd = m.se * (zs.len() as f64).sqrt();
+            // Under N(0, 1): the mean's SE is 0.13, the sd's about 0.09.
+            assert!(m.mean.abs() < 0.55, "s {s}: mean z {}", m.mean);
+            assert!((0.65..1.35).contains(&sd), "s {s}: sd of z {sd}");
+        }
     }
 
     #[test]

@@ -6,9 +6,12 @@
 //! 2. the trained models (MF and iMF fixtures) against u* on an (r, t) grid;
 //! 3. MF's against iMF's target variance measured with the trained networks (their own Jacobians),
 //!    with u*, and in closed form: theory says MF's is lower for the narrow Gaussian (the map back
-//!    in time contracts, sigma_r < sigma_t) and higher for the wide one.
+//!    in time contracts, sigma_r < sigma_t) and higher for the wide one. The closed form averaged
+//!    over the sampled (r, t) stands beside its exact value over the study's (r, t) distribution
+//!    (Gauss-Legendre quadrature, `exact_target_ratio`), with the sample's standard error.
 //!
-//! Files: `closed_form_check.csv`, `u_error.csv`, `target_ratio.csv`, `summary.json`, and per dataset
+//! Files: `closed_form_check.csv`, `u_error.csv`, `target_ratio.csv`, `exact_ratio.csv`,
+//! `summary.json`, and per dataset
 //! `u_error_<d>_<loss>.png` (log10 of RMS |u - u*| / target scale over (r, t), the target scale
 //! being sqrt(E|v(z, t)|^2 + tr Var[v_c | z])), `u_error_<d>.png` (the same along
 //! r = t and the smallest r), `target_ratio_<d>.png` (MF/iMF target variance vs t - r).
@@ -19,8 +22,8 @@ use crate::cli::{CliError, CliResult};
 use meanflow::plot::{heatmap, palette, Series};
 use meanflow::study::conditional_variance::bin_centres;
 use meanflow::study::gaussian::{
-    flagged, ratio_of, run_gaussian, target_pairs, worst_z, CheckRow, GaussianResult,
-    GaussianSettings, ModelError, RatioRow,
+    flagged, ratio_of, run_gaussian, target_pairs, worst_z, CheckRow, GaussianDataset,
+    GaussianResult, GaussianSettings, ModelError, RatioRow,
 };
 use std::fmt::Write as _;
 use std::path::Path;
@@ -55,6 +58,7 @@ pub fn run(context: &mut StudyContext, dir: &Path) -> CliResult<String> {
             "closed_form_check": result.checks,
             "model_error": result.errors(),
             "target_ratio": result.ratios(),
+            "exact_ratio": result.datasets.iter().map(|d| &d.exact).collect::<Vec<_>>(),
         }),
     )?;
     let mut text = summary(&settings, &result);
@@ -63,7 +67,7 @@ pub fn run(context: &mut StudyContext, dir: &Path) -> CliResult<String> {
     Ok(text)
 }
 
-/// closed_form_check.csv, u_error.csv and target_ratio.csv.
+/// closed_form_check.csv, u_error.csv, target_ratio.csv and exact_ratio.csv.
 fn write_tables(result: &GaussianResult, dir: &Path) -> CliResult<()> {
     let mut csv =
         String::from("sigma,dim,posterior,beta,quantity,estimate,closed_form,z_score,ess_median\n");
@@ -102,7 +106,7 @@ fn write_tables(result: &GaussianResult, dir: &Path) -> CliResult<()> {
         }
     }
     write_text(&dir.join("u_error.csv"), &csv)?;
-    let mut csv = String::from("dataset,model,mf_target,mf_target_se,imf_target,imf_target_se,ratio,ratio_by_gap,ratio_by_t\n");
+    let mut csv = String::from("dataset,model,mf_target,mf_target_se,imf_target,imf_target_se,ratio,ratio_se,ratio_by_gap,ratio_by_t\n");
     for r in result.ratios() {
         let join = |v: &[f64]| {
             v.iter()
@@ -112,7 +116,7 @@ fn write_tables(result: &GaussianResult, dir: &Path) -> CliResult<()> {
         };
         let _ = writeln!(
             csv,
-            "{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{}",
             r.dataset,
             r.model,
             sci(r.mf_target),
@@ -120,11 +124,41 @@ fn write_tables(result: &GaussianResult, dir: &Path) -> CliResult<()> {
             sci(r.imf_target),
             sci(r.imf_target_se),
             sci(r.ratio),
+            sci(r.ratio_se),
             join(&r.ratio_by_gap),
             join(&r.ratio_by_t)
         );
     }
-    write_text(&dir.join("target_ratio.csv"), &csv)
+    write_text(&dir.join("target_ratio.csv"), &csv)?;
+    let mut csv = String::from(
+        "dataset,sigma,dim,exact_mf_target,exact_imf_target,exact_ratio,nodes,ratio_half_nodes,relative_change,sample_points,sample_ratio,sample_ratio_se,z\n",
+    );
+    for g in &result.datasets {
+        let (e, sample) = (&g.exact, sampled(g));
+        let _ = writeln!(
+            csv,
+            "{},{},{},{:.12e},{:.12e},{:.12e},{},{:.12e},{:.2e},{},{},{},{:.3}",
+            g.name,
+            e.sigma,
+            e.dim,
+            e.mf_target,
+            e.imf_target,
+            e.ratio,
+            e.nodes,
+            e.ratio_half_nodes,
+            e.relative_change(),
+            sample.map_or(0, |r| r.points),
+            sci(sample.map_or(f64::NAN, |r| r.ratio)),
+            sci(sample.map_or(f64::NAN, |r| r.ratio_se)),
+            sample.map_or(f64::NAN, |r| (r.ratio - e.ratio) / r.ratio_se)
+        );
+    }
+    write_text(&dir.join("exact_ratio.csv"), &csv)
+}
+
+/// The dataset's "closed form" row: the sample estimate of its exact ratio.
+fn sampled(g: &GaussianDataset) -> Option<&RatioRow> {
+    g.ratios.iter().find(|r| r.model == "closed form")
 }
 
 fn error_heatmap(e: &ModelError, grid: usize, dir: &Path) -> CliResult<()> {
@@ -279,11 +313,11 @@ fn summary(settings: &GaussianSettings, result: &GaussianResult) -> String {
          which stays away from 0 where u* crosses 0.)\n",
     );
     s.push_str("\n**MF vs iMF target variance** E_z tr Var[target | z_t] (pool posterior, (r, t) uniform on the triangle):\n\n");
-    s.push_str("| dataset | model | MF | iMF | MF/iMF | MF/iMF at smallest / largest t - r bin |\n|---|---|---|---|---|---|\n");
+    s.push_str("| dataset | model | MF | iMF | MF/iMF (+- SE) | MF/iMF at smallest / largest t - r bin |\n|---|---|---|---|---|---|\n");
     for r in &ratios {
         let _ = writeln!(
             s,
-            "| {} | {} | {:.4} +- {:.4} | {:.4} +- {:.4} | {} | {:.3} / {:.3} |",
+            "| {} | {} | {:.4} +- {:.4} | {:.4} +- {:.4} | {} +- {:.3} | {:.3} / {:.3} |",
             r.dataset,
             r.model,
             r.mf_target,
@@ -291,19 +325,47 @@ fn summary(settings: &GaussianSettings, result: &GaussianResult) -> String {
             r.imf_target,
             r.imf_target_se,
             ratio_text(r.mf_target, r.imf_target),
+            r.ratio_se,
             r.ratio_by_gap.first().copied().unwrap_or(f64::NAN),
             r.ratio_by_gap.last().copied().unwrap_or(f64::NAN)
         );
     }
+    s.push_str(
+        "\n**The closed form, exactly**: the ratio of the closed forms' expectations over the (r, t) the \
+         study samples (uniform on 0 < r < t <= 1), E[rho^2 V] / E[V] = \
+         ∫∫ sigma_r^2 / sigma_t^4 dr dt / ∫ t / sigma_t^2 dt, by Gauss-Legendre quadrature (n x n nodes \
+         on the triangle, n doubled until n / 2 and n agree), beside the sample's estimate of it (the \
+         closed form row above):\n\n",
+    );
+    s.push_str("| dataset | exact MF/iMF | n / 2 and n nodes: relative change | closed form on the sample (points) | (sample - exact) / SE |\n|---|---|---|---|---|\n");
+    for g in &result.datasets {
+        let e = &g.exact;
+        let (sample, se, points) =
+            sampled(g).map_or((f64::NAN, f64::NAN, 0), |r| (r.ratio, r.ratio_se, r.points));
+        let _ = writeln!(
+            s,
+            "| {} | {:.6} | {} / {}: {:.1e} | {:.4} +- {:.4} ({}) | {:+.2} |",
+            g.name,
+            e.ratio,
+            e.nodes / 2,
+            e.nodes,
+            e.relative_change(),
+            sample,
+            se,
+            points,
+            (sample - e.ratio) / se
+        );
+    }
     s.push('\n');
-    let mut datasets: Vec<&str> = ratios.iter().map(|r| r.dataset.as_str()).collect();
-    datasets.dedup();
-    for d in datasets {
+    for g in &result.datasets {
+        let d = g.name.as_str();
         let get = |m: &str| ratio_of(&ratios, d, m);
-        let theory = get("closed form");
+        // The direction the theory predicts is the exact value's; the sample's agrees with it
+        // unless the ratio is within a few standard errors of 1.
+        let exact = g.exact.ratio;
         let says = |x: f64| if x < 1.0 { "lower" } else { "higher" };
         let agree = |x: f64| {
-            if (x < 1.0) == (theory < 1.0) {
+            if (x < 1.0) == (exact < 1.0) {
                 "agrees"
             } else {
                 "CONTRADICTS the theory"
@@ -311,8 +373,9 @@ fn summary(settings: &GaussianSettings, result: &GaussianResult) -> String {
         };
         let _ = writeln!(
             s,
-            "- {d}: theory MF/iMF = {theory:.3} (MF {}); u* measured {:.3}; MF-trained net {:.3} ({}); iMF-trained net {:.3} ({}).",
-            says(theory),
+            "- {d}: theory MF/iMF = {exact:.4} exact, {:.3} on the sample (MF {}); u* measured {:.3}; MF-trained net {:.3} ({}); iMF-trained net {:.3} ({}).",
+            get("closed form"),
+            says(exact),
             get("u*"),
             get("mf net"),
             agree(get("mf net")),
@@ -321,7 +384,7 @@ fn summary(settings: &GaussianSettings, result: &GaussianResult) -> String {
         );
     }
     s.push_str(
-        "\nFiles: closed_form_check.csv, u_error.csv, target_ratio.csv, summary.json, u_error_*.png, target_ratio_*.png.\n",
+        "\nFiles: closed_form_check.csv, u_error.csv, target_ratio.csv, exact_ratio.csv, summary.json, u_error_*.png, target_ratio_*.png.\n",
     );
     s
 }
