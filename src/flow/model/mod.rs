@@ -12,7 +12,7 @@
 //! `trunk.{i}.bias`, `u_head.*`, `v_head.*`); a bias is stored as a [1, out] row. The class
 //! embedding follows `nn.Embedding`: `class_embed.weight` [C + 1, class_dim], row c the embedding of
 //! class c and row C that of the null class (no label, for classifier-free guidance). On the tape
-//! E[c] is onehot(c) E, a product the tape already differentiates.
+//! E\[c\] is onehot(c) E, a product the tape already differentiates.
 
 pub mod conditioning;
 
