@@ -31,6 +31,8 @@ fn main() {
         activation: Elementwise::Silu,
         conditioning: Conditioning::Fourier { frequencies: 4 },
         heads: Heads::UV,
+        classes: 0,
+        class_dim: 0,
     };
     let mut rng = Rng::seed_from_u64(0);
     let params: MlpParams<f64> = MlpParams::init(&model, &mut rng);

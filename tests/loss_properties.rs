@@ -127,6 +127,8 @@ impl Spec {
             activation: self.activation,
             conditioning: self.conditioning,
             heads: self.heads,
+            classes: 0,
+            class_dim: 0,
         };
         let v_source = if self.head_source && self.heads == Heads::UV {
             VSource::Head
@@ -243,6 +245,7 @@ fn network(
     let net = TapeModel {
         config: *model,
         params: &vars,
+        classes: None,
     };
     let (zv, rv, tv) = (
         tape.constant(z.view()),
@@ -434,6 +437,7 @@ fn classic_mf(case: &Case) -> (f64, MlpParams<f64>) {
     let net = TapeModel {
         config: *model,
         params: &vars,
+        classes: None,
     };
     let z = tape.constant(b.z().view());
     let v_c = tape.constant(b.v_c().view());

@@ -145,6 +145,8 @@ fn trainer_allocations(preset: LossPreset, threads: usize, steps: usize) -> (usi
             activation: Elementwise::Silu,
             conditioning: Conditioning::Raw,
             heads,
+            classes: 0,
+            class_dim: 0,
         },
         loss: LossConfig::preset(preset),
         time: TimeSampler::imf_default(),

@@ -29,6 +29,8 @@ fn model(dim: usize) -> ModelConfig {
         activation: Elementwise::Silu,
         conditioning: Conditioning::Raw,
         heads: Heads::U,
+        classes: 0,
+        class_dim: 0,
     }
 }
 

@@ -37,6 +37,8 @@ fn small_model(dim: usize) -> ModelConfig {
         activation: Elementwise::Silu,
         conditioning: Conditioning::Raw,
         heads: Heads::U,
+        classes: 0,
+        class_dim: 0,
     }
 }
 

@@ -69,6 +69,8 @@ fn case(
             Conditioning::Raw
         },
         heads,
+        classes: 0,
+        class_dim: 0,
     };
     let loss = LossConfig {
         beta,

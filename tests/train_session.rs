@@ -36,6 +36,8 @@ fn fresh_plan(folder: PathBuf) -> RunPlan {
             activation: Elementwise::Silu,
             conditioning: Conditioning::Raw,
             heads: Heads::U,
+            classes: 0,
+            class_dim: 0,
         },
         loss: LossConfig::preset(LossPreset::Imf),
         time: TimeSampler::imf_default(),

@@ -95,6 +95,8 @@ impl BenchConfig {
             activation: Elementwise::Silu,
             conditioning: Conditioning::Raw,
             heads: Heads::U,
+            classes: 0,
+            class_dim: 0,
         }
     }
 

@@ -236,6 +236,7 @@ pub fn record_loss<T: Float>(
     let net = TapeModel {
         config: *model,
         params,
+        classes: None,
     };
     let z = tape.constant_from_fn(batch.x.dim(), |z| batch.write_z(z));
     let v_c = tape.constant_from_fn(batch.x.dim(), |v| batch.write_v_c(v));

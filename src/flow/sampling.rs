@@ -36,6 +36,7 @@ impl<'a, T: Float> Evaluator<'a, T> {
             trunk: self.params.trunk.iter().map(&mut put).collect(),
             u_head: put(&self.params.u_head),
             v_head: self.params.v_head.as_ref().map(put),
+            class_embed: None,
         }
     }
 
@@ -51,6 +52,7 @@ impl<'a, T: Float> Evaluator<'a, T> {
         let net = TapeModel {
             config: self.config,
             params: &vars,
+            classes: None,
         };
         let u = net.u(&mut self.tape, z, r, t);
         self.tape.value(u).to_owned()

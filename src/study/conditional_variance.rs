@@ -102,6 +102,7 @@ impl<'a> MlpVelocity<'a> {
             trunk: params.trunk.iter().map(&mut put).collect(),
             u_head: put(&params.u_head),
             v_head: params.v_head.as_ref().map(put),
+            class_embed: None,
         }
     }
 
@@ -129,6 +130,7 @@ impl<'a> MlpVelocity<'a> {
         let net = TapeModel {
             config: self.config,
             params: &vars,
+            classes: None,
         };
         let u = net.u(tape, zv, rv, tv);
         let dot = match tape.tangent(u) {
@@ -199,6 +201,7 @@ impl AverageVelocity for MlpVelocity<'_> {
             let net = TapeModel {
                 config: self.config,
                 params: &vars,
+                classes: None,
             };
             let u = net.u(tape, zv, rv, tv);
             for (a, row) in rows.iter_mut().enumerate() {

@@ -69,6 +69,8 @@ impl FixtureSettings {
                 activation: Elementwise::Silu,
                 conditioning: Conditioning::Raw,
                 heads,
+                classes: 0,
+                class_dim: 0,
             },
             loss: LossConfig::preset(preset),
             time: match preset {

@@ -20,7 +20,7 @@
 //! so a run restored with [`Checkpoint::trainer`] draws and computes exactly what the
 //! uninterrupted run would have.
 
-use crate::flow::model::{Heads, Linear, MlpParams};
+use crate::flow::model::{Heads, Linear, MlpParams, CLASS_EMBED};
 use crate::io::tensor_file::{StoredTensor, TensorFile, TensorFileError};
 use crate::linalg::float::Float;
 use crate::rng::Rng;
@@ -224,6 +224,16 @@ impl Checkpoint {
     pub fn to_tensor_file(&self) -> TensorFile {
         let mut tensors = BTreeMap::new();
         let mut put = |prefix: &str, params: &MlpParams<f64>| {
+            if let Some(table) = &params.class_embed {
+                tensors.insert(
+                    format!("{prefix}{CLASS_EMBED}"),
+                    StoredTensor {
+                        shape: vec![table.nrows(), table.ncols()],
+                        values: table.clone(),
+                        was_f32: self.precision == Precision::F32,
+                    },
+                );
+            }
             for (name, layer) in params.layers() {
                 tensors.insert(
                     format!("{prefix}{name}.weight"),
@@ -341,52 +351,58 @@ impl Checkpoint {
             if !prefix.is_empty() && !file.tensors.contains_key(&first) {
                 return Ok(None);
             }
+            let mut get = |full: String, expected: Vec<usize>| {
+                let t = file
+                    .tensors
+                    .get(&full)
+                    .ok_or_else(|| CheckpointError::Missing {
+                        path: p(),
+                        name: full.clone(),
+                    })?;
+                if t.shape != expected {
+                    return Err(CheckpointError::Shape {
+                        path: p(),
+                        name: full,
+                        found: t.shape.clone(),
+                        expected,
+                    });
+                }
+                let found = if t.was_f32 {
+                    Precision::F32
+                } else {
+                    Precision::F64
+                };
+                if found != precision {
+                    return Err(CheckpointError::Dtype {
+                        path: p(),
+                        name: full,
+                        found,
+                        expected: precision,
+                    });
+                }
+                used += 1;
+                Ok(t.values.clone())
+            };
             let mut layers = Vec::with_capacity(shapes.len());
             for (name, (out, fan_in)) in &shapes {
-                let mut get = |suffix: &str, expected: Vec<usize>| {
-                    let full = format!("{prefix}{name}.{suffix}");
-                    let t = file
-                        .tensors
-                        .get(&full)
-                        .ok_or_else(|| CheckpointError::Missing {
-                            path: p(),
-                            name: full.clone(),
-                        })?;
-                    if t.shape != expected {
-                        return Err(CheckpointError::Shape {
-                            path: p(),
-                            name: full,
-                            found: t.shape.clone(),
-                            expected,
-                        });
-                    }
-                    let found = if t.was_f32 {
-                        Precision::F32
-                    } else {
-                        Precision::F64
-                    };
-                    if found != precision {
-                        return Err(CheckpointError::Dtype {
-                            path: p(),
-                            name: full,
-                            found,
-                            expected: precision,
-                        });
-                    }
-                    used += 1;
-                    Ok(t.values.clone())
-                };
                 layers.push(Linear {
-                    weight: get("weight", vec![*out, *fan_in])?,
-                    bias: get("bias", vec![*out])?,
+                    weight: get(format!("{prefix}{name}.weight"), vec![*out, *fan_in])?,
+                    bias: get(format!("{prefix}{name}.bias"), vec![*out])?,
                 });
             }
+            let class_embed = match config.model.class_embedding_shape() {
+                Some((rows, cols)) => {
+                    Some(get(format!("{prefix}{CLASS_EMBED}"), vec![rows, cols])?)
+                }
+                None => None,
+            };
             let v_head = (config.model.heads == Heads::UV).then(|| layers.pop().expect("v_head"));
             let u_head = layers.pop().expect("u_head");
             Ok(Some(MlpParams {
                 trunk: layers,
                 u_head,
                 v_head,
+                class_embed,
             }))
         };
         let params = read_params("")?.expect("parameters are required");
@@ -400,12 +416,12 @@ impl Checkpoint {
         let adam_m = read_params("adam.m.")?;
         let adam_v = read_params("adam.v.")?;
         if let Some(v) = &adam_v {
-            for (name, layer) in v.layers() {
-                for (suffix, values) in [("weight", &layer.weight), ("bias", &layer.bias)] {
+            for (name, values) in v.named_tensors() {
+                {
                     if let Some(&value) = values.iter().find(|x| **x < 0.0) {
                         return Err(CheckpointError::ImpossibleValue {
                             path: p(),
-                            name: format!("adam.v.{name}.{suffix}"),
+                            name: format!("adam.v.{name}"),
                             value,
                             reason: "Adam's second moment is a mean of squared gradients, never negative",
                         });
@@ -433,9 +449,10 @@ impl Checkpoint {
             let known = |name: &str| {
                 ["", "ema.", "adam.m.", "adam.v."].iter().any(|prefix| {
                     name.strip_prefix(prefix).is_some_and(|rest| {
-                        shapes.iter().any(|(layer, _)| {
-                            rest == format!("{layer}.weight") || rest == format!("{layer}.bias")
-                        })
+                        (config.model.classes > 0 && rest == CLASS_EMBED)
+                            || shapes.iter().any(|(layer, _)| {
+                                rest == format!("{layer}.weight") || rest == format!("{layer}.bias")
+                            })
                     })
                 })
             };
@@ -489,6 +506,8 @@ mod tests {
                 activation: Elementwise::Silu,
                 conditioning: Conditioning::Fourier { frequencies: 2 },
                 heads,
+                classes: 0,
+                class_dim: 0,
             },
             loss,
             time: TimeSampler::imf_default(),
@@ -533,6 +552,44 @@ mod tests {
         assert_eq!(a.params, b.params);
         assert_eq!(a.ema, b.ema);
         assert_eq!(a.adam, b.adam);
+    }
+
+    /// A conditional model's table is written under its `nn.Embedding` name (with the EMA and Adam
+    /// prefixes); reading it back is refused in one line until the training step draws labels.
+    #[test]
+    fn class_embedding_is_written_and_a_conditional_config_is_refused() {
+        let mut cfg = config(Heads::U, Some(0.9));
+        cfg.model.classes = 3;
+        cfg.model.class_dim = 2;
+        let params = MlpParams::<f64>::init(&cfg.model, &mut Rng::seed_from_u64(5));
+        let checkpoint = Checkpoint {
+            config: cfg,
+            precision: Precision::F64,
+            step: 7,
+            rng: Rng::seed_from_u64(6),
+            params: params.clone(),
+            ema: Some(params.clone()),
+            adam: Some(AdamMoments {
+                m: params.zeros_like(),
+                v: params.zeros_like(),
+            }),
+            extra: BTreeMap::new(),
+        };
+        let file = checkpoint.to_tensor_file();
+        for prefix in ["", "ema.", "adam.m.", "adam.v."] {
+            let t = &file.tensors[&format!("{prefix}{CLASS_EMBED}")];
+            assert_eq!(t.shape, vec![4, 2], "{prefix}");
+        }
+        assert_eq!(
+            file.tensors[CLASS_EMBED].values,
+            *params.class_embed.as_ref().unwrap()
+        );
+        let err = Checkpoint::from_tensor_file(file, Path::new("c.safetensors"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("metadata 'config'"), "{err}");
+        assert!(err.contains("class-conditional model (3 classes)"), "{err}");
+        assert!(!err.contains('\n'));
     }
 
     #[test]

@@ -215,6 +215,8 @@ mod tests {
                 activation: Elementwise::Silu,
                 conditioning: Conditioning::Raw,
                 heads,
+                classes: 0,
+                class_dim: 0,
             };
             let mut rng = Rng::seed_from_u64(width as u64);
             let grads = MlpParams::<f32>::init(&model, &mut rng);

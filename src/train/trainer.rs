@@ -77,6 +77,14 @@ impl TrainConfig {
                 m.dim
             ));
         }
+        if m.classes > 0 {
+            // The model and its checkpoints know classes (flow::model), the training step does
+            // not draw labels yet: refuse here rather than panic at the first step.
+            return Err(format!(
+                "a class-conditional model ({} classes) cannot be trained or sampled yet: the training step draws no labels",
+                m.classes
+            ));
+        }
         if m.depth > MAX_DEPTH {
             return Err(format!(
                 "depth must be at most {MAX_DEPTH}, got {}",
@@ -390,6 +398,8 @@ mod tests {
                 activation: Elementwise::Silu,
                 conditioning: Conditioning::Raw,
                 heads,
+                classes: 0,
+                class_dim: 0,
             },
             loss: LossConfig::preset(loss),
             time: TimeSampler::imf_default(),

@@ -100,6 +100,8 @@ impl ReferenceCase {
             activation: cfg.activation.parse::<Elementwise>().map_err(bad)?,
             conditioning: cfg.conditioning.parse::<Conditioning>().map_err(bad)?,
             heads: cfg.heads.parse::<Heads>().map_err(bad)?,
+            classes: 0,
+            class_dim: 0,
         };
         let loss = LossConfig {
             beta: cfg.beta,
@@ -144,6 +146,7 @@ impl ReferenceCase {
             trunk: layers,
             u_head,
             v_head,
+            class_embed: None,
         };
         let (b, d) = (cfg.batch, cfg.d);
         let batch = Batch {
@@ -188,6 +191,7 @@ impl ReferenceCase {
             let net = crate::flow::model::TapeModel {
                 config: self.model,
                 params: &vars,
+                classes: None,
             };
             net.u(&mut tape, n.z, t, t)
         });

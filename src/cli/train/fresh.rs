@@ -92,6 +92,8 @@ pub fn resolve_fresh(args: &TrainArgs) -> CliResult<RunPlan> {
             None => Conditioning::Raw,
         },
         heads,
+        classes: 0,
+        class_dim: 0,
     };
     let defaults = AdamConfig::default();
     let adam = AdamConfig {

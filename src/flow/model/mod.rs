@@ -1,14 +1,18 @@
 //! The network u(z, r, t) and its optional velocity head v(z, t).
 //!
 //! ```text
-//! h = t - r;  a_0 = [z | emb(t, h)]
+//! h = t - r;  a_0 = [z | emb(t, h)]            (unconditional)
+//!             a_0 = [z | emb(t, h) | E[c]]     (classes > 0: E [C + 1, class_dim], row C = null)
 //! a_{i+1} = act(a_i W_i^T + b_i)        i = 0 .. depth-1   (the trunk)
 //! u(z, r, t) = a_depth U_w^T + U_b         (the u-head)
 //! v(z, t)    = a_depth(r = t) V_w^T + V_b   (the v-head, when heads = uv)
 //! ```
 //!
 //! Parameters follow PyTorch's `nn.Linear` layout (weight [out, in]) and names (`trunk.{i}.weight`,
-//! `trunk.{i}.bias`, `u_head.*`, `v_head.*`); a bias is stored as a [1, out] row.
+//! `trunk.{i}.bias`, `u_head.*`, `v_head.*`); a bias is stored as a [1, out] row. The class
+//! embedding follows `nn.Embedding`: `class_embed.weight` [C + 1, class_dim], row c the embedding of
+//! class c and row C that of the null class (no label, for classifier-free guidance). On the tape
+//! E\[c\] is onehot(c) E, a product the tape already differentiates.
 
 pub mod conditioning;
 
@@ -44,12 +48,32 @@ pub struct ModelConfig {
     pub activation: Elementwise,
     pub conditioning: Conditioning,
     pub heads: Heads,
+    /// Number of classes C the model is conditioned on; 0 for an unconditional model.
+    #[serde(default)]
+    pub classes: usize,
+    /// Width of a class embedding (used when classes > 0).
+    #[serde(default)]
+    pub class_dim: usize,
 }
 
 impl ModelConfig {
-    /// Columns of a_0 = [z | emb(t, h)].
+    /// Columns of a_0 = [z | emb(t, h)] (+ class_dim with classes).
     pub fn input_width(&self) -> usize {
-        self.dim + self.conditioning.width()
+        self.dim + self.conditioning.width() + self.class_embedding_width()
+    }
+
+    /// Columns of the class embedding in a_0: class_dim for a conditional model, else 0.
+    pub fn class_embedding_width(&self) -> usize {
+        if self.classes > 0 {
+            self.class_dim
+        } else {
+            0
+        }
+    }
+
+    /// [C + 1, class_dim], the shape of `class_embed.weight`, for a conditional model.
+    pub fn class_embedding_shape(&self) -> Option<(usize, usize)> {
+        (self.classes > 0).then_some((self.classes + 1, self.class_dim))
     }
 
     /// (name, [out, in]) of every linear layer, in the canonical order.
@@ -80,7 +104,10 @@ impl ModelConfig {
     /// [`ModelConfig::layer_shapes`], so that it never allocates or overflows whatever the sizes.
     pub fn checked_parameter_count(&self) -> Option<usize> {
         let layer = |out: usize, fan_in: usize| out.checked_mul(fan_in)?.checked_add(out);
-        let input = self.dim.checked_add(self.conditioning.width())?;
+        let input = self
+            .dim
+            .checked_add(self.conditioning.width())?
+            .checked_add(self.class_embedding_width())?;
         let heads = if self.heads == Heads::UV { 2 } else { 1 };
         let features = if self.depth == 0 { input } else { self.width };
         let mut total = layer(self.dim, features)?.checked_mul(heads)?;
@@ -89,10 +116,14 @@ impl ModelConfig {
             let hidden = layer(self.width, self.width)?.checked_mul(self.depth - 1)?;
             total = total.checked_add(hidden)?;
         }
+        if let Some((rows, cols)) = self.class_embedding_shape() {
+            total = total.checked_add(rows.checked_mul(cols)?)?;
+        }
         Some(total)
     }
 
-    /// Total number of scalar parameters (sum of out x in + out over [`ModelConfig::layer_shapes`]).
+    /// Total number of scalar parameters (sum of out x in + out over [`ModelConfig::layer_shapes`],
+    /// plus the class embedding).
     pub fn parameter_count(&self) -> usize {
         self.checked_parameter_count().unwrap_or_else(|| {
             panic!("parameter_count: {self:?} has more parameters than a usize holds")
@@ -132,10 +163,13 @@ pub struct MlpParams<T> {
     pub trunk: Vec<Linear<T>>,
     pub u_head: Linear<T>,
     pub v_head: Option<Linear<T>>,
+    /// E [C + 1, class_dim] of a conditional model (`class_embed.weight`).
+    pub class_embed: Option<Array2<T>>,
 }
 
 impl<T: Float> MlpParams<T> {
-    /// Fresh parameters with PyTorch's default init, layer by layer in canonical order.
+    /// Fresh parameters with PyTorch's default init, layer by layer in canonical order, then the
+    /// class embedding ~ N(0, 1) (`nn.Embedding`'s default).
     pub fn init(config: &ModelConfig, rng: &mut Rng) -> Self {
         let mut layers = config
             .layer_shapes()
@@ -144,10 +178,14 @@ impl<T: Float> MlpParams<T> {
         let trunk = (0..config.depth).map(|_| layers.next().unwrap()).collect();
         let u_head = layers.next().unwrap();
         let v_head = layers.next();
+        let class_embed = config
+            .class_embedding_shape()
+            .map(|shape| Array2::from_shape_simple_fn(shape, || T::from_f64(rng.normal())));
         MlpParams {
             trunk,
             u_head,
             v_head,
+            class_embed,
         }
     }
 
@@ -161,6 +199,7 @@ impl<T: Float> MlpParams<T> {
             trunk: self.trunk.iter().map(z).collect(),
             u_head: z(&self.u_head),
             v_head: self.v_head.as_ref().map(z),
+            class_embed: self.class_embed.as_ref().map(|e| Array2::zeros(e.dim())),
         }
     }
 
@@ -179,13 +218,15 @@ impl<T: Float> MlpParams<T> {
         out
     }
 
-    /// Every tensor (weight, bias, layer by layer) in canonical order, without allocating.
+    /// Every tensor (weight, bias, layer by layer, then the class embedding) in canonical order,
+    /// without allocating.
     pub fn tensors(&self) -> impl Iterator<Item = &Array2<T>> {
         self.trunk
             .iter()
             .chain(std::iter::once(&self.u_head))
             .chain(self.v_head.iter())
             .flat_map(|l| [&l.weight, &l.bias])
+            .chain(self.class_embed.iter())
     }
 
     /// Every tensor, mutably, in canonical order, without allocating.
@@ -195,6 +236,7 @@ impl<T: Float> MlpParams<T> {
             .chain(std::iter::once(&mut self.u_head))
             .chain(self.v_head.iter_mut())
             .flat_map(|l| [&mut l.weight, &mut l.bias])
+            .chain(self.class_embed.iter_mut())
     }
 
     /// Mutable layers in canonical order.
@@ -207,7 +249,8 @@ impl<T: Float> MlpParams<T> {
         out
     }
 
-    /// Every tensor with its PyTorch name (`trunk.0.weight`, `trunk.0.bias`, ...), biases as [1, out].
+    /// Every tensor with its PyTorch name (`trunk.0.weight`, `trunk.0.bias`, ...,
+    /// `class_embed.weight`), biases as [1, out], in the order of [`MlpParams::tensors`].
     pub fn named_tensors(&self) -> Vec<(String, ArrayView2<'_, T>)> {
         self.layers()
             .into_iter()
@@ -217,6 +260,11 @@ impl<T: Float> MlpParams<T> {
                     (format!("{name}.bias"), l.bias.view()),
                 ]
             })
+            .chain(
+                self.class_embed
+                    .as_ref()
+                    .map(|e| (CLASS_EMBED.to_string(), e.view())),
+            )
             .collect()
     }
 
@@ -225,6 +273,10 @@ impl<T: Float> MlpParams<T> {
             trunk: self.trunk.iter().map(Linear::cast).collect(),
             u_head: self.u_head.cast(),
             v_head: self.v_head.as_ref().map(Linear::cast),
+            class_embed: self
+                .class_embed
+                .as_ref()
+                .map(|e| e.mapv(|x| U::from_f64(x.to_f64()))),
         }
     }
 
@@ -245,6 +297,7 @@ impl<T: Float> MlpParams<T> {
         }
         vars.u_head = put(&self.u_head);
         vars.v_head = self.v_head.as_ref().map(put);
+        vars.class_embed = self.class_embed.as_ref().map(|e| tape.param(e.view()));
     }
 
     /// Writes the gradient of every parameter from the tape after `backward` into `self` (zeros
@@ -261,6 +314,9 @@ impl<T: Float> MlpParams<T> {
         if let (Some(l), Some(wb)) = (self.v_head.as_mut(), vars.v_head.as_ref()) {
             get(l, wb);
         }
+        if let (Some(e), Some(node)) = (self.class_embed.as_mut(), vars.class_embed) {
+            tape.grad_into(node, e.view_mut());
+        }
     }
 
     /// Reads the gradient of every parameter from the tape after `backward` (zeros where none flowed).
@@ -273,6 +329,7 @@ impl<T: Float> MlpParams<T> {
             trunk: vars.trunk.iter().map(get).collect(),
             u_head: get(&vars.u_head),
             v_head: vars.v_head.as_ref().map(get),
+            class_embed: vars.class_embed.map(|node| tape.grad_or_zeros(node)),
         }
     }
 }
@@ -283,6 +340,7 @@ pub struct ParamVars {
     pub trunk: Vec<(Var, Var)>,
     pub u_head: (Var, Var),
     pub v_head: Option<(Var, Var)>,
+    pub class_embed: Option<Var>,
 }
 
 impl ParamVars {
@@ -294,20 +352,68 @@ impl ParamVars {
             .chain(std::iter::once(&self.u_head))
             .chain(self.v_head.iter())
             .flat_map(|&(w, b)| [w, b])
+            .chain(self.class_embed)
     }
 }
 
-/// The model as recorded on a tape: config plus the parameter nodes.
+/// The `class_embed.weight` tensor's name.
+pub const CLASS_EMBED: &str = "class_embed.weight";
+
+/// The one-hot rows [B, C + 1] of `labels` (each in 0..=C, C = `classes` meaning the null class),
+/// the constant a conditional [`TapeModel`] takes its classes from.
+pub fn class_rows<T: Float>(labels: &[usize], classes: usize) -> Array2<T> {
+    let mut rows = Array2::zeros((labels.len(), classes + 1));
+    for (i, &c) in labels.iter().enumerate() {
+        assert!(
+            c <= classes,
+            "class_rows: label {c} at row {i} is beyond the null class {classes}"
+        );
+        rows[[i, c]] = T::one();
+    }
+    rows
+}
+
+/// The model as recorded on a tape: config, the parameter nodes and, for a conditional model,
+/// the classes of the rows as one-hot rows [B, C + 1] (a constant; column C = the null class).
 pub struct TapeModel<'p> {
     pub config: ModelConfig,
     pub params: &'p ParamVars,
+    pub classes: Option<Var>,
 }
 
-impl TapeModel<'_> {
+impl<'p> TapeModel<'p> {
+    /// An unconditional model's recording.
+    pub fn new(config: ModelConfig, params: &'p ParamVars) -> Self {
+        TapeModel {
+            config,
+            params,
+            classes: None,
+        }
+    }
+
+    /// A conditional model's recording, its rows of class `classes` (one-hot [B, C + 1]).
+    pub fn conditioned(config: ModelConfig, params: &'p ParamVars, classes: Var) -> Self {
+        TapeModel {
+            config,
+            params,
+            classes: Some(classes),
+        }
+    }
+
     /// The trunk's features a_depth for inputs z [B, d], t [B, 1], h [B, 1].
     pub fn trunk<T: Float>(&self, tape: &mut Tape<T>, z: Var, t: Var, h: Var) -> Var {
         let emb = self.config.conditioning.embed(tape, t, h);
         let mut a = tape.concat_cols(z, emb);
+        match (self.params.class_embed, self.classes) {
+            (Some(table), Some(onehot)) => {
+                // E[c] = onehot(c) E: the embedding lookup as a product.
+                let class_rows = tape.matmul(onehot, table);
+                a = tape.concat_cols(a, class_rows);
+            }
+            (None, None) => {}
+            (Some(_), None) => panic!("trunk: a conditional model needs the rows' classes"),
+            (None, Some(_)) => panic!("trunk: classes given to an unconditional model"),
+        }
         for &(w, b) in &self.params.trunk {
             a = tape.dense(a, w, b, Some(self.config.activation));
         }
@@ -343,7 +449,11 @@ mod tests {
     fn parameter_count_matches_the_layers_and_the_tensors() {
         for depth in [0, 1, 3] {
             for heads in [Heads::U, Heads::UV] {
-                for conditioning in [Conditioning::Raw, Conditioning::Fourier { frequencies: 3 }] {
+                for (conditioning, classes) in [
+                    (Conditioning::Raw, 0),
+                    (Conditioning::Fourier { frequencies: 3 }, 0),
+                    (Conditioning::Raw, 4),
+                ] {
                     let config = ModelConfig {
                         dim: 5,
                         width: 7,
@@ -351,12 +461,17 @@ mod tests {
                         activation: Elementwise::Silu,
                         conditioning,
                         heads,
+                        classes,
+                        class_dim: 3,
                     };
                     let from_shapes: usize = config
                         .layer_shapes()
                         .iter()
                         .map(|(_, (o, i))| o * i + o)
-                        .sum();
+                        .sum::<usize>()
+                        + config
+                            .class_embedding_shape()
+                            .map_or(0, |(rows, cols)| rows * cols);
                     let params = MlpParams::<f64>::init(&config, &mut Rng::seed_from_u64(1));
                     let from_tensors: usize = params.tensors().map(|a| a.len()).sum();
                     assert_eq!(config.parameter_count(), from_shapes, "{config:?}");
@@ -371,7 +486,127 @@ mod tests {
             activation: Elementwise::Silu,
             conditioning: Conditioning::Raw,
             heads: Heads::U,
+            classes: 0,
+            class_dim: 0,
         };
         assert_eq!(huge.checked_parameter_count(), None);
+    }
+
+    fn conditional_config() -> ModelConfig {
+        ModelConfig {
+            dim: 3,
+            width: 5,
+            depth: 2,
+            activation: Elementwise::Tanh,
+            conditioning: Conditioning::Fourier { frequencies: 2 },
+            heads: Heads::UV,
+            classes: 4,
+            class_dim: 3,
+        }
+    }
+
+    /// sum(u(z, r, t | c)^2 + v(z, t | c)^2) recorded on a fresh tape, with its gradient.
+    fn loss_and_grads(
+        config: &ModelConfig,
+        params: &MlpParams<f64>,
+        labels: &[usize],
+    ) -> (f64, MlpParams<f64>) {
+        let b = labels.len();
+        let mut tape = Tape::<f64>::new();
+        let vars = params.on_tape(&mut tape);
+        let z = tape.constant(
+            Array2::from_shape_fn((b, config.dim), |(i, j)| 0.3 * i as f64 - 0.2 * j as f64).view(),
+        );
+        let t = tape.constant(Array2::from_shape_fn((b, 1), |(i, _)| 0.9 - 0.1 * i as f64).view());
+        let r = tape.constant(Array2::from_shape_fn((b, 1), |(i, _)| 0.2 + 0.05 * i as f64).view());
+        let onehot = tape.constant(class_rows::<f64>(labels, config.classes).view());
+        let net = TapeModel::conditioned(*config, &vars, onehot);
+        let u = net.u(&mut tape, z, r, t);
+        let v = net.v_head(&mut tape, z, t);
+        let (uu, vv) = (tape.mul(u, u), tape.mul(v, v));
+        let both = tape.add(uu, vv);
+        let loss = tape.sum(both);
+        tape.backward(loss);
+        let value = tape.value(loss)[[0, 0]];
+        (value, MlpParams::gradients_from(&tape, &vars))
+    }
+
+    /// The class embedding's gradient (and the first layer's, which sees E[c]) against central
+    /// differences in f64; rows of the null class read row C of the table, other rows their own.
+    #[test]
+    fn class_embedding_gradient_matches_finite_differences() {
+        use crate::verify::check::{central_difference, fd_relative_error, FD_REL_TOL};
+        let config = conditional_config();
+        let params = MlpParams::<f64>::init(&config, &mut Rng::seed_from_u64(3));
+        // Classes 0, 2 and the null class 4 are used; rows 1 and 3 of E get no gradient.
+        let labels = [0, 2, 4, 2];
+        let (value, grads) = loss_and_grads(&config, &params, &labels);
+        let g = grads
+            .class_embed
+            .as_ref()
+            .expect("a conditional model has a class embedding");
+        assert_eq!(g.dim(), (5, 3));
+        for c in 0..5 {
+            for k in 0..3 {
+                let fd = central_difference(|s| {
+                    let mut p = params.clone();
+                    p.class_embed.as_mut().unwrap()[[c, k]] += s;
+                    loss_and_grads(&config, &p, &labels).0
+                });
+                let err = fd_relative_error(g[[c, k]], fd, value);
+                assert!(
+                    err < FD_REL_TOL,
+                    "E[{c}, {k}]: tape {} vs FD {fd}",
+                    g[[c, k]]
+                );
+                if c == 1 || c == 3 {
+                    assert_eq!(g[[c, k]], 0.0, "class {c} is in no row");
+                } else {
+                    assert!(g[[c, k]] != 0.0, "class {c} is in a row");
+                }
+            }
+        }
+        // The first layer's columns that read E[c] are its last class_dim columns.
+        let w0 = &grads.trunk[0].weight;
+        assert_eq!(w0.ncols(), config.input_width());
+        let (i, j) = (1, config.input_width() - 1);
+        let fd = central_difference(|s| {
+            let mut p = params.clone();
+            p.trunk[0].weight[[i, j]] += s;
+            loss_and_grads(&config, &p, &labels).0
+        });
+        assert!(fd_relative_error(w0[[i, j]], fd, value) < FD_REL_TOL);
+    }
+
+    /// The class changes u; the same class gives the same u; the tensors and their names line up.
+    #[test]
+    fn classes_condition_the_output_and_name_their_table() {
+        let config = conditional_config();
+        let params = MlpParams::<f64>::init(&config, &mut Rng::seed_from_u64(4));
+        let u_of = |labels: &[usize]| {
+            let mut tape = Tape::<f64>::new();
+            let vars = params.on_tape(&mut tape);
+            let z = tape
+                .constant(Array2::from_shape_fn((labels.len(), 3), |(_, j)| 0.1 * j as f64).view());
+            let t = tape.full((labels.len(), 1), 0.7);
+            let r = tape.full((labels.len(), 1), 0.1);
+            let onehot = tape.constant(class_rows::<f64>(labels, config.classes).view());
+            let u = TapeModel::conditioned(config, &vars, onehot).u(&mut tape, z, r, t);
+            tape.value(u).to_owned()
+        };
+        let u = u_of(&[1, 1, 3, 4]);
+        assert_eq!(u.row(0), u.row(1));
+        assert_ne!(u.row(0), u.row(2));
+        assert_ne!(u.row(2), u.row(3));
+        let names: Vec<String> = params.named_tensors().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names.last().map(String::as_str), Some(CLASS_EMBED));
+        assert_eq!(params.tensors().count(), names.len());
+        assert_eq!(params.class_embed.as_ref().unwrap().dim(), (5, 3));
+    }
+
+    #[test]
+    #[should_panic(expected = "label 5 at row 1 is beyond the null class 4")]
+    fn class_rows_refuse_a_label_beyond_the_null_class() {
+        class_rows::<f64>(&[0, 5], 4);
     }
 }
