@@ -183,6 +183,7 @@ pub fn train(
             trunk,
             u_head,
             v_head: None,
+            class_embed: None,
         },
         epoch_losses: Vec::with_capacity(config.epochs),
     };
@@ -304,6 +305,7 @@ impl Classifier {
                 trunk: self.params.trunk.iter().map(&mut constant).collect(),
                 u_head: constant(&self.params.u_head),
                 v_head: None,
+                class_embed: None,
             };
             let xv = tape.constant(x.slice(s![start..end, ..]));
             let (h, z) = record(&mut tape, &vars, self.config.activation, xv);
