@@ -114,31 +114,25 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
 mod tests {
     use super::*;
 
-    /// A fresh folder under the system temp dir, removed on drop.
-    struct Scratch(PathBuf);
+    /// A fresh folder (tempfile's, removed on drop) and the names in it.
+    struct Scratch(tempfile::TempDir);
 
     impl Scratch {
         fn new(tag: &str) -> Self {
-            let dir =
-                std::env::temp_dir().join(format!("meanflow-atomic-{}-{tag}", std::process::id()));
-            let _ = fs::remove_dir_all(&dir);
-            fs::create_dir_all(&dir).unwrap();
-            Scratch(dir)
+            Scratch(tempfile::Builder::new().prefix(tag).tempdir().unwrap())
+        }
+
+        fn path(&self) -> &Path {
+            self.0.path()
         }
 
         fn entries(&self) -> Vec<String> {
-            let mut v: Vec<String> = fs::read_dir(&self.0)
+            let mut v: Vec<String> = fs::read_dir(self.path())
                 .unwrap()
                 .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
                 .collect();
             v.sort();
             v
-        }
-    }
-
-    impl Drop for Scratch {
-        fn drop(&mut self) {
-            let _ = fs::remove_dir_all(&self.0);
         }
     }
 
@@ -158,7 +152,7 @@ mod tests {
     #[test]
     fn replaces_the_file_and_leaves_no_temporary_behind() {
         let s = Scratch::new("replace");
-        let p = s.0.join("out.txt");
+        let p = s.path().join("out.txt");
         write_atomically(&p, b"first, longer contents").unwrap();
         write_atomically(&p, b"second").unwrap();
         assert_eq!(fs::read(&p).unwrap(), b"second");
@@ -168,12 +162,12 @@ mod tests {
     #[test]
     fn a_failed_write_leaves_nothing() {
         let s = Scratch::new("fail");
-        let p = s.0.join("no/such/folder/out.txt");
+        let p = s.path().join("no/such/folder/out.txt");
         assert!(write_atomically(&p, b"x").is_err());
         // A folder in the way of the rename: the old folder stays, the temporary file is gone.
-        fs::create_dir(s.0.join("taken")).unwrap();
-        assert!(write_atomically(&s.0.join("taken"), b"x").is_err());
-        assert!(s.0.join("taken").is_dir());
+        fs::create_dir(s.path().join("taken")).unwrap();
+        assert!(write_atomically(&s.path().join("taken"), b"x").is_err());
+        assert!(s.path().join("taken").is_dir());
         assert_eq!(s.entries(), vec!["taken"]);
     }
 
@@ -181,8 +175,8 @@ mod tests {
     #[test]
     fn a_symbolic_link_is_followed_and_stays() {
         let s = Scratch::new("link");
-        let target = s.0.join("target.txt");
-        let link = s.0.join("link.txt");
+        let target = s.path().join("target.txt");
+        let link = s.path().join("link.txt");
         fs::write(&target, b"old").unwrap();
         std::os::unix::fs::symlink(&target, &link).unwrap();
         write_atomically(&link, b"new").unwrap();
@@ -192,10 +186,10 @@ mod tests {
             .file_type()
             .is_symlink());
         // A link to a file that does not exist yet creates that file.
-        let dangling = s.0.join("dangling.txt");
-        std::os::unix::fs::symlink(s.0.join("later.txt"), &dangling).unwrap();
+        let dangling = s.path().join("dangling.txt");
+        std::os::unix::fs::symlink(s.path().join("later.txt"), &dangling).unwrap();
         write_atomically(&dangling, b"made").unwrap();
-        assert_eq!(fs::read(s.0.join("later.txt")).unwrap(), b"made");
+        assert_eq!(fs::read(s.path().join("later.txt")).unwrap(), b"made");
         assert!(fs::symlink_metadata(&dangling)
             .unwrap()
             .file_type()
