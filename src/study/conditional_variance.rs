@@ -58,8 +58,15 @@ pub trait AverageVelocity {
     /// u, v_hat = u(z, t, t), J = du/dz and d_t u at every point (z [n, d], r and t of length n).
     fn linearize(&mut self, z: ArrayView2<f64>, r: &[f64], t: &[f64]) -> Linearization;
     /// Per point, G = J_theta J_theta^T [n, d, d], J_theta = d u(z, r, t) / d theta (d x P);
-    /// None when the model has no parameters.
-    fn parameter_gram(&mut self, z: ArrayView2<f64>, r: &[f64], t: &[f64]) -> Option<Array3<f64>>;
+    /// None (the default) when the model has no parameters.
+    fn parameter_gram(
+        &mut self,
+        _z: ArrayView2<f64>,
+        _r: &[f64],
+        _t: &[f64],
+    ) -> Option<Array3<f64>> {
+        None
+    }
 }
 
 /// u and its derivatives at a batch of points.

@@ -216,15 +216,6 @@ impl AverageVelocity for GaussianFlow {
             dt,
         }
     }
-
-    fn parameter_gram(
-        &mut self,
-        _z: ArrayView2<f64>,
-        _r: &[f64],
-        _t: &[f64],
-    ) -> Option<Array3<f64>> {
-        None
-    }
 }
 
 // ----- the exact expectation over (r, t): Gauss-Legendre quadrature on the triangle -----
@@ -871,14 +862,6 @@ impl AverageVelocity for TargetOnly<'_, '_> {
     }
     fn linearize(&mut self, z: ArrayView2<f64>, r: &[f64], t: &[f64]) -> Linearization {
         self.0.linearize(z, r, t)
-    }
-    fn parameter_gram(
-        &mut self,
-        _z: ArrayView2<f64>,
-        _r: &[f64],
-        _t: &[f64],
-    ) -> Option<Array3<f64>> {
-        None
     }
 }
 
