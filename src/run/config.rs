@@ -81,7 +81,8 @@ impl RunConfig {
                 });
             }
         }
-        let run: RunConfig = serde_json::from_value(value).map_err(json)?;
+        // Parsed again from the text, not from `value`, so that an error names its line and column.
+        let run: RunConfig = serde_json::from_str(text).map_err(json)?;
         run.train.validate().map_err(RunConfigError::Config)?;
         let config = run.train;
         Ok((run, config))
