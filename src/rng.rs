@@ -52,11 +52,6 @@ impl Rng {
         (0..4).all(|_| probe.next_u64() == 0)
     }
 
-    /// The next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0.next_u64()
-    }
-
     /// Uniform in [0, 1).
     pub fn uniform(&mut self) -> f64 {
         self.0.random()

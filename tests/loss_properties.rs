@@ -26,6 +26,7 @@ use meanflow::verify::check::{
 };
 use ndarray::{s, Array2, Axis};
 use proptest::prelude::*;
+use rand::RngCore;
 
 // ----- random cases -------------------------------------------------------------------------------
 

@@ -31,6 +31,7 @@ use crate::flow::time_sampler::TimeSampler;
 use crate::rng::Rng;
 use crate::train::{BatchSampler, TrainConfig, Trainer};
 use ndarray::Array2;
+use rand::RngCore;
 use serde::Serialize;
 
 /// tr Cov of the minibatch gradient at one batch size.
