@@ -9,11 +9,12 @@
 //! - bad input panics with a message naming the problem.
 
 use meanflow::autodiff::elementwise::Elementwise;
+use meanflow::flow::model::one_hot;
 use meanflow::flow::model::MlpParams;
 use meanflow::rng::Rng;
 use meanflow::train::optim::AdamConfig;
 use meanflow::verify::check::*;
-use meanflow::verify::classifier::{one_hot, train, Classifier, ClassifierConfig};
+use meanflow::verify::classifier::{train, Classifier, ClassifierConfig};
 use ndarray::{array, Array2, ArrayView2, Axis};
 
 /// `per_class` points of each of `classes` Gaussian blobs N(m_c, I) in `dim` dimensions, the
@@ -205,15 +206,15 @@ fn same_seed_same_classifier() {
 #[test]
 fn one_hot_rows() {
     assert_eq!(
-        one_hot(&[2, 0, 1], 3),
+        one_hot::<f64>(&[2, 0, 1], 3),
         array![[0.0, 0.0, 1.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]
     );
 }
 
 #[test]
-#[should_panic(expected = "one_hot: label 3 at row 1 is not below 3 classes")]
+#[should_panic(expected = "one_hot: label 3 at row 1 is not below 3 columns")]
 fn one_hot_label_out_of_range() {
-    one_hot(&[0, 3], 3);
+    one_hot::<f64>(&[0, 3], 3);
 }
 
 #[test]

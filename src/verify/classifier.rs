@@ -33,7 +33,7 @@
 
 use crate::autodiff::elementwise::Elementwise;
 use crate::autodiff::tape::{Tape, Var};
-use crate::flow::model::{Linear, MlpParams, ParamVars};
+use crate::flow::model::{fill_one_hot, Linear, MlpParams, ParamVars};
 use crate::rng::Rng;
 use crate::train::optim::{Adam, AdamConfig};
 use ndarray::{s, Array1, Array2, ArrayView2, Axis};
@@ -91,22 +91,6 @@ impl ClassifierConfig {
         }
         self.adam.validate().map_err(|e| format!("classifier: {e}"))
     }
-}
-
-/// Rows `e_{labels[i]}` of the identity in R^classes: the targets of the cross-entropy.
-///
-/// # Panics
-/// If a label is not below `classes`.
-pub fn one_hot(labels: &[usize], classes: usize) -> Array2<f64> {
-    let mut y = Array2::zeros((labels.len(), classes));
-    for (i, &c) in labels.iter().enumerate() {
-        assert!(
-            c < classes,
-            "one_hot: label {c} at row {i} is not below {classes} classes"
-        );
-        y[[i, c]] = 1.0;
-    }
-    y
 }
 
 /// A trained classifier (module documentation).
@@ -240,12 +224,7 @@ impl Step {
         classifier.params.on_tape_into(tape, &mut self.vars);
         let x = tape.constant(x);
         let classes = classifier.classes;
-        let y = tape.constant_from_fn((labels.len(), classes), |mut y| {
-            y.fill(0.0);
-            for (i, &c) in labels.iter().enumerate() {
-                y[[i, c]] = 1.0;
-            }
-        });
+        let y = tape.constant_from_fn((labels.len(), classes), |y| fill_one_hot(y, labels));
         let (_, logits) = record(tape, &self.vars, classifier.config.activation, x);
         let loss = tape.softmax_cross_entropy(logits, y);
         tape.backward(loss);

@@ -753,7 +753,7 @@ impl<T: Float> Tape<T> {
     /// recorded as [`Tape::log_softmax`], a product with y, a sum and a scale, so its gradient,
     /// JVP and reverse over forward are those primitives' rules: z_bar = (softmax(z) - y) / m
     /// for rows of y that sum to 1. `targets` is usually a constant one-hot matrix
-    /// (`crate::verify::classifier::one_hot`); any rows of probabilities (label smoothing) work.
+    /// ([`crate::flow::model::one_hot`]); any rows of probabilities (label smoothing) work.
     /// Panics, naming the shapes, if they differ or there are no rows.
     pub fn softmax_cross_entropy(&mut self, logits: Var, targets: Var) -> Var {
         let (z, y) = (self.shape(logits), self.shape(targets));

@@ -22,7 +22,7 @@ use crate::autodiff::elementwise::Elementwise;
 use crate::autodiff::tape::{Tape, Var};
 use crate::linalg::float::Float;
 use crate::rng::Rng;
-use ndarray::{Array2, ArrayView2};
+use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 
 /// Which linear heads sit on the trunk.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -359,18 +359,41 @@ impl ParamVars {
 /// The `class_embed.weight` tensor's name.
 pub const CLASS_EMBED: &str = "class_embed.weight";
 
+/// Writes rows e_{labels\[i\]} of the identity into `out` [labels.len(), columns], every other
+/// entry 0 (`out` may hold anything before).
+///
+/// # Panics
+/// If the row count differs from the labels' or a label is not below the column count.
+pub fn fill_one_hot<T: Float>(mut out: ArrayViewMut2<T>, labels: &[usize]) {
+    let columns = out.ncols();
+    assert_eq!(
+        out.nrows(),
+        labels.len(),
+        "one_hot: {} rows for {} labels",
+        out.nrows(),
+        labels.len()
+    );
+    out.fill(T::zero());
+    for (i, &c) in labels.iter().enumerate() {
+        assert!(
+            c < columns,
+            "one_hot: label {c} at row {i} is not below {columns} columns"
+        );
+        out[[i, c]] = T::one();
+    }
+}
+
+/// Rows e_{labels\[i\]} of the identity in R^columns: cross-entropy targets, class inputs.
+pub fn one_hot<T: Float>(labels: &[usize], columns: usize) -> Array2<T> {
+    let mut out = Array2::zeros((labels.len(), columns));
+    fill_one_hot(out.view_mut(), labels);
+    out
+}
+
 /// The one-hot rows [B, C + 1] of `labels` (each in 0..=C, C = `classes` meaning the null class),
 /// the constant a conditional [`TapeModel`] takes its classes from.
 pub fn class_rows<T: Float>(labels: &[usize], classes: usize) -> Array2<T> {
-    let mut rows = Array2::zeros((labels.len(), classes + 1));
-    for (i, &c) in labels.iter().enumerate() {
-        assert!(
-            c <= classes,
-            "class_rows: label {c} at row {i} is beyond the null class {classes}"
-        );
-        rows[[i, c]] = T::one();
-    }
-    rows
+    one_hot(labels, classes + 1)
 }
 
 /// The model as recorded on a tape: config, the parameter nodes and, for a conditional model,
@@ -605,7 +628,7 @@ mod tests {
     }
 
     #[test]
-    #[should_panic(expected = "label 5 at row 1 is beyond the null class 4")]
+    #[should_panic(expected = "one_hot: label 5 at row 1 is not below 5 columns")]
     fn class_rows_refuse_a_label_beyond_the_null_class() {
         class_rows::<f64>(&[0, 5], 4);
     }
