@@ -39,14 +39,16 @@ mod labelled;
 mod load;
 pub mod npy;
 pub mod toy;
+pub mod units;
 
 pub use self::csv::{load_csv, load_csv_with_header, save_csv, CsvData};
 pub use digits::{
     digits, digits_split, digits_split_rows, DIGITS_CLASSES, DIGITS_DIM, DIGITS_HELD_OUT_PER_CLASS,
-    DIGITS_ROWS, DIGITS_SPLIT_SEED,
+    DIGITS_ROWS, DIGITS_SPLIT_SEED, DIGITS_UNITS,
 };
 pub use error::{DataError, Position};
 pub use labelled::{load_labelled, LabelledData, MAX_CLASSES};
 pub use load::{load, load_bounded, Bounds};
 pub use npy::{load_npy, save_npy, NpyDtype};
 pub use toy::{ParseDatasetError, ToyDataset, DATASET_NAMES};
+pub use units::DataUnits;
