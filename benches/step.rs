@@ -29,7 +29,9 @@ fn setup(
     let params = MlpParams::init(&cfg.model, &mut rng);
     let mut sampler = BatchSampler {
         data: c.data(4096, &mut rng),
+        labels: Vec::new(),
         time: cfg.time,
+        conditions: meanflow::train::ConditionSampler::NONE,
         rng,
     };
     let (b, d) = (c.batch, c.dim);
@@ -38,6 +40,8 @@ fn setup(
         e: ndarray::Array2::zeros((b, d)),
         t: ndarray::Array2::zeros((b, 1)),
         r: ndarray::Array2::zeros((b, 1)),
+        labels: Vec::new(),
+        scales: ndarray::Array2::zeros((0, 1)),
     };
     sampler.fill(&mut batch);
     (cfg, params, batch, cfg.time.rows_with_gap(b))

@@ -33,6 +33,7 @@ fn main() {
         heads: Heads::UV,
         classes: 0,
         class_dim: 0,
+        guidance_input: false,
     };
     let mut rng = Rng::seed_from_u64(0);
     let params: MlpParams<f64> = MlpParams::init(&model, &mut rng);
@@ -50,7 +51,7 @@ fn main() {
             rng.uniform_range(0.0, t[[i, 0]])
         }
     });
-    let batch = Batch { x, e, t, r };
+    let batch = Batch::new(x, e, t, r);
 
     // --- The variants: the three presets, and the exact versions of MF and iMF.
     let exact = |preset| LossConfig {

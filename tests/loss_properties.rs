@@ -130,6 +130,7 @@ impl Spec {
             heads: self.heads,
             classes: 0,
             class_dim: 0,
+            guidance_input: false,
         };
         let v_source = if self.head_source && self.heads == Heads::UV {
             VSource::Head
@@ -142,6 +143,8 @@ impl Spec {
             exact: self.exact,
             p: self.p,
             c: self.c,
+            guidance: Default::default(),
+            label_dropout: 0.0,
         };
         loss.validate(&model).expect("valid loss options");
         let mut rng = Rng::seed_from_u64(self.seed);
@@ -158,7 +161,14 @@ impl Spec {
             model,
             loss,
             params,
-            batch: Batch { x, e, t, r },
+            batch: Batch {
+                x,
+                e,
+                t,
+                r,
+                labels: Vec::new(),
+                scales: ndarray::Array2::zeros((0, 1)),
+            },
             direction_seed: rng.next_u64(),
         }
     }
@@ -243,11 +253,7 @@ fn network(
 ) -> (Array2<f64>, Option<Array2<f64>>, Option<Array2<f64>>) {
     let mut tape = Tape::new();
     let vars = params.on_tape(&mut tape);
-    let net = TapeModel {
-        config: *model,
-        params: &vars,
-        classes: None,
-    };
+    let net = TapeModel::new(*model, &vars);
     let (zv, rv, tv) = (
         tape.constant(z.view()),
         tape.constant(r.view()),
@@ -435,11 +441,7 @@ fn classic_mf(case: &Case) -> (f64, MlpParams<f64>) {
     let (model, loss, b) = (&case.model, &case.loss, &case.batch);
     let mut tape = Tape::new();
     let vars = case.params.on_tape(&mut tape);
-    let net = TapeModel {
-        config: *model,
-        params: &vars,
-        classes: None,
-    };
+    let net = TapeModel::new(*model, &vars);
     let z = tape.constant(b.z().view());
     let v_c = tape.constant(b.v_c().view());
     let t = tape.constant(b.t.view());

@@ -147,6 +147,7 @@ fn trainer_allocations(preset: LossPreset, threads: usize, steps: usize) -> (usi
             heads,
             classes: 0,
             class_dim: 0,
+            guidance_input: false,
         },
         loss: LossConfig::preset(preset),
         time: TimeSampler::imf_default(),

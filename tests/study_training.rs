@@ -31,6 +31,7 @@ fn model(dim: usize) -> ModelConfig {
         heads: Heads::U,
         classes: 0,
         class_dim: 0,
+        guidance_input: false,
     }
 }
 
@@ -191,6 +192,8 @@ fn batch_errors_agree_where_r_equals_t() {
         e: normals((9, 2)),
         r: t.clone(),
         t,
+        labels: Vec::new(),
+        scales: ndarray::Array2::zeros((0, 1)),
     };
     let e = batch_errors(&cfg, &params, &batch);
     assert!(e.fm > 0.0);

@@ -39,6 +39,7 @@ fn small_model(dim: usize) -> ModelConfig {
         heads: Heads::U,
         classes: 0,
         class_dim: 0,
+        guidance_input: false,
     }
 }
 
@@ -97,6 +98,8 @@ fn estimator_equals_the_loss_on_batch_one_tapes() {
                             e: Array2::from_shape_vec((1, dim), e).unwrap(),
                             t: array![[t]],
                             r: array![[r]],
+                            labels: Vec::new(),
+                            scales: ndarray::Array2::zeros((0, 1)),
                         };
                         tape.clear();
                         let vars = params.on_tape(&mut tape);

@@ -71,6 +71,7 @@ fn case(
         heads,
         classes: 0,
         class_dim: 0,
+        guidance_input: false,
     };
     let loss = LossConfig {
         beta,
@@ -78,6 +79,8 @@ fn case(
         exact,
         p,
         c: 0.1,
+        guidance: Default::default(),
+        label_dropout: 0.0,
     };
     let params = MlpParams::init(&model, &mut rng);
     let gap = gap.min(batch);
@@ -101,7 +104,14 @@ fn case(
         model,
         loss,
         params,
-        batch: Batch { x, e, t, r },
+        batch: Batch {
+            x,
+            e,
+            t,
+            r,
+            labels: Vec::new(),
+            scales: ndarray::Array2::zeros((0, 1)),
+        },
     }
 }
 
@@ -224,6 +234,8 @@ fn reference_cases_through_the_training_path() {
             e: reorder(&c.batch.e),
             t: reorder(&c.batch.t),
             r: reorder(&c.batch.r),
+            labels: Vec::new(),
+            scales: ndarray::Array2::zeros((0, 1)),
         };
         let gaps = gap_first
             .iter()

@@ -38,6 +38,7 @@ fn fresh_plan(folder: PathBuf) -> RunPlan {
             heads: Heads::U,
             classes: 0,
             class_dim: 0,
+            guidance_input: false,
         },
         loss: LossConfig::preset(LossPreset::Imf),
         time: TimeSampler::imf_default(),

@@ -97,6 +97,7 @@ impl BenchConfig {
             heads: Heads::U,
             classes: 0,
             class_dim: 0,
+            guidance_input: false,
         }
     }
 

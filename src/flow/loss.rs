@@ -2,13 +2,18 @@
 //!
 //! ```text
 //! z = (1 - t) x + t e,   v_c = e - x                      (conditional velocity)
+//! v_g = v_c, or the guided velocity of flow::guidance     (the regression target)
 //! v_hat = sg(u(z, t, t))   (v_source = boundary)  or  sg(v(z, t))  (v_source = head)
-//! tangent = (1 - beta) v_c + beta v_hat
+//! tangent = (1 - beta) v_g + beta v_hat
 //! (u, dudt) = jvp(u, (z, r, t), (tangent, 0, 1))
-//! delta = u + (t - r) sg(dudt) - v_c                      (exact: no sg on dudt)
+//! delta = u + (t - r) sg(dudt) - v_g                      (exact: no sg on dudt)
 //! ell_i = sum_j delta_ij^2,  w_i = sg((ell_i + c)^-p),  loss_u = mean_i w_i ell_i
-//! heads = uv:  delta_v = v(z, t) - v_c,  loss_v likewise;  loss = loss_u (+ loss_v)
+//! heads = uv:  delta_v = v(z, t) - v_g,  loss_v likewise;  loss = loss_u (+ loss_v)
 //! ```
+//!
+//! A conditional model (classes > 0) sees each row's class c (the null class C where the label was
+//! dropped, with probability `label_dropout`) in every network evaluation above, and its scale w
+//! too if it takes one (iMF's guidance as an input).
 //!
 //! beta = 0 is MeanFlow (MF) in velocity form: delta = u - sg(v_c - (t - r) dudt), the same value
 //! and gradient as the classic |u - sg(u_tgt)|^2. beta = 1 with the boundary source is improved
@@ -17,7 +22,8 @@
 
 use crate::autodiff::elementwise::Elementwise;
 use crate::autodiff::tape::{Tape, Var};
-use crate::flow::model::{Heads, MlpParams, ModelConfig, ParamVars, TapeModel};
+use crate::flow::guidance::{record_guided_target, Guidance, TargetInputs};
+use crate::flow::model::{fill_one_hot, Heads, MlpParams, ModelConfig, ParamVars, TapeModel};
 use crate::linalg::float::Float;
 use ndarray::{Array2, ArrayViewMut2, Zip};
 
@@ -45,6 +51,13 @@ pub struct LossConfig {
     pub p: f64,
     /// Adaptive-weight offset c > 0.
     pub c: f64,
+    /// How guidance enters the target (a conditional model only).
+    #[serde(default)]
+    pub guidance: Guidance,
+    /// The probability that a row's label is replaced by the null class during training (a
+    /// conditional model only): the unconditional model that guidance needs.
+    #[serde(default)]
+    pub label_dropout: f64,
 }
 
 /// The named presets.
@@ -80,6 +93,8 @@ impl LossConfig {
             exact: false,
             p: 0.0,
             c: 1e-3,
+            guidance: Guidance::None,
+            label_dropout: 0.0,
         }
     }
 
@@ -97,20 +112,81 @@ impl LossConfig {
         if self.v_source == VSource::Head && model.heads != Heads::UV {
             return Err("v-source 'head' needs a model with heads = uv".to_string());
         }
+        if !(0.0..=1.0).contains(&self.label_dropout) {
+            return Err(format!(
+                "label dropout must be in [0, 1], got {}",
+                self.label_dropout
+            ));
+        }
+        if self.label_dropout > 0.0 && model.classes == 0 {
+            return Err("label dropout needs a class-conditional model".to_string());
+        }
+        self.guidance.validate()?;
+        if self.guidance != Guidance::None {
+            if model.classes == 0 {
+                return Err("guidance needs a class-conditional model".to_string());
+            }
+            if self.label_dropout == 0.0 {
+                return Err(
+                    "guidance needs label dropout > 0: it combines the class's velocity with the null class's, which only dropped labels train"
+                        .to_string(),
+                );
+            }
+        }
+        if model.guidance_input != self.guidance.is_input() {
+            return Err(if model.guidance_input {
+                "a model with a guidance input needs guidance as an input (iMF's)".to_string()
+            } else {
+                "guidance as an input needs a model with a guidance input".to_string()
+            });
+        }
         Ok(())
     }
 }
 
-/// One batch: data x [B, d], noise e [B, d], times t and r [B, 1] with r <= t.
+/// One batch: data x [B, d], noise e [B, d], times t and r [B, 1] with r <= t; for a conditional
+/// model each row's class (`labels`, the null class C for a dropped label; empty otherwise) and for
+/// a model with a guidance input each row's scale w >= 1 (`scales` [B, 1]; [0, 1] otherwise).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Batch<T> {
     pub x: Array2<T>,
     pub e: Array2<T>,
     pub t: Array2<T>,
     pub r: Array2<T>,
+    pub labels: Vec<usize>,
+    pub scales: Array2<T>,
 }
 
 impl<T: Float> Batch<T> {
+    /// An unconditional batch (no labels, no scales).
+    pub fn new(x: Array2<T>, e: Array2<T>, t: Array2<T>, r: Array2<T>) -> Self {
+        Batch {
+            x,
+            e,
+            t,
+            r,
+            labels: Vec::new(),
+            scales: Array2::zeros((0, 1)),
+        }
+    }
+
+    /// Zeros of `rows` x `dim` with the labels and scales `model` needs.
+    pub fn zeros(rows: usize, model: &ModelConfig) -> Self {
+        let mut batch = Self::new(
+            Array2::zeros((rows, model.dim)),
+            Array2::zeros((rows, model.dim)),
+            Array2::zeros((rows, 1)),
+            Array2::zeros((rows, 1)),
+        );
+        if model.classes > 0 {
+            batch.labels = vec![model.classes; rows];
+        }
+        if model.guidance_input {
+            batch.scales = Array2::ones((rows, 1));
+        }
+        batch
+    }
+
     pub fn len(&self) -> usize {
         self.x.nrows()
     }
@@ -144,16 +220,45 @@ impl<T: Float> Batch<T> {
             .and(&self.e)
             .for_each(|v, &x, &e| *v = e - x);
     }
-    fn check(&self) {
+    /// Panics, naming the shapes, unless the batch fits `model`: x, e [B, d], t, r [B, 1], B labels
+    /// in 0..=C for a conditional model (none otherwise), scales [B, 1] of w >= 1 for a model with
+    /// a guidance input ([0, 1] otherwise).
+    pub fn check(&self, model: &ModelConfig) {
         let (b, d) = self.x.dim();
         assert!(
-            self.e.dim() == (b, d) && self.t.dim() == (b, 1) && self.r.dim() == (b, 1),
-            "Batch: x {:?}, e {:?}, t {:?}, r {:?}: need x, e [B, d] and t, r [B, 1]",
+            d == model.dim
+                && self.e.dim() == (b, d)
+                && self.t.dim() == (b, 1)
+                && self.r.dim() == (b, 1),
+            "Batch: x {:?}, e {:?}, t {:?}, r {:?}: need x, e [B, {}] and t, r [B, 1]",
             self.x.dim(),
             self.e.dim(),
             self.t.dim(),
-            self.r.dim()
+            self.r.dim(),
+            model.dim
         );
+        let labels = if model.classes > 0 { b } else { 0 };
+        assert!(
+            self.labels.len() == labels,
+            "Batch: {} labels for {b} rows of a model with {} classes: need {labels}",
+            self.labels.len(),
+            model.classes
+        );
+        if let Some(i) = self.labels.iter().position(|&c| c > model.classes) {
+            panic!(
+                "Batch: label {} at row {i} is beyond the null class {}",
+                self.labels[i], model.classes
+            );
+        }
+        let scale_rows = if model.guidance_input { b } else { 0 };
+        assert!(
+            self.scales.dim() == (scale_rows, 1),
+            "Batch: scales {:?} for {b} rows: need [{scale_rows}, 1]",
+            self.scales.dim()
+        );
+        if let Some(w) = self.scales.iter().find(|w| !(w.to_f64() >= 1.0)) {
+            panic!("Batch: guidance scale {w} is below 1");
+        }
     }
 }
 
@@ -162,6 +267,8 @@ impl<T: Float> Batch<T> {
 pub struct LossNodes {
     pub z: Var,
     pub v_c: Var,
+    /// The regression target v_g: v_c, or the guided velocity (flow::guidance).
+    pub v_target: Var,
     /// Rows 0..`tangent_rows` (see [`tangent_rows`]); None where beta = 0 (MF: the tangent does
     /// not use it, so it is not computed).
     pub v_hat: Option<Var>,
@@ -222,9 +329,59 @@ pub fn tangent_rows<T: Float>(tape: &Tape<T>, batch: &Batch<T>) -> usize {
     last_gap.map_or(1, |i| i + 1).min(b)
 }
 
+/// The rows' conditions as tape constants: one-hot classes [B, C + 1] (a conditional model) and
+/// scales [B, 1] (a model with a guidance input).
+fn row_conditions<T: Float>(
+    tape: &mut Tape<T>,
+    model: &ModelConfig,
+    batch: &Batch<T>,
+) -> (Option<Var>, Option<Var>) {
+    let classes = (model.classes > 0).then(|| {
+        tape.constant_from_fn((batch.len(), model.classes + 1), |onehot| {
+            fill_one_hot(onehot, &batch.labels)
+        })
+    });
+    let scales = model
+        .guidance_input
+        .then(|| tape.constant(batch.scales.view()));
+    (classes, scales)
+}
+
+/// The null class on every row, at scale 1: the unconditional model guidance contrasts with.
+fn null_conditions<T: Float>(
+    tape: &mut Tape<T>,
+    model: &ModelConfig,
+    rows: usize,
+) -> (Option<Var>, Option<Var>) {
+    let classes = tape.constant_from_fn((rows, model.classes + 1), |mut onehot| {
+        onehot.fill(T::zero());
+        onehot.column_mut(model.classes).fill(T::one());
+    });
+    let scales = model.guidance_input.then(|| tape.full((rows, 1), T::one()));
+    (Some(classes), scales)
+}
+
+/// sg(v^(z, t)): the model's velocity estimate, u(z, t, t) (boundary) or the v-head (head; its
+/// node `v_head` when it was recorded already for these rows and conditions).
+fn velocity_estimate<T: Float>(
+    tape: &mut Tape<T>,
+    net: &TapeModel,
+    source: VSource,
+    z: Var,
+    t: Var,
+    v_head: Option<Var>,
+) -> Var {
+    let v = match (source, v_head) {
+        (VSource::Head, Some(v)) => v,
+        (VSource::Head, None) => net.v_head(tape, z, t),
+        (VSource::Boundary, _) => net.u(tape, z, t, t),
+    };
+    tape.stop_gradient(v)
+}
+
 /// Records the loss on the tape; `backward(nodes.loss)` then gives every parameter's gradient.
 /// The JVP runs on rows 0..[`tangent_rows`] alone (a row-prefix tangent), the boundary pass
-/// u(z, t, t) that gives v_hat on those rows too.
+/// u(z, t, t) that gives v_hat on those rows too (on every row when guidance needs it anyway).
 pub fn record_loss<T: Float>(
     tape: &mut Tape<T>,
     model: &ModelConfig,
@@ -232,11 +389,13 @@ pub fn record_loss<T: Float>(
     loss: &LossConfig,
     batch: &Batch<T>,
 ) -> LossNodes {
-    batch.check();
+    batch.check(model);
+    let (classes, scales) = row_conditions(tape, model, batch);
     let net = TapeModel {
         config: *model,
         params,
-        classes: None,
+        classes,
+        scales,
     };
     let z = tape.constant_from_fn(batch.x.dim(), |z| batch.write_z(z));
     let v_c = tape.constant_from_fn(batch.x.dim(), |v| batch.write_v_c(v));
@@ -246,19 +405,57 @@ pub fn record_loss<T: Float>(
     // The v-head pass (trained by loss_v) comes first: no tangent is seeded yet.
     let v_head = model.heads.eq(&Heads::UV).then(|| net.v_head(tape, z, t));
     let k = tangent_rows(tape, batch);
-    let (z_k, t_k, v_c_k) = (tape.rows(z, 0, k), tape.rows(t, 0, k), tape.rows(v_c, 0, k));
-    let v_hat = (loss.beta > 0.0).then(|| match (loss.v_source, v_head) {
-        (VSource::Head, Some(v)) => {
+
+    // The target v_g; with guidance also v^ of the rows' own conditions on every row, which
+    // serves as v_hat on rows 0..k too.
+    let guided = loss.guidance != Guidance::None;
+    let own = (guided && (loss.guidance.needs_own_velocity() || loss.beta > 0.0))
+        .then(|| velocity_estimate(tape, &net, loss.v_source, z, t, v_head));
+    let v_target = if guided {
+        let (null_classes, null_scales) = null_conditions(tape, model, batch.len());
+        let null_net = TapeModel {
+            config: *model,
+            params,
+            classes: null_classes,
+            scales: null_scales,
+        };
+        let null = velocity_estimate(tape, &null_net, loss.v_source, z, t, None);
+        let inputs = TargetInputs { v_c, own, null };
+        record_guided_target(
+            tape,
+            &loss.guidance,
+            &batch.labels,
+            model.classes,
+            batch.scales.view(),
+            &inputs,
+        )
+    } else {
+        v_c
+    };
+
+    let (z_k, t_k, v_target_k) = (
+        tape.rows(z, 0, k),
+        tape.rows(t, 0, k),
+        tape.rows(v_target, 0, k),
+    );
+    let v_hat = (loss.beta > 0.0).then(|| match (own, loss.v_source, v_head) {
+        (Some(own), _, _) => tape.rows(own, 0, k),
+        (None, VSource::Head, Some(v)) => {
             let v_k = tape.rows(v, 0, k);
             tape.stop_gradient(v_k)
         }
-        (VSource::Head, None) => panic!("record_loss: v_source = head needs heads = uv"),
-        (VSource::Boundary, _) => {
-            let u_boundary = net.u(tape, z_k, t_k, t_k);
+        (None, VSource::Head, None) => panic!("record_loss: v_source = head needs heads = uv"),
+        (None, VSource::Boundary, _) => {
+            let net_k = TapeModel {
+                classes: classes.map(|c| tape.rows(c, 0, k)),
+                scales: scales.map(|w| tape.rows(w, 0, k)),
+                ..net
+            };
+            let u_boundary = net_k.u(tape, z_k, t_k, t_k);
             tape.stop_gradient(u_boundary)
         }
     });
-    let noisy = tape.scale(v_c_k, 1.0 - loss.beta);
+    let noisy = tape.scale(v_target_k, 1.0 - loss.beta);
     let tangent = match v_hat {
         Some(v_hat) => {
             let own = tape.scale(v_hat, loss.beta);
@@ -283,12 +480,12 @@ pub fn record_loss<T: Float>(
     let h = tape.sub(t, r);
     let correction = tape.mul(h, dudt_in_loss);
     let u_plus = tape.add(u, correction);
-    let delta = tape.sub(u_plus, v_c);
+    let delta = tape.sub(u_plus, v_target);
     let (ell, w, loss_u) = weighted_squared_error(tape, delta, loss);
     let mse = tape.mean(ell);
 
     let v_head = v_head.map(|v| {
-        let delta_v = tape.sub(v, v_c);
+        let delta_v = tape.sub(v, v_target);
         let (ell_v, w_v, loss_v) = weighted_squared_error(tape, delta_v, loss);
         VHeadNodes {
             v_head: v,
@@ -305,6 +502,7 @@ pub fn record_loss<T: Float>(
     LossNodes {
         z,
         v_c,
+        v_target,
         v_hat,
         tangent,
         tangent_rows: k,

@@ -2,6 +2,7 @@
 //! ([`loss`]), the (r, t) sampler ([`time_sampler`]) and the one-step, n-step and Euler samplers
 //! ([`sampling`]).
 
+pub mod guidance;
 pub mod loss;
 pub mod model;
 pub mod sampling;

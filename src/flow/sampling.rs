@@ -49,11 +49,7 @@ impl<'a, T: Float> Evaluator<'a, T> {
             self.tape.constant(r),
             self.tape.constant(t),
         );
-        let net = TapeModel {
-            config: self.config,
-            params: &vars,
-            classes: None,
-        };
+        let net = TapeModel::new(self.config, &vars);
         let u = net.u(&mut self.tape, z, r, t);
         self.tape.value(u).to_owned()
     }

@@ -134,11 +134,7 @@ impl<'a> MlpVelocity<'a> {
             let ones = tape.full(t.dim(), 1.0);
             tape.set_tangent(tv, ones);
         }
-        let net = TapeModel {
-            config: self.config,
-            params: &vars,
-            classes: None,
-        };
+        let net = TapeModel::new(self.config, &vars);
         let u = net.u(tape, zv, rv, tv);
         let dot = match tape.tangent(u) {
             Some(d) => tape.value(d).to_owned(),
@@ -205,11 +201,7 @@ impl AverageVelocity for MlpVelocity<'_> {
             let zv = tape.constant(z.slice(s![i..i + 1, ..]));
             let rv = tape.full((1, 1), r[i]);
             let tv = tape.full((1, 1), t[i]);
-            let net = TapeModel {
-                config: self.config,
-                params: &vars,
-                classes: None,
-            };
+            let net = TapeModel::new(self.config, &vars);
             let u = net.u(tape, zv, rv, tv);
             for (a, row) in rows.iter_mut().enumerate() {
                 let mut seed = Array2::zeros((1, d));

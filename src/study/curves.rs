@@ -178,6 +178,8 @@ impl EvalSet {
             e: Array2::zeros((rows, d)),
             t: Array2::zeros((rows, 1)),
             r: Array2::zeros((rows, 1)),
+            labels: Vec::new(),
+            scales: ndarray::Array2::zeros((0, 1)),
         };
         batch.e.iter_mut().for_each(|e| *e = rng.normal());
         let all_gaps = TimeSampler {

@@ -71,6 +71,7 @@ impl FixtureSettings {
                 heads,
                 classes: 0,
                 class_dim: 0,
+                guidance_input: false,
             },
             loss: LossConfig::preset(preset),
             time: match preset {

@@ -180,7 +180,9 @@ pub fn exact_angle(
 ) -> AngleEstimate {
     let mut sampler = BatchSampler {
         data: data.clone(),
+        labels: Vec::new(),
         time,
+        conditions: crate::train::ConditionSampler::NONE,
         rng: Rng::seed_from_u64(seed),
     };
     let d = model.dim;
@@ -189,6 +191,8 @@ pub fn exact_angle(
         e: Array2::zeros((batch, d)),
         t: Array2::zeros((batch, 1)),
         r: Array2::zeros((batch, 1)),
+        labels: Vec::new(),
+        scales: ndarray::Array2::zeros((0, 1)),
     };
     let mut tape = Tape::new();
     let (sg_loss, exact_loss) = (

@@ -9,6 +9,7 @@ pub mod trainer;
 pub mod workers;
 
 pub use trainer::{
-    builtin_pool_points, BatchSampler, GradientEngine, NonFiniteStep, Shard, StepStats,
-    TrainConfig, Trainer, BUILTIN_POOL_POINTS, MAX_ACTIVATIONS, MAX_DEPTH, MAX_DIM, MAX_PARAMETERS,
+    builtin_pool_points, BatchSampler, ConditionSampler, GradientEngine, NonFiniteStep, Shard,
+    StepStats, TrainConfig, Trainer, TrainingData, BUILTIN_POOL_POINTS, MAX_ACTIVATIONS, MAX_DEPTH,
+    MAX_DIM, MAX_PARAMETERS,
 };

@@ -217,6 +217,7 @@ mod tests {
                 heads,
                 classes: 0,
                 class_dim: 0,
+                guidance_input: false,
             };
             let mut rng = Rng::seed_from_u64(width as u64);
             let grads = MlpParams::<f32>::init(&model, &mut rng);

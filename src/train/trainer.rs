@@ -2,10 +2,13 @@
 //! AdamW, update the EMA. Everything a step touches is allocated once, in [`Trainer::new`].
 //!
 //! Data: a finite pool of points (a loaded file, or [`BUILTIN_POOL_POINTS`] draws of a built-in
-//! generator); each batch takes rows uniformly with replacement. Noise e ~ N(0, I); times from
-//! the [`TimeSampler`], whose r != t rows come first.
+//! generator), with a class per point for a conditional model; each batch takes rows uniformly with
+//! replacement. Noise e ~ N(0, I); times from the [`TimeSampler`], whose r != t rows come first.
+//! A conditional model's labels are dropped to the null class with probability `label_dropout`,
+//! and a model with a guidance input gets a scale w per row ([`Guidance::draw_scale`]).
 
 use crate::autodiff::tape::Tape;
+use crate::flow::guidance::Guidance;
 use crate::flow::loss::{record_loss_and_backward, Batch, LossConfig, LossValues};
 use crate::flow::model::{MlpParams, ModelConfig, ParamVars};
 use crate::flow::time_sampler::TimeSampler;
@@ -77,13 +80,15 @@ impl TrainConfig {
                 m.dim
             ));
         }
-        if m.classes > 0 {
-            // The model and its checkpoints know classes (flow::model), the training step does
-            // not draw labels yet: refuse here rather than panic at the first step.
+        if m.classes > crate::data::MAX_CLASSES {
             return Err(format!(
-                "a class-conditional model ({} classes) cannot be trained or sampled yet: the training step draws no labels",
+                "classes must be at most {}, got {}",
+                crate::data::MAX_CLASSES,
                 m.classes
             ));
+        }
+        if m.classes > 0 && m.class_dim == 0 {
+            return Err("a class-conditional model needs a class embedding width >= 1".into());
         }
         if m.depth > MAX_DEPTH {
             return Err(format!(
@@ -149,19 +154,10 @@ pub struct GradientEngine<T: Float> {
     workers: Workers,
 }
 
-fn zero_batch<T: Float>(rows: usize, dim: usize) -> Batch<T> {
-    Batch {
-        x: Array2::zeros((rows, dim)),
-        e: Array2::zeros((rows, dim)),
-        t: Array2::zeros((rows, 1)),
-        r: Array2::zeros((rows, 1)),
-    }
-}
-
 impl<T: Float> GradientEngine<T> {
     /// min(threads, B) shards of (nearly) equal size.
     pub fn new(config: &TrainConfig) -> Self {
-        let (b, d) = (config.batch, config.model.dim);
+        let b = config.batch;
         let shards = config.threads.clamp(1, b);
         let shard_rows = (0..shards).map(|s| (s + 1) * b / shards - s * b / shards);
         GradientEngine {
@@ -169,7 +165,7 @@ impl<T: Float> GradientEngine<T> {
                 .map(|rows| Shard {
                     tape: Tape::new(),
                     vars: ParamVars::default(),
-                    batch: zero_batch(rows, d),
+                    batch: Batch::zeros(rows, &config.model),
                     values: None,
                 })
                 .collect(),
@@ -240,24 +236,83 @@ fn combine_shards<T: Float>(
     total
 }
 
+/// A training pool: points [N, d] and, for a conditional model, their classes (else empty).
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainingData {
+    pub points: Array2<f64>,
+    pub labels: Vec<usize>,
+}
+
+impl From<Array2<f64>> for TrainingData {
+    /// Unlabelled points.
+    fn from(points: Array2<f64>) -> Self {
+        TrainingData {
+            points,
+            labels: Vec::new(),
+        }
+    }
+}
+
+/// What a batch draws besides points, noise and times: the classes of a conditional model
+/// (dropped to the null class C with probability `label_dropout`) and the scales of a model with a
+/// guidance input (log-uniform on [1, 1 + w_max]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ConditionSampler {
+    /// C; 0 for an unconditional model.
+    pub classes: usize,
+    pub label_dropout: f64,
+    /// w_max of [`Guidance::Input`], None for a model without a guidance input.
+    pub scale_max: Option<f64>,
+}
+
+impl ConditionSampler {
+    /// An unconditional model's: nothing to draw.
+    pub const NONE: ConditionSampler = ConditionSampler {
+        classes: 0,
+        label_dropout: 0.0,
+        scale_max: None,
+    };
+
+    /// The conditions `config` trains with.
+    pub fn new(config: &TrainConfig) -> Self {
+        ConditionSampler {
+            classes: config.model.classes,
+            label_dropout: config.loss.label_dropout,
+            scale_max: match config.loss.guidance {
+                Guidance::Input { w_max } => Some(w_max),
+                _ => None,
+            },
+        }
+    }
+}
+
 /// Draws training batches from a pool of points.
 #[derive(Clone, Debug)]
 pub struct BatchSampler {
     pub data: Array2<f64>,
+    /// The class of each row of `data` (empty for an unconditional model).
+    pub labels: Vec<usize>,
     pub time: TimeSampler,
+    pub conditions: ConditionSampler,
     pub rng: Rng,
 }
 
 impl BatchSampler {
-    /// Fills the batch: x rows with replacement from the pool, e ~ N(0, I), (r, t) from the sampler.
+    /// Fills the batch: x rows (and their labels) with replacement from the pool, e ~ N(0, I),
+    /// (r, t) from the sampler, then the dropped labels and the scales. An unconditional model's
+    /// batch draws nothing after the times, so its stream is what it was before classes existed.
     pub fn fill<T: Float>(&mut self, batch: &mut Batch<T>) {
         let n = self.data.nrows();
         assert!(n > 0, "BatchSampler: the data pool is empty");
-        for mut row in batch.x.rows_mut() {
-            let src = self.data.row(self.rng.below(n));
+        let conditional = self.conditions.classes > 0;
+        for (i, mut row) in batch.x.rows_mut().into_iter().enumerate() {
+            let source = self.rng.below(n);
             row.iter_mut()
-                .zip(src.iter())
+                .zip(self.data.row(source).iter())
                 .for_each(|(d, &s)| *d = T::from_f64(s));
+            if conditional {
+                batch.labels[i] = self.labels[source];
+            }
         }
         batch
             .e
@@ -265,6 +320,18 @@ impl BatchSampler {
             .for_each(|e| *e = T::from_f64(self.rng.normal()));
         self.time
             .fill(&mut self.rng, batch.t.view_mut(), batch.r.view_mut());
+        if conditional && self.conditions.label_dropout > 0.0 {
+            for label in batch.labels.iter_mut() {
+                if self.rng.uniform() < self.conditions.label_dropout {
+                    *label = self.conditions.classes;
+                }
+            }
+        }
+        if let Some(w_max) = self.conditions.scale_max {
+            for w in batch.scales.iter_mut() {
+                *w = T::from_f64(Guidance::draw_scale(w_max, &mut self.rng));
+            }
+        }
     }
 }
 
@@ -290,7 +357,7 @@ pub struct Trainer<T: Float> {
 
 impl<T: Float> Trainer<T> {
     /// A fresh run: parameters initialised from the seed, data pool given.
-    pub fn new(config: TrainConfig, data: Array2<f64>) -> Self {
+    pub fn new(config: TrainConfig, data: impl Into<TrainingData>) -> Self {
         let mut init_rng = Rng::stream(config.seed, 0);
         let params = MlpParams::init(&config.model, &mut init_rng);
         Self::from_parts(config, data, params, None, Rng::stream(config.seed, 1))
@@ -299,11 +366,15 @@ impl<T: Float> Trainer<T> {
     /// A run from given state (used by resume): parameters, optimizer state, sampler RNG.
     pub fn from_parts(
         config: TrainConfig,
-        data: Array2<f64>,
+        data: impl Into<TrainingData>,
         params: MlpParams<T>,
         adam: Option<Adam<T>>,
         rng: Rng,
     ) -> Self {
+        let TrainingData {
+            points: data,
+            labels,
+        } = data.into();
         assert_eq!(
             data.ncols(),
             config.model.dim,
@@ -311,6 +382,25 @@ impl<T: Float> Trainer<T> {
             data.ncols(),
             config.model.dim
         );
+        let classes = config.model.classes;
+        if classes > 0 {
+            assert_eq!(
+                labels.len(),
+                data.nrows(),
+                "Trainer: {} labels for {} points of a model with {classes} classes",
+                labels.len(),
+                data.nrows()
+            );
+            if let Some(&c) = labels.iter().find(|&&c| c >= classes) {
+                panic!("Trainer: label {c} is not below the model's {classes} classes");
+            }
+        } else {
+            assert!(
+                labels.is_empty(),
+                "Trainer: {} labels for an unconditional model",
+                labels.len()
+            );
+        }
         Trainer {
             adam: adam.unwrap_or_else(|| Adam::new(config.adam, &params)),
             ema: config.ema_decay.map(|_| params.clone()),
@@ -318,7 +408,9 @@ impl<T: Float> Trainer<T> {
             engine: GradientEngine::new(&config),
             sampler: BatchSampler {
                 data,
+                labels,
                 time: config.time,
+                conditions: ConditionSampler::new(&config),
                 rng,
             },
             params,
@@ -400,6 +492,7 @@ mod tests {
                 heads,
                 classes: 0,
                 class_dim: 0,
+                guidance_input: false,
             },
             loss: LossConfig::preset(loss),
             time: TimeSampler::imf_default(),
@@ -432,6 +525,8 @@ mod tests {
                 e: cat(|b| &b.e),
                 t: cat(|b| &b.t),
                 r: cat(|b| &b.r),
+                labels: Vec::new(),
+                scales: ndarray::Array2::zeros((0, 1)),
             };
             let mut tape = Tape::new();
             let (want, want_grads) =

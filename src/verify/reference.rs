@@ -102,6 +102,7 @@ impl ReferenceCase {
             heads: cfg.heads.parse::<Heads>().map_err(bad)?,
             classes: 0,
             class_dim: 0,
+            guidance_input: false,
         };
         let loss = LossConfig {
             beta: cfg.beta,
@@ -109,6 +110,8 @@ impl ReferenceCase {
             exact: cfg.exact,
             p: cfg.p,
             c: cfg.c,
+            guidance: Default::default(),
+            label_dropout: 0.0,
         };
         loss.validate(&model).map_err(bad)?;
         if model.dim == 0 || cfg.batch == 0 {
@@ -154,6 +157,8 @@ impl ReferenceCase {
             e: tensor("batch.e", &[b, d])?,
             t: tensor("batch.t", &[b, 1])?,
             r: tensor("batch.r", &[b, 1])?,
+            labels: Vec::new(),
+            scales: ndarray::Array2::zeros((0, 1)),
         };
         let expected = file
             .tensors
@@ -188,11 +193,7 @@ impl ReferenceCase {
         let v_hat = n.v_hat.unwrap_or_else(|| {
             // MF's loss does not use v_hat = u(z, t, t); the format defines it all the same.
             let t = tape.constant(self.batch.t.view());
-            let net = crate::flow::model::TapeModel {
-                config: self.model,
-                params: &vars,
-                classes: None,
-            };
+            let net = crate::flow::model::TapeModel::new(self.model, &vars);
             net.u(&mut tape, n.z, t, t)
         });
         let mut out = BTreeMap::new();

@@ -94,6 +94,7 @@ pub fn resolve_fresh(args: &TrainArgs) -> CliResult<RunPlan> {
         heads,
         classes: 0,
         class_dim: 0,
+        guidance_input: false,
     };
     let defaults = AdamConfig::default();
     let adam = AdamConfig {

@@ -46,8 +46,9 @@ impl Conditioning {
         }
     }
 
-    /// Records emb(s) for one time column s [B, 1] on the tape.
-    fn embed_one<T: Float>(self, tape: &mut Tape<T>, s: Var) -> Var {
+    /// Records emb(s) for one column s [B, 1] on the tape (width() / 2 columns): a time, or the
+    /// guidance input of a model that takes one.
+    pub fn embed_one<T: Float>(self, tape: &mut Tape<T>, s: Var) -> Var {
         match self {
             Conditioning::Raw => s,
             Conditioning::Fourier { frequencies } => {

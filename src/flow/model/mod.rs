@@ -3,6 +3,8 @@
 //! ```text
 //! h = t - r;  a_0 = [z | emb(t, h)]            (unconditional)
 //!             a_0 = [z | emb(t, h) | E[c]]     (classes > 0: E [C + 1, class_dim], row C = null)
+//!             a_0 = [z | emb(t, h) | emb(g) | E[c]]   (guidance_input: g = 1 - 1/w, w >= 1 the
+//!                                                       guidance scale, g in [0, 1))
 //! a_{i+1} = act(a_i W_i^T + b_i)        i = 0 .. depth-1   (the trunk)
 //! u(z, r, t) = a_depth U_w^T + U_b         (the u-head)
 //! v(z, t)    = a_depth(r = t) V_w^T + V_b   (the v-head, when heads = uv)
@@ -54,12 +56,27 @@ pub struct ModelConfig {
     /// Width of a class embedding (used when classes > 0).
     #[serde(default)]
     pub class_dim: usize,
+    /// The guidance scale w is an input (iMF's guidance as a condition): emb(1 - 1/w) joins a_0.
+    #[serde(default)]
+    pub guidance_input: bool,
 }
 
 impl ModelConfig {
-    /// Columns of a_0 = [z | emb(t, h)] (+ class_dim with classes).
+    /// Columns of a_0 = [z | emb(t, h)] (+ emb(g) with a guidance input, + class_dim with classes).
     pub fn input_width(&self) -> usize {
-        self.dim + self.conditioning.width() + self.class_embedding_width()
+        self.dim
+            + self.conditioning.width()
+            + self.guidance_input_width()
+            + self.class_embedding_width()
+    }
+
+    /// Columns of emb(g) in a_0: the width of one time's embedding with a guidance input, else 0.
+    pub fn guidance_input_width(&self) -> usize {
+        if self.guidance_input {
+            self.conditioning.width() / 2
+        } else {
+            0
+        }
     }
 
     /// Columns of the class embedding in a_0: class_dim for a conditional model, else 0.
@@ -107,6 +124,7 @@ impl ModelConfig {
         let input = self
             .dim
             .checked_add(self.conditioning.width())?
+            .checked_add(self.guidance_input_width())?
             .checked_add(self.class_embedding_width())?;
         let heads = if self.heads == Heads::UV { 2 } else { 1 };
         let features = if self.depth == 0 { input } else { self.width };
@@ -396,12 +414,14 @@ pub fn class_rows<T: Float>(labels: &[usize], classes: usize) -> Array2<T> {
     one_hot(labels, classes + 1)
 }
 
-/// The model as recorded on a tape: config, the parameter nodes and, for a conditional model,
-/// the classes of the rows as one-hot rows [B, C + 1] (a constant; column C = the null class).
+/// The model as recorded on a tape: config, the parameter nodes and the rows' conditions: for a
+/// conditional model their classes as one-hot rows [B, C + 1] (a constant; column C = the null
+/// class), for a model with a guidance input their scales w [B, 1] (a constant, w >= 1).
 pub struct TapeModel<'p> {
     pub config: ModelConfig,
     pub params: &'p ParamVars,
     pub classes: Option<Var>,
+    pub scales: Option<Var>,
 }
 
 impl<'p> TapeModel<'p> {
@@ -411,15 +431,23 @@ impl<'p> TapeModel<'p> {
             config,
             params,
             classes: None,
+            scales: None,
         }
     }
 
     /// A conditional model's recording, its rows of class `classes` (one-hot [B, C + 1]).
     pub fn conditioned(config: ModelConfig, params: &'p ParamVars, classes: Var) -> Self {
         TapeModel {
-            config,
-            params,
             classes: Some(classes),
+            ..Self::new(config, params)
+        }
+    }
+
+    /// The same recording with guidance scales w [B, 1] for a model with a guidance input.
+    pub fn with_scales(self, scales: Var) -> Self {
+        TapeModel {
+            scales: Some(scales),
+            ..self
         }
     }
 
@@ -427,6 +455,19 @@ impl<'p> TapeModel<'p> {
     pub fn trunk<T: Float>(&self, tape: &mut Tape<T>, z: Var, t: Var, h: Var) -> Var {
         let emb = self.config.conditioning.embed(tape, t, h);
         let mut a = tape.concat_cols(z, emb);
+        match (self.config.guidance_input, self.scales) {
+            (true, Some(w)) => {
+                // g = 1 - 1/w: w = 1 (no guidance) is 0, and any w >= 1 stays in [0, 1).
+                let inverse = tape.map(w, Elementwise::Pow(-1.0));
+                let negated = tape.scale(inverse, -1.0);
+                let g = tape.add_scalar(negated, 1.0);
+                let emb_g = self.config.conditioning.embed_one(tape, g);
+                a = tape.concat_cols(a, emb_g);
+            }
+            (false, None) => {}
+            (true, None) => panic!("trunk: a model with a guidance input needs the rows' scales"),
+            (false, Some(_)) => panic!("trunk: scales given to a model without a guidance input"),
+        }
         match (self.params.class_embed, self.classes) {
             (Some(table), Some(onehot)) => {
                 // E[c] = onehot(c) E: the embedding lookup as a product.
@@ -486,6 +527,7 @@ mod tests {
                         heads,
                         classes,
                         class_dim: 3,
+                        guidance_input: false,
                     };
                     let from_shapes: usize = config
                         .layer_shapes()
@@ -511,6 +553,7 @@ mod tests {
             heads: Heads::U,
             classes: 0,
             class_dim: 0,
+            guidance_input: false,
         };
         assert_eq!(huge.checked_parameter_count(), None);
     }
@@ -525,6 +568,7 @@ mod tests {
             heads: Heads::UV,
             classes: 4,
             class_dim: 3,
+            guidance_input: false,
         }
     }
 

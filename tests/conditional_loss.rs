@@ -1,0 +1,496 @@
+//! The class-conditional losses with guidance (flow::guidance) against an independent oracle: the
+//! network written out as loops over scalars, its JVP taken with dual numbers (forward mode, no
+//! tape), and the loss's gradient by central differences of the loss with its stop-gradient
+//! quantities frozen at the base parameters (the definition of sg). Every guidance kind, MF, iMF
+//! and a blend, the boundary and the v-head as the velocity source, sg and exact, dropped labels,
+//! rows with r = t, odd sizes.
+
+use meanflow::autodiff::dual::Dual;
+use meanflow::autodiff::elementwise::Elementwise;
+use meanflow::autodiff::tape::Tape;
+use meanflow::flow::guidance::Guidance;
+use meanflow::flow::loss::{loss_and_gradients, record_loss, Batch, LossConfig, VSource};
+use meanflow::flow::model::{Conditioning, Heads, MlpParams, ModelConfig};
+use meanflow::linalg::real::Real;
+use meanflow::rng::Rng;
+use meanflow::verify::check::{central_difference, fd_relative_error, FD_REL_TOL};
+use ndarray::Array2;
+
+/// One scalar network evaluation: (u(z, r, t | c, w), v(z, t | c, w)) of a row, on any [`Real`].
+fn naive_net<R: Real>(
+    config: &ModelConfig,
+    params: &MlpParams<f64>,
+    z: &[R],
+    r: R,
+    t: R,
+    class: usize,
+    w: f64,
+) -> (Vec<R>, Option<Vec<R>>) {
+    let trunk = |h: R| {
+        let half = config.conditioning.width() / 2;
+        let mut a: Vec<R> = z.to_vec();
+        for s in [t, h] {
+            let mut emb = vec![R::constant(0.0); half];
+            config.conditioning.embed_scalar(s, &mut emb);
+            a.extend(emb);
+        }
+        if config.guidance_input {
+            let mut emb = vec![R::constant(0.0); half];
+            config
+                .conditioning
+                .embed_scalar(R::constant(1.0 - 1.0 / w), &mut emb);
+            a.extend(emb);
+        }
+        if let Some(table) = &params.class_embed {
+            a.extend(table.row(class).iter().map(|&e| R::constant(e)));
+        }
+        for layer in &params.trunk {
+            a = (0..layer.weight.nrows())
+                .map(|o| {
+                    let mut sum = R::constant(layer.bias[[0, o]]);
+                    for (i, &x) in a.iter().enumerate() {
+                        sum = sum + R::constant(layer.weight[[o, i]]) * x;
+                    }
+                    config.activation.eval(sum)
+                })
+                .collect();
+        }
+        a
+    };
+    let head = |layer: &meanflow::flow::model::Linear<f64>, a: &[R]| -> Vec<R> {
+        (0..layer.weight.nrows())
+            .map(|o| {
+                let mut sum = R::constant(layer.bias[[0, o]]);
+                for (i, &x) in a.iter().enumerate() {
+                    sum = sum + R::constant(layer.weight[[o, i]]) * x;
+                }
+                sum
+            })
+            .collect()
+    };
+    let u = head(&params.u_head, &trunk(t - r));
+    let v = params.v_head.as_ref().map(|l| head(l, &trunk(t - t)));
+    (u, v)
+}
+
+/// u and du/dt along (tangent, 0, 1) of one row, by dual numbers.
+fn naive_jvp(
+    config: &ModelConfig,
+    params: &MlpParams<f64>,
+    z: &[f64],
+    tangent: &[f64],
+    r: f64,
+    t: f64,
+    class: usize,
+    w: f64,
+) -> (Vec<f64>, Vec<f64>) {
+    let zd: Vec<Dual<f64>> = z
+        .iter()
+        .zip(tangent)
+        .map(|(&x, &dx)| Dual::new(x, dx))
+        .collect();
+    let (u, _) = naive_net(
+        config,
+        params,
+        &zd,
+        Dual::constant_of(r),
+        Dual::new(t, 1.0),
+        class,
+        w,
+    );
+    (
+        u.iter().map(|d| d.value).collect(),
+        u.iter().map(|d| d.tangent).collect(),
+    )
+}
+
+struct Case {
+    model: ModelConfig,
+    loss: LossConfig,
+    batch: Batch<f64>,
+}
+
+/// The stop-gradient quantities of every row at the given (base) parameters.
+struct Frozen {
+    v_target: Vec<Vec<f64>>,
+    tangent: Vec<Vec<f64>>,
+    dudt: Vec<Vec<f64>>,
+}
+
+/// v^(z, t | class, w) of one row: u(z, t, t) or the v-head.
+fn velocity(case: &Case, params: &MlpParams<f64>, i: usize, class: usize, w: f64) -> Vec<f64> {
+    let (z, t) = (z_row(case, i), case.batch.t[[i, 0]]);
+    let (u, v) = naive_net(&case.model, params, &z, t, t, class, w);
+    match case.loss.v_source {
+        VSource::Boundary => u,
+        VSource::Head => v.unwrap(),
+    }
+}
+
+fn z_row(case: &Case, i: usize) -> Vec<f64> {
+    let t = case.batch.t[[i, 0]];
+    (0..case.model.dim)
+        .map(|j| (1.0 - t) * case.batch.x[[i, j]] + t * case.batch.e[[i, j]])
+        .collect()
+}
+
+fn scale_of(case: &Case, i: usize) -> f64 {
+    if case.model.guidance_input {
+        case.batch.scales[[i, 0]]
+    } else {
+        1.0
+    }
+}
+
+fn freeze(case: &Case, params: &MlpParams<f64>) -> Frozen {
+    let (b, d, classes) = (case.batch.len(), case.model.dim, case.model.classes);
+    let mut frozen = Frozen {
+        v_target: vec![],
+        tangent: vec![],
+        dudt: vec![],
+    };
+    for i in 0..b {
+        let v_c: Vec<f64> = (0..d)
+            .map(|j| case.batch.e[[i, j]] - case.batch.x[[i, j]])
+            .collect();
+        let (class, w) = (case.batch.labels[i], scale_of(case, i));
+        let v_g: Vec<f64> = if class == classes {
+            v_c.clone()
+        } else {
+            match case.loss.guidance {
+                Guidance::None => v_c.clone(),
+                Guidance::Target { w: scale, kappa } => {
+                    let own = velocity(case, params, i, class, w);
+                    let null = velocity(case, params, i, classes, 1.0);
+                    (0..d)
+                        .map(|j| scale * v_c[j] + kappa * own[j] + (1.0 - scale - kappa) * null[j])
+                        .collect()
+                }
+                Guidance::Input { .. } => {
+                    let own = velocity(case, params, i, class, w);
+                    let null = velocity(case, params, i, classes, 1.0);
+                    (0..d)
+                        .map(|j| v_c[j] + (1.0 - 1.0 / w) * (own[j] - null[j]))
+                        .collect()
+                }
+            }
+        };
+        let beta = case.loss.beta;
+        let own = velocity(case, params, i, class, w);
+        let tangent: Vec<f64> = (0..d)
+            .map(|j| (1.0 - beta) * v_g[j] + beta * own[j])
+            .collect();
+        let (_, dudt) = naive_jvp(
+            &case.model,
+            params,
+            &z_row(case, i),
+            &tangent,
+            case.batch.r[[i, 0]],
+            case.batch.t[[i, 0]],
+            class,
+            w,
+        );
+        frozen.v_target.push(v_g);
+        frozen.tangent.push(tangent);
+        frozen.dudt.push(dudt);
+    }
+    frozen
+}
+
+/// The loss at `params` with the sg quantities of `frozen` (p = 0: plain mean squared error).
+fn frozen_loss(case: &Case, frozen: &Frozen, params: &MlpParams<f64>) -> f64 {
+    let b = case.batch.len();
+    let mut loss_u = 0.0;
+    let mut loss_v = 0.0;
+    for i in 0..b {
+        let (r, t) = (case.batch.r[[i, 0]], case.batch.t[[i, 0]]);
+        let (class, w) = (case.batch.labels[i], scale_of(case, i));
+        let z = z_row(case, i);
+        let (u, dudt) = if case.loss.exact {
+            naive_jvp(&case.model, params, &z, &frozen.tangent[i], r, t, class, w)
+        } else {
+            let (u, _) = naive_net(&case.model, params, &z, r, t, class, w);
+            (u, frozen.dudt[i].clone())
+        };
+        let (_, v) = naive_net(&case.model, params, &z, t, t, class, w);
+        for j in 0..case.model.dim {
+            let delta = u[j] + (t - r) * dudt[j] - frozen.v_target[i][j];
+            loss_u += delta * delta;
+            if let Some(v) = &v {
+                let delta_v = v[j] - frozen.v_target[i][j];
+                loss_v += delta_v * delta_v;
+            }
+        }
+    }
+    (loss_u + loss_v) / b as f64
+}
+
+fn make_case(guidance: Guidance, beta: f64, source: VSource, exact: bool, seed: u64) -> Case {
+    let mut rng = Rng::seed_from_u64(seed);
+    let classes = 3;
+    let model = ModelConfig {
+        dim: 3,
+        width: 5,
+        depth: 2,
+        activation: Elementwise::Tanh,
+        conditioning: Conditioning::Fourier { frequencies: 1 },
+        heads: if source == VSource::Head {
+            Heads::UV
+        } else {
+            Heads::U
+        },
+        classes,
+        class_dim: 2,
+        guidance_input: guidance.is_input(),
+    };
+    let loss = LossConfig {
+        beta,
+        v_source: source,
+        exact,
+        p: 0.0,
+        c: 1e-3,
+        guidance,
+        label_dropout: if guidance == Guidance::None { 0.0 } else { 0.1 },
+    };
+    loss.validate(&model).unwrap();
+    // 7 rows: 0..4 with r < t, then r = t; labels with the null class (3) twice.
+    let b = 7;
+    let mut normal = |rows, cols| Array2::from_shape_simple_fn((rows, cols), || rng.normal());
+    let (x, e) = (normal(b, 3), normal(b, 3));
+    let t = Array2::from_shape_fn((b, 1), |(i, _)| 0.95 - 0.11 * i as f64);
+    let r = Array2::from_shape_fn((b, 1), |(i, _)| {
+        if i < 4 {
+            t[[i, 0]] * (0.2 + 0.15 * i as f64)
+        } else {
+            t[[i, 0]]
+        }
+    });
+    let mut batch = Batch::new(x, e, t, r);
+    batch.labels = vec![0, 3, 2, 1, 3, 0, 2];
+    if model.guidance_input {
+        batch.scales = Array2::from_shape_fn((b, 1), |(i, _)| 1.3 + 0.7 * i as f64);
+    }
+    Case { model, loss, batch }
+}
+
+fn cases() -> Vec<Case> {
+    let mut all = vec![];
+    let mut seed = 10;
+    for guidance in [
+        Guidance::None,
+        Guidance::Target { w: 2.0, kappa: 0.0 },
+        Guidance::Target { w: 1.5, kappa: 0.4 },
+        Guidance::Input { w_max: 6.0 },
+    ] {
+        for (beta, source) in [
+            (0.0, VSource::Boundary),
+            (1.0, VSource::Boundary),
+            (0.5, VSource::Head),
+            (1.0, VSource::Head),
+        ] {
+            for exact in [false, true] {
+                seed += 1;
+                all.push(make_case(guidance, beta, source, exact, seed));
+            }
+        }
+    }
+    all
+}
+
+fn describe(case: &Case) -> String {
+    format!(
+        "{:?} beta {} {:?} exact {}",
+        case.loss.guidance, case.loss.beta, case.loss.v_source, case.loss.exact
+    )
+}
+
+/// The tape's v_g, tangent, dudt and loss value equal the oracle's at the base parameters.
+#[test]
+fn recorded_quantities_match_the_scalar_oracle() {
+    for case in cases() {
+        let params = MlpParams::<f64>::init(&case.model, &mut Rng::seed_from_u64(99));
+        let frozen = freeze(&case, &params);
+        let mut tape = Tape::<f64>::new();
+        let vars = params.on_tape(&mut tape);
+        let nodes = record_loss(&mut tape, &case.model, &vars, &case.loss, &case.batch);
+        let v_target = tape.value(nodes.v_target).to_owned();
+        let tangent = tape.value(nodes.tangent).to_owned();
+        let dudt = tape.value(nodes.dudt).to_owned();
+        for i in 0..case.batch.len() {
+            for j in 0..case.model.dim {
+                let close = |a: f64, b: f64| (a - b).abs() <= 1e-12 * (1.0 + b.abs());
+                assert!(
+                    close(v_target[[i, j]], frozen.v_target[i][j]),
+                    "{}: v_target [{i}, {j}] {} vs {}",
+                    describe(&case),
+                    v_target[[i, j]],
+                    frozen.v_target[i][j]
+                );
+                if i < nodes.tangent_rows {
+                    assert!(
+                        close(tangent[[i, j]], frozen.tangent[i][j]),
+                        "{}: tangent [{i}, {j}]",
+                        describe(&case)
+                    );
+                    assert!(
+                        close(dudt[[i, j]], frozen.dudt[i][j]),
+                        "{}: dudt [{i}, {j}] {} vs {}",
+                        describe(&case),
+                        dudt[[i, j]],
+                        frozen.dudt[i][j]
+                    );
+                }
+            }
+        }
+        let value = tape.value(nodes.loss)[[0, 0]];
+        let want = frozen_loss(&case, &frozen, &params);
+        assert!(
+            (value - want).abs() <= 1e-12 * want,
+            "{}: loss {value} vs {want}",
+            describe(&case)
+        );
+        if case.loss.guidance != Guidance::None {
+            // Guidance moves the target off v_c on the rows with a class, not on the others.
+            let v_c = tape.value(nodes.v_c).to_owned();
+            for i in 0..case.batch.len() {
+                let moved = (0..case.model.dim).any(|j| v_target[[i, j]] != v_c[[i, j]]);
+                assert_eq!(
+                    moved,
+                    case.batch.labels[i] != case.model.classes,
+                    "{}: row {i}",
+                    describe(&case)
+                );
+            }
+        }
+    }
+}
+
+/// The tape's gradient, in random directions and along the class embedding alone, equals central
+/// differences of the frozen loss.
+#[test]
+fn gradients_match_finite_differences_of_the_frozen_loss() {
+    for case in cases() {
+        let params = MlpParams::<f64>::init(&case.model, &mut Rng::seed_from_u64(7));
+        let frozen = freeze(&case, &params);
+        let mut tape = Tape::<f64>::new();
+        let (values, grads) =
+            loss_and_gradients(&mut tape, &case.model, &params, &case.loss, &case.batch);
+        let mut rng = Rng::seed_from_u64(5);
+        for direction in 0..3 {
+            let mut dir = params.zeros_like();
+            for (k, tensor) in dir.tensors_mut().enumerate() {
+                let embedding_only = direction == 2;
+                let is_embedding = k == params.tensors().count() - 1;
+                if !embedding_only || is_embedding {
+                    tensor.mapv_inplace(|_| rng.normal());
+                }
+            }
+            let tape_slope: f64 = grads
+                .tensors()
+                .zip(dir.tensors())
+                .map(|(g, d)| (g * d).sum())
+                .sum();
+            let fd = central_difference(|s| {
+                let mut p = params.clone();
+                for (x, d) in p.tensors_mut().zip(dir.tensors()) {
+                    *x = &*x + &(d * s);
+                }
+                frozen_loss(&case, &frozen, &p)
+            });
+            let err = fd_relative_error(tape_slope, fd, values.loss);
+            assert!(
+                err < FD_REL_TOL,
+                "{}: direction {direction}: tape {tape_slope} vs FD {fd} (error {err:.2e})",
+                describe(&case)
+            );
+        }
+    }
+}
+
+/// Guidance with w = 1, kappa = 0 is no guidance: the same loss and gradient, bit for bit up to
+/// the extra zero terms.
+#[test]
+fn unit_scale_target_guidance_is_no_guidance() {
+    let plain = make_case(Guidance::None, 0.0, VSource::Boundary, false, 3);
+    let mut unit = make_case(
+        Guidance::Target { w: 1.0, kappa: 0.0 },
+        0.0,
+        VSource::Boundary,
+        false,
+        3,
+    );
+    unit.batch = plain.batch.clone();
+    let params = MlpParams::<f64>::init(&plain.model, &mut Rng::seed_from_u64(1));
+    let mut tape = Tape::<f64>::new();
+    let (a, ga) = loss_and_gradients(&mut tape, &plain.model, &params, &plain.loss, &plain.batch);
+    let (b, gb) = loss_and_gradients(&mut tape, &unit.model, &params, &unit.loss, &unit.batch);
+    assert!(
+        (a.loss - b.loss).abs() <= 1e-15 * a.loss,
+        "{} vs {}",
+        a.loss,
+        b.loss
+    );
+    for (x, y) in ga.tensors().zip(gb.tensors()) {
+        let diff = (x - y).mapv(f64::abs).fold(0.0f64, |m, &v| m.max(v));
+        assert!(diff <= 1e-14, "{diff}");
+    }
+}
+
+/// The library's own boundary: a batch whose labels or scales do not fit the model is refused by
+/// `record_loss` with the shapes named.
+#[test]
+#[should_panic(expected = "Batch: 0 labels for 7 rows of a model with 3 classes")]
+fn a_batch_without_labels_is_refused() {
+    let mut case = make_case(Guidance::None, 0.0, VSource::Boundary, false, 3);
+    case.batch.labels.clear();
+    let params = MlpParams::<f64>::init(&case.model, &mut Rng::seed_from_u64(1));
+    let mut tape = Tape::<f64>::new();
+    loss_and_gradients(&mut tape, &case.model, &params, &case.loss, &case.batch);
+}
+
+#[test]
+#[should_panic(expected = "Batch: guidance scale 0.5 is below 1")]
+fn a_scale_below_one_is_refused() {
+    let mut case = make_case(
+        Guidance::Input { w_max: 3.0 },
+        1.0,
+        VSource::Boundary,
+        false,
+        3,
+    );
+    case.batch.scales[[2, 0]] = 0.5;
+    let params = MlpParams::<f64>::init(&case.model, &mut Rng::seed_from_u64(1));
+    let mut tape = Tape::<f64>::new();
+    loss_and_gradients(&mut tape, &case.model, &params, &case.loss, &case.batch);
+}
+
+#[test]
+fn loss_validation_names_what_guidance_needs() {
+    let case = make_case(
+        Guidance::Input { w_max: 3.0 },
+        1.0,
+        VSource::Boundary,
+        false,
+        3,
+    );
+    let mut loss = case.loss;
+    loss.label_dropout = 0.0;
+    assert!(loss
+        .validate(&case.model)
+        .unwrap_err()
+        .contains("label dropout > 0"));
+    let mut model = case.model;
+    model.guidance_input = false;
+    assert!(case
+        .loss
+        .validate(&model)
+        .unwrap_err()
+        .contains("needs a model with a guidance input"));
+    model.classes = 0;
+    model.guidance_input = true;
+    assert!(case
+        .loss
+        .validate(&model)
+        .unwrap_err()
+        .contains("class-conditional"));
+}
