@@ -27,7 +27,7 @@ fn looks_like_a_file(spec: &str) -> bool {
     }) {
         return true;
     }
-    p.is_file() && spec.parse::<ToyDataset>().is_err()
+    p.is_file() && spec.parse::<ToyDataset>().is_err() && spec != dataset::DIGITS_NAME
 }
 
 /// The message of a data file that could not be loaded for a computation in `precision`: the
@@ -42,14 +42,37 @@ pub fn data_error(e: data::DataError, precision: Precision, what: &str) -> CliEr
     }
 }
 
-/// A built-in dataset name, or an existing CSV / NPY file (loaded and checked now, its values
-/// within [`max_data_magnitude`] of `precision`, its dimension at most [`MAX_DIM`](meanflow::train::MAX_DIM)). `what` names
-/// the computation in messages ("an f32 run").
-pub fn parse_dataset(spec: &str, precision: Precision, what: &str) -> CliResult<DataSource> {
+/// A built-in dataset name (`digits`, or a [`ToyDataset`]), or an existing CSV / NPY file (loaded
+/// and checked now, its values within [`max_data_magnitude`] of `precision`, its dimension at
+/// most [`MAX_DIM`](meanflow::train::MAX_DIM)), read with its labels from `label_column` if given.
+/// `what` names the computation in messages ("an f32 run").
+pub fn parse_dataset(
+    spec: &str,
+    label_column: Option<isize>,
+    precision: Precision,
+    what: &str,
+) -> CliResult<DataSource> {
     if looks_like_a_file(spec) {
         let path = PathBuf::from(spec);
+        if let Some(column) = label_column {
+            let data = dataset::load_labelled_file(&path, column, precision)
+                .map_err(|e| data_error(e, precision, what))?;
+            return Ok(DataSource::labelled_file(path, column, data));
+        }
         let data = load_data_file(&path, precision, what)?;
-        return Ok(DataSource::File { path, data });
+        return Ok(DataSource::File {
+            path,
+            data,
+            labels: None,
+        });
+    }
+    if label_column.is_some() {
+        return Err(CliError::usage(format!(
+            "--label-column applies to a CSV / NPY file, not the built-in dataset '{spec}'"
+        )));
+    }
+    if spec == dataset::DIGITS_NAME {
+        return Ok(DataSource::Digits);
     }
     spec.parse::<ToyDataset>()
         .map(DataSource::Builtin)

@@ -102,12 +102,22 @@ pub fn run(args: EvalArgs) -> CliResult<i32> {
             DataSource::File {
                 path: path.clone(),
                 data: load_points(path)?,
+                labels: None,
             },
             path.display().to_string(),
         ),
         (None, Some(name)) => {
-            let source = parse_dataset(name, Precision::F64, "an evaluation")?;
+            let source = parse_dataset(name, None, Precision::F64, "an evaluation")?;
             let label = source.label();
+            // The digits are a finite set: compared with like a file of all 1797 of them.
+            let source = match source {
+                DataSource::Digits => DataSource::File {
+                    path: label.clone().into(),
+                    data: meanflow::data::digits().points,
+                    labels: None,
+                },
+                source => source,
+            };
             (source, label)
         }
         (None, None) => return Err(CliError::usage("give --data FILE or --dataset NAME")),
@@ -125,6 +135,7 @@ pub fn run(args: EvalArgs) -> CliResult<i32> {
     let data_rows = match &source {
         DataSource::File { data, .. } => Some(data.nrows()),
         DataSource::Builtin(_) => None,
+        DataSource::Digits => unreachable!("read as a file above"),
     };
     let available = data_rows.map_or(samples.nrows(), |rows| rows.min(samples.nrows()));
     let n = match args.n {
@@ -158,6 +169,7 @@ pub fn run(args: EvalArgs) -> CliResult<i32> {
             };
             (data, floor)
         }
+        DataSource::Digits => unreachable!("read as a file above"),
         DataSource::File { data: pool, .. } => {
             let perm = rng.permutation(pool.nrows());
             let data = pool.select(Axis(0), &perm[..n]);

@@ -11,11 +11,13 @@
 //! - [`scatter_panels`]: side-by-side panels (data vs samples) with shared, robust limits.
 //! - [`line_chart`]: curves over steps with a legend, optional shaded bands and log scale.
 //! - [`heatmap()`]: a grid of values in the viridis colour map, with a colour bar; NaN cells grey.
+//! - [`image_grid_panels`]: grids of small grey-scale images (the digits) side by side.
 //! - [`PALETTE`] / [`palette`]: eight distinguishable colours.
 
 pub mod axes;
 pub mod color;
 pub mod heatmap;
+pub mod images;
 pub mod line;
 pub mod range;
 pub mod scatter;
@@ -23,6 +25,7 @@ pub mod ticks;
 
 pub use color::{palette, viridis, Color, PALETTE};
 pub use heatmap::heatmap;
+pub use images::{image_grid_panels, ImagePanel, ImageStyle};
 pub use line::{line_chart, Series};
 pub use scatter::{scatter_panels, Panel};
 

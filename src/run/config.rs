@@ -27,8 +27,11 @@ pub enum DatasetJson {
         path: String,
         rows: usize,
         cols: usize,
-        /// FNV-1a of the values ([`fingerprint`](crate::run::dataset::fingerprint)).
+        /// FNV-1a of the values and labels ([`fingerprint`](crate::run::dataset::fingerprint)).
         fingerprint: String,
+        /// The label column the file was read with (a labelled run), else absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        label_column: Option<isize>,
     },
 }
 

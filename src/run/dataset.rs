@@ -2,6 +2,10 @@
 //! training pool and the held-out points ([`DataSplit`]), and their record in config.json
 //! ([`DatasetJson`]), which a resumed run is checked against.
 //!
+//! Labelled data (the built-in digits, a file read with a label column) carry a class per point;
+//! a split keeps each point's class with it. Points stay in the data's own units here; the model's
+//! units are [`DataSource::units`] away (the digits' pixels 0..16 are [-1, 1] to the model).
+//!
 //! Random streams (all from the run's seed through `Rng::stream(seed, k)`): 0 initial parameters
 //! and 1 training batches (both [`Trainer`](crate::train::Trainer)), [`STREAM_POOL`] the training
 //! pool (a built-in dataset's [`builtin_pool_points`] draws, or the permutation that splits a
@@ -9,7 +13,10 @@
 //! noise of the evaluation samples. So the held-out set and the evaluation noise are the same at
 //! every evaluation and after a resume.
 
-use crate::data::{self, DataError, ParseDatasetError, ToyDataset};
+use crate::data::{
+    self, digits_split, DataError, DataUnits, LabelledData, ParseDatasetError, ToyDataset,
+    DIGITS_CLASSES, DIGITS_DIM, DIGITS_UNITS,
+};
 use crate::rng::Rng;
 use crate::run::config::DatasetJson;
 use crate::train::checkpoint::Precision;
@@ -24,19 +31,70 @@ pub const STREAM_HELD_OUT: u64 = 3;
 /// The random stream of the evaluation noise.
 pub const STREAM_EVAL_NOISE: u64 = 4;
 
-/// Where a run's data come from: a built-in dataset, or the points of a CSV / NPY file.
+/// The name of the built-in digits on the command line and in config.json.
+pub const DIGITS_NAME: &str = "digits";
+
+/// Where a run's data come from: a built-in dataset, the built-in digits, or the points of a
+/// CSV / NPY file (with their classes when it was read with a label column).
 #[derive(Clone, Debug)]
 pub enum DataSource {
     Builtin(ToyDataset),
-    File { path: PathBuf, data: Array2<f64> },
+    /// The 8x8 handwritten digits ([`crate::data::digits`]), 10 classes, their fixed split.
+    Digits,
+    File {
+        path: PathBuf,
+        data: Array2<f64>,
+        labels: Option<FileLabels>,
+    },
+}
+
+/// The classes of a data file's points, from its label column.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FileLabels {
+    /// The column as given (negative: from the end).
+    pub column: isize,
+    pub labels: Vec<usize>,
+    /// One more than the largest label.
+    pub classes: usize,
 }
 
 impl DataSource {
+    /// A data file's points with their labels.
+    pub fn labelled_file(path: PathBuf, column: isize, data: LabelledData) -> Self {
+        DataSource::File {
+            path,
+            data: data.points,
+            labels: Some(FileLabels {
+                column,
+                labels: data.labels,
+                classes: data.classes,
+            }),
+        }
+    }
+
     /// The dimension of a point.
     pub fn dim(&self) -> usize {
         match self {
             DataSource::Builtin(d) => d.dim(),
+            DataSource::Digits => DIGITS_DIM,
             DataSource::File { data, .. } => data.ncols(),
+        }
+    }
+
+    /// The number of classes of labelled data, 0 for unlabelled.
+    pub fn classes(&self) -> usize {
+        match self {
+            DataSource::Builtin(_) => 0,
+            DataSource::Digits => DIGITS_CLASSES,
+            DataSource::File { labels, .. } => labels.as_ref().map_or(0, |l| l.classes),
+        }
+    }
+
+    /// The units the model works in: [-1, 1] for the digits' pixels, the data's own otherwise.
+    pub fn units(&self) -> DataUnits {
+        match self {
+            DataSource::Digits => DIGITS_UNITS,
+            _ => DataUnits::IDENTITY,
         }
     }
 
@@ -44,6 +102,7 @@ impl DataSource {
     pub fn label(&self) -> String {
         match self {
             DataSource::Builtin(d) => d.name(),
+            DataSource::Digits => DIGITS_NAME.to_string(),
             DataSource::File { path, .. } => path
                 .file_stem()
                 .map(|s| s.to_string_lossy().into_owned())
@@ -74,9 +133,23 @@ pub fn load_data_file(path: &Path, precision: Precision) -> Result<Array2<f64>, 
     data::load_bounded(path, &bounds)
 }
 
-/// FNV-1a (64-bit) of the bits of every value, row by row, with the shape: detects a data file
-/// that changed between a run and its resumption.
-pub fn fingerprint(data: ArrayView2<f64>) -> String {
+/// The points and labels of a CSV / NPY file with a label column, bounded as
+/// [`load_data_file`]'s.
+pub fn load_labelled_file(
+    path: &Path,
+    label_column: isize,
+    precision: Precision,
+) -> Result<LabelledData, DataError> {
+    let bounds = data::Bounds {
+        max_abs: max_data_magnitude(precision),
+        max_cols: MAX_DIM,
+    };
+    data::load_labelled(path, label_column, &bounds)
+}
+
+/// FNV-1a (64-bit) of the bits of every value, row by row, with the shape, then of the labels if
+/// there are any: detects a data file that changed between a run and its resumption.
+pub fn fingerprint(data: ArrayView2<f64>, labels: Option<&[usize]>) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     let mut eat = |x: u64| {
         for b in x.to_le_bytes() {
@@ -88,6 +161,9 @@ pub fn fingerprint(data: ArrayView2<f64>) -> String {
     eat(data.ncols() as u64);
     for &v in data.iter() {
         eat(v.to_bits());
+    }
+    for &label in labels.unwrap_or(&[]) {
+        eat(label as u64);
     }
     format!("{h:016x}")
 }
@@ -125,7 +201,10 @@ pub enum RunDataError {
 pub fn record(source: &DataSource) -> Result<DatasetJson, RunDataError> {
     Ok(match source {
         DataSource::Builtin(ds) => DatasetJson::Builtin { name: ds.name() },
-        DataSource::File { path, data } => {
+        DataSource::Digits => DatasetJson::Builtin {
+            name: DIGITS_NAME.to_string(),
+        },
+        DataSource::File { path, data, labels } => {
             let abs = std::fs::canonicalize(path).map_err(|source| RunDataError::Resolve {
                 path: path.clone(),
                 source,
@@ -134,7 +213,8 @@ pub fn record(source: &DataSource) -> Result<DatasetJson, RunDataError> {
                 path: abs.to_string_lossy().into_owned(),
                 rows: data.nrows(),
                 cols: data.ncols(),
-                fingerprint: fingerprint(data.view()),
+                fingerprint: fingerprint(data.view(), labels.as_ref().map(|l| &l.labels[..])),
+                label_column: labels.as_ref().map(|l| l.column),
             }
         }
     })
@@ -150,15 +230,25 @@ pub fn same_data(a: &DatasetJson, b: &DatasetJson) -> bool {
                 rows,
                 cols,
                 fingerprint,
+                label_column,
                 ..
             },
             DatasetJson::File {
                 rows: other_rows,
                 cols: other_cols,
                 fingerprint: other_fingerprint,
+                label_column: other_label_column,
                 ..
             },
-        ) => (rows, cols, fingerprint) == (other_rows, other_cols, other_fingerprint),
+        ) => {
+            (rows, cols, fingerprint, label_column)
+                == (
+                    other_rows,
+                    other_cols,
+                    other_fingerprint,
+                    other_label_column,
+                )
+        }
         _ => false,
     }
 }
@@ -171,6 +261,7 @@ pub fn load_recorded(
     precision: Precision,
 ) -> Result<DataSource, RunDataError> {
     match recorded {
+        DatasetJson::Builtin { name } if name == DIGITS_NAME => Ok(DataSource::Digits),
         DatasetJson::Builtin { name } => name
             .parse::<ToyDataset>()
             .map(DataSource::Builtin)
@@ -183,14 +274,30 @@ pub fn load_recorded(
             rows,
             cols,
             fingerprint: recorded_fingerprint,
+            label_column,
         } => {
             if !Path::new(path).exists() {
                 return Err(RunDataError::FileGone { path: path.clone() });
             }
-            let data = load_data_file(Path::new(path), precision)?;
+            let source = match *label_column {
+                None => DataSource::File {
+                    path: PathBuf::from(path),
+                    data: load_data_file(Path::new(path), precision)?,
+                    labels: None,
+                },
+                Some(column) => DataSource::labelled_file(
+                    PathBuf::from(path),
+                    column,
+                    load_labelled_file(Path::new(path), column, precision)?,
+                ),
+            };
+            let DataSource::File { data, labels, .. } = &source else {
+                unreachable!("a file's source")
+            };
+            let labels = labels.as_ref().map(|l| &l.labels[..]);
             if data.nrows() != *rows
                 || data.ncols() != *cols
-                || fingerprint(data.view()) != *recorded_fingerprint
+                || fingerprint(data.view(), labels) != *recorded_fingerprint
             {
                 return Err(RunDataError::Changed {
                     path: path.clone(),
@@ -200,24 +307,25 @@ pub fn load_recorded(
                     recorded_cols: *cols,
                 });
             }
-            Ok(DataSource::File {
-                path: PathBuf::from(path),
-                data,
-            })
+            Ok(source)
         }
     }
 }
 
-/// A run's training pool and held-out points.
+/// A run's training pool and held-out points, in the data's units, with their classes for
+/// labelled data (else empty).
 pub struct DataSplit {
     pub pool: Array2<f64>,
     pub held_out: Array2<f64>,
+    pub pool_labels: Vec<usize>,
+    pub held_out_labels: Vec<usize>,
 }
 
 impl DataSplit {
     /// The points of `source` for a run of `seed` evaluating on `eval_samples` points: a built-in
-    /// dataset draws [`builtin_pool_points`] training points and `eval_samples` held-out points; a
-    /// file is permuted and min(`eval_samples`, rows / 5) of its rows are held out.
+    /// dataset draws [`builtin_pool_points`] training points and `eval_samples` held-out points;
+    /// the digits are their fixed split (1497 / 300, [`crate::data::digits_split`]) whatever the
+    /// seed; a file is permuted and min(`eval_samples`, rows / 5) of its rows are held out.
     pub fn new(source: &DataSource, seed: u64, eval_samples: usize) -> Self {
         match source {
             DataSource::Builtin(ds) => DataSplit {
@@ -226,14 +334,32 @@ impl DataSplit {
                     &mut Rng::stream(seed, STREAM_POOL),
                 ),
                 held_out: ds.sample(eval_samples, &mut Rng::stream(seed, STREAM_HELD_OUT)),
+                pool_labels: Vec::new(),
+                held_out_labels: Vec::new(),
             },
-            DataSource::File { data, .. } => {
+            DataSource::Digits => {
+                let (train, held_out) = digits_split();
+                DataSplit {
+                    pool: train.points,
+                    held_out: held_out.points,
+                    pool_labels: train.labels,
+                    held_out_labels: held_out.labels,
+                }
+            }
+            DataSource::File { data, labels, .. } => {
                 let rows = data.nrows();
                 let held = held_out_rows(rows, eval_samples);
                 let perm = Rng::stream(seed, STREAM_POOL).permutation(rows);
+                let pick = |rows: &[usize]| {
+                    labels
+                        .as_ref()
+                        .map_or(Vec::new(), |l| rows.iter().map(|&r| l.labels[r]).collect())
+                };
                 DataSplit {
                     held_out: data.select(Axis(0), &perm[..held]),
                     pool: data.select(Axis(0), &perm[held..]),
+                    held_out_labels: pick(&perm[..held]),
+                    pool_labels: pick(&perm[held..]),
                 }
             }
         }
@@ -243,6 +369,10 @@ impl DataSplit {
     pub fn sizes(source: &DataSource, eval_samples: usize) -> (usize, usize) {
         match source {
             DataSource::Builtin(ds) => (builtin_pool_points(ds.dim()), eval_samples),
+            DataSource::Digits => (
+                crate::data::DIGITS_ROWS - 10 * crate::data::DIGITS_HELD_OUT_PER_CLASS,
+                10 * crate::data::DIGITS_HELD_OUT_PER_CLASS,
+            ),
             DataSource::File { data, .. } => {
                 let held = held_out_rows(data.nrows(), eval_samples);
                 (data.nrows() - held, held)

@@ -1,9 +1,12 @@
 //! What a run evaluates: the sliced W1 of 1-step samples against the held-out points, with the same
 //! noise at every evaluation and after a resume, and at the end of the run 1- and 2-step samples
-//! with their sliced W1 next to the data-vs-data floor.
+//! with their sliced W1 next to the data-vs-data floor. Samples are mapped to the data's units
+//! first; a conditional model's samples are of the held-out points' classes, without guidance
+//! (w = 1; MF's guidance in the target is part of the model).
 
+use crate::data::DataUnits;
 use crate::flow::model::{MlpParams, ModelConfig};
-use crate::flow::sampling::{noise, sample_mean_flow, uniform_schedule};
+use crate::flow::sampling::{noise, sample_mean_flow_under, uniform_schedule, Conditions};
 use crate::linalg::float::Float;
 use crate::rng::Rng;
 use crate::run::dataset::{DataSource, STREAM_EVAL_NOISE};
@@ -17,15 +20,36 @@ use std::time::Duration;
 /// How often a computation that a stop request abandons looks at the stop flag.
 pub const STOP_POLL: Duration = Duration::from_millis(50);
 
-/// Samples of `steps` mean-flow steps from the noise `z1`, with `weights`, computed in `T`.
-fn mean_flow_samples<T: Float>(
-    model: ModelConfig,
-    weights: &MlpParams<T>,
-    z1: &Array2<f64>,
-    steps: usize,
-) -> Array2<f64> {
-    let z = z1.mapv(T::from_f64);
-    sample_mean_flow(model, weights, z.view(), &uniform_schedule(steps)).mapv(|x| x.to_f64())
+/// How the evaluation samples are drawn: the noise, the rows' conditions and the units.
+struct SampleSpec {
+    noise: Array2<f64>,
+    conditions: Conditions,
+    units: DataUnits,
+}
+
+impl SampleSpec {
+    /// Samples of `steps` mean-flow steps with `weights`, computed in `T`, in the data's units.
+    fn samples<T: Float>(
+        &self,
+        model: ModelConfig,
+        weights: &MlpParams<T>,
+        steps: usize,
+    ) -> Array2<f64> {
+        let z = self.noise.mapv(T::from_f64);
+        let samples = sample_mean_flow_under(
+            model,
+            weights,
+            z.view(),
+            &uniform_schedule(steps),
+            self.conditions.clone(),
+        )
+        .mapv(|x| x.to_f64());
+        if self.units.is_identity() {
+            samples
+        } else {
+            self.units.to_data(samples.view())
+        }
+    }
 }
 
 /// The weights a run samples and evaluates with: the EMA when it keeps one, else the parameters.
@@ -37,15 +61,19 @@ pub fn sampling_weights<T: Float>(trainer: &Trainer<T>) -> &MlpParams<T> {
 /// per held-out point; with too few held-out points, rows for the pictures only).
 pub struct Evaluation {
     held_out: Arc<Array2<f64>>,
-    noise: Arc<Array2<f64>>,
+    spec: Arc<SampleSpec>,
 }
 
 impl Evaluation {
     /// The evaluation of a run of `seed` on points of dimension `dim`: noise from the stream
     /// [`STREAM_EVAL_NOISE`], one row per held-out point, or min(`eval_samples`, `pool_rows`)
-    /// rows (at least one) when fewer than two points are held out.
+    /// rows (at least one) when fewer than two points are held out. The held-out points are in the
+    /// data's units, `units` away from the model's; with `held_out_labels` (one per held-out
+    /// point) the samples are of those classes, else of the null class.
     pub fn new(
         held_out: Array2<f64>,
+        held_out_labels: Vec<usize>,
+        units: DataUnits,
         eval_samples: usize,
         pool_rows: usize,
         dim: usize,
@@ -56,12 +84,17 @@ impl Evaluation {
         } else {
             eval_samples.min(pool_rows).max(1)
         };
+        let conditions = if held_out_labels.len() == rows {
+            Conditions::classes(held_out_labels, 1.0)
+        } else {
+            Conditions::none()
+        };
         Evaluation {
-            noise: Arc::new(noise::<f64>(
-                rows,
-                dim,
-                &mut Rng::stream(seed, STREAM_EVAL_NOISE),
-            )),
+            spec: Arc::new(SampleSpec {
+                noise: noise::<f64>(rows, dim, &mut Rng::stream(seed, STREAM_EVAL_NOISE)),
+                conditions,
+                units,
+            }),
             held_out: Arc::new(held_out),
         }
     }
@@ -85,14 +118,14 @@ impl Evaluation {
         weights: &MlpParams<T>,
         stop: &AtomicBool,
     ) -> Option<f64> {
-        let (weights, noise, held_out) = (
+        let (weights, spec, held_out) = (
             weights.clone(),
-            Arc::clone(&self.noise),
+            Arc::clone(&self.spec),
             Arc::clone(&self.held_out),
         );
         let (send, receive) = mpsc::channel();
         let worker = std::thread::spawn(move || {
-            let samples = mean_flow_samples(model, &weights, &noise, 1);
+            let samples = spec.samples(model, &weights, 1);
             let _ = send.send(sliced_wasserstein1(samples.view(), held_out.view()));
         });
         loop {
@@ -113,7 +146,7 @@ impl Evaluation {
 
     /// The samples at the end of a run: 1- and 2-step samples from the evaluation noise, and the
     /// data drawn next to them (the held-out points, or with too few of them the first
-    /// `eval_samples` points of `pool`).
+    /// `eval_samples` points of `pool`, in the data's units).
     pub fn final_samples<T: Float>(
         &self,
         model: ModelConfig,
@@ -121,8 +154,8 @@ impl Evaluation {
         pool: &Array2<f64>,
         eval_samples: usize,
     ) -> FinalSamples {
-        let one_step = mean_flow_samples(model, weights, &self.noise, 1);
-        let two_step = mean_flow_samples(model, weights, &self.noise, 2);
+        let one_step = self.spec.samples(model, weights, 1);
+        let two_step = self.spec.samples(model, weights, 2);
         let data = if self.possible() {
             (*self.held_out).clone()
         } else {
@@ -138,7 +171,8 @@ impl Evaluation {
 
     /// Sliced W1 of the final samples against the n held-out points, and the data-vs-data floor
     /// (the sliced W1 between two draws of n data points: fresh draws of a built-in dataset, or
-    /// disjoint draws from `pool` when it holds 2n points); `None` without held-out points.
+    /// disjoint draws from `pool`, in the data's units, when it holds 2n points); `None` without
+    /// held-out points.
     pub fn final_sliced_w1(
         &self,
         samples: &FinalSamples,
@@ -155,10 +189,10 @@ impl Evaluation {
         let two_step = sliced_wasserstein1(samples.two_step.view(), held_out.view());
         let floor = match source {
             DataSource::Builtin(ds) => Some(toy_floor(Metric::SlicedW1, ds, n, 1, seed)),
-            DataSource::File { .. } if pool.nrows() >= 2 * n => {
+            DataSource::File { .. } | DataSource::Digits if pool.nrows() >= 2 * n => {
                 Some(pool_floor(Metric::SlicedW1, pool.view(), n, 1, seed))
             }
-            DataSource::File { .. } => None,
+            DataSource::File { .. } | DataSource::Digits => None,
         };
         Some(FinalSlicedW1 {
             points: n,

@@ -14,7 +14,7 @@ use crate::run::folder::{
 use crate::run::lock::RunLock;
 use crate::run::metrics_log::LogAccumulator;
 use crate::train::checkpoint::{Checkpoint, CheckpointError};
-use crate::train::{TrainConfig, Trainer};
+use crate::train::{TrainConfig, Trainer, TrainingData};
 use std::path::PathBuf;
 
 /// Everything a run is, decided before anything is written.
@@ -69,12 +69,22 @@ impl RunPlan {
         Ok(None)
     }
 
-    /// The trainer of the run, drawing batches from `pool`: in the checkpoint's state for a
-    /// resumed run, freshly initialised from the seed otherwise.
-    pub fn trainer<T: Float>(
-        &self,
-        pool: ndarray::Array2<f64>,
-    ) -> Result<Trainer<T>, CheckpointError> {
+    /// The trainer of the run, drawing batches from the pool of `split` (mapped to the model's
+    /// units, with its labels for a conditional model): in the checkpoint's state for a resumed
+    /// run, freshly initialised from the seed otherwise.
+    pub fn trainer<T: Float>(&self, split: &DataSplit) -> Result<Trainer<T>, CheckpointError> {
+        let units = self.source.units();
+        let points = if units.is_identity() {
+            split.pool.clone()
+        } else {
+            units.to_model(split.pool.view())
+        };
+        let labels = if self.config.model.classes > 0 {
+            split.pool_labels.clone()
+        } else {
+            Vec::new()
+        };
+        let pool = TrainingData { points, labels };
         match &self.resume {
             Some(ck) => ck.trainer::<T>(pool),
             None => Ok(Trainer::<T>::new(self.config, pool)),

@@ -103,10 +103,13 @@ impl<'a, T: Float> Session<'a, T> {
         plan: &'a RunPlan,
         trainer: Trainer<T>,
         held_out: Array2<f64>,
+        held_out_labels: Vec<usize>,
     ) -> Result<Self, SessionError> {
         let metrics = MetricsFile::open_append(&plan.folder.join(METRICS_FILE))?;
         let evaluation = Evaluation::new(
             held_out,
+            held_out_labels,
+            plan.source.units(),
             plan.run.eval_samples,
             trainer.sampler.data.nrows(),
             plan.config.model.dim,

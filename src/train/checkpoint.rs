@@ -25,8 +25,7 @@ use crate::io::tensor_file::{StoredTensor, TensorFile, TensorFileError};
 use crate::linalg::float::Float;
 use crate::rng::Rng;
 use crate::train::optim::Adam;
-use crate::train::{TrainConfig, Trainer};
-use ndarray::Array2;
+use crate::train::{TrainConfig, Trainer, TrainingData};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -121,6 +120,13 @@ pub enum CheckpointError {
     },
     #[error("the data have {data} columns but the checkpoint's model has dimension {model}")]
     DimMismatch { data: usize, model: usize },
+    #[error("the data have {labels} labels (classes up to {largest}) for {rows} points, but the checkpoint's model has {classes} classes")]
+    ClassMismatch {
+        labels: usize,
+        largest: usize,
+        rows: usize,
+        classes: usize,
+    },
     #[error("the checkpoint has no Adam moments (adam.m.*, adam.v.*): it cannot resume training")]
     NoOptimizerState,
 }
@@ -174,17 +180,32 @@ impl Checkpoint {
 
     /// A trainer in exactly the saved state, drawing batches from `data` (the same pool as the
     /// saved run for an exact continuation). `T` must be the checkpoint's precision.
-    pub fn trainer<T: Float>(&self, data: Array2<f64>) -> Result<Trainer<T>, CheckpointError> {
+    pub fn trainer<T: Float>(
+        &self,
+        data: impl Into<TrainingData>,
+    ) -> Result<Trainer<T>, CheckpointError> {
+        let data = data.into();
         if Precision::of::<T>() != self.precision {
             return Err(CheckpointError::PrecisionMismatch {
                 stored: self.precision,
                 requested: Precision::of::<T>(),
             });
         }
-        if data.ncols() != self.config.model.dim {
+        if data.points.ncols() != self.config.model.dim {
             return Err(CheckpointError::DimMismatch {
-                data: data.ncols(),
+                data: data.points.ncols(),
                 model: self.config.model.dim,
+            });
+        }
+        let classes = self.config.model.classes;
+        let largest = data.labels.iter().copied().max().unwrap_or(0);
+        let expected_labels = if classes > 0 { data.points.nrows() } else { 0 };
+        if data.labels.len() != expected_labels || (classes > 0 && largest >= classes) {
+            return Err(CheckpointError::ClassMismatch {
+                labels: data.labels.len(),
+                largest,
+                rows: data.points.nrows(),
+                classes,
             });
         }
         let moments = self

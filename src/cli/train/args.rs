@@ -18,13 +18,32 @@ pub const DEFAULT_CHECKPOINT_EVERY: u64 = 5_000;
 pub const DEFAULT_EVAL_EVERY: u64 = 5_000;
 pub const DEFAULT_EVAL_SAMPLES: usize = 2_000;
 pub const DEFAULT_LOG_EVERY: u64 = 100;
+/// The width of a class embedding.
+pub const DEFAULT_CLASS_DIM: usize = 32;
+/// The probability that a row's label is dropped to the null class, on labelled data.
+pub const DEFAULT_LABEL_DROPOUT: f64 = 0.1;
 
 /// Options of `meanflow train`. Some defaults depend on --loss.
 #[derive(Args, Debug, Clone, Default)]
 pub struct TrainArgs {
-    /// Built-in dataset name, or a CSV / NPY file of points [default: two_moons]
+    /// Built-in dataset name (digits: the labelled 8x8 digits), or a CSV / NPY file of points [default: two_moons]
     #[arg(long, value_name = "NAME|FILE")]
     pub dataset: Option<String>,
+    /// The column of a CSV / NPY file that holds each point's class, 0-based (negative: from the end); the model is class-conditional
+    #[arg(long, allow_hyphen_values = true, value_name = "N")]
+    pub label_column: Option<isize>,
+    /// Train an unconditional model on labelled data (the labels are not used)
+    #[arg(long)]
+    pub unconditional: bool,
+    /// Width of the class embedding of a conditional model [default: 32]
+    #[arg(long, allow_negative_numbers = true)]
+    pub class_dim: Option<usize>,
+    /// Probability that a row's label is dropped to the null class, which trains the unconditional model guidance needs [default: 0.1]
+    #[arg(long, allow_hyphen_values = true, value_name = "P")]
+    pub label_dropout: Option<f64>,
+    /// Guidance in training: none; target:W[:KAPPA] (MF's, fixed scale W in the target); input:WMAX (iMF's, scale drawn in [1, 1 + WMAX] and given to the network, chosen when sampling) [default: none]
+    #[arg(long, value_name = "none|target:W[:KAPPA]|input:WMAX")]
+    pub guidance: Option<String>,
     /// Loss preset: mf, imf or imf-head [default: imf]
     #[arg(long, value_name = "mf|imf|imf-head")]
     pub loss: Option<String>,

@@ -4,7 +4,8 @@
 use super::args::*;
 use super::folder_error;
 use super::settings::{
-    check_run_options, parse_activation, parse_ema, parse_time_dist, usage, FOR_A_RUN,
+    check_run_options, parse_activation, parse_ema, parse_guidance, parse_time_dist, usage,
+    FOR_A_RUN,
 };
 use crate::cli::common::parse_dataset;
 use crate::cli::{CliError, CliResult};
@@ -28,7 +29,31 @@ pub fn resolve_fresh(args: &TrainArgs) -> CliResult<RunPlan> {
         None => Precision::F32,
     };
     let spec = args.dataset.as_deref().unwrap_or(DEFAULT_DATASET);
-    let source = parse_dataset(spec, precision, FOR_A_RUN)?;
+    let source = parse_dataset(spec, args.label_column, precision, FOR_A_RUN)?;
+    // Labelled data train a class-conditional model unless --unconditional says otherwise.
+    let classes = if args.unconditional {
+        0
+    } else {
+        source.classes()
+    };
+    if classes == 0 {
+        let unlabelled = if args.unconditional {
+            "with --unconditional"
+        } else {
+            "on unlabelled data (give --label-column for a labelled file)"
+        };
+        for (flag, given) in [
+            ("--class-dim", args.class_dim.is_some()),
+            ("--label-dropout", args.label_dropout.is_some()),
+            ("--guidance", args.guidance.is_some()),
+        ] {
+            if given {
+                return Err(CliError::usage(format!(
+                    "{flag} applies to a class-conditional model, not to one trained {unlabelled}"
+                )));
+            }
+        }
+    }
     let preset = match &args.loss {
         Some(l) => l.parse::<LossPreset>().map_err(usage)?,
         None => DEFAULT_LOSS,
@@ -46,6 +71,12 @@ pub fn resolve_fresh(args: &TrainArgs) -> CliResult<RunPlan> {
     }
     if let Some(c) = args.c {
         loss.c = c;
+    }
+    if classes > 0 {
+        loss.label_dropout = args.label_dropout.unwrap_or(DEFAULT_LABEL_DROPOUT);
+        if let Some(g) = &args.guidance {
+            loss.guidance = parse_guidance(g)?;
+        }
     }
     let mut time = match preset {
         LossPreset::Mf => TimeSampler::mf_default(),
@@ -92,9 +123,13 @@ pub fn resolve_fresh(args: &TrainArgs) -> CliResult<RunPlan> {
             None => Conditioning::Raw,
         },
         heads,
-        classes: 0,
-        class_dim: 0,
-        guidance_input: false,
+        classes,
+        class_dim: if classes > 0 {
+            args.class_dim.unwrap_or(DEFAULT_CLASS_DIM)
+        } else {
+            0
+        },
+        guidance_input: loss.guidance.is_input(),
     };
     let defaults = AdamConfig::default();
     let adam = AdamConfig {

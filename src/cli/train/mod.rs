@@ -25,7 +25,7 @@ use meanflow::run::dataset::{DataSource, DataSplit};
 use meanflow::run::evaluation::{sampling_weights, Evaluation};
 use meanflow::run::folder::{remove_picture_temporaries, RunFolderError, StagedFolder};
 use meanflow::run::metrics_log::MetricsLine;
-use meanflow::run::pictures::write_run_pictures;
+use meanflow::run::pictures::{image_grid, write_run_pictures};
 use meanflow::run::plan::RunPlan;
 use meanflow::run::session::{Observer, Outcome, Session, SessionError, StoppedIn};
 use meanflow::train::checkpoint::Precision;
@@ -143,13 +143,19 @@ fn train_with<T: Float>(
     staged: Option<StagedFolder>,
     stop: &StopSignal,
 ) -> CliResult<i32> {
-    let DataSplit { pool, held_out } = split;
-    let trainer = plan.trainer::<T>(pool).map_err(usage)?;
+    let trainer = plan.trainer::<T>(&split).map_err(usage)?;
+    let DataSplit {
+        pool,
+        held_out,
+        held_out_labels,
+        ..
+    } = split;
     if let Some(staged) = staged {
         plan.publish(staged, &trainer).map_err(folder_error)?;
     }
     let plan = &plan;
-    let mut session = Session::new(plan, trainer, held_out).map_err(session_error)?;
+    let mut session =
+        Session::new(plan, trainer, held_out, held_out_labels.clone()).map_err(session_error)?;
     let run = &plan.run;
     if run.eval_every > 0 && !session.evaluation().possible() {
         if let DataSource::File { data, .. } = &plan.source {
@@ -201,7 +207,8 @@ fn train_with<T: Float>(
         weights: sampling_weights(trainer),
         has_ema: trainer.ema.is_some(),
         step: trainer.step_count(),
-        pool: &trainer.sampler.data,
+        pool: &pool,
+        held_out_labels: &held_out_labels,
         evaluation: session.evaluation(),
         done,
         elapsed,
@@ -232,7 +239,9 @@ struct Summary<'a, T: Float> {
     weights: &'a MlpParams<T>,
     has_ema: bool,
     step: u64,
+    /// The training pool, in the data's units.
     pool: &'a Array2<f64>,
+    held_out_labels: &'a [usize],
     evaluation: &'a Evaluation,
     /// Steps taken in this session, in `elapsed` seconds.
     done: u64,
@@ -281,7 +290,17 @@ impl<T: Float> Summary<'_, T> {
             plan.source.label(),
             plan.run.loss_preset
         );
-        let pictures = write_run_pictures(&plan.folder, &title, &samples)
+        let grid = image_grid(
+            &plan.source,
+            self.model,
+            self.weights,
+            self.evaluation.held_out().view(),
+            self.held_out_labels,
+            plan.config.seed,
+            None,
+            1.0,
+        );
+        let pictures = write_run_pictures(&plan.folder, &title, &samples, grid.as_ref())
             .map_err(|e| CliError::failed(e.to_string()))?;
         for path in pictures {
             outln!("wrote {}", path.display());

@@ -4,10 +4,12 @@
 
 use super::args::TrainArgs;
 use super::settings::{
-    check_run_options, parse_activation, parse_ema, parse_time_dist, usage, FOR_A_RUN,
+    check_run_options, parse_activation, parse_ema, parse_guidance, parse_time_dist, usage,
+    FOR_A_RUN,
 };
 use crate::cli::common::{data_error, parse_dataset};
 use crate::cli::{CliError, CliResult};
+use meanflow::flow::guidance::Guidance;
 use meanflow::flow::loss::{LossPreset, VSource};
 use meanflow::flow::model::{Conditioning, Heads};
 use meanflow::flow::time_sampler::TimeDistribution;
@@ -145,6 +147,19 @@ fn show_opt(x: Option<f64>) -> String {
     x.map_or("none".into(), |v| v.to_string())
 }
 
+fn show_column(column: Option<isize>) -> String {
+    column.map_or("none".into(), |c| c.to_string())
+}
+
+/// A guidance setting as `--guidance` spells it.
+fn show_guidance(g: Guidance) -> String {
+    match g {
+        Guidance::None => "none".into(),
+        Guidance::Target { w, kappa } => format!("target:{w}:{kappa}"),
+        Guidance::Input { w_max } => format!("input:{w_max}"),
+    }
+}
+
 /// Refuses a setting flag whose value differs from the resumed run's (stored in `file`).
 fn check_resume_flags(
     args: &TrainArgs,
@@ -214,6 +229,33 @@ fn check_resume_flags(
             file,
         )?;
     }
+    let stored_column = match &run.dataset {
+        DatasetJson::File { label_column, .. } => show_column(*label_column),
+        DatasetJson::Builtin { .. } => show_column(None),
+    };
+    same(
+        "label-column",
+        args.label_column.map(|c| show_column(Some(c))),
+        stored_column,
+        file,
+    )?;
+    if args.unconditional && m.classes > 0 {
+        return Err(CliError::usage(format!(
+            "--unconditional conflicts with the resumed run's class-conditional model ({} classes, {}); a resumed run keeps its settings",
+            m.classes,
+            file.display()
+        )));
+    }
+    same("class-dim", args.class_dim, m.class_dim, file)?;
+    same("label-dropout", args.label_dropout, l.label_dropout, file)?;
+    if let Some(g) = &args.guidance {
+        same(
+            "guidance",
+            Some(show_guidance(parse_guidance(g)?)),
+            show_guidance(l.guidance),
+            file,
+        )?;
+    }
     same("batch", args.batch, config.batch, file)?;
     same("lr", args.lr, a.lr, file)?;
     same("warmup", args.warmup, a.warmup_steps, file)?;
@@ -248,7 +290,11 @@ fn check_resume_flags(
 /// same values as the run's (rows, columns, fingerprint), wherever it is now; a file that moved is
 /// recorded at its new path.
 fn resume_dataset(spec: &str, run: &mut RunConfig, file: &Path) -> CliResult<DataSource> {
-    let given = parse_dataset(spec, run.precision, FOR_A_RUN)?;
+    let label_column = match &run.dataset {
+        DatasetJson::File { label_column, .. } => *label_column,
+        DatasetJson::Builtin { .. } => None,
+    };
+    let given = parse_dataset(spec, label_column, run.precision, FOR_A_RUN)?;
     let given_record = dataset::record(&given).map_err(usage)?;
     if dataset::same_data(&given_record, &run.dataset) {
         run.dataset = given_record;

@@ -4,6 +4,7 @@
 use crate::cli::common::check_output_size;
 use crate::cli::{CliError, CliResult};
 use meanflow::autodiff::elementwise::Elementwise;
+use meanflow::flow::guidance::Guidance;
 use meanflow::flow::time_sampler::TimeDistribution;
 use meanflow::run::config::RunConfig;
 use meanflow::train::checkpoint::{Precision, MAX_STEPS};
@@ -41,6 +42,38 @@ pub fn parse_time_dist(text: &str) -> CliResult<&'static str> {
             "--time-dist {text}: expected 'logit-normal' or 'uniform'"
         ))),
     }
+}
+
+/// `--guidance`: `none`, `target:W[:KAPPA]` or `input:WMAX`, checked by [`Guidance::validate`].
+pub fn parse_guidance(text: &str) -> CliResult<Guidance> {
+    let bad = |why: String| CliError::usage(format!("--guidance {text}: {why}"));
+    let number = |s: &str| {
+        s.trim()
+            .parse::<f64>()
+            .map_err(|_| bad(format!("'{s}' is not a number")))
+    };
+    let parts: Vec<&str> = text.trim().split(':').collect();
+    let guidance = match parts.as_slice() {
+        ["none"] => Guidance::None,
+        ["target", w] => Guidance::Target {
+            w: number(w)?,
+            kappa: 0.0,
+        },
+        ["target", w, kappa] => Guidance::Target {
+            w: number(w)?,
+            kappa: number(kappa)?,
+        },
+        ["input", w_max] => Guidance::Input {
+            w_max: number(w_max)?,
+        },
+        _ => {
+            return Err(bad(
+                "expected none, target:W, target:W:KAPPA or input:WMAX".to_string()
+            ))
+        }
+    };
+    guidance.validate().map_err(bad)?;
+    Ok(guidance)
 }
 
 /// `--activation`.
@@ -116,6 +149,35 @@ pub fn check_run_options(run: &RunConfig, config: &TrainConfig) -> CliResult<()>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn guidance_flag() {
+        assert_eq!(parse_guidance("none").unwrap(), Guidance::None);
+        assert_eq!(
+            parse_guidance("target:2").unwrap(),
+            Guidance::Target { w: 2.0, kappa: 0.0 }
+        );
+        assert_eq!(
+            parse_guidance("target:1.5:0.5").unwrap(),
+            Guidance::Target { w: 1.5, kappa: 0.5 }
+        );
+        assert_eq!(
+            parse_guidance("input:4").unwrap(),
+            Guidance::Input { w_max: 4.0 }
+        );
+        for bad in [
+            "",
+            "target",
+            "target:x",
+            "input:-1",
+            "target:2:1",
+            "cfg:2",
+            "input:1:2",
+        ] {
+            let e = parse_guidance(bad).unwrap_err().to_string();
+            assert!(e.starts_with(&format!("--guidance {bad}:")), "{e}");
+        }
+    }
 
     #[test]
     fn ema_flag() {
