@@ -5,6 +5,13 @@
 //! x = z_1 - u(z_1, 0, 1)). `--euler K`: K Euler steps of dz/dt = u(z, t, t) (the flow-matching
 //! baseline). Computed in the checkpoint's precision, with the EMA weights when the checkpoint has
 //! them (as train's summary and samples.png are), the raw weights with `--raw` or when it has none.
+//!
+//! A class-conditional model samples the classes `--class` names (`3`, `0,4,7` or `all`: the n
+//! samples in consecutive blocks of near-equal size, one block per class in the order given;
+//! none: the null class, unconditional samples), at the guidance scale `--guidance W` when it was
+//! trained with guidance as an input. Samples are written in the data's units (the digits'
+//! pixels 0..16); `--png` of a model of the digits draws them as images, ten per row, beside real
+//! held-out digits of the same classes.
 
 use super::common::{
     check_not_an_input, check_output_size, check_png_output, check_point_output, same_file,
@@ -14,13 +21,18 @@ use super::output::outln;
 use super::pictures::{self, Cloud};
 use super::{CliError, CliResult};
 use clap::Args;
+use meanflow::data::LabelledData;
 use meanflow::flow::model::{MlpParams, ModelConfig};
-use meanflow::flow::sampling::{noise, sample_euler_flow, sample_mean_flow, uniform_schedule};
+use meanflow::flow::sampling::{
+    noise, sample_euler_flow_under, sample_mean_flow_under, uniform_schedule, Conditions,
+};
 use meanflow::linalg::float::Float;
 use meanflow::rng::Rng;
+use meanflow::run::checkpoint::{model_units, trained_on_digits};
+use meanflow::run::pictures::{ImageGrid, GRID_COLUMNS};
 use meanflow::train::checkpoint::{Checkpoint, Precision};
 use ndarray::Array2;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The most sampling steps (`--steps`, `--euler`).
 const MAX_SAMPLING_STEPS: usize = 1 << 20;
@@ -59,6 +71,38 @@ pub struct SampleArgs {
     /// Seed of the noise
     #[arg(long, allow_negative_numbers = true, default_value_t = 0)]
     pub seed: u64,
+    /// Classes of a conditional model: K, a list K1,K2,..., or all (in consecutive blocks) [default: the null class, unconditional]
+    #[arg(long, value_name = "K|K1,K2,...|all")]
+    pub class: Option<String>,
+    /// Guidance scale W >= 1 of a model trained with guidance as an input (--guidance input:WMAX) [default: 1, none]
+    #[arg(long, allow_hyphen_values = true, value_name = "W")]
+    pub guidance: Option<f64>,
+}
+
+/// `--class`: the classes in order, each below `classes`.
+fn parse_classes(text: &str, classes: usize) -> CliResult<Vec<usize>> {
+    if classes == 0 {
+        return Err(CliError::usage(format!(
+            "--class {text}: the model is not class-conditional"
+        )));
+    }
+    if text.trim() == "all" {
+        return Ok((0..classes).collect());
+    }
+    text.split(',')
+        .map(|k| match k.trim().parse::<usize>() {
+            Ok(c) if c < classes => Ok(c),
+            _ => Err(CliError::usage(format!(
+                "--class {text}: '{k}' is not a class of the model (0 to {})",
+                classes - 1
+            ))),
+        })
+        .collect()
+}
+
+/// The class of each of `n` samples: `order` in consecutive blocks of near-equal size.
+fn class_blocks(order: &[usize], n: usize) -> Vec<usize> {
+    (0..n).map(|i| order[i * order.len() / n]).collect()
 }
 
 fn generate<T: Float>(
@@ -67,14 +111,45 @@ fn generate<T: Float>(
     n: usize,
     seed: u64,
     method: Method,
+    conditions: Conditions,
 ) -> Array2<f64> {
     let params = weights.cast::<T>();
     let z1 = noise::<T>(n, model.dim, &mut Rng::seed_from_u64(seed));
     let x = match method {
-        Method::MeanFlow(k) => sample_mean_flow(model, &params, z1.view(), &uniform_schedule(k)),
-        Method::Euler(k) => sample_euler_flow(model, &params, z1.view(), k),
+        Method::MeanFlow(k) => {
+            sample_mean_flow_under(model, &params, z1.view(), &uniform_schedule(k), conditions)
+        }
+        Method::Euler(k) => sample_euler_flow_under(model, &params, z1.view(), k, conditions),
     };
     x.mapv(|v| v.to_f64())
+}
+
+/// The guidance scale to sample at: `--guidance`, which only a model with a guidance input takes
+/// (other than 1); the message says how the model was trained.
+fn guidance_scale(given: Option<f64>, ck: &Checkpoint, path: &Path) -> CliResult<f64> {
+    let Some(w) = given else { return Ok(1.0) };
+    if !(w >= 1.0 && w.is_finite()) {
+        return Err(CliError::usage(format!(
+            "--guidance {w}: the scale must be finite and >= 1 (1: no guidance)"
+        )));
+    }
+    let model = ck.config.model;
+    if model.guidance_input || w == 1.0 {
+        return Ok(w);
+    }
+    let why = match ck.config.loss.guidance.effective_target_scale() {
+        Some(trained) => format!(
+            "it was trained with its guidance in the target (--guidance target), so its one step samples scale {trained} (w / (1 - kappa)) and only that"
+        ),
+        None if model.classes > 0 => {
+            "it was trained without guidance; train with --guidance input:WMAX to choose the scale when sampling".to_string()
+        }
+        None => "the model is not class-conditional".to_string(),
+    };
+    Err(CliError::usage(format!(
+        "--guidance {w}: {}: {why}",
+        path.display()
+    )))
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -133,10 +208,21 @@ pub fn run(args: SampleArgs) -> CliResult<i32> {
         model.width.max(model.input_width()),
         "the model's widest layer",
     )?;
-    let x = match ck.precision {
-        Precision::F32 => generate::<f32>(model, weights, args.n, args.seed, method),
-        Precision::F64 => generate::<f64>(model, weights, args.n, args.seed, method),
+    let guidance = guidance_scale(args.guidance, &ck, &args.checkpoint)?;
+    let labels = match &args.class {
+        Some(text) => Some(class_blocks(&parse_classes(text, model.classes)?, args.n)),
+        None => None,
     };
+    let conditions = Conditions {
+        labels: labels.clone(),
+        guidance,
+    };
+    let x = match ck.precision {
+        Precision::F32 => generate::<f32>(model, weights, args.n, args.seed, method, conditions),
+        Precision::F64 => generate::<f64>(model, weights, args.n, args.seed, method, conditions),
+    };
+    let units = model_units(&ck);
+    let x = units.to_data(x.view());
     if let Some(bad) = x.iter().find(|v| !v.is_finite()) {
         return Err(CliError::failed(format!(
             "the model produced a non-finite sample ({bad}); nothing written"
@@ -153,8 +239,13 @@ pub fn run(args: SampleArgs) -> CliResult<i32> {
     } else {
         "raw weights"
     };
+    let conditioned = match (&args.class, model.classes) {
+        (_, 0) => String::new(),
+        (Some(text), _) => format!(", classes {text}, guidance {guidance}"),
+        (None, _) => format!(", null class, guidance {guidance}"),
+    };
     outln!(
-        "wrote {} samples ({}-D, {how}, {weights_name}, step {}) to {}",
+        "wrote {} samples ({}-D, {how}, {weights_name}, step {}{conditioned}) to {}",
         args.n,
         model.dim,
         ck.step,
@@ -162,6 +253,14 @@ pub fn run(args: SampleArgs) -> CliResult<i32> {
     );
     if let Some(png) = &args.png {
         let title = format!("{how}, step {}", ck.step);
+        if trained_on_digits(&ck) {
+            let (_, held_out) = meanflow::data::digits_split();
+            let grid = digit_grid(x, labels.as_deref(), &held_out);
+            grid.write(png, &title, "samples")
+                .map_err(|e| CliError::failed(format!("{}: {e}", png.display())))?;
+            outln!("wrote {}", png.display());
+            return Ok(0);
+        }
         let cloud = [Cloud {
             title: "samples".into(),
             points: x.view(),
@@ -170,4 +269,46 @@ pub fn run(args: SampleArgs) -> CliResult<i32> {
         outln!("wrote {}", png.display());
     }
     Ok(0)
+}
+
+/// The samples of a digits model as images, ten per row, beside real held-out digits: of the
+/// class of the row's first sample for a conditional model, else the first held-out digits.
+fn digit_grid(
+    samples: Array2<f64>,
+    labels: Option<&[usize]>,
+    held_out: &LabelledData,
+) -> ImageGrid {
+    let rows = samples.nrows().div_ceil(GRID_COLUMNS);
+    let dim = samples.ncols();
+    let mut data = Array2::from_elem((rows * GRID_COLUMNS, dim), f64::NAN);
+    let mut row_labels = Vec::new();
+    for row in 0..rows {
+        let class = labels.map(|l| l[row * GRID_COLUMNS]);
+        let mut picked =
+            (0..held_out.len()).filter(|&i| class.is_none_or(|c| held_out.labels[i] == c));
+        let skip = if class.is_none() {
+            row * GRID_COLUMNS
+        } else {
+            0
+        };
+        for (slot, i) in picked.by_ref().skip(skip).take(GRID_COLUMNS).enumerate() {
+            data.row_mut(row * GRID_COLUMNS + slot)
+                .assign(&held_out.points.row(i));
+        }
+        if let Some(c) = class {
+            row_labels.push(c.to_string());
+        }
+    }
+    ImageGrid {
+        samples,
+        data,
+        rows,
+        row_labels,
+        style: meanflow::plot::ImageStyle {
+            height: 8,
+            width: 8,
+            paper: 0.0,
+            ink: 16.0,
+        },
+    }
 }

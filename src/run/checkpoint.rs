@@ -2,8 +2,10 @@
 //! entries, [`TRAIN_LOG_KEY`] (the metrics sums since the last line, [`LogAccumulator`]) and
 //! [`RUN_KEY`] (the run's config.json, [`RunConfig`]).
 
+use crate::data::{DataUnits, DIGITS_UNITS};
 use crate::linalg::float::Float;
-use crate::run::config::RunConfig;
+use crate::run::config::{DatasetJson, RunConfig};
+use crate::run::dataset::DIGITS_NAME;
 use crate::run::metrics_log::LogAccumulator;
 use crate::train::checkpoint::{Checkpoint, CheckpointError};
 use crate::train::Trainer;
@@ -48,4 +50,27 @@ pub fn train_log(ck: &Checkpoint, path: &Path) -> Result<LogAccumulator, Checkpo
     };
     accumulator.check(ck.step).map_err(bad)?;
     Ok(accumulator)
+}
+
+/// The run config a run's checkpoint stores (None for a checkpoint written outside a run, or with
+/// an entry that does not parse).
+pub fn recorded_run(ck: &Checkpoint) -> Option<RunConfig> {
+    serde_json::from_str(ck.extra.get(RUN_KEY)?).ok()
+}
+
+/// Whether the checkpoint's run trained on the built-in digits.
+pub fn trained_on_digits(ck: &Checkpoint) -> bool {
+    recorded_run(ck).is_some_and(
+        |run| matches!(run.dataset, DatasetJson::Builtin { ref name } if name == DIGITS_NAME),
+    )
+}
+
+/// The units the checkpoint's model works in, against its data's: the digits' for a run on the
+/// digits, the data's own otherwise (see [`crate::run::dataset::DataSource::units`]).
+pub fn model_units(ck: &Checkpoint) -> DataUnits {
+    if trained_on_digits(ck) {
+        DIGITS_UNITS
+    } else {
+        DataUnits::IDENTITY
+    }
 }
