@@ -13,6 +13,7 @@ mod eval;
 pub mod output;
 mod pictures;
 mod progress;
+mod quality;
 mod sample;
 mod stop_signal;
 mod study;
@@ -85,6 +86,8 @@ enum Command {
     Sample(sample::SampleArgs),
     /// Sliced W1 and energy distance between samples and data, with the data-vs-data floor.
     Eval(eval::EvalArgs),
+    /// Class accuracy, Fréchet distance and memorisation of a digits model's samples.
+    Quality(quality::QualityArgs),
     /// Write points of a built-in dataset to a CSV or NPY file.
     Data(data::DataArgs),
     /// Recompute reference cases and compare every quantity.
@@ -144,6 +147,7 @@ fn run_command() -> i32 {
         Command::Train(args) => train::run(*args),
         Command::Sample(args) => sample::run(args),
         Command::Eval(args) => eval::run(args),
+        Command::Quality(args) => quality::run(args),
         Command::Data(args) => data::run(args),
         Command::Verify(args) => verify::run(args),
         Command::Bench(args) => bench::run(args),

@@ -80,7 +80,7 @@ pub struct SampleArgs {
 }
 
 /// `--class`: the classes in order, each below `classes`.
-fn parse_classes(text: &str, classes: usize) -> CliResult<Vec<usize>> {
+pub(super) fn parse_classes(text: &str, classes: usize) -> CliResult<Vec<usize>> {
     if classes == 0 {
         return Err(CliError::usage(format!(
             "--class {text}: the model is not class-conditional"
@@ -101,11 +101,11 @@ fn parse_classes(text: &str, classes: usize) -> CliResult<Vec<usize>> {
 }
 
 /// The class of each of `n` samples: `order` in consecutive blocks of near-equal size.
-fn class_blocks(order: &[usize], n: usize) -> Vec<usize> {
+pub(super) fn class_blocks(order: &[usize], n: usize) -> Vec<usize> {
     (0..n).map(|i| order[i * order.len() / n]).collect()
 }
 
-fn generate<T: Float>(
+pub(super) fn generate<T: Float>(
     model: ModelConfig,
     weights: &MlpParams<f64>,
     n: usize,
@@ -126,7 +126,7 @@ fn generate<T: Float>(
 
 /// The guidance scale to sample at: `--guidance`, which only a model with a guidance input takes
 /// (other than 1); the message says how the model was trained.
-fn guidance_scale(given: Option<f64>, ck: &Checkpoint, path: &Path) -> CliResult<f64> {
+pub(super) fn guidance_scale(given: Option<f64>, ck: &Checkpoint, path: &Path) -> CliResult<f64> {
     let Some(w) = given else { return Ok(1.0) };
     if !(w >= 1.0 && w.is_finite()) {
         return Err(CliError::usage(format!(
@@ -153,7 +153,7 @@ fn guidance_scale(given: Option<f64>, ck: &Checkpoint, path: &Path) -> CliResult
 }
 
 #[derive(Clone, Copy, Debug)]
-enum Method {
+pub(super) enum Method {
     MeanFlow(usize),
     Euler(usize),
 }

@@ -6,7 +6,9 @@
 //! An MLP on standardised inputs, every layer one [`Tape::dense`]:
 //!
 //! ```text
-//! x' = (x - shift) * scale                    per column: the training points' mean and 1 / std
+//! x' = (x - shift) * scale                    per column: the training points' mean and
+//!                                             1 / max(std, std_mean / 4), std_mean the mean
+//!                                             of the columns' standard deviations
 //! h_0 = x',  h_{l+1} = f(h_l W_l^T + b_l)      l = 0 .. depth-1   (hidden layers, width w)
 //! z = h_depth W_out^T + b_out                 logits [n, C]
 //! p(c | x) = softmax(z)_c,   predict(x) = argmax_c z_c  (the first maximum)
@@ -101,8 +103,10 @@ pub struct Classifier {
     pub classes: usize,
     /// Subtracted from each input column: the training points' mean.
     pub shift: Array1<f64>,
-    /// Multiplies each centred column: 1 / (the training points' standard deviation), or 1 for
-    /// a column that is constant (to rounding) on them.
+    /// Multiplies each centred column: 1 / (the training points' standard deviation), floored
+    /// at a quarter of the columns' mean standard deviation (1 if every column is constant).
+    /// Without the floor a column that is nearly constant in the data (a digit's corner pixel)
+    /// would multiply a generated sample's small deviation there into a huge input.
     pub scale: Array1<f64>,
     /// `trunk`: the hidden layers; `u_head`: the logit layer.
     pub params: MlpParams<f64>,
@@ -139,8 +143,10 @@ pub fn train(
     );
     let classes = labels.iter().max().expect("n > 0") + 1;
     let shift = points.mean_axis(Axis(0)).expect("n > 0");
-    let scale = points.var_axis(Axis(0), 0.0).mapv(|v| {
-        let std = v.sqrt();
+    let stds = points.var_axis(Axis(0), 0.0).mapv(f64::sqrt);
+    let floor = stds.mean().unwrap_or(0.0) / 4.0;
+    let scale = stds.mapv(|std| {
+        let std = std.max(floor);
         if std > 0.0 {
             1.0 / std
         } else {

@@ -6,6 +6,7 @@
 
 pub mod check;
 pub mod classifier;
+pub mod digits_quality;
 pub mod frechet;
 pub mod metrics;
 pub mod reference;
