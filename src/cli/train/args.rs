@@ -8,6 +8,10 @@ use std::path::PathBuf;
 /// Default number of steps: the default run took 97 s (311 steps/s, 1 thread) on the 2-core
 /// development machine, under the two-minute budget (see docs/cli.md).
 pub const DEFAULT_STEPS: u64 = 30_000;
+/// Default steps on the digits: 20000 steps of the 3 x 256 model (see docs/cli.md for the time).
+pub const DEFAULT_DIGITS_STEPS: u64 = 20_000;
+/// Default width on the digits (64-D): 128 units leave the 1-step samples blurred (docs/cli.md).
+pub const DEFAULT_DIGITS_WIDTH: usize = 256;
 pub const DEFAULT_DATASET: &str = "two_moons";
 pub const DEFAULT_LOSS: LossPreset = LossPreset::Imf;
 pub const DEFAULT_WIDTH: usize = 128;
@@ -74,7 +78,7 @@ pub struct TrainArgs {
     /// Fraction of rows with r = t, in [0, 1] [default: mf 0.75, imf 0.5]
     #[arg(long, allow_hyphen_values = true)]
     pub frac_equal: Option<f64>,
-    /// Hidden width [default: 128]
+    /// Hidden width [default: 128; digits: 256]
     #[arg(long, allow_negative_numbers = true)]
     pub width: Option<usize>,
     /// Number of hidden layers [default: 3]
@@ -92,7 +96,7 @@ pub struct TrainArgs {
     /// Batch size [default: 256]
     #[arg(long, allow_negative_numbers = true)]
     pub batch: Option<usize>,
-    /// Total optimizer steps of the run [default: 30000]
+    /// Total optimizer steps of the run [default: 30000; digits: 20000]
     #[arg(long, allow_negative_numbers = true)]
     pub steps: Option<u64>,
     /// Learning rate [default: 1e-3]

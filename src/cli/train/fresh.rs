@@ -14,7 +14,7 @@ use meanflow::flow::loss::{LossConfig, LossPreset, VSource};
 use meanflow::flow::model::{Conditioning, Heads, ModelConfig};
 use meanflow::flow::time_sampler::{TimeDistribution, TimeSampler};
 use meanflow::run::config::{RunConfig, RUN_FORMAT};
-use meanflow::run::dataset::{self, DataSplit};
+use meanflow::run::dataset::{self, DataSource, DataSplit};
 use meanflow::run::folder;
 use meanflow::run::metrics_log::LogAccumulator;
 use meanflow::run::plan::RunPlan;
@@ -30,6 +30,7 @@ pub fn resolve_fresh(args: &TrainArgs) -> CliResult<RunPlan> {
     };
     let spec = args.dataset.as_deref().unwrap_or(DEFAULT_DATASET);
     let source = parse_dataset(spec, args.label_column, precision, FOR_A_RUN)?;
+    let digits = matches!(source, DataSource::Digits);
     // Labelled data train a class-conditional model unless --unconditional says otherwise.
     let classes = if args.unconditional {
         0
@@ -112,7 +113,11 @@ pub fn resolve_fresh(args: &TrainArgs) -> CliResult<RunPlan> {
     };
     let model = ModelConfig {
         dim: source.dim(),
-        width: args.width.unwrap_or(DEFAULT_WIDTH),
+        width: args.width.unwrap_or(if digits {
+            DEFAULT_DIGITS_WIDTH
+        } else {
+            DEFAULT_WIDTH
+        }),
         depth: args.depth.unwrap_or(DEFAULT_DEPTH),
         activation: match &args.activation {
             Some(a) => parse_activation(a)?,
@@ -164,7 +169,11 @@ pub fn resolve_fresh(args: &TrainArgs) -> CliResult<RunPlan> {
         loss_preset: preset.name().into(),
         train: config,
         precision,
-        steps: args.steps.unwrap_or(DEFAULT_STEPS),
+        steps: args.steps.unwrap_or(if digits {
+            DEFAULT_DIGITS_STEPS
+        } else {
+            DEFAULT_STEPS
+        }),
         threads: args.threads.unwrap_or(1),
         checkpoint_every: args.checkpoint_every.unwrap_or(DEFAULT_CHECKPOINT_EVERY),
         eval_every: args.eval_every.unwrap_or(DEFAULT_EVAL_EVERY),
