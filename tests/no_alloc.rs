@@ -21,13 +21,14 @@
 
 use meanflow::autodiff::elementwise::Elementwise;
 use meanflow::autodiff::tape::{Tape, Var};
+use meanflow::flow::guidance::Guidance;
 use meanflow::flow::loss::{LossConfig, LossPreset};
 use meanflow::flow::model::{Conditioning, Heads, ModelConfig};
 use meanflow::flow::time_sampler::TimeSampler;
 use meanflow::linalg::matmul::{start_matmul_accounting, take_matmul_accounting, MatmulAccounting};
 use meanflow::rng::Rng;
 use meanflow::train::optim::AdamConfig;
-use meanflow::train::{TrainConfig, Trainer};
+use meanflow::train::{TrainConfig, Trainer, TrainingData};
 use ndarray::Array2;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -131,7 +132,14 @@ fn step(t: &mut Tape<f32>, pb: &Problem, p: &mut Vec<Var>, grad_sums: &mut [f32]
 
 /// Training steps on the tape: (plain, over-aligned) allocations of `steps` steps after
 /// warm-up and the number of products they made, checking that the steps went through.
-fn trainer_allocations(preset: LossPreset, threads: usize, steps: usize) -> (usize, usize, u64) {
+/// With `guidance` other than None, a conditional model of 3 classes with label dropout 0.2.
+fn trainer_allocations(
+    preset: LossPreset,
+    guidance: Guidance,
+    threads: usize,
+    steps: usize,
+) -> (usize, usize, u64) {
+    let conditional = guidance != Guidance::None;
     let heads = if preset == LossPreset::ImfHead {
         Heads::UV
     } else {
@@ -145,11 +153,15 @@ fn trainer_allocations(preset: LossPreset, threads: usize, steps: usize) -> (usi
             activation: Elementwise::Silu,
             conditioning: Conditioning::Raw,
             heads,
-            classes: 0,
-            class_dim: 0,
-            guidance_input: false,
+            classes: if conditional { 3 } else { 0 },
+            class_dim: if conditional { 4 } else { 0 },
+            guidance_input: guidance.is_input(),
         },
-        loss: LossConfig::preset(preset),
+        loss: LossConfig {
+            guidance,
+            label_dropout: if conditional { 0.2 } else { 0.0 },
+            ..LossConfig::preset(preset)
+        },
         time: TimeSampler::imf_default(),
         adam: AdamConfig::default(),
         batch: 33,
@@ -159,8 +171,13 @@ fn trainer_allocations(preset: LossPreset, threads: usize, steps: usize) -> (usi
     };
     config.validate().expect("a valid config");
     let mut rng = Rng::seed_from_u64(3);
-    let data = Array2::from_shape_simple_fn((200, 2), || rng.normal());
-    let mut trainer = Trainer::<f32>::new(config, data);
+    let points = Array2::from_shape_simple_fn((200, 2), || rng.normal());
+    let labels = if conditional {
+        (0..200).map(|i| i % 3).collect()
+    } else {
+        Vec::new()
+    };
+    let mut trainer = Trainer::<f32>::new(config, TrainingData { points, labels });
     for _ in 0..3 {
         trainer.step().expect("a finite warm-up step");
     }
@@ -175,7 +192,7 @@ fn trainer_allocations(preset: LossPreset, threads: usize, steps: usize) -> (usi
     });
     assert!(
         finite,
-        "{preset:?}, {threads} threads: a step was not finite"
+        "{preset:?} {guidance:?}, {threads} threads: a step was not finite"
     );
     assert_eq!(trainer.step_count(), 3 + steps as u64);
     (plain, over_aligned, products.calls)
@@ -240,24 +257,33 @@ fn main() {
 
     // The training step: zero plain allocations; matrixmultiply's packing buffers, exactly one
     // per product (counted by the matmul accounting, on every thread).
-    for preset in [LossPreset::Mf, LossPreset::Imf, LossPreset::ImfHead] {
+    let cases = [
+        (LossPreset::Mf, Guidance::None),
+        (LossPreset::Imf, Guidance::None),
+        (LossPreset::ImfHead, Guidance::None),
+        (LossPreset::Mf, Guidance::Target { w: 2.0, kappa: 0.5 }),
+        (LossPreset::Imf, Guidance::Input { w_max: 3.0 }),
+        (LossPreset::ImfHead, Guidance::Input { w_max: 3.0 }),
+    ];
+    for (preset, guidance) in cases {
         for threads in [1, 2] {
-            let (plain, over_aligned, products) = trainer_allocations(preset, threads, steps);
+            let (plain, over_aligned, products) =
+                trainer_allocations(preset, guidance, threads, steps);
             println!(
-                "no_alloc: training step, {preset:?}, {threads} threads, {steps} steps: \
+                "no_alloc: training step, {preset:?} {guidance:?}, {threads} threads, {steps} steps: \
                  {plain} allocations, {over_aligned} GEMM packing buffers ({products} products)"
             );
             assert_eq!(
                 plain, 0,
-                "{preset:?} with {threads} threads allocated {plain} times in {steps} steps"
+                "{preset:?} {guidance:?} with {threads} threads allocated {plain} times in {steps} steps"
             );
             assert!(
                 products > 0,
-                "{preset:?} with {threads} threads: no products"
+                "{preset:?} {guidance:?} with {threads} threads: no products"
             );
             assert_eq!(
                 over_aligned as u64, products,
-                "{preset:?} with {threads} threads: expected exactly one matrixmultiply packing buffer per product"
+                "{preset:?} {guidance:?} with {threads} threads: expected exactly one matrixmultiply packing buffer per product"
             );
         }
     }
