@@ -133,7 +133,7 @@ struct Ran {
 fn run_session(mut plan: RunPlan, stop_at: Option<u64>) -> Ran {
     let staged = plan.prepare_folder().unwrap();
     let split = plan.split_data();
-    let trainer = plan.trainer::<f32>(split.pool).unwrap();
+    let trainer = plan.trainer::<f32>(&split).unwrap();
     if let Some(staged) = staged {
         plan.publish(staged, &trainer).unwrap();
     }
@@ -144,7 +144,7 @@ fn run_session(mut plan: RunPlan, stop_at: Option<u64>) -> Ran {
         steps: 0,
         lines: Vec::new(),
     };
-    let mut session = Session::new(&plan, trainer, split.held_out).unwrap();
+    let mut session = Session::new(&plan, trainer, split.held_out, split.held_out_labels).unwrap();
     let outcome = session.run(&mut observer, &stop).unwrap();
     Ran {
         outcome,

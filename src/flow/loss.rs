@@ -256,7 +256,11 @@ impl<T: Float> Batch<T> {
             "Batch: scales {:?} for {b} rows: need [{scale_rows}, 1]",
             self.scales.dim()
         );
-        if let Some(w) = self.scales.iter().find(|w| !(w.to_f64() >= 1.0)) {
+        if let Some(w) = self
+            .scales
+            .iter()
+            .find(|w| w.to_f64().partial_cmp(&1.0).is_none_or(|o| o.is_lt()))
+        {
             panic!("Batch: guidance scale {w} is below 1");
         }
     }

@@ -512,6 +512,7 @@ mod tests {
     use crate::flow::model::{Conditioning, ModelConfig};
     use crate::flow::time_sampler::TimeSampler;
     use crate::train::optim::AdamConfig;
+    use ndarray::Array2;
 
     fn config(heads: Heads, ema: Option<f64>) -> TrainConfig {
         let loss = if heads == Heads::UV {

@@ -174,7 +174,7 @@ mod tests {
             "cfg:2",
             "input:1:2",
         ] {
-            let e = parse_guidance(bad).unwrap_err().to_string();
+            let e = parse_guidance(bad).unwrap_err().message;
             assert!(e.starts_with(&format!("--guidance {bad}:")), "{e}");
         }
     }
