@@ -27,6 +27,7 @@ import argparse
 import json
 import math
 import os
+import warnings
 
 import torch
 import torch.nn as nn
@@ -34,6 +35,9 @@ from safetensors.torch import save_file
 from torch.func import jvp
 
 FORMAT = "meanflow-golden-v1"
+
+# PyTorch's own JVP decompositions call torch.jit.script on first use, which warns in 2.15.
+warnings.filterwarnings("ignore", message=r"`torch.jit.script` is deprecated", category=FutureWarning)
 
 
 def softplus(x):  # ln(1 + e^x) without nn.Softplus's threshold at 20
@@ -193,8 +197,9 @@ def case_tensors(model, config, x, e, t, r, labels=None, scales=None):
 
 def export_case(path, model, config, x, e, t, r, labels=None, scales=None):
     config = dict(config, dtype="f64", format=FORMAT)
-    save_file(case_tensors(model, config, x, e, t, r, labels, scales), path,
-              metadata={"config": json.dumps(config)})
+    tensors = case_tensors(model, config, x, e, t, r, labels, scales)
+    save_file(tensors, path, metadata={"config": json.dumps(config)})
+    return tensors
 
 
 def random_batch(config, gen, labels_from=None):
