@@ -13,6 +13,7 @@ use meanflow::flow::guidance::Guidance;
 use meanflow::flow::loss::{LossConfig, LossPreset};
 use meanflow::flow::model::{Conditioning, Heads, ModelConfig};
 use meanflow::flow::time_sampler::TimeSampler;
+use meanflow::io::tensor_file::{StoredTensor, TensorFile};
 use meanflow::linalg::float::Float;
 use meanflow::rng::Rng;
 use meanflow::train::checkpoint::Checkpoint;
@@ -107,16 +108,21 @@ fn check_error(stdout: &str) -> f64 {
 }
 
 /// Runs the script for `steps` steps from step `start` and checks what it printed and wrote.
-fn continue_and_check(checkpoint: &Path, data: &Path, start: u64, steps: u64, uv: bool) {
+fn continue_and_check(
+    checkpoint: &Path,
+    data: &Path,
+    start: u64,
+    steps: u64,
+    uv: bool,
+    extra: &[&str],
+) -> String {
     let dir = checkpoint.parent().unwrap();
     let out_file = dir.join("continued.pt");
     let began = std::time::Instant::now();
-    let out = run_script(
-        checkpoint,
-        data,
-        &out_file,
-        &["--steps", &steps.to_string()],
-    );
+    let steps_arg = steps.to_string();
+    let mut args = vec!["--steps", steps_arg.as_str()];
+    args.extend(extra);
+    let out = run_script(checkpoint, data, &out_file, &args);
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     println!("{stdout}({:.1}s)", began.elapsed().as_secs_f64());
     assert_eq!(
@@ -153,6 +159,22 @@ fn continue_and_check(checkpoint: &Path, data: &Path, start: u64, steps: u64, uv
         std::fs::metadata(&out_file).is_ok_and(|m| m.len() > 0),
         "{out_file:?} not written"
     );
+    stdout
+}
+
+/// The script's check of the step meanflow took after the checkpoint, within `CHECK_TOL`.
+fn assert_step_replayed(stdout: &str) {
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("check of step"))
+        .unwrap_or_else(|| panic!("no step check in:\n{stdout}"));
+    let error: f64 = line
+        .split("max relative error ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|x| x.parse().ok())
+        .unwrap_or_else(|| panic!("{line}"));
+    assert!(error <= CHECK_TOL, "{line}");
 }
 
 #[test]
@@ -204,7 +226,7 @@ fn a_cli_checkpoint_continues_in_pytorch() {
         data.to_str().unwrap(),
     ]);
     let checkpoint = run.join("checkpoint.safetensors");
-    continue_and_check(&checkpoint, &data, 20, 8, false);
+    continue_and_check(&checkpoint, &data, 20, 8, false, &[]);
 
     // The check can fail: below rounding it must, and then nothing is trained.
     let out = run_script(
@@ -254,7 +276,48 @@ fn conditional_checkpoint<T: Float>(
     Checkpoint::from_trainer(&trainer)
         .write(&checkpoint)
         .unwrap();
+    write_next_step(&mut trainer, &dir.join("next_step.safetensors"));
     (checkpoint, data_path)
+}
+
+/// Takes one more step and writes its batch and the parameters and EMA after it, for the script's
+/// `--check-step` (one shard: `threads` = 1).
+fn write_next_step<T: Float>(trainer: &mut Trainer<T>, path: &Path) {
+    assert_eq!(trainer.config.threads, 1);
+    trainer.step().unwrap();
+    let mut file = TensorFile::default();
+    let mut put = |name: String, values: Array2<f64>| {
+        let shape = vec![values.nrows(), values.ncols()];
+        let stored = StoredTensor {
+            shape,
+            values,
+            was_f32: false,
+        };
+        file.tensors.insert(name, stored);
+    };
+    let f64s = |a: &Array2<T>| a.mapv(|x| x.to_f64());
+    let batch = trainer.engine.shards()[0].batch();
+    put("batch.x".into(), f64s(&batch.x));
+    put("batch.e".into(), f64s(&batch.e));
+    put("batch.t".into(), f64s(&batch.t));
+    put("batch.r".into(), f64s(&batch.r));
+    let labels = batch.labels.iter().map(|&c| c as f64).collect::<Vec<_>>();
+    put(
+        "batch.labels".into(),
+        Array2::from_shape_vec((labels.len(), 1), labels).unwrap(),
+    );
+    if trainer.config.model.guidance_input {
+        put("batch.scales".into(), f64s(&batch.scales));
+    }
+    for (name, values) in trainer.params.named_tensors() {
+        put(format!("after.{name}"), values.mapv(|x| x.to_f64()));
+    }
+    if let Some(ema) = &trainer.ema {
+        for (name, values) in ema.named_tensors() {
+            put(format!("after.ema.{name}"), values.mapv(|x| x.to_f64()));
+        }
+    }
+    file.write(path, false).unwrap();
 }
 
 fn conditional_config(loss: LossConfig, heads: Heads) -> TrainConfig {
@@ -297,7 +360,10 @@ fn a_conditional_imf_head_checkpoint_with_guidance_as_input_continues_in_pytorch
     };
     let config = conditional_config(loss, Heads::UV);
     let (checkpoint, data) = conditional_checkpoint::<f64>(config, 6, dir.path());
-    continue_and_check(&checkpoint, &data, 6, 6, true);
+    let next = dir.path().join("next_step.safetensors");
+    let next = ["--check-step", next.to_str().unwrap()];
+    let stdout = continue_and_check(&checkpoint, &data, 6, 6, true, &next);
+    assert_step_replayed(&stdout);
 }
 
 #[test]
@@ -313,6 +379,11 @@ fn a_conditional_mf_checkpoint_with_guidance_in_the_target_continues_in_pytorch(
     };
     let mut config = conditional_config(loss, Heads::U);
     config.time = TimeSampler::mf_default();
-    let (checkpoint, data) = conditional_checkpoint::<f32>(config, 6, dir.path());
-    continue_and_check(&checkpoint, &data, 6, 6, false);
+    config.adam.weight_decay = 0.05;
+    config.adam.warmup_steps = 10;
+    let (checkpoint, data) = conditional_checkpoint::<f64>(config, 6, dir.path());
+    let next = dir.path().join("next_step.safetensors");
+    let next = ["--check-step", next.to_str().unwrap()];
+    let stdout = continue_and_check(&checkpoint, &data, 6, 6, false, &next);
+    assert_step_replayed(&stdout);
 }

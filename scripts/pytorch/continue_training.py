@@ -190,6 +190,88 @@ def lr_at(adam, step):
     return adam["lr"] * min(1.0, step / adam["warmup_steps"])
 
 
+def make_optimizer(config, model, groups, step, device, dtype):
+    """AdamW with the checkpoint's settings, its moments and step count."""
+    adam = config["adam"]
+    opt = torch.optim.AdamW(model.parameters(), lr=adam["lr"],
+                            betas=(adam["beta1"], adam["beta2"]), eps=adam["eps"],
+                            weight_decay=adam["weight_decay"], foreach=False)
+    if groups["adam.m"]:
+        for name, p in model.named_parameters():
+            opt.state[p] = {"step": torch.tensor(float(step)),
+                            "exp_avg": groups["adam.m"][name].to(device, dtype).clone(),
+                            "exp_avg_sq": groups["adam.v"][name].to(device, dtype).clone()}
+    return opt
+
+
+def make_ema(config, model, groups, dtype):
+    if config.get("ema_decay") is None:
+        return None
+    ema = copy.deepcopy(model)
+    if groups["ema"]:
+        ema.load_state_dict({k: v.to(dtype) for k, v in groups["ema"].items()})
+    for p in ema.parameters():
+        p.requires_grad_(False)
+    return ema
+
+
+def train_step(config, model, opt, ema, batch, k, device, dtype):
+    """Optimizer step k (1-based) on `batch`, as meanflow's trainer takes it: the loss and its
+    gradient, global-norm clipping, AdamW at the warm-up's learning rate, the EMA."""
+    batch = [None if a is None else a.to(device) for a in batch]
+    batch = [a if a is None or not a.is_floating_point() else a.to(dtype) for a in batch]
+    q = meanflow_quantities(model, config["loss"], *batch)
+    opt.zero_grad(set_to_none=False)
+    q["loss"].backward()
+    grads = [p.grad for p in model.parameters()]
+    norm = torch.sqrt(sum((g.double() ** 2).sum() for g in grads)).item()
+    if not (math.isfinite(q["loss"].item()) and math.isfinite(norm)):
+        fail(f"step {k}: non-finite loss {q['loss'].item()} or gradient norm {norm}")
+    adam = config["adam"]
+    clip = adam.get("clip_norm")
+    if clip is not None and norm > clip:
+        for g in grads:
+            g.mul_(clip / norm)
+    for group in opt.param_groups:
+        group["lr"] = lr_at(adam, k)
+    opt.step()
+    if ema is not None:
+        d = config["ema_decay"]
+        with torch.no_grad():
+            for e, p in zip(ema.parameters(), model.parameters()):
+                e.mul_(d).add_(p, alpha=1.0 - d)
+    return q, norm
+
+
+def check_step(path, config, step, groups):
+    """Replays the step meanflow took after the checkpoint (`--check-step FILE`: the batch as
+    batch.* tensors, the parameters after the step as after.<name>, the EMA as after.ema.<name>)
+    in f64; returns the largest relative error of an update (after - before: the parameters' and
+    the EMA's, tensor by tensor) and its tensor."""
+    saved = load_file(path)
+    model = build_model(config, groups["params"], torch.float64, "cpu")
+    ema = make_ema(config, model, groups, torch.float64)
+    before = {"after.": copy.deepcopy(model.state_dict()),
+              "after.ema.": None if ema is None else copy.deepcopy(ema.state_dict())}
+    opt = make_optimizer(config, model, groups, step, "cpu", torch.float64)
+    get = lambda name: saved.get("batch." + name)  # noqa: E731
+    labels = get("labels")
+    batch = [get("x"), get("e"), get("t"), get("r"),
+             None if labels is None else labels.reshape(-1).round().long(), get("scales")]
+    train_step(config, model, opt, ema, batch, step + 1, "cpu", torch.float64)
+    worst = (0.0, "")
+    for prefix, module in (("after.", model), ("after.ema.", ema)):
+        if module is None:
+            continue
+        for name, value in module.state_dict().items():
+            old = before[prefix][name]
+            want = saved[prefix + name].to(torch.float64).reshape(value.shape) - old
+            got = value - old
+            rel = ((got - want).abs().max() / want.abs().max().clamp_min(1e-12)).item()
+            worst = max(worst, (rel, prefix + name))
+    return worst
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("checkpoint", help="checkpoint.safetensors written by meanflow train")
@@ -206,6 +288,9 @@ def main():
     ap.add_argument("--dtype", choices=["f32", "f64"], default=None,
                     help="training precision [the checkpoint's]")
     ap.add_argument("--log-every", type=int, default=10, help="print the loss every K steps")
+    ap.add_argument("--check-step", metavar="FILE",
+                    help="also replay the step meanflow took after the checkpoint, saved in FILE "
+                         "(batch.*, after.<name>, after.ema.<name>; tests/pytorch_script.rs)")
     args = ap.parse_args()
     if args.steps < 0:
         fail("--steps must be >= 0")
@@ -228,53 +313,24 @@ def main():
         if worst > args.tolerance:
             sys.exit(1)
 
+    if args.check_step:
+        worst, name = check_step(args.check_step, config, step, groups)
+        verdict = "ok" if worst <= args.tolerance else "FAIL"
+        print(f"check of step {step + 1} against meanflow's: updates of the parameters and EMA, "
+              f"max relative error {worst:.3e} ({name}) {verdict}")
+        if worst > args.tolerance:
+            sys.exit(1)
+
     dtype = {"f32": torch.float32, "f64": torch.float64}[args.dtype or precision]
     torch.set_default_dtype(dtype)
     device = torch.device(args.device)
     model = build_model(config, groups["params"], dtype, device)
-    names = [n for n, _ in model.named_parameters()]
-    ema = None
-    if config.get("ema_decay") is not None:
-        ema = copy.deepcopy(model)
-        if groups["ema"]:
-            ema.load_state_dict({k: v.to(dtype) for k, v in groups["ema"].items()})
-        for p in ema.parameters():
-            p.requires_grad_(False)
-
-    adam = config["adam"]
-    opt = torch.optim.AdamW(model.parameters(), lr=adam["lr"],
-                            betas=(adam["beta1"], adam["beta2"]), eps=adam["eps"],
-                            weight_decay=adam["weight_decay"], foreach=False)
-    if groups["adam.m"]:
-        for name, p in zip(names, model.parameters()):
-            opt.state[p] = {"step": torch.tensor(float(step)),
-                            "exp_avg": groups["adam.m"][name].to(device, dtype).clone(),
-                            "exp_avg_sq": groups["adam.v"][name].to(device, dtype).clone()}
-
-    loss_config = config["loss"]
+    ema = make_ema(config, model, groups, dtype)
+    opt = make_optimizer(config, model, groups, step, device, dtype)
     start = time.time()
     for k in range(step + 1, step + args.steps + 1):
-        batch = [None if a is None else a.to(device) for a in sampler.draw(config["batch"])]
-        batch = [a if a is None or not a.is_floating_point() else a.to(dtype) for a in batch]
-        q = meanflow_quantities(model, loss_config, *batch)
-        opt.zero_grad(set_to_none=False)
-        q["loss"].backward()
-        grads = [p.grad for p in model.parameters()]
-        norm = torch.sqrt(sum((g.double() ** 2).sum() for g in grads)).item()
-        if not (math.isfinite(q["loss"].item()) and math.isfinite(norm)):
-            fail(f"step {k}: non-finite loss {q['loss'].item()} or gradient norm {norm}")
-        clip = adam.get("clip_norm")
-        if clip is not None and norm > clip:
-            for g in grads:
-                g.mul_(clip / norm)
-        for group in opt.param_groups:
-            group["lr"] = lr_at(adam, k)
-        opt.step()
-        if ema is not None:
-            d = config["ema_decay"]
-            with torch.no_grad():
-                for e, p in zip(ema.parameters(), model.parameters()):
-                    e.mul_(d).add_(p, alpha=1.0 - d)
+        batch = sampler.draw(config["batch"])
+        q, norm = train_step(config, model, opt, ema, batch, k, device, dtype)
         if (k - step) % max(1, args.log_every) == 0 or k == step + args.steps:
             loss_v = f" loss_v {q['loss_v'].item():.6f}" if "loss_v" in q else ""
             print(f"step {k} loss {q['loss'].item():.6f} loss_u {q['loss_u'].item():.6f}"
