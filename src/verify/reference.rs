@@ -1,6 +1,12 @@
 //! Reference cases: a model, a batch and every expected quantity of the loss in one safetensors
 //! file (format `meanflow-golden-v1`, documented in docs/reference-format.md). The engine
 //! recomputes each `expect.*` tensor in f64 from the parameters and the batch alone.
+//!
+//! A conditional case adds `classes`, `class_dim`, `guidance_input`, `guidance` and `label_dropout`
+//! to the config (absent: an unconditional model, so older files load as before), the parameter
+//! `class_embed.weight`, and the batch's `batch.labels` ([B] or [B, 1], integer values 0..=C in F64,
+//! C the null class) and `batch.scales` ([B, 1], w >= 1, with a guidance input); bad ones are
+//! refused with one line naming the file and the tensor ([`ReferenceError::BadValue`]).
 
 use crate::autodiff::elementwise::Elementwise;
 use crate::autodiff::tape::{Tape, Var};
@@ -255,7 +261,7 @@ impl ReferenceCase {
                     })
                 }
                 (true, Some(values)) => {
-                    if let Some(i) = values.iter().position(|w| !(*w >= 1.0)) {
+                    if let Some(i) = values.iter().position(|&w| w.is_nan() || w < 1.0) {
                         return Err(bad_value(
                             "batch.scales",
                             format!(
