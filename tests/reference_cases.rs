@@ -1,15 +1,22 @@
-//! The six reference cases in tests/data, computed by an independent PyTorch implementation:
-//! every expected tensor, gradients included, reproduced in f64 within GOLDEN_REL_TOL.
+//! The reference cases in tests/data, computed by an independent PyTorch implementation
+//! (scripts/pytorch/export_reference.py): every expected tensor, gradients included, reproduced in
+//! f64 within GOLDEN_REL_TOL. Six unconditional cases, and four of conditional models (classifier-
+//! free guidance in the target and as an input), whose bad labels and scales are refused.
 
+use meanflow::flow::guidance::Guidance;
+use meanflow::io::tensor_file::{StoredTensor, TensorFile};
 use meanflow::verify::check::GOLDEN_REL_TOL;
 use meanflow::verify::reference::ReferenceCase;
 use std::path::PathBuf;
 
-fn case(name: &str) -> ReferenceCase {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+fn path(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/data")
-        .join(format!("{name}.safetensors"));
-    ReferenceCase::load(&path).unwrap_or_else(|e| panic!("{e}"))
+        .join(format!("{name}.safetensors"))
+}
+
+fn case(name: &str) -> ReferenceCase {
+    ReferenceCase::load(&path(name)).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn check(name: &str) {
@@ -41,6 +48,52 @@ fn check(name: &str) {
     }
 }
 
+/// A conditional case: reproduced, and it exercises what it is there for: the guided target, the
+/// class embedding's gradient, rows of the null class and rows with r = t.
+fn check_conditional(name: &str, guidance: &str) {
+    check(name);
+    let c = case(name);
+    let kind = match c.loss.guidance {
+        Guidance::None => "none",
+        Guidance::Target { .. } => "target",
+        Guidance::Input { .. } => "input",
+    };
+    assert_eq!(kind, guidance, "{name}");
+    assert!(c.model.classes > 0, "{name}: not conditional");
+    for quantity in ["v_target", "grad.class_embed.weight"] {
+        assert!(c.expected.contains_key(quantity), "{name}: no {quantity}");
+    }
+    let null = c.batch.labels.iter().filter(|&&l| l == c.model.classes);
+    let null = null.count();
+    assert!(
+        null > 0 && null < c.batch.len(),
+        "{name}: {null} null-class rows of {}",
+        c.batch.len()
+    );
+    let boundary = (0..c.batch.len())
+        .filter(|&i| c.batch.t[[i, 0]] == c.batch.r[[i, 0]])
+        .count();
+    assert!(
+        boundary > 0 && boundary < c.batch.len(),
+        "{name}: {boundary} rows with r = t"
+    );
+    assert_eq!(c.model.guidance_input, c.loss.guidance.is_input(), "{name}");
+    if guidance != "none" {
+        // v_g differs from v_c on the rows with a class (unless guided at w = 1 there), and
+        // equals it on the others.
+        let (v_g, v_c) = (&c.expected["v_target"], &c.expected["v_c"]);
+        for (i, &label) in c.batch.labels.iter().enumerate() {
+            let unguided = c.model.guidance_input && c.batch.scales[[i, 0]] == 1.0;
+            let same = v_g.row(i) == v_c.row(i);
+            assert_eq!(
+                same,
+                label == c.model.classes || unguided,
+                "{name}: row {i}"
+            );
+        }
+    }
+}
+
 #[test]
 fn mf_silu() {
     check("mf_silu");
@@ -64,4 +117,85 @@ fn mf_exact_tanh() {
 #[test]
 fn blend_gelu() {
     check("blend_gelu");
+}
+#[test]
+fn cond_mf_target_tanh() {
+    check_conditional("cond_mf_target_tanh", "target");
+}
+#[test]
+fn cond_imf_input_silu() {
+    check_conditional("cond_imf_input_silu", "input");
+}
+#[test]
+fn cond_imfhead_input_exact_gelu() {
+    check_conditional("cond_imfhead_input_exact_gelu", "input");
+}
+#[test]
+fn cond_blend_noguide_softplus() {
+    check_conditional("cond_blend_noguide_softplus", "none");
+}
+
+/// The load error of `name` with `tensor`'s element `index` set to `value`.
+fn corrupted(name: &str, tensor: &str, index: usize, value: f64) -> String {
+    let mut file = TensorFile::read(&path(name)).unwrap();
+    let t = file.tensors.get_mut(tensor).unwrap();
+    *t.values.iter_mut().nth(index).unwrap() = value;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join(format!("{name}.safetensors"));
+    file.write(&out, false).unwrap();
+    let e = ReferenceCase::load(&out).expect_err("a corrupted case loads");
+    let message = e.to_string();
+    assert!(!message.contains('\n'), "{message}");
+    assert!(message.contains(out.to_str().unwrap()), "{message}");
+    assert!(message.contains(&format!("'{tensor}'")), "{message}");
+    message
+}
+
+#[test]
+fn bad_labels_and_scales_are_refused_in_one_line() {
+    let name = "cond_imf_input_silu";
+    let classes = case(name).model.classes as f64;
+    let e = corrupted(name, "batch.labels", 2, 1.5);
+    assert!(e.contains("row 2 holds 1.5"), "{e}");
+    let e = corrupted(name, "batch.labels", 0, classes + 1.0);
+    assert!(e.contains("0 to 3 (the null class)"), "{e}");
+    let e = corrupted(name, "batch.labels", 4, -1.0);
+    assert!(e.contains("row 4 holds -1"), "{e}");
+    let e = corrupted(name, "batch.scales", 3, 0.5);
+    assert!(e.contains("row 3 holds 0.5") && e.contains(">= 1"), "{e}");
+    // The null class itself is a label.
+    let mut file = TensorFile::read(&path(name)).unwrap();
+    let t = file.tensors.get_mut("batch.labels").unwrap();
+    *t.values.iter_mut().next().unwrap() = classes;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("null.safetensors");
+    file.write(&out, false).unwrap();
+    ReferenceCase::load(&out).unwrap();
+}
+
+#[test]
+fn missing_or_superfluous_conditions_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut file = TensorFile::read(&path("cond_imf_input_silu")).unwrap();
+    file.tensors.remove("batch.scales");
+    let out = dir.path().join("no_scales.safetensors");
+    file.write(&out, false).unwrap();
+    let e = ReferenceCase::load(&out).unwrap_err().to_string();
+    assert!(e.contains("missing tensor 'batch.scales'"), "{e}");
+
+    let mut file = TensorFile::read(&path("mf_silu")).unwrap();
+    let rows = file.tensors["batch.t"].shape[0];
+    let labels = StoredTensor {
+        shape: vec![rows],
+        values: ndarray::Array2::zeros((1, rows)),
+        was_f32: false,
+    };
+    file.tensors.insert("batch.labels".into(), labels);
+    let out = dir.path().join("unconditional.safetensors");
+    file.write(&out, false).unwrap();
+    let e = ReferenceCase::load(&out).unwrap_err().to_string();
+    assert!(
+        e.contains("'batch.labels'") && e.contains("classes = 0"),
+        "{e}"
+    );
 }

@@ -1,11 +1,20 @@
 //! Reference cases: a model, a batch and every expected quantity of the loss in one safetensors
 //! file (format `meanflow-golden-v1`, documented in docs/reference-format.md). The engine
 //! recomputes each `expect.*` tensor in f64 from the parameters and the batch alone.
+//!
+//! A conditional case adds `classes`, `class_dim`, `guidance_input`, `guidance` and `label_dropout`
+//! to the config (absent: an unconditional model, so older files load as before), the parameter
+//! `class_embed.weight`, and the batch's `batch.labels` ([B] or [B, 1], integer values 0..=C in F64,
+//! C the null class) and `batch.scales` ([B, 1], w >= 1, with a guidance input); bad ones are
+//! refused with one line naming the file and the tensor ([`ReferenceError::BadValue`]).
 
 use crate::autodiff::elementwise::Elementwise;
 use crate::autodiff::tape::{Tape, Var};
+use crate::flow::guidance::Guidance;
 use crate::flow::loss::{record_loss, Batch, LossConfig, VSource};
-use crate::flow::model::{Conditioning, Heads, Linear, MlpParams, ModelConfig};
+use crate::flow::model::{
+    class_rows, Conditioning, Heads, Linear, MlpParams, ModelConfig, CLASS_EMBED,
+};
 use crate::io::tensor_file::{TensorFile, TensorFileError};
 use ndarray::Array2;
 use serde::Deserialize;
@@ -32,6 +41,12 @@ pub enum ReferenceError {
         found: Vec<usize>,
         expected: Vec<usize>,
     },
+    #[error("{path}: tensor '{name}': {reason}")]
+    BadValue {
+        path: PathBuf,
+        name: String,
+        reason: String,
+    },
 }
 
 /// The `config` metadata entry.
@@ -51,6 +66,19 @@ struct CaseConfig {
     batch: usize,
     #[serde(default)]
     name: Option<String>,
+    /// Classes C of a conditional model (0, the default: unconditional).
+    #[serde(default)]
+    classes: usize,
+    #[serde(default)]
+    class_dim: usize,
+    #[serde(default)]
+    guidance_input: bool,
+    /// As in a training config: `{"kind": "none"}` (default), `{"kind": "target", "w", "kappa"}`,
+    /// `{"kind": "input", "w_max"}`.
+    #[serde(default)]
+    guidance: Guidance,
+    #[serde(default)]
+    label_dropout: f64,
 }
 
 /// A loaded reference case.
@@ -100,9 +128,9 @@ impl ReferenceCase {
             activation: cfg.activation.parse::<Elementwise>().map_err(bad)?,
             conditioning: cfg.conditioning.parse::<Conditioning>().map_err(bad)?,
             heads: cfg.heads.parse::<Heads>().map_err(bad)?,
-            classes: 0,
-            class_dim: 0,
-            guidance_input: false,
+            classes: cfg.classes,
+            class_dim: cfg.class_dim,
+            guidance_input: cfg.guidance_input,
         };
         let loss = LossConfig {
             beta: cfg.beta,
@@ -110,12 +138,24 @@ impl ReferenceCase {
             exact: cfg.exact,
             p: cfg.p,
             c: cfg.c,
-            guidance: Default::default(),
-            label_dropout: 0.0,
+            guidance: cfg.guidance,
+            label_dropout: cfg.label_dropout,
         };
         loss.validate(&model).map_err(bad)?;
         if model.dim == 0 || cfg.batch == 0 {
             return Err(bad("d and batch must be positive".into()));
+        }
+        if model.classes > crate::data::MAX_CLASSES {
+            return Err(bad(format!(
+                "classes must be at most {}, got {}",
+                crate::data::MAX_CLASSES,
+                model.classes
+            )));
+        }
+        if model.classes > 0 && model.class_dim == 0 {
+            return Err(bad(
+                "a conditional model (classes > 0) needs class_dim >= 1".into(),
+            ));
         }
 
         let tensor = |name: &str, expected: &[usize]| -> Result<Array2<f64>, ReferenceError> {
@@ -145,20 +185,101 @@ impl ReferenceCase {
         }
         let v_head = (model.heads == Heads::UV).then(|| layers.pop().expect("v_head layer"));
         let u_head = layers.pop().expect("u_head layer");
+        let class_embed = match model.class_embedding_shape() {
+            Some((rows, cols)) => Some(tensor(CLASS_EMBED, &[rows, cols])?),
+            None => None,
+        };
         let params = MlpParams {
             trunk: layers,
             u_head,
             v_head,
-            class_embed: None,
+            class_embed,
         };
         let (b, d) = (cfg.batch, cfg.d);
+        let bad_value = |name: &str, reason: String| ReferenceError::BadValue {
+            path: p(),
+            name: name.to_string(),
+            reason,
+        };
+        // Per-row vectors may be [B] or [B, 1]; the values come back in row order either way.
+        let per_row = |name: &str| -> Result<Option<Vec<f64>>, ReferenceError> {
+            let Some(t) = file.tensors.get(name) else {
+                return Ok(None);
+            };
+            if t.shape != [b] && t.shape != [b, 1] {
+                return Err(ReferenceError::Shape {
+                    path: p(),
+                    name: name.to_string(),
+                    found: t.shape.clone(),
+                    expected: vec![b],
+                });
+            }
+            Ok(Some(t.values.iter().copied().collect()))
+        };
+        let labels = match (model.classes, per_row("batch.labels")?) {
+            (0, None) => Vec::new(),
+            (0, Some(_)) => {
+                return Err(bad_value(
+                    "batch.labels",
+                    "labels for an unconditional model (config classes = 0)".into(),
+                ))
+            }
+            (_, None) => {
+                return Err(ReferenceError::Missing {
+                    path: p(),
+                    name: "batch.labels".into(),
+                })
+            }
+            (classes, Some(values)) => {
+                let mut labels = Vec::with_capacity(b);
+                for (i, &v) in values.iter().enumerate() {
+                    if v.fract() != 0.0 || !(0.0..=classes as f64).contains(&v) {
+                        return Err(bad_value(
+                            "batch.labels",
+                            format!(
+                                "row {i} holds {v}, not a class: labels are integers 0 to {classes} (the null class)"
+                            ),
+                        ));
+                    }
+                    labels.push(v as usize);
+                }
+                labels
+            }
+        };
+        let scales =
+            match (model.guidance_input, per_row("batch.scales")?) {
+                (false, None) => Array2::zeros((0, 1)),
+                (false, Some(_)) => return Err(bad_value(
+                    "batch.scales",
+                    "scales for a model without a guidance input (config guidance_input = false)"
+                        .into(),
+                )),
+                (true, None) => {
+                    return Err(ReferenceError::Missing {
+                        path: p(),
+                        name: "batch.scales".into(),
+                    })
+                }
+                (true, Some(values)) => {
+                    if let Some(i) = values.iter().position(|&w| w.is_nan() || w < 1.0) {
+                        return Err(bad_value(
+                            "batch.scales",
+                            format!(
+                                "row {i} holds {}, but a guidance scale w is >= 1",
+                                values[i]
+                            ),
+                        ));
+                    }
+                    Array2::from_shape_vec((b, 1), values).expect("b values")
+                }
+            };
         let batch = Batch {
             x: tensor("batch.x", &[b, d])?,
             e: tensor("batch.e", &[b, d])?,
             t: tensor("batch.t", &[b, 1])?,
             r: tensor("batch.r", &[b, 1])?,
-            labels: Vec::new(),
-            scales: ndarray::Array2::zeros((0, 1)),
+            labels,
+            scales,
         };
         let expected = file
             .tensors
@@ -191,10 +312,21 @@ impl ReferenceCase {
         let n = record_loss(&mut tape, &self.model, &vars, &self.loss, &self.batch);
         tape.backward(n.loss);
         let v_hat = n.v_hat.unwrap_or_else(|| {
-            // MF's loss does not use v_hat = u(z, t, t); the format defines it all the same.
+            // MF's loss does not use v_hat = sg(v^(z, t | c, w)); the format defines it all the
+            // same, with the rows' own classes and scales.
             let t = tape.constant(self.batch.t.view());
-            let net = crate::flow::model::TapeModel::new(self.model, &vars);
-            net.u(&mut tape, n.z, t, t)
+            let mut net = crate::flow::model::TapeModel::new(self.model, &vars);
+            if self.model.classes > 0 {
+                let onehot = class_rows::<f64>(&self.batch.labels, self.model.classes);
+                net.classes = Some(tape.constant(onehot.view()));
+            }
+            if self.model.guidance_input {
+                net.scales = Some(tape.constant(self.batch.scales.view()));
+            }
+            match self.loss.v_source {
+                VSource::Boundary => net.u(&mut tape, n.z, t, t),
+                VSource::Head => net.v_head(&mut tape, n.z, t),
+            }
         });
         let mut out = BTreeMap::new();
         let mut put = |name: &str, v: Var| {
@@ -202,6 +334,7 @@ impl ReferenceCase {
         };
         put("z", n.z);
         put("v_c", n.v_c);
+        put("v_target", n.v_target);
         put("v_hat", v_hat);
         put("tangent", n.tangent);
         put("u", n.u);

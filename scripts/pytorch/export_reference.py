@@ -1,0 +1,279 @@
+#!/usr/bin/env python3
+"""Reference cases (`meanflow-golden-v1`, docs/reference-format.md) from an independent PyTorch
+implementation of the MeanFlow losses, for `meanflow verify FILE...`.
+
+    python3 scripts/pytorch/export_reference.py case.safetensors   # one example case
+    python3 scripts/pytorch/export_reference.py --golden tests/data # the conditional cases there
+
+Needs torch and safetensors (pip install torch safetensors). Everything is float64: the tolerance
+of `meanflow verify` is 1e-9. The module is also imported by continue_training.py, which holds a
+meanflow checkpoint in `MeanFlowMLP` and trains it with `meanflow_quantities`.
+
+The math, from the formulas of docs/reference-format.md (not from the Rust code):
+
+    a_0 = [z | emb(t) | emb(h) | emb(g) (guidance_input) | E[c] (classes > 0)],  h = t - r,
+          g = 1 - 1/w;  u = trunk(a_0) U^T + U_b;  v(z, t | c, w) = the v-head at h = 0
+    z = (1 - t) x + t e,  v_c = e - x
+    V(c, w) = sg(u(z, t, t | c, w)) (v_source boundary) or sg(v(z, t | c, w)) (head)
+    v_g = v_c                                             no guidance, and rows of the null class
+        = w v_c + kappa V(c) + (1 - w - kappa) V(null)    guidance "target" (MF)
+        = v_c + (1 - 1/w_i) (V(c, w_i) - V(null, 1))      guidance "input" (iMF)
+    v_hat = V(c, w);  tangent = sg((1 - beta) v_g + beta v_hat)
+    (u, dudt) = jvp(u(., ., . | c, w), (z, r, t), (tangent, 0, 1))
+    delta = u + (t - r) sg(dudt) - v_g  (exact: no sg);  ell, w = sg((ell + c)^-p), loss_u = mean w ell
+    uv: delta_v = v(z, t | c, w) - v_g, loss_v likewise;  loss = loss_u (+ loss_v)
+"""
+import argparse
+import json
+import math
+import os
+import warnings
+
+import torch
+import torch.nn as nn
+from safetensors.torch import save_file
+from torch.func import jvp
+
+FORMAT = "meanflow-golden-v1"
+
+# PyTorch's own JVP decompositions call torch.jit.script on first use, which warns in 2.15.
+warnings.filterwarnings("ignore", message=r"`torch.jit.script` is deprecated", category=FutureWarning)
+
+
+def softplus(x):  # ln(1 + e^x) without nn.Softplus's threshold at 20
+    return torch.relu(x) + torch.log1p(torch.exp(-x.abs()))
+
+
+ACTIVATIONS = {
+    "silu": nn.functional.silu,
+    "tanh": torch.tanh,
+    "gelu_tanh": lambda x: nn.functional.gelu(x, approximate="tanh"),
+    "relu": torch.relu,
+    "softplus": softplus,
+    "sigmoid": torch.sigmoid,
+}
+
+
+def time_embedding_width(conditioning):
+    """Columns of emb(s) for one scalar s: 1 (raw) or 1 + 2K (fourierK)."""
+    if conditioning == "raw":
+        return 1
+    k = conditioning[len("fourier"):]
+    return 1 + 2 * (int(k) if k else 4)
+
+
+class MeanFlowMLP(nn.Module):
+    """u(z, r, t | c, w) and optionally v(z, t | c, w); state_dict names as meanflow's."""
+
+    def __init__(self, d, width, depth, activation, conditioning="raw", heads="u",
+                 classes=0, class_dim=0, guidance_input=False):
+        super().__init__()
+        self.d, self.classes, self.guidance_input = d, classes, guidance_input
+        self.act = ACTIVATIONS[activation]
+        one = time_embedding_width(conditioning)
+        self.freqs = (one - 1) // 2
+        fan_in = d + 2 * one + (one if guidance_input else 0) + (class_dim if classes > 0 else 0)
+        self.trunk = nn.ModuleList()
+        for _ in range(depth):
+            self.trunk.append(nn.Linear(fan_in, width))
+            fan_in = width
+        self.u_head = nn.Linear(fan_in, d)
+        self.v_head = nn.Linear(fan_in, d) if heads == "uv" else None
+        # Row C is the null class (a dropped label).
+        self.class_embed = nn.Embedding(classes + 1, class_dim) if classes > 0 else None
+
+    @classmethod
+    def from_config(cls, m):
+        """From a config dict with the reference-case keys (d, width, depth, ...)."""
+        return cls(m["d"], m["width"], m["depth"], m["activation"], m["conditioning"], m["heads"],
+                   m.get("classes", 0), m.get("class_dim", 0), m.get("guidance_input", False))
+
+    def embed(self, s):  # s [B, 1] -> [s, sin(pi 2^k s), cos(pi 2^k s)]
+        if self.freqs == 0:
+            return s
+        omegas = math.pi * 2.0 ** torch.arange(self.freqs, dtype=s.dtype, device=s.device)
+        phases = s * omegas
+        return torch.cat([s, torch.sin(phases), torch.cos(phases)], dim=1)
+
+    def features(self, z, t, h, labels=None, scales=None):
+        parts = [z, self.embed(t), self.embed(h)]
+        if self.guidance_input:
+            parts.append(self.embed(1.0 - 1.0 / scales))  # g = 1 - 1/w, in [0, 1)
+        if self.class_embed is not None:
+            parts.append(self.class_embed(labels))
+        a = torch.cat(parts, dim=1)
+        for layer in self.trunk:
+            a = self.act(layer(a))
+        return a
+
+    def u(self, z, r, t, labels=None, scales=None):
+        # h = t - r inside: a JVP along (v, 0, 1) on (z, r, t) has dh = 1.
+        return self.u_head(self.features(z, t, t - r, labels, scales))
+
+    def v(self, z, t, labels=None, scales=None):
+        return self.v_head(self.features(z, t, t - t, labels, scales))
+
+
+def weighted(delta, p, c):
+    ell = (delta ** 2).sum(dim=1)
+    w = ((ell + c) ** (-p)).detach()
+    return ell, w, (w * ell).mean()
+
+
+def guided_target(model, loss, z, t, v_c, labels, scales):
+    """(v_g, V(c, w)): the regression target and the model's own stop-gradient velocity."""
+    def velocity(lab, sc):
+        with torch.no_grad():
+            if loss["v_source"] == "boundary":
+                return model.u(z, t, t, lab, sc)
+            return model.v(z, t, lab, sc)
+
+    own = velocity(labels, scales)
+    guidance = loss.get("guidance", {"kind": "none"})
+    kind = guidance["kind"]
+    if kind == "none":
+        return v_c, own
+    null_labels = torch.full_like(labels, model.classes)
+    null_scales = torch.ones_like(scales) if model.guidance_input else None
+    null = velocity(null_labels, null_scales)
+    if kind == "target":
+        w, kappa = guidance["w"], guidance["kappa"]
+        guided = w * v_c + kappa * own + (1.0 - w - kappa) * null
+    elif kind == "input":
+        guided = v_c + (1.0 - 1.0 / scales) * (own - null)
+    else:
+        raise ValueError(f"unknown guidance kind {kind!r}")
+    has_class = (labels != model.classes).unsqueeze(1)
+    return torch.where(has_class, guided, v_c), own
+
+
+def meanflow_quantities(model, loss, x, e, t, r, labels=None, scales=None):
+    """Every quantity of the format by name (without 'expect.'); q['loss'] carries the graph.
+
+    `loss` holds beta, v_source, p, c, exact and optionally guidance (a dict as in the config)."""
+    z = (1 - t) * x + t * e
+    v_c = e - x
+    v_g, v_hat = guided_target(model, loss, z, t, v_c, labels, scales)
+    beta = loss["beta"]
+    tangent = ((1 - beta) * v_g + beta * v_hat).detach()
+    u, dudt = jvp(lambda z_, r_, t_: model.u(z_, r_, t_, labels, scales), (z, r, t),
+                  (tangent, torch.zeros_like(r), torch.ones_like(t)))
+    delta = u + (t - r) * (dudt if loss["exact"] else dudt.detach()) - v_g
+    ell, w, loss_u = weighted(delta, loss["p"], loss["c"])
+    q = dict(z=z, v_c=v_c, v_target=v_g, v_hat=v_hat, tangent=tangent, u=u, dudt=dudt,
+             delta=delta, ell=ell, w=w, loss_u=loss_u)
+    total = loss_u
+    if model.v_head is not None:
+        v = model.v(z, t, labels, scales)
+        delta_v = v - v_g
+        ell_v, w_v, loss_v = weighted(delta_v, loss["p"], loss["c"])
+        q.update(v_head=v, delta_v=delta_v, ell_v=ell_v, w_v=w_v, loss_v=loss_v)
+        total = total + loss_v
+    q["loss"] = total
+    return q
+
+
+def case_tensors(model, config, x, e, t, r, labels=None, scales=None):
+    """The tensors of a reference case: parameters, batch, expect.* (gradients included)."""
+    q = meanflow_quantities(model, config, x, e, t, r, labels, scales)
+    model.zero_grad()
+    q["loss"].backward()
+    tensors = {}
+    for name, param in model.named_parameters():
+        tensors[name] = param.detach()
+        tensors["expect.grad." + name] = param.grad.detach()
+    batch = {"x": x, "e": e, "t": t, "r": r}
+    if labels is not None:
+        batch["labels"] = labels.to(torch.float64)  # [B], integer values; C = null class
+    if scales is not None:
+        batch["scales"] = scales  # [B, 1], w >= 1
+    for name, value in batch.items():
+        tensors["batch." + name] = value
+    for name, value in q.items():
+        value = value.detach()
+        tensors["expect." + name] = value.reshape(1) if value.dim() == 0 else value  # no rank 0
+    return {k: v.detach().to("cpu", torch.float64).contiguous().clone() for k, v in tensors.items()}
+
+
+def export_case(path, model, config, x, e, t, r, labels=None, scales=None):
+    config = dict(config, dtype="f64", format=FORMAT)
+    tensors = case_tensors(model, config, x, e, t, r, labels, scales)
+    save_file(tensors, path, metadata={"config": json.dumps(config)})
+    return tensors
+
+
+def random_batch(config, gen, labels_from=None):
+    """A batch for `config`: t in (0.05, 0.95), the first quarter of rows r = t, the others
+    r = t U(0, 1); labels uniform over the classes with every third row dropped (null class);
+    scales log-uniform on [1, 1 + w_max] (iMF's draw)."""
+    B, d = config["batch"], config["d"]
+    x = torch.randn(B, d, generator=gen)
+    e = torch.randn(B, d, generator=gen)
+    t = torch.rand(B, 1, generator=gen) * 0.9 + 0.05
+    r = t * torch.rand(B, 1, generator=gen)
+    r[: max(1, B // 4)] = t[: max(1, B // 4)]  # rows with r == t exercise the boundary
+    labels = scales = None
+    classes = config.get("classes", 0)
+    if classes > 0:
+        labels = torch.randint(0, classes, (B,), generator=gen)
+        labels[1::3] = classes  # dropped labels
+    if config.get("guidance_input", False):
+        w_max = config["guidance"]["w_max"]
+        scales = torch.exp(torch.rand(B, 1, generator=gen) * math.log1p(w_max))
+        scales[0] = 1.0  # w = 1 exactly: g = 0
+    return x, e, t, r, labels, scales
+
+
+def base_config(name, **kw):
+    config = {"d": 2, "width": 16, "depth": 2, "activation": "silu", "conditioning": "raw",
+              "heads": "u", "beta": 0.0, "v_source": "boundary", "p": 0.0, "c": 1e-3,
+              "exact": False, "batch": 12, "name": name}
+    config.update(kw)
+    return config
+
+
+# The conditional cases of tests/data (docs/reference-format.md lists them).
+GOLDEN_CASES = [
+    base_config("cond_mf_target_tanh", d=3, width=12, depth=2, activation="tanh",
+                conditioning="fourier2", classes=4, class_dim=3, p=1.0,
+                guidance={"kind": "target", "w": 2.0, "kappa": 0.3}, label_dropout=0.1),
+    base_config("cond_imf_input_silu", d=2, width=16, depth=3, activation="silu", beta=1.0,
+                classes=3, class_dim=4, guidance_input=True,
+                guidance={"kind": "input", "w_max": 4.0}, label_dropout=0.2),
+    base_config("cond_imfhead_input_exact_gelu", d=2, width=10, depth=2,
+                activation="gelu_tanh", conditioning="fourier1", heads="uv", beta=1.0,
+                v_source="head", exact=True, p=0.5, c=0.1, classes=5, class_dim=2,
+                guidance_input=True, guidance={"kind": "input", "w_max": 2.0},
+                label_dropout=0.1),
+    base_config("cond_blend_noguide_softplus", d=3, width=8, depth=1, activation="softplus",
+                beta=0.5, classes=2, class_dim=2, exact=True),
+]
+
+
+def write_case(path, config, seed):
+    torch.manual_seed(seed)
+    model = MeanFlowMLP.from_config(config).double()
+    gen = torch.Generator().manual_seed(seed + 1)
+    export_case(path, model, config, *random_batch(config, gen))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("out", nargs="?", default="case.safetensors",
+                    help="file to write (default case.safetensors), or with --golden a folder")
+    ap.add_argument("--golden", action="store_true",
+                    help="write the conditional cases of tests/data into the folder OUT")
+    args = ap.parse_args()
+    torch.set_default_dtype(torch.float64)
+    if args.golden:
+        for i, config in enumerate(GOLDEN_CASES):
+            path = os.path.join(args.out, config["name"] + ".safetensors")
+            write_case(path, config, seed=100 + i)
+            print("wrote", path)
+        return
+    write_case(args.out, GOLDEN_CASES[1], seed=0)
+    print(f"wrote {args.out}; check it with: meanflow verify {args.out}")
+
+
+if __name__ == "__main__":
+    main()
