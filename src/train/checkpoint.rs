@@ -578,7 +578,7 @@ mod tests {
     }
 
     /// A conditional model's table is written under its `nn.Embedding` name (with the EMA and Adam
-    /// prefixes); reading it back is refused in one line until the training step draws labels.
+    /// prefixes) and read back into the same parameters.
     #[test]
     fn class_embedding_is_written_and_read_back() {
         let mut cfg = config(Heads::U, Some(0.9));
