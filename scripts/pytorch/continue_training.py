@@ -71,7 +71,17 @@ def read_checkpoint(path):
                 break
         else:
             groups["params"][name] = value
-    return json.loads(meta["config"]), int(meta["step"]), meta.get("precision", "f32"), groups
+    run = json.loads(meta["run"]) if "run" in meta else {}
+    return (json.loads(meta["config"]), int(meta["step"]), meta.get("precision", "f32"), groups,
+            run.get("dataset", {}))
+
+
+def model_units(dataset):
+    """(shift, scale) of x_model = (x - shift) / scale: meanflow trains the digits' pixels 0..16 in
+    [-1, 1] (src/data/units.rs, DIGITS_UNITS), every other dataset in its own units."""
+    if dataset.get("kind") == "builtin" and dataset.get("name") == "digits":
+        return 8.0, 8.0
+    return 0.0, 1.0
 
 
 def model_dict(config):
@@ -295,8 +305,13 @@ def main():
     if args.steps < 0:
         fail("--steps must be >= 0")
 
-    config, step, precision, groups = read_checkpoint(args.checkpoint)
+    config, step, precision, groups, dataset = read_checkpoint(args.checkpoint)
     points, labels = read_data(args.data, config)
+    shift, scale = model_units(dataset)
+    if (shift, scale) != (0.0, 1.0):
+        # The data file is in the data's units (meanflow data --dataset digits writes pixels).
+        points = (points - shift) / scale
+        print(f"data mapped to the model's units: x = (p - {shift:g}) / {scale:g}")
     sampler = BatchSampler(config, points, labels, args.seed)
     m = config["model"]
     print(f"checkpoint {args.checkpoint}: step {step}, {precision}, model {m['depth']} x "

@@ -1,4 +1,6 @@
-//! `meanflow data`: points of a built-in dataset, to a CSV or NPY file.
+//! `meanflow data`: points of a built-in dataset, to a CSV or NPY file. `--dataset digits` writes
+//! the training part of the digits' fixed split (1497 rows; `--held-out` the 300 others), 64
+//! pixels and the class as the last column (`train --label-column -1` reads it back).
 
 use super::common::{check_output_size, check_point_output, save_points};
 use super::output::outln;
@@ -11,7 +13,8 @@ use std::path::PathBuf;
 #[derive(Args, Debug)]
 pub struct DataArgs {
     /// Built-in dataset (two_moons, checkerboard, eight_gaussians, swiss_roll, pinwheel,
-    /// two_spirals, circles, gaussian_narrow[:DIM], gaussian_wide[:DIM], gaussian:SIGMA[:DIM])
+    /// two_spirals, circles, gaussian_narrow[:DIM], gaussian_wide[:DIM], gaussian:SIGMA[:DIM];
+    /// digits: its training split with the class as the last column, --n ignored)
     #[arg(long, value_name = "NAME")]
     pub dataset: String,
     /// Number of points
@@ -23,10 +26,40 @@ pub struct DataArgs {
     /// Seed of the draws (Rng::seed_from_u64)
     #[arg(long, allow_negative_numbers = true, default_value_t = 0)]
     pub seed: u64,
+    /// With --dataset digits: the 300 held-out digits instead of the 1497 training digits
+    #[arg(long)]
+    pub held_out: bool,
+}
+
+/// The digits' training (or held-out) part, pixels then the class.
+fn write_digits(args: &DataArgs) -> CliResult<i32> {
+    let format = check_point_output(&args.out, "--out")?;
+    let (train, held_out) = meanflow::data::digits_split();
+    let part = if args.held_out { held_out } else { train };
+    let labels = ndarray::Array2::from_shape_fn((part.len(), 1), |(i, _)| part.labels[i] as f64);
+    let table = ndarray::concatenate![ndarray::Axis(1), part.points, labels];
+    save_points(&args.out, format, table.view())?;
+    outln!(
+        "wrote {} digits ({} split; 64 pixels 0..16, then the class) to {}",
+        part.len(),
+        if args.held_out {
+            "held-out"
+        } else {
+            "training"
+        },
+        args.out.display()
+    );
+    Ok(0)
 }
 
 /// `meanflow data`.
 pub fn run(args: DataArgs) -> CliResult<i32> {
+    if args.dataset == meanflow::run::dataset::DIGITS_NAME {
+        return write_digits(&args);
+    }
+    if args.held_out {
+        return Err(CliError::usage("--held-out applies to --dataset digits"));
+    }
     let dataset = args
         .dataset
         .parse::<ToyDataset>()
