@@ -178,14 +178,23 @@ fn forward_pass_by_hand() {
     assert_eq!(f.row(1030), features.row(1030 % 60));
 }
 
-/// A constant input column is centred to 0 and left unscaled (no division by 0).
+/// A constant input column is centred to 0 and scaled by 1 / (a quarter of the columns' mean
+/// standard deviation), the floor (no division by 0); the other columns by 1 / their own.
 #[test]
 fn constant_column_is_harmless() {
     let mut rng = Rng::seed_from_u64(6);
     let (mut x, y) = blobs(2, 3, 20, 3.0, 1, &mut rng);
     x.column_mut(1).fill(5.0);
     let classifier = train(&small_config(30), x.view(), &y, 0);
-    assert_eq!(classifier.scale[1], 1.0);
+    let stds = x.var_axis(ndarray::Axis(0), 0.0).mapv(f64::sqrt);
+    let floor = stds.mean().unwrap() / 4.0;
+    assert_eq!(classifier.shift[1], 5.0);
+    assert!((classifier.scale[1] - 1.0 / floor).abs() <= 1e-12 / floor);
+    for j in [0, 2] {
+        assert!(
+            (classifier.scale[j] - 1.0 / stds[j].max(floor)).abs() <= 1e-12 * classifier.scale[j]
+        );
+    }
     assert!(classifier.features(x.view()).iter().all(|v| v.is_finite()));
     let accuracy = classifier.accuracy(x.view(), &y);
     assert!(accuracy > 0.9, "training accuracy {accuracy}");
