@@ -8,10 +8,10 @@
 #   mf       --loss mf, no guidance
 #   mf-cfg   --loss mf --guidance target:W (MF's guidance in the target), W the best of
 #            MF_SCALES on seed 0 by 1-step Fréchet distance
-#   imf      --loss imf --guidance input:4 (iMF's guidance as an input), sampled at w = 1 and at
+#   imf      --loss imf --guidance input:2 (iMF's guidance as an input), sampled at w = 1 and at
 #            the best of SCALES by mean 1-step Fréchet distance
 #   fm       the flow-matching baseline: imf with every row r = t (--frac-equal 1), guidance as an
-#            input, sampled by 1 and 2 (and 100) Euler steps of the velocity u(z, t, t)
+#            input (input:2), sampled by 1 and 2 (and 100) Euler steps of the velocity u(z, t, t)
 #
 #   scripts/quality_digits.sh [OUT_DIR]      (default runs/quality-digits)
 #
@@ -23,7 +23,7 @@ OUT=${1:-runs/quality-digits}
 JOBS=${JOBS:-2}
 SEEDS=${SEEDS:-0 1 2}
 MF_SCALES=${MF_SCALES:-1.5 2 3}
-SCALES=${SCALES:-1 1.5 2 3 4}
+SCALES=${SCALES:-1 1.5 2 2.5 3}
 if [ -z "${BIN:-}" ]; then
   cargo build --release --quiet
   BIN=target/release/meanflow
@@ -66,8 +66,8 @@ parallel() { # runs "name seed flags..." lines JOBS at a time
   for w in $MF_SCALES; do echo "mf-cfg$w 0 --loss mf --guidance target:$w"; done
   for seed in $SEEDS; do
     echo "mf $seed --loss mf"
-    echo "imf $seed --loss imf --guidance input:4"
-    echo "fm $seed --loss imf --frac-equal 1 --guidance input:4"
+    echo "imf $seed --loss imf --guidance input:2"
+    echo "fm $seed --loss imf --frac-equal 1 --guidance input:2"
   done
 } | parallel
 best_mf=""
