@@ -40,11 +40,11 @@
 //! and JVP-term variances are 0; a blend scales the tangent's variance by (1 - beta)^2 and the JVP
 //! term's by (1 - beta)^2 (t - r)^2 Var[J v_c | z].
 
+use super::dataset::StudyDataset;
 use super::fixture::{ModelCache, TrainedModel};
 use super::posterior::{draw_points, DataSource, PosteriorDraws};
 use super::{parallel_map, stream_index};
 use crate::autodiff::tape::{Tape, Var};
-use crate::data::ToyDataset;
 use crate::flow::loss::{LossConfig, LossPreset};
 use crate::flow::model::{Linear, MlpParams, ModelConfig, ParamVars, TapeModel};
 use crate::rng::Rng;
@@ -876,7 +876,7 @@ pub fn parameter_sets<'m>(
 /// Instrument 1 on every dataset, at the parameter sets of [`parameter_sets`] of the shared
 /// models (trained now if `models` does not hold them yet).
 pub fn run_variance(
-    datasets: &[ToyDataset],
+    datasets: &[StudyDataset],
     models: &mut ModelCache,
     settings: &VarianceSettings,
     seed: u64,
@@ -1021,7 +1021,7 @@ mod tests {
     #[test]
     fn quick_run_measures_every_parameter_set_on_shared_draws() {
         let fixture = FixtureSettings::quick(4);
-        let ds = ToyDataset::gaussian_narrow();
+        let ds = StudyDataset::Toy(crate::data::ToyDataset::gaussian_narrow());
         let mf = train_model(&fixture, &ds, LossPreset::Mf);
         let imf = train_model(&fixture, &ds, LossPreset::Imf);
         let sets = parameter_sets(&mf, &imf);

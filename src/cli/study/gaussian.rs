@@ -18,6 +18,7 @@
 
 use super::report::{chart, file_part, ratio_text, sci, timing_line, write_text};
 use super::StudyContext;
+use meanflow::study::dataset::toys;
 use crate::cli::{CliError, CliResult};
 use meanflow::plot::{heatmap, palette, Series};
 use meanflow::study::conditional_variance::bin_centres;
@@ -38,7 +39,7 @@ pub fn run(context: &mut StudyContext, dir: &Path) -> CliResult<String> {
     };
     let t0 = Instant::now();
     let result = run_gaussian(
-        &context.datasets,
+        &toys(&context.datasets),
         &mut context.models,
         &settings,
         context.seed,
