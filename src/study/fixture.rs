@@ -54,7 +54,8 @@ impl FixtureSettings {
         }
     }
 
-    /// The shared models of the 64-D digits: 3 x 256 silu, batch 256, DIGITS_STEPS steps.
+    /// The shared models of the 64-D digits: 3 x 256 silu, batch 256, [`DIGITS_STEPS`] steps (as
+    /// many as the toys' models, twice as wide).
     pub fn digits(seed: u64, threads: usize) -> Self {
         FixtureSettings {
             width: 256,
@@ -98,8 +99,8 @@ impl FixtureSettings {
     }
 }
 
-/// The training steps of [`FixtureSettings::digits`].
-pub const DIGITS_STEPS: u64 = 3_000;
+/// The training steps of [`FixtureSettings::digits`]: 8000, as [`FixtureSettings::standard`].
+pub const DIGITS_STEPS: u64 = 8_000;
 
 /// One model of the study: its configuration, initial and trained parameters, and its data.
 #[derive(Clone, Debug)]
@@ -229,6 +230,21 @@ impl ModelCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_digits_get_their_own_settings() {
+        let toy = StudyDataset::Toy(crate::data::ToyDataset::TwoMoons);
+        let quick = FixtureSettings::quick(1);
+        let same = ModelCache::new(quick);
+        assert_eq!(same.settings_for(&StudyDataset::Digits), quick);
+        let digits = FixtureSettings::digits(1, 1);
+        let cache = ModelCache::with_digits(FixtureSettings::standard(1, 1), digits);
+        assert_eq!(cache.settings_for(&StudyDataset::Digits), digits);
+        assert_eq!(cache.settings_for(&toy), FixtureSettings::standard(1, 1));
+        let config = digits.train_config(&StudyDataset::Digits, LossPreset::Mf);
+        assert_eq!((config.model.dim, config.model.width), (64, 256));
+        assert_eq!(config.model.classes, 0, "the digits are modelled unconditionally");
+    }
 
     #[test]
     fn quick_fixture_trains_and_caches() {
