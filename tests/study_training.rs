@@ -81,7 +81,9 @@ fn rk4_back_integration_matches_closed_forms() {
 #[test]
 fn rk4_agrees_with_the_euler_flow_sampler_on_a_trained_model() {
     let mut cache = ModelCache::new(FixtureSettings::quick(1));
-    let m = cache.get(&ToyDataset::TwoMoons.into(), LossPreset::Imf).clone();
+    let m = cache
+        .get(&ToyDataset::TwoMoons.into(), LossPreset::Imf)
+        .clone();
     let z1 = noise::<f64>(64, 2, &mut Rng::seed_from_u64(3));
     let mut eval = Evaluator::new(m.config.model, &m.trained);
     let mut v = |z: ArrayView2<f64>, tau: f64| eval.velocity(z, tau);
@@ -156,7 +158,10 @@ fn the_identity_check_runs_on_the_digits() {
     assert!(r.mean_distance < 1e-13);
     // The floor: 16 training rows against the held-out rows, finite and above 0.
     assert!(r.sw1_floor > 0.0 && r.sw1_floor.is_finite());
-    assert!(r.sw1_one_step > r.sw1_floor, "a constant shift is not the data");
+    assert!(
+        r.sw1_one_step > r.sw1_floor,
+        "a constant shift is not the data"
+    );
 }
 
 /// A random (untrained) model is not self-consistent: its residuals stand far above the

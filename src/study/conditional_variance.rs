@@ -480,7 +480,9 @@ pub fn estimate(
         let h = t - r;
         // J at point i, row-major (a d x d block of the standard-layout [n, d, d] array).
         let jac_i = lin.jac.index_axis(Axis(0), i);
-        let jac = jac_i.as_slice().expect("linearize returns a standard-layout Jacobian");
+        let jac = jac_i
+            .as_slice()
+            .expect("linearize returns a standard-layout Jacobian");
         let mut map_gain = 0.0;
         for a in 0..d {
             for b in 0..d {

@@ -65,10 +65,9 @@ impl StudyDataset {
     /// 1497 training rows (whatever the seed).
     pub fn pool(&self, seed: u64) -> Array2<f64> {
         match self {
-            StudyDataset::Toy(toy) => toy.sample(
-                builtin_pool_points(toy.dim()),
-                &mut Rng::stream(seed, 2),
-            ),
+            StudyDataset::Toy(toy) => {
+                toy.sample(builtin_pool_points(toy.dim()), &mut Rng::stream(seed, 2))
+            }
             StudyDataset::Digits => DIGITS_UNITS.to_model(digits_split().0.points.view()),
         }
     }

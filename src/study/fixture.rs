@@ -6,8 +6,8 @@
 //! unless [`FixtureSettings`] says otherwise. The 64-D digits get a model of their own size
 //! ([`FixtureSettings::digits`], [`ModelCache::with_digits`]).
 
-use crate::autodiff::elementwise::Elementwise;
 use super::dataset::StudyDataset;
+use crate::autodiff::elementwise::Elementwise;
 use crate::flow::loss::{LossConfig, LossPreset};
 use crate::flow::model::conditioning::Conditioning;
 use crate::flow::model::{Heads, MlpParams, ModelConfig};
@@ -243,7 +243,10 @@ mod tests {
         assert_eq!(cache.settings_for(&toy), FixtureSettings::standard(1, 1));
         let config = digits.train_config(&StudyDataset::Digits, LossPreset::Mf);
         assert_eq!((config.model.dim, config.model.width), (64, 256));
-        assert_eq!(config.model.classes, 0, "the digits are modelled unconditionally");
+        assert_eq!(
+            config.model.classes, 0,
+            "the digits are modelled unconditionally"
+        );
     }
 
     #[test]

@@ -8,7 +8,6 @@
 
 use super::report::{chart, list_or_none, loss_color, loss_label, num, pm, write_text, REFERENCE};
 use super::StudyContext;
-use meanflow::study::dataset::toys;
 use crate::cli::common::write_json;
 use crate::cli::output::errln;
 use crate::cli::CliResult;
@@ -18,6 +17,7 @@ use meanflow::study::curves::{
     run_curves, BatchErrors, Comparison, CurveSettings, CurvesResult, DatasetCurves, Direction,
     LossSummary, RunCurve, Trend, PRESETS,
 };
+use meanflow::study::dataset::toys;
 use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Instant;

@@ -18,10 +18,10 @@
 
 use super::report::{chart, file_part, ratio_text, sci, timing_line, write_text};
 use super::StudyContext;
-use meanflow::study::dataset::toys;
 use crate::cli::{CliError, CliResult};
 use meanflow::plot::{heatmap, palette, Series};
 use meanflow::study::conditional_variance::bin_centres;
+use meanflow::study::dataset::toys;
 use meanflow::study::gaussian::{
     flagged, ratio_of, run_gaussian, target_pairs, worst_z, CheckRow, GaussianDataset,
     GaussianResult, GaussianSettings, ModelError, RatioRow,

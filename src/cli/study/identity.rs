@@ -12,11 +12,11 @@ use crate::cli::common::write_json;
 use crate::cli::output::errln;
 use crate::cli::CliResult;
 use meanflow::plot::{heatmap, palette, scatter_panels, Panel};
+use meanflow::study::dataset::DIGITS_NAME;
 use meanflow::study::identity::{
     compare_losses, integration_against_residuals, run_identity, IdentitySettings, ModelIdentity,
     OneSeedVerdict,
 };
-use meanflow::study::dataset::DIGITS_NAME;
 use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Instant;

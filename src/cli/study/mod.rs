@@ -107,9 +107,11 @@ pub struct StudyContext {
 fn parse_datasets(list: &str) -> CliResult<Vec<StudyDataset>> {
     let mut out = Vec::new();
     for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        let ds: StudyDataset = name.parse().map_err(|e: meanflow::data::ParseDatasetError| {
-            CliError::usage(format!("{e}; or digits"))
-        })?;
+        let ds: StudyDataset = name
+            .parse()
+            .map_err(|e: meanflow::data::ParseDatasetError| {
+                CliError::usage(format!("{e}; or digits"))
+            })?;
         out.push(ds);
     }
     if out.is_empty() {
