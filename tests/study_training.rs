@@ -13,6 +13,7 @@ use meanflow::study::curves::{
     batch_errors, conditional_velocity_variance, least_squares_slope, mean_sd, run_curves,
     CurveSettings, CurvesResult, EvalSet,
 };
+use meanflow::study::dataset::StudyDataset;
 use meanflow::study::fixture::{FixtureSettings, ModelCache};
 use meanflow::study::identity::{identity_check, integrate_back, IdentitySettings};
 use ndarray::{array, Array2, ArrayView2};
@@ -81,7 +82,9 @@ fn rk4_back_integration_matches_closed_forms() {
 #[test]
 fn rk4_agrees_with_the_euler_flow_sampler_on_a_trained_model() {
     let mut cache = ModelCache::new(FixtureSettings::quick(1));
-    let m = cache.get(&ToyDataset::TwoMoons, LossPreset::Imf).clone();
+    let m = cache
+        .get(&ToyDataset::TwoMoons.into(), LossPreset::Imf)
+        .clone();
     let z1 = noise::<f64>(64, 2, &mut Rng::seed_from_u64(3));
     let mut eval = Evaluator::new(m.config.model, &m.trained);
     let mut v = |z: ArrayView2<f64>, tau: f64| eval.velocity(z, tau);
@@ -110,7 +113,7 @@ fn a_constant_model_satisfies_the_identity_exactly() {
         &cfg,
         &params,
         pool.view(),
-        &ToyDataset::TwoMoons,
+        &ToyDataset::TwoMoons.into(),
         &IdentitySettings::quick(),
         0,
     );
@@ -131,6 +134,37 @@ fn a_constant_model_satisfies_the_identity_exactly() {
     }
 }
 
+/// On the 64-D digits the identity check runs on the training pool and compares with the 300
+/// held-out rows; a constant model satisfies the identity there too.
+#[test]
+fn the_identity_check_runs_on_the_digits() {
+    let digits = StudyDataset::Digits;
+    let cfg = model(64);
+    let mut params = MlpParams::<f64>::init(&cfg, &mut Rng::seed_from_u64(1));
+    params.u_head.weight.fill(0.0);
+    params.u_head.bias.fill(0.25);
+    let pool = digits.pool(0);
+    let settings = IdentitySettings {
+        grid: 2,
+        points: 16,
+        steps_per_unit: 4,
+        check_points: 4,
+    };
+    let r = identity_check(&cfg, &params, pool.view(), &digits, &settings, 0);
+    assert_eq!(r.held_out.dim(), (300, 64));
+    assert_eq!(r.one_step.dim(), (16, 64));
+    for c in &r.cells {
+        assert!(c.residual < 1e-28, "{c:?}");
+    }
+    assert!(r.mean_distance < 1e-13);
+    // The floor: 16 training rows against the held-out rows, finite and above 0.
+    assert!(r.sw1_floor > 0.0 && r.sw1_floor.is_finite());
+    assert!(
+        r.sw1_one_step > r.sw1_floor,
+        "a constant shift is not the data"
+    );
+}
+
 /// A random (untrained) model is not self-consistent: its residuals stand far above the
 /// integration error, which the halving check keeps tiny.
 #[test]
@@ -142,7 +176,7 @@ fn an_untrained_model_violates_the_identity_well_above_the_integration_error() {
         &cfg,
         &params,
         pool.view(),
-        &ToyDataset::TwoMoons,
+        &ToyDataset::TwoMoons.into(),
         &IdentitySettings::quick(),
         0,
     );
@@ -253,7 +287,7 @@ fn the_eval_set_is_reproducible() {
 #[test]
 fn quick_identity_on_a_trained_fixture_model() {
     let mut cache = ModelCache::new(FixtureSettings::quick(2));
-    let ds = ToyDataset::TwoMoons;
+    let ds = StudyDataset::Toy(ToyDataset::TwoMoons);
     let m = cache.get(&ds, LossPreset::Mf).clone();
     let r = identity_check(
         &m.config.model,

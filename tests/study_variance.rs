@@ -2,13 +2,15 @@
 //!
 //! - instrument 1's estimator (one linearisation per point, the per-sample gradient through the
 //!   Gram matrix G = J_theta J_theta^T) against `record_loss` / `loss_and_gradients` run on a
-//!   batch-1 tape for every redraw: the same tangent, JVP term, target, loss and gradient variances;
+//!   batch-1 tape for every redraw: the same tangent, JVP term, target, loss and gradient variances
+//!   (in 1, 2 and 12 dimensions: the Gram matrix from full rows of J_theta, and by layers);
 //! - with the exact average velocity u* of Gaussian data, the estimated variances against their
 //!   closed forms (study::gaussian), within 4 Monte Carlo standard errors (fixed seeds), both with
 //!   exact posterior draws and with the posterior of a finite pool;
 //! - the pool posterior against the analytic Gaussian posterior (mean and variance);
 //! - instrument 2: B tr Cov is flat in B for i.i.d. rows, and the exact gradient equals the
 //!   stop-gradient one where every row has r = t;
+//! - the 64-D digits through instrument 1 (the target variances keep their definitions);
 //! - the three `meanflow study` subcommands end to end on tiny settings (`--quick`): exit 0, every
 //!   promised file written, the summary section headed as `meanflow study` expects.
 
@@ -20,8 +22,11 @@ use meanflow::flow::model::{Conditioning, Heads, MlpParams, ModelConfig};
 use meanflow::flow::time_sampler::{TimeDistribution, TimeSampler};
 use meanflow::rng::Rng;
 use meanflow::study::conditional_variance::{
-    estimate, mean_se, AverageVelocity, MlpVelocity, PointVariance, Quantity,
+    estimate, mean_se, run_variance, AverageVelocity, MlpVelocity, PointVariance, Quantity,
+    VarianceSettings, DIRECT_GRAM_MAX_DIM,
 };
+use meanflow::study::dataset::StudyDataset;
+use meanflow::study::fixture::{FixtureSettings, ModelCache};
 use meanflow::study::gaussian::GaussianFlow;
 use meanflow::study::gradient_noise::{exact_angle, minibatch_noise};
 use meanflow::study::posterior::{draw_points, gaussian_posterior, pool_weights, DataSource};
@@ -61,7 +66,9 @@ fn close(a: f64, b: f64, scale: f64) -> bool {
 
 #[test]
 fn estimator_equals_the_loss_on_batch_one_tapes() {
-    for dim in [1, 2] {
+    // 12 > DIRECT_GRAM_MAX_DIM: the Gram matrix by layers, against the full per-redraw gradients.
+    const { assert!(DIRECT_GRAM_MAX_DIM < 12) };
+    for dim in [1, 2, 12] {
         let model = small_model(dim);
         let params = MlpParams::<f64>::init(&model, &mut Rng::seed_from_u64(11));
         let pool = ToyDataset::Gaussian { sigma: 1.0, dim }.sample(500, &mut Rng::seed_from_u64(1));
@@ -365,9 +372,14 @@ fn mlp_gram_trace_is_the_squared_parameter_jacobian() {
 const BIN: &str = env!("CARGO_BIN_EXE_meanflow");
 
 fn run_instrument(name: &str, datasets: &str) -> std::path::PathBuf {
+    run_instrument_in(name, name, datasets)
+}
+
+/// `meanflow study <name> --quick` into `study-variance/<folder>` (one folder per test).
+fn run_instrument_in(folder: &str, name: &str, datasets: &str) -> std::path::PathBuf {
     let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
         .join("study-variance")
-        .join(name);
+        .join(folder);
     let _ = std::fs::remove_dir_all(&out);
     let status = std::process::Command::new(BIN)
         .args(["study", name, "--quick", "--datasets", datasets, "--out"])
@@ -470,4 +482,121 @@ fn study_gaussian_quick_writes_its_files() {
     };
     assert!((ratio_of("gaussian_narrow,") - 0.601_324_377).abs() < 1e-8);
     assert!((ratio_of("gaussian_wide,") - 3.429_073_862).abs() < 1e-8);
+}
+
+/// The 64-D digits through instrument 1 end to end, at a tiny size: the shared models train on
+/// the 1497 training rows in model units, the posterior redraws are training rows, and the
+/// estimates keep their definitions in 64-D: iMF's target variance is tr Var[v_c | z_t] itself
+/// (the same at every parameter set), MF's is tr Var[(I - (t - r) J) v_c | z_t] with J the
+/// model's own Jacobian, and the report's ratio is the one of their means.
+#[test]
+fn the_digits_go_through_instrument_1() {
+    let fixture = FixtureSettings {
+        steps: 20,
+        ..FixtureSettings::quick(2)
+    };
+    let mut models = ModelCache::with_digits(FixtureSettings::quick(2), fixture);
+    let settings = VarianceSettings {
+        points: 2,
+        digits_points: 24,
+        draws: 6,
+        betas: vec![0.0, 1.0],
+        bins: 2,
+    };
+    let digits = StudyDataset::Digits;
+    let results = run_variance(&[digits], &mut models, &settings, 5, 1);
+    let mf = models.get(&digits, LossPreset::Mf).clone();
+    assert_eq!(mf.config.model.dim, 64);
+    assert_eq!(mf.data, digits.pool(0), "the pool is the training split");
+    let res = &results[0];
+    assert_eq!(res.name, "digits");
+    assert_eq!(res.draws.z.dim(), (24, 64), "digits_points, not points");
+    assert_eq!(res.draws.x.dim(), (24, 6, 64));
+    // Every redraw is a training row.
+    let first = res.draws.x.slice(ndarray::s![0, 0, ..]);
+    assert!(mf.data.rows().into_iter().any(|row| row == first));
+    let labels: Vec<&str> = res.params.iter().map(|p| p.label).collect();
+    assert_eq!(labels, vec!["initial", "mf", "imf"]);
+
+    // tr Var[v_c | z_t] per point, from the draws alone.
+    let v_c_var: Vec<f64> = (0..24)
+        .map(|i| {
+            let t = res.draws.t[i];
+            let rows: Vec<Vec<f64>> = (0..6)
+                .map(|k| {
+                    (0..64)
+                        .map(|j| (res.draws.z[[i, j]] - res.draws.x[[i, k, j]]) / t)
+                        .collect()
+                })
+                .collect();
+            trace_var(&rows)
+        })
+        .collect();
+    assert!(
+        v_c_var.iter().any(|v| *v > 0.0),
+        "no point with posterior spread: {v_c_var:?}"
+    );
+    let sets = [
+        ("initial", &mf.initial),
+        ("mf", &mf.trained),
+        ("imf", &models.get(&digits, LossPreset::Imf).trained.clone()),
+    ];
+    for (label, params) in sets {
+        let imf_target = res.values(label, 1.0, Quantity::Target);
+        let mf_target = res.values(label, 0.0, Quantity::Target);
+        let gradient = res.values(label, 0.0, Quantity::Gradient);
+        assert_eq!(imf_target.len(), 24);
+        for i in 0..24 {
+            assert!(close(imf_target[i], v_c_var[i], 1e-12), "{label} point {i}");
+            assert!(mf_target[i].is_finite() && mf_target[i] >= 0.0);
+            assert!(gradient[i].is_finite() && gradient[i] >= 0.0);
+        }
+        // MF's target: (I - h J) v_c up to a constant, with J from the model's linearisation.
+        let mut velocity = MlpVelocity::new(mf.config.model, params);
+        let lin = velocity.linearize(res.draws.z.view(), &res.draws.r, &res.draws.t);
+        for (i, &mf_target_i) in mf_target.iter().enumerate() {
+            let (t, h) = (res.draws.t[i], res.draws.t[i] - res.draws.r[i]);
+            let rows: Vec<Vec<f64>> = (0..6)
+                .map(|k| {
+                    let v: Vec<f64> = (0..64)
+                        .map(|j| (res.draws.z[[i, j]] - res.draws.x[[i, k, j]]) / t)
+                        .collect();
+                    (0..64)
+                        .map(|a| v[a] - h * (0..64).map(|b| lin.jac[[i, a, b]] * v[b]).sum::<f64>())
+                        .collect()
+                })
+                .collect();
+            assert!(
+                close(mf_target_i, trace_var(&rows), 1e-12),
+                "{label} point {i}"
+            );
+        }
+    }
+    let summaries = res.summaries();
+    for row in &summaries {
+        assert!(
+            row.target.1.mean > 0.0 && row.target.0.mean > 0.0,
+            "{row:?}"
+        );
+        assert_eq!(row.target_ratio(), row.target.0.mean / row.target.1.mean);
+        assert!(row.map_gain.mean.is_finite() && row.map_gain.mean > 0.0);
+        assert!(row.ess_median >= 1.0);
+    }
+}
+
+#[test]
+fn study_variance_quick_runs_on_the_digits() {
+    let dir = run_instrument_in("variance-digits", "variance", "two_moons,digits");
+    assert_files(
+        &dir,
+        &[
+            "averages.csv",
+            "summary.json",
+            "target_vs_gap_digits.png",
+            "beta_two_moons.png",
+        ],
+    );
+    let averages = std::fs::read_to_string(dir.join("averages.csv")).unwrap();
+    assert!(averages.contains("\ndigits,mf,0,target,"));
+    assert!(averages.contains("\ntwo_moons,imf,1,target,"));
 }

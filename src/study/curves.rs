@@ -368,7 +368,7 @@ pub fn train_run(
         threads: 1,
         ..*model
     };
-    let config = run_settings.train_config(&dataset, preset);
+    let config = run_settings.train_config(&dataset.into(), preset);
     let pool = dataset.sample(
         builtin_pool_points(dataset.dim()),
         &mut Rng::stream(seed, 2),
@@ -413,7 +413,7 @@ pub fn train_run(
                     &config.model,
                     &ema,
                     trainer.sampler.data.view(),
-                    &dataset,
+                    &dataset.into(),
                     id,
                     seed,
                 );

@@ -930,8 +930,8 @@ pub fn run_gaussian(
                 _ => unreachable!("filtered to Gaussians"),
             };
             let flow = GaussianFlow::new(sigma, dim);
-            let mf = models.get(&ds, LossPreset::Mf).clone();
-            let imf = models.get(&ds, LossPreset::Imf).clone();
+            let mf = models.get(&ds.into(), LossPreset::Mf).clone();
+            let imf = models.get(&ds.into(), LossPreset::Imf).clone();
             let mut rng = Rng::stream(seed, stream_index(7, &ds.name()));
             let errors = [("mf", &mf), ("imf", &imf)]
                 .into_iter()

@@ -21,10 +21,10 @@
 //! (`exact = true`: the gradient also flows through dudt, reverse over forward):
 //! cos = <g_sg, g_exact> / (|g_sg| |g_exact|), averaged over minibatches, and |g_exact| / |g_sg|.
 
+use super::dataset::StudyDataset;
 use super::fixture::{ModelCache, TrainedModel};
 use super::{parallel_map, stream_index};
 use crate::autodiff::tape::Tape;
-use crate::data::ToyDataset;
 use crate::flow::loss::{loss_and_gradients, Batch, LossConfig, LossPreset};
 use crate::flow::model::{MlpParams, ModelConfig};
 use crate::flow::time_sampler::TimeSampler;
@@ -438,7 +438,7 @@ pub struct GradientNoiseResult {
 /// One seed per batch size, shared by every loss and parameter set: common random numbers (the
 /// same rows, noise and times), so that the differences between losses are not sampling noise.
 pub fn run_gradient_noise(
-    datasets: &[ToyDataset],
+    datasets: &[StudyDataset],
     models: &mut ModelCache,
     settings: &NoiseSettings,
     seed: u64,
@@ -504,7 +504,7 @@ impl GradientNoiseResult {
     /// Per-sample noise MF / iMF, B tr Cov\[g_MF\] / B tr Cov\[g_iMF\] (each loss with its own time
     /// sampler) at batch size `batch`, for every
     /// (dataset, parameter set) with both, as ("dataset/params", ratio).
-    pub fn mf_imf_ratios(&self, datasets: &[ToyDataset], batch: usize) -> Vec<(String, f64)> {
+    pub fn mf_imf_ratios(&self, datasets: &[StudyDataset], batch: usize) -> Vec<(String, f64)> {
         let mut ratios = Vec::new();
         for ds in datasets {
             let name = ds.name();
@@ -659,7 +659,7 @@ mod tests {
             Some(1.0)
         );
         assert!(result.noise_at("toy", "imf", "mf", 8).is_none());
-        let toy = ToyDataset::Gaussian { sigma: 1.0, dim: 1 };
+        let toy = StudyDataset::Toy(crate::data::ToyDataset::Gaussian { sigma: 1.0, dim: 1 });
         // The rows say "toy"; only the name matters.
         assert!(result.mf_imf_ratios(&[toy], 32).is_empty());
         let named = GradientNoiseResult {

@@ -23,14 +23,14 @@
 //! noise. Both are compared (mean distance) and measured against held-out data (sliced W1).
 
 use super::curves::PRESETS;
+use super::dataset::StudyDataset;
 use super::fixture::ModelCache;
 use super::parallel_map;
-use crate::data::ToyDataset;
 use crate::flow::loss::LossPreset;
 use crate::flow::model::{MlpParams, ModelConfig};
 use crate::flow::sampling::Evaluator;
 use crate::rng::Rng;
-use crate::verify::metrics::{sliced_wasserstein1, toy_floor, Metric};
+use crate::verify::metrics::sliced_wasserstein1;
 use ndarray::{s, Array2, ArrayView2, Axis};
 use serde::Serialize;
 
@@ -223,12 +223,13 @@ impl IdentityResult {
 }
 
 /// Measures the identity for the model `params`, with states drawn from the data `pool` and
-/// held-out data from `dataset`.
+/// held-out data from `dataset` ([`StudyDataset::held_out`]: a toy's `points` fresh draws, the
+/// digits' 300 held-out rows).
 pub fn identity_check(
     model: &ModelConfig,
     params: &MlpParams<f64>,
     pool: ArrayView2<f64>,
-    dataset: &ToyDataset,
+    dataset: &StudyDataset,
     settings: &IdentitySettings,
     seed: u64,
 ) -> IdentityResult {
@@ -281,7 +282,7 @@ pub fn identity_check(
         }
     }
     cells.sort_by(|a, b| a.t.total_cmp(&b.t).then(a.r.total_cmp(&b.r)));
-    let held_out = dataset.sample(n, &mut Rng::stream(seed, STREAM_HELD_OUT));
+    let held_out = dataset.held_out(n, &mut Rng::stream(seed, STREAM_HELD_OUT));
     let distances = (&one_step - &ode).mapv(|x| x * x).sum_axis(Axis(1));
     IdentityResult {
         settings: *settings,
@@ -290,7 +291,7 @@ pub fn identity_check(
         ode_rms: mean_sq_diff(ode.view(), Array2::zeros((n, d)).view()).sqrt(),
         sw1_one_step: sliced_wasserstein1(one_step.view(), held_out.view()),
         sw1_ode: sliced_wasserstein1(ode.view(), held_out.view()),
-        sw1_floor: toy_floor(Metric::SlicedW1, dataset, n, 1, seed),
+        sw1_floor: dataset.sw1_floor(n, seed),
         one_step,
         ode,
         held_out,
@@ -318,7 +319,7 @@ pub struct ModelIdentity {
 
 impl ModelIdentity {
     /// Summarises one [`identity_check`].
-    pub fn new(dataset: &ToyDataset, preset: LossPreset, result: IdentityResult) -> Self {
+    pub fn new(dataset: &StudyDataset, preset: LossPreset, result: IdentityResult) -> Self {
         let (residual_median, residual_max) = result.residual_median_max();
         ModelIdentity {
             dataset: dataset.name(),
@@ -346,7 +347,7 @@ impl ModelIdentity {
 /// one thread; `done` is called after each model (from the worker thread). The result does not
 /// depend on `workers`.
 pub fn run_identity(
-    datasets: &[ToyDataset],
+    datasets: &[StudyDataset],
     models: &mut ModelCache,
     settings: &IdentitySettings,
     seed: u64,
@@ -495,7 +496,11 @@ mod tests {
             sw1_ode: sw1.1,
             sw1_floor: 0.01,
         };
-        ModelIdentity::new(&ToyDataset::gaussian_narrow(), loss, result)
+        ModelIdentity::new(
+            &crate::data::ToyDataset::gaussian_narrow().into(),
+            loss,
+            result,
+        )
     }
 
     #[test]

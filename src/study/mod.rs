@@ -1,6 +1,7 @@
 //! The MF vs iMF study: instruments that measure where the noise of the conditional velocity
 //! v_c = e - x enters each loss (docs/math.md derives the formulas, docs/study.md reports them).
 //!
+//! - [`dataset`]: the study's datasets, the toy generators and the 64-D digits ([`dataset::StudyDataset`]).
 //! - [`fixture`]: the trained models the instruments share (trained once per dataset and loss).
 //! - [`posterior`]: x | z_t for a dataset given by a finite sample (weights N(z_t; (1-t) x, t^2 I)).
 //! - [`conditional_variance`]: instrument 1, Var[. | z_t] of tangent, JVP term, target, loss, gradient.
@@ -15,6 +16,7 @@
 
 pub mod conditional_variance;
 pub mod curves;
+pub mod dataset;
 pub mod fixture;
 pub mod gaussian;
 pub mod gradient_noise;

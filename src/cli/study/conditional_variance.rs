@@ -15,6 +15,7 @@ use meanflow::plot::{palette, Color, Series};
 use meanflow::study::conditional_variance::{
     bin_centres, run_variance, DatasetAverages, DatasetResult, Quantity, VarianceSettings, ESS_MIN,
 };
+use meanflow::study::dataset::DIGITS_NAME;
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::path::Path;
@@ -217,13 +218,20 @@ pub fn run(context: &mut StudyContext, dir: &Path) -> CliResult<String> {
 /// The Markdown section: a table of MF / iMF ratios and what they say.
 fn summary(results: &[DatasetResult], settings: &VarianceSettings) -> String {
     let mut s = String::from("## 1. Conditional variance at fixed z_t\n\n");
+    let digits = results.iter().any(|r| r.name == DIGITS_NAME);
     let _ = writeln!(
         s,
-        "{} points z_t per dataset from the marginal ((r, t) uniform on 0 < r < t <= 1), {} posterior \
+        "{} points z_t per dataset{} from the marginal ((r, t) uniform on 0 < r < t <= 1), {} posterior \
          redraws of x each from the training pool; variances are traces (summed over coordinates), \
          averaged over z_t, +- one standard error. MF = beta 0, iMF = beta 1, evaluated at the same \
          parameters (initial, MF-trained, iMF-trained). Target = v_c - (t - r) dudt (u-form).\n",
-        settings.points, settings.draws
+        settings.points,
+        if digits {
+            format!(" ({} on the 64-D digits, in model units [-1, 1])", settings.digits_points)
+        } else {
+            String::new()
+        },
+        settings.draws
     );
     s.push_str(
         "| dataset | params | tr Var[target] MF | iMF | MF/iMF | MF/iMF at t-r > 0.5 | MF JVP term | \

@@ -21,6 +21,7 @@ use super::StudyContext;
 use crate::cli::{CliError, CliResult};
 use meanflow::plot::{heatmap, palette, Series};
 use meanflow::study::conditional_variance::bin_centres;
+use meanflow::study::dataset::toys;
 use meanflow::study::gaussian::{
     flagged, ratio_of, run_gaussian, target_pairs, worst_z, CheckRow, GaussianDataset,
     GaussianResult, GaussianSettings, ModelError, RatioRow,
@@ -38,7 +39,7 @@ pub fn run(context: &mut StudyContext, dir: &Path) -> CliResult<String> {
     };
     let t0 = Instant::now();
     let result = run_gaussian(
-        &context.datasets,
+        &toys(&context.datasets),
         &mut context.models,
         &settings,
         context.seed,

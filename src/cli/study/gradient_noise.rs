@@ -9,8 +9,8 @@
 use super::report::{chart, file_part, ratio_text, sci, timing_line, write_text};
 use super::StudyContext;
 use crate::cli::CliResult;
-use meanflow::data::ToyDataset;
 use meanflow::plot::{palette, Color, Series};
+use meanflow::study::dataset::StudyDataset;
 use meanflow::study::gradient_noise::{
     loss_rows, run_gradient_noise, AngleEstimate, GradientNoiseResult, NoiseSettings, PARAMS,
 };
@@ -185,7 +185,7 @@ fn figures(
 }
 
 fn summary(
-    datasets: &[ToyDataset],
+    datasets: &[StudyDataset],
     result: &GradientNoiseResult,
     settings: &NoiseSettings,
 ) -> String {

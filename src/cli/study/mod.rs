@@ -14,11 +14,11 @@ mod report;
 use super::{CliError, CliResult};
 use crate::cli::output::{errln, outln};
 use clap::{Args, Subcommand};
-use meanflow::data::ToyDataset;
 use meanflow::flow::loss::LossPreset;
 use meanflow::linalg::matmul::set_matmul_threads;
 use meanflow::run::folder::utc_timestamp;
-use meanflow::study::fixture::{distinct, FixtureSettings, ModelCache};
+use meanflow::study::dataset::{distinct, toys, StudyDataset};
+use meanflow::study::fixture::{FixtureSettings, ModelCache};
 use meanflow::study::gaussian::gaussians;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -37,7 +37,8 @@ pub struct StudyArgs {
     /// Tiny settings that finish in seconds (for tests and a first look)
     #[arg(long, global = true)]
     pub quick: bool,
-    /// Comma-separated built-in datasets [default: two_moons,checkerboard,gaussian_narrow,gaussian_wide]
+    /// Comma-separated built-in datasets, toys or `digits` (8x8, 64-D; not for curves and gaussian)
+    /// [default: two_moons,checkerboard,gaussian_narrow,gaussian_wide]
     #[arg(long, global = true, value_name = "NAMES")]
     pub datasets: Option<String>,
     /// Seed of every random stream
@@ -99,16 +100,18 @@ pub struct StudyContext {
     pub quick: bool,
     pub seed: u64,
     pub threads: usize,
-    pub datasets: Vec<ToyDataset>,
+    pub datasets: Vec<StudyDataset>,
     pub models: ModelCache,
 }
 
-fn parse_datasets(list: &str) -> CliResult<Vec<ToyDataset>> {
+fn parse_datasets(list: &str) -> CliResult<Vec<StudyDataset>> {
     let mut out = Vec::new();
     for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        let ds: ToyDataset = name
+        let ds: StudyDataset = name
             .parse()
-            .map_err(|e: meanflow::data::ParseDatasetError| CliError::usage(e.to_string()))?;
+            .map_err(|e: meanflow::data::ParseDatasetError| {
+                CliError::usage(format!("{e}; or digits"))
+            })?;
         out.push(ds);
     }
     if out.is_empty() {
@@ -144,17 +147,21 @@ pub fn run(args: StudyArgs) -> CliResult<i32> {
         )));
     }
     make_folder(&out)?;
-    let settings = if args.quick {
-        FixtureSettings::quick(args.seed)
+    // --quick trains the digits' models as small as the toys' (a smoke test, not a measurement).
+    let models = if args.quick {
+        ModelCache::new(FixtureSettings::quick(args.seed))
     } else {
-        FixtureSettings::standard(args.seed, 1)
+        ModelCache::with_digits(
+            FixtureSettings::standard(args.seed, 1),
+            FixtureSettings::digits(args.seed, 1),
+        )
     };
     let mut context = StudyContext {
         quick: args.quick,
         seed: args.seed,
         threads: args.threads,
         datasets,
-        models: ModelCache::new(settings),
+        models,
     };
     let instruments: Vec<Instrument> = match args.instrument {
         Some(one) => vec![one],
@@ -166,12 +173,16 @@ pub fn run(args: StudyArgs) -> CliResult<i32> {
     let mut summary = String::from("# meanflow study\n\n");
     // The instruments other than `curves` look at the same trained models: train them all now,
     // `--threads` at a time, instead of one by one as each instrument asks.
-    let mut shared: Vec<ToyDataset> = Vec::new();
+    let mut shared: Vec<StudyDataset> = Vec::new();
     if instruments.iter().any(|i| *i != Instrument::Curves) {
         shared.extend(context.datasets.iter().copied());
     }
     if instruments.contains(&Instrument::Gaussian) {
-        shared.extend(gaussians(&context.datasets));
+        shared.extend(
+            gaussians(&toys(&context.datasets))
+                .into_iter()
+                .map(StudyDataset::from),
+        );
     }
     let shared = distinct(shared);
     if !shared.is_empty() {
@@ -183,10 +194,26 @@ pub fn run(args: StudyArgs) -> CliResult<i32> {
             .prefetch(&shared, &[LossPreset::Mf, LossPreset::Imf], workers);
         let secs = t0.elapsed().as_secs_f64();
         errln!("study: shared models trained in {secs:.1} s");
+        let fixture = |f: FixtureSettings| {
+            format!(
+                "MLP {} x {}, batch {}, {} steps",
+                f.depth, f.width, f.batch, f.steps
+            )
+        };
+        let mut sizes = Vec::new();
+        if shared.iter().any(|d| d.toy().is_some()) {
+            sizes.push(fixture(context.models.settings));
+        }
+        if shared.contains(&StudyDataset::Digits) {
+            sizes.push(format!(
+                "digits: {}",
+                fixture(context.models.digits_settings)
+            ));
+        }
         summary.push_str(&format!(
-            "Shared models: MF and iMF on {} datasets, {} steps each, trained in {secs:.1} s.\n\n",
+            "Shared models: MF and iMF on {} datasets ({}), trained in {secs:.1} s.\n\n",
             shared.len(),
-            context.models.settings.steps
+            sizes.join("; ")
         ));
     }
     for instrument in instruments {
