@@ -8,10 +8,12 @@
 #   mf       --loss mf, no guidance
 #   mf-cfg   --loss mf --guidance target:W (MF's guidance in the target), W the best of
 #            MF_SCALES on seed 0 by 1-step Fréchet distance
-#   imf      --loss imf --guidance input:2 (iMF's guidance as an input), sampled at w = 1 and at
-#            the best of SCALES by mean 1-step Fréchet distance
-#   fm       the flow-matching baseline: imf with every row r = t (--frac-equal 1), guidance as an
-#            input (input:2), sampled by 1 and 2 (and 100) Euler steps of the velocity u(z, t, t)
+#   imf      --loss imf, no guidance
+#   imf-cfg  --loss imf --guidance input:2 --p 1 --c 0.01 (iMF's guidance as an input, with the
+#            official adaptive weight: at p = 0 this target diverged, see src/flow/guidance.rs),
+#            sampled at w = 1 and at the best of SCALES by mean Fréchet distance
+#   fm       the flow-matching baseline: imf-cfg with every row r = t (--frac-equal 1), sampled by
+#            1 and 2 (and 100) Euler steps of the velocity u(z, t, t)
 #
 #   scripts/quality_digits.sh [OUT_DIR]      (default runs/quality-digits)
 #
@@ -66,8 +68,9 @@ parallel() { # runs "name seed flags..." lines JOBS at a time
   for w in $MF_SCALES; do echo "mf-cfg$w 0 --loss mf --guidance target:$w"; done
   for seed in $SEEDS; do
     echo "mf $seed --loss mf"
-    echo "imf $seed --loss imf --guidance input:2"
-    echo "fm $seed --loss imf --frac-equal 1 --guidance input:2"
+    echo "imf $seed --loss imf"
+    echo "imf-cfg $seed --loss imf --guidance input:2 --p 1 --c 0.01"
+    echo "fm $seed --loss imf --frac-equal 1 --guidance input:2 --p 1 --c 0.01"
   done
 } | parallel
 best_mf=""
@@ -93,8 +96,9 @@ for seed in $SEEDS; do
   for k in 1 2; do
     score mf "$seed" "mf-${k}step" --steps "$k"
     score mf-cfg "$seed" "mf-cfg-${k}step" --steps "$k"
+    score imf "$seed" "imf-${k}step" --steps "$k"
     for w in $SCALES; do
-      score imf "$seed" "imf-${k}step-w$w" --steps "$k" --guidance "$w"
+      score imf-cfg "$seed" "imf-cfg-${k}step-w$w" --steps "$k" --guidance "$w"
       score fm "$seed" "fm-${k}euler-w$w" --euler "$k" --guidance "$w"
     done
   done
@@ -124,15 +128,17 @@ print("|---|---|---|---|---|---|")
 for k in (1, 2):
     lines = [("MF", "off", "mf", f"mf-{k}step"),
              ("MF", f"target, w = {best_mf}", "mf-cfg", f"mf-cfg-{k}step")]
-    w_imf = best("imf", f"imf-{k}step")
-    lines += [("iMF", "w = 1", "imf", f"imf-{k}step-w1"), ("iMF", f"input, w = {w_imf}", "imf", f"imf-{k}step-w{w_imf}")]
+    w_imf = best("imf-cfg", f"imf-cfg-{k}step")
+    lines += [("iMF", "off", "imf", f"imf-{k}step"),
+              ("iMF", "input, w = 1", "imf-cfg", f"imf-cfg-{k}step-w1"),
+              ("iMF", f"input, w = {w_imf}", "imf-cfg", f"imf-cfg-{k}step-w{w_imf}")]
     w_fm = best("fm", f"fm-{k}euler")
-    lines += [("FM (Euler)", "w = 1", "fm", f"fm-{k}euler-w1"), ("FM (Euler)", f"input, w = {w_fm}", "fm", f"fm-{k}euler-w{w_fm}")]
+    lines += [("FM (Euler)", "input, w = 1", "fm", f"fm-{k}euler-w1"), ("FM (Euler)", f"input, w = {w_fm}", "fm", f"fm-{k}euler-w{w_fm}")]
     for name, g, method, label in lines:
         c, _ = cell(method, label)
         print(f"| {name} | {g} | {k} | {c[0]} | {c[1]} | {c[2]} |")
 w_fm = best("fm", "fm-100euler")
-for name, g, label in (("FM (Euler)", "w = 1", "fm-100euler-w1"), ("FM (Euler)", f"input, w = {w_fm}", f"fm-100euler-w{w_fm}")):
+for name, g, label in (("FM (Euler)", "input, w = 1", "fm-100euler-w1"), ("FM (Euler)", f"input, w = {w_fm}", f"fm-100euler-w{w_fm}")):
     c, _ = cell("fm", label)
     print(f"| {name} | {g} | 100 | {c[0]} | {c[1]} | {c[2]} |")
 PY
