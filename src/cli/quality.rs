@@ -9,7 +9,7 @@
 
 use super::common::{check_not_an_input, write_json};
 use super::output::outln;
-use super::sample::{class_blocks, generate, guidance_scale, Method};
+use super::sample::{class_blocks, generate, guidance_scale, Method, MethodArgs};
 use super::{CliError, CliResult};
 use clap::Args;
 use meanflow::flow::sampling::Conditions;
@@ -23,17 +23,8 @@ pub struct QualityArgs {
     /// Checkpoint of a model trained on the digits (`--dataset digits`)
     #[arg(long, value_name = "FILE")]
     pub checkpoint: PathBuf,
-    /// Mean-flow steps (1: one step)
-    #[arg(long, allow_negative_numbers = true, default_value_t = 1)]
-    pub steps: usize,
-    /// Instead: the flow-matching baseline, K Euler steps of the velocity u(z, t, t)
-    #[arg(
-        long,
-        allow_negative_numbers = true,
-        value_name = "K",
-        conflicts_with = "steps"
-    )]
-    pub euler: Option<usize>,
+    #[command(flatten)]
+    pub method: MethodArgs,
     /// Guidance scale W >= 1 (a model trained with --guidance input:WMAX) [default: 1]
     #[arg(long, allow_hyphen_values = true, value_name = "W")]
     pub guidance: Option<f64>,
@@ -72,16 +63,7 @@ pub fn run(args: QualityArgs) -> CliResult<i32> {
             args.per_class
         )));
     }
-    let method = match args.euler {
-        Some(k) if k == 0 || k > 1 << 20 => {
-            return Err(CliError::usage("--euler must be between 1 and 2^20"))
-        }
-        Some(k) => Method::Euler(k),
-        None if args.steps == 0 || args.steps > 1 << 20 => {
-            return Err(CliError::usage("--steps must be between 1 and 2^20"))
-        }
-        None => Method::MeanFlow(args.steps),
-    };
+    let method = args.method.method()?;
     if let Some(json) = &args.json {
         check_not_an_input(
             json,

@@ -45,17 +45,8 @@ pub struct SampleArgs {
     /// Number of samples
     #[arg(long, allow_negative_numbers = true, default_value_t = 1000)]
     pub n: usize,
-    /// Mean-flow steps on a uniform schedule (1: one step)
-    #[arg(long, allow_negative_numbers = true, default_value_t = 1)]
-    pub steps: usize,
-    /// Instead: the flow-matching baseline, K Euler steps of the velocity u(z, t, t)
-    #[arg(
-        long,
-        allow_negative_numbers = true,
-        value_name = "K",
-        conflicts_with = "steps"
-    )]
-    pub euler: Option<usize>,
+    #[command(flatten)]
+    pub method: MethodArgs,
     /// Use the EMA weights (the default when the checkpoint has them; an error when it has none)
     #[arg(long, conflicts_with = "raw")]
     pub ema: bool,
@@ -152,6 +143,45 @@ pub(super) fn guidance_scale(given: Option<f64>, ck: &Checkpoint, path: &Path) -
     )))
 }
 
+/// How samples are drawn: `--steps K` mean-flow steps or `--euler K` (shared by `sample` and
+/// `quality`).
+#[derive(Args, Debug)]
+pub struct MethodArgs {
+    /// Mean-flow steps on a uniform schedule (1: one step)
+    #[arg(long, allow_negative_numbers = true, default_value_t = 1)]
+    pub steps: usize,
+    /// Instead: the flow-matching baseline, K Euler steps of the velocity u(z, t, t)
+    #[arg(
+        long,
+        allow_negative_numbers = true,
+        value_name = "K",
+        conflicts_with = "steps"
+    )]
+    pub euler: Option<usize>,
+}
+
+impl MethodArgs {
+    /// The method the flags name, each count between 1 and [`MAX_SAMPLING_STEPS`].
+    pub(super) fn method(&self) -> CliResult<Method> {
+        let (flag, k) = match self.euler {
+            Some(k) => ("--euler", k),
+            None => ("--steps", self.steps),
+        };
+        if k == 0 {
+            return Err(CliError::usage(format!("{flag} must be at least 1")));
+        }
+        if k > MAX_SAMPLING_STEPS {
+            return Err(CliError::usage(format!(
+                "{flag} must be at most {MAX_SAMPLING_STEPS}, got {k}"
+            )));
+        }
+        Ok(match self.euler {
+            Some(_) => Method::Euler(k),
+            None => Method::MeanFlow(k),
+        })
+    }
+}
+
 #[derive(Clone, Copy, Debug)]
 pub(super) enum Method {
     MeanFlow(usize),
@@ -163,23 +193,7 @@ pub fn run(args: SampleArgs) -> CliResult<i32> {
     if args.n == 0 {
         return Err(CliError::usage("--n must be at least 1"));
     }
-    let method = match args.euler {
-        Some(0) => return Err(CliError::usage("--euler must be at least 1")),
-        Some(k) if k > MAX_SAMPLING_STEPS => {
-            return Err(CliError::usage(format!(
-                "--euler must be at most {MAX_SAMPLING_STEPS}, got {k}"
-            )))
-        }
-        Some(k) => Method::Euler(k),
-        None if args.steps == 0 => return Err(CliError::usage("--steps must be at least 1")),
-        None if args.steps > MAX_SAMPLING_STEPS => {
-            return Err(CliError::usage(format!(
-                "--steps must be at most {MAX_SAMPLING_STEPS}, got {}",
-                args.steps
-            )))
-        }
-        None => Method::MeanFlow(args.steps),
-    };
+    let method = args.method.method()?;
     let format = check_point_output(&args.out, "--out")?;
     let inputs = [("--checkpoint", args.checkpoint.as_path())];
     check_not_an_input(&args.out, "--out", &inputs)?;
