@@ -266,7 +266,7 @@ pub fn run(args: SampleArgs) -> CliResult<i32> {
         args.out.display()
     );
     if let Some(png) = &args.png {
-        let title = format!("{how}, step {}", ck.step);
+        let title = format!("{how}{conditioned}, step {}", ck.step);
         if trained_on_digits(&ck) {
             let (_, held_out) = meanflow::data::digits_split();
             let grid = digit_grid(x, labels.as_deref(), &held_out);
