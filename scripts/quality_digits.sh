@@ -106,39 +106,4 @@ for seed in $SEEDS; do
 done
 echo "quality runs and scores: $(( $(date +%s) - start )) s" >&2
 
-python3 - "$OUT/quality.jsonl" "$best_mf" <<'PY'
-import json, sys, statistics as st
-rows = [json.loads(l) for l in open(sys.argv[1])]
-best_mf = sys.argv[2]
-def cell(method, label):
-    rs = [r for r in rows if r["method"] == method and r["label"] == label]
-    out = []
-    for key, fmt in (("accuracy", "{:.3f}"), ("frechet", "{:.1f}"), ("memorisation", "{:.2f}")):
-        v = [r[key] for r in rs]
-        out.append(f"{fmt.format(st.mean(v))} ({fmt.format(min(v))}-{fmt.format(max(v))})")
-    return out, st.mean(r["frechet"] for r in rs)
-def best(method, prefix):
-    scales = sorted({r["label"].split("-w")[1] for r in rows if r["method"] == method and r["label"].startswith(prefix)}, key=float)
-    return min(scales, key=lambda w: cell(method, f"{prefix}-w{w}")[1])
-floor = st.mean(r["frechet_floor"] for r in rows)
-acc = rows[0]["classifier_held_out_accuracy"]
-print(f"classifier held-out accuracy {acc:.3f}; Fréchet floor (training vs held-out digits, n = 1000) {floor:.2f}\n")
-print("| model | guidance | steps | class accuracy | Fréchet | memorisation |")
-print("|---|---|---|---|---|---|")
-for k in (1, 2):
-    lines = [("MF", "off", "mf", f"mf-{k}step"),
-             ("MF", f"target, w = {best_mf}", "mf-cfg", f"mf-cfg-{k}step")]
-    w_imf = best("imf-cfg", f"imf-cfg-{k}step")
-    lines += [("iMF", "off", "imf", f"imf-{k}step"),
-              ("iMF", "input, w = 1", "imf-cfg", f"imf-cfg-{k}step-w1"),
-              ("iMF", f"input, w = {w_imf}", "imf-cfg", f"imf-cfg-{k}step-w{w_imf}")]
-    w_fm = best("fm", f"fm-{k}euler")
-    lines += [("FM (Euler)", "input, w = 1", "fm", f"fm-{k}euler-w1"), ("FM (Euler)", f"input, w = {w_fm}", "fm", f"fm-{k}euler-w{w_fm}")]
-    for name, g, method, label in lines:
-        c, _ = cell(method, label)
-        print(f"| {name} | {g} | {k} | {c[0]} | {c[1]} | {c[2]} |")
-w_fm = best("fm", "fm-100euler")
-for name, g, label in (("FM (Euler)", "input, w = 1", "fm-100euler-w1"), ("FM (Euler)", f"input, w = {w_fm}", f"fm-100euler-w{w_fm}")):
-    c, _ = cell("fm", label)
-    print(f"| {name} | {g} | 100 | {c[0]} | {c[1]} | {c[2]} |")
-PY
+python3 scripts/quality_digits_table.py "$OUT/quality.jsonl" "$best_mf"
