@@ -185,7 +185,7 @@ impl AverageVelocity for MlpVelocity<'_> {
     /// gives row a of J_theta (every parameter, flattened); G_ab = <row a, row b>.
     ///
     /// Up to [`DIRECT_GRAM_MAX_DIM`] dimensions G is those d (d + 1) / 2 dot products over every
-    /// parameter. Above, it is the same matrix by layers ([`layered_gram`]): each layer's weight is
+    /// parameter. Above, it is the same matrix by layers (`layered_gram`): each layer's weight is
     /// used once, by a dense layer on one row h, so its gradient for output a is h^T delta_a (delta_a
     /// = the bias gradient) and G = sum over layers of (|h|^2 + 1) Delta Delta^T, with Delta the
     /// d x width matrix of the deltas: d^2 x (total width) operations instead of d^2 x parameters

@@ -4,7 +4,7 @@
 //!
 //! A conditional case adds `classes`, `class_dim`, `guidance_input`, `guidance` and `label_dropout`
 //! to the config (absent: an unconditional model, so older files load as before), the parameter
-//! `class_embed.weight`, and the batch's `batch.labels` ([B] or [B, 1], integer values 0..=C in F64,
+//! `class_embed.weight`, and the batch's `batch.labels` (\[B\] or \[B, 1\], integer values 0..=C in F64,
 //! C the null class) and `batch.scales` ([B, 1], w >= 1, with a guidance input); bad ones are
 //! refused with one line naming the file and the tensor ([`ReferenceError::BadValue`]).
 
