@@ -553,3 +553,63 @@ proptest! {
 fn elementwise_derivative_order_above_three_panics() {
     Elementwise::Tanh.derivative(4, 0.5f64);
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(CASES))]
+
+    /// A tangent other than 1 scales the derivative: f(x + s eps) = f(x) + s f'(x) eps, for every
+    /// function (a rule that multiplies by the seed's tangent in the wrong place, or divides by it,
+    /// is invisible with s = 1).
+    #[test]
+    fn any_tangent_scales_the_derivative(
+        (n, p, b, u, neg) in params(),
+        s in prop_oneof![-3.0f64..-0.2, 0.2f64..3.0],
+    ) {
+        for fun in Fun::all(n, p, b) {
+            let x = fun.domain().point(u, neg);
+            let y = fun.apply(D1::new(x, s));
+            let [f, df, _] = fun.closed_form(x);
+            let err = scaled_error(y.tangent, s * df, s.abs() * scale(&[f, df]));
+            prop_assert!(err <= CLOSED_FORM_REL_TOL,
+                "{:?}: tangent {} at x = {} with seed {}: {} expected, error {:e}",
+                fun, y.tangent, x, s, s * df, err);
+        }
+    }
+
+    /// x^p with tangents on both: d(x^p) = p x^(p-1) dx + x^p ln(x) dp, each part with its own
+    /// tangent (the exponent's part scaled by dp, not 1 / dp).
+    #[test]
+    fn powf_with_tangents_on_base_and_exponent(
+        x in 0.2f64..4.0,
+        p in -2.0f64..3.0,
+        dx in -2.0f64..2.0,
+        dp in prop_oneof![-2.0f64..-0.1, 0.1f64..2.0],
+    ) {
+        let y = D1::new(x, dx).powf(D1::new(p, dp));
+        let want = p * x.powf(p - 1.0) * dx + x.powf(p) * x.ln() * dp;
+        let err = scaled_error(y.tangent, want, scale(&[want, x.powf(p), 1.0]));
+        prop_assert!(err <= CLOSED_FORM_REL_TOL, "tangent {} expected {}", y.tangent, want);
+        prop_assert_eq!(y.value, x.powf(p));
+    }
+}
+
+/// The kinks: at exactly 0, |x| and relu(x) have derivative 0 (the documented subgradient), on
+/// either side the derivative is the side's, whatever the tangent.
+#[test]
+fn abs_and_relu_at_their_kink() {
+    for s in [1.0, -2.5, 0.3] {
+        let at_zero = D1::new(0.0, s);
+        assert_eq!(at_zero.abs().value, 0.0);
+        assert_eq!(at_zero.abs().tangent, 0.0);
+        assert_eq!(at_zero.relu().value, 0.0);
+        assert_eq!(at_zero.relu().tangent, 0.0);
+        let neg_zero = D1::new(-0.0, s);
+        assert_eq!(neg_zero.abs().tangent, 0.0);
+        assert_eq!(neg_zero.relu().tangent, 0.0);
+        for (x, abs_slope, relu_slope) in [(1e-300, 1.0, 1.0), (-1e-300, -1.0, 0.0)] {
+            let d = D1::new(x, s);
+            assert_eq!(d.abs().tangent, abs_slope * s, "abs' at {x}");
+            assert_eq!(d.relu().tangent, relu_slope * s, "relu' at {x}");
+        }
+    }
+}
