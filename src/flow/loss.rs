@@ -584,3 +584,78 @@ pub fn record_loss_and_backward<T: Float>(
         mse: tape.scalar(nodes.mse).to_f64(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::autodiff::elementwise::Elementwise;
+    use crate::flow::model::Conditioning;
+
+    fn model() -> ModelConfig {
+        ModelConfig {
+            dim: 2,
+            width: 3,
+            depth: 1,
+            activation: Elementwise::Tanh,
+            conditioning: Conditioning::Raw,
+            heads: Heads::U,
+            classes: 0,
+            class_dim: 0,
+            guidance_input: false,
+        }
+    }
+
+    /// Every preset's name parses to it and gives its documented beta and source.
+    #[test]
+    fn presets_by_name() {
+        for (name, beta, source) in [
+            ("mf", 0.0, VSource::Boundary),
+            ("imf", 1.0, VSource::Boundary),
+            ("imf-head", 1.0, VSource::Head),
+        ] {
+            let preset: LossPreset = name.parse().unwrap();
+            assert_eq!(preset.name(), name);
+            let config = LossConfig::preset(preset);
+            assert_eq!((config.beta, config.v_source), (beta, source), "{name}");
+        }
+        assert!("imff".parse::<LossPreset>().is_err());
+    }
+
+    /// A batch whose shapes do not fit is refused, naming every shape.
+    #[test]
+    #[should_panic(expected = "Batch: x (4, 2), e (4, 3), t (4, 1), r (4, 1)")]
+    fn a_misshapen_batch_is_refused() {
+        let batch = Batch::<f64>::new(
+            Array2::zeros((4, 2)),
+            Array2::zeros((4, 3)),
+            Array2::zeros((4, 1)),
+            Array2::zeros((4, 1)),
+        );
+        batch.check(&model());
+    }
+
+    #[test]
+    #[should_panic(expected = "Batch: x (3, 2), e (3, 2), t (3, 1), r (2, 1)")]
+    fn a_batch_with_too_few_times_is_refused() {
+        let batch = Batch::<f64>::new(
+            Array2::zeros((3, 2)),
+            Array2::zeros((3, 2)),
+            Array2::zeros((3, 1)),
+            Array2::zeros((2, 1)),
+        );
+        batch.check(&model());
+    }
+
+    #[test]
+    fn zeros_fit_their_model_and_report_their_length() {
+        let mut m = model();
+        m.classes = 3;
+        m.class_dim = 2;
+        m.guidance_input = true;
+        let batch = Batch::<f32>::zeros(5, &m);
+        batch.check(&m);
+        assert_eq!((batch.len(), batch.is_empty()), (5, false));
+        assert_eq!(batch.labels, vec![3; 5]);
+        assert!(Batch::<f32>::zeros(0, &model()).is_empty());
+    }
+}
