@@ -98,3 +98,48 @@ fn backward_from_an_earlier_node_ignores_later_ones() {
     );
     assert!(t.grad(bv).is_none_or(|g| g.iter().all(|&v| v == 0.0)));
 }
+
+/// The JVP-recording guard: the ops a JVP rule records compute no tangents of their own, so a
+/// forward pass with a seeded tangent records a first-order JVP only. Every tangent node has no
+/// tangent, and the pass costs a bounded number of extra nodes per op. Without the guard the
+/// rules' ops read primal nodes that carry tangents (tanh' = 1 - y^2 reads y) and would record
+/// second-order terms.
+#[test]
+fn a_jvp_records_no_second_order_terms() {
+    let x = array![[0.3, -1.2, 0.5], [1.0, 0.1, -0.4]];
+    let w = array![[0.2, -0.1, 0.7], [0.5, 0.3, -0.6]];
+    let b = array![[0.1, -0.2]];
+    let record = |seed: bool| {
+        let mut t = Tape::<f64>::new();
+        let (xv, wv, bv) = (t.constant(x.view()), t.param(w.view()), t.param(b.view()));
+        if seed {
+            let x_dot = t.constant(x.mapv(|v| 0.5 - v).view());
+            t.set_tangent(xv, x_dot);
+        }
+        let h = t.linear(xv, wv, bv);
+        let a = t.map(h, Elementwise::Tanh);
+        let s = t.square(a);
+        let m = t.mul(s, a);
+        let y = t.sum(m);
+        (t, [h, a, s, m, y])
+    };
+    let (plain, _) = record(false);
+    let (t, outputs) = record(true);
+    for v in outputs {
+        let v_dot = t
+            .tangent(v)
+            .expect("every op downstream of x has a tangent");
+        assert!(
+            t.tangent(v_dot).is_none(),
+            "the tangent of {v:?} has a tangent of its own: a second-order term was recorded"
+        );
+    }
+    // Each of the 5 ops adds at most a few rule nodes; a second-order recording would add rules
+    // of its rules.
+    let extra = t.len() - plain.len();
+    assert!(
+        extra <= 4 * outputs.len() + 1,
+        "{extra} extra nodes for the JVP of {} ops",
+        outputs.len()
+    );
+}
