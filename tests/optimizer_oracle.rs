@@ -94,13 +94,16 @@ fn max_error(actual: &MlpParams<f64>, expected: &MlpParams<f64>) -> f64 {
         .tensors()
         .zip(expected.tensors())
         .map(|(a, b)| compare(a.view(), b.view()).1)
-        .fold(0.0, |worst: f64, e| {
-            if e.is_nan() {
-                f64::NAN
-            } else {
-                worst.max(e)
-            }
-        })
+        .fold(
+            0.0,
+            |worst: f64, e| {
+                if e.is_nan() {
+                    f64::NAN
+                } else {
+                    worst.max(e)
+                }
+            },
+        )
 }
 
 /// Replays a file and returns the worst relative error of each quantity and the per-step
@@ -154,10 +157,7 @@ fn replay(name: &str) -> (Vec<(&'static str, f64)>, Vec<bool>) {
 fn adam_and_ema_match_pytorch_step_by_step() {
     for (name, warmup, decay, clip) in FILES {
         let (worst, clipped) = replay(name);
-        let report: Vec<String> = worst
-            .iter()
-            .map(|(q, e)| format!("{q} {e:.1e}"))
-            .collect();
+        let report: Vec<String> = worst.iter().map(|(q, e)| format!("{q} {e:.1e}")).collect();
         println!("{name}: worst relative errors {}", report.join(", "));
         let c = Case::load(name).meta.adam;
         assert_eq!(c.warmup_steps > 0, warmup, "{name}");
