@@ -4,6 +4,13 @@
 //! gradients are replayed through meanflow's `Adam` and `ema_update` in f64, and every parameter,
 //! first and second moment, clipped gradient and EMA after every step, the global norm and the
 //! learning rate of every step, must equal PyTorch's within `OPTIMIZER_REL_TOL`.
+//!
+//! Mutants of src/train/optim.rs this test was seen to catch (each fails at step 1 or 2 of the
+//! first file): p - step -> p + step; 1 - b1^k -> 1 + b1^k and the same for b2; the warm-up's
+//! k / warmup -> k * warmup and min(1) -> max(1); the EMA's + (1 - d) p -> - (1 - d) p;
+//! lr * wd -> lr + wd and - lr wd p -> + lr wd p; the clip guard n > clip -> n < clip or dropped;
+//! clip / n -> n / clip; 1 / sqrt(1 - b2^k) -> 1 / (1 - b2^k); b1 and b2 swapped in the moments;
+//! eps moved inside the square root; the global norm without its square root.
 
 use meanflow::flow::model::{Linear, MlpParams};
 use meanflow::io::tensor_file::TensorFile;
