@@ -12,6 +12,7 @@
 //! | f32 path vs f64 path | [`F32_REL_TOL`] 1e-4 | f32 rounding through a few layers of sums |
 //! | golden reference cases, f64 | [`GOLDEN_REL_TOL`] 1e-9 | required by the reference's contract |
 //! | dual-number derivative vs its closed form, f64 | [`CLOSED_FORM_REL_TOL`] 1e-12 | two exact formulas, only rounding |
+//! | optimiser step (AdamW, clip, EMA) vs PyTorch's, f64 | [`OPTIMIZER_REL_TOL`] 1e-12 | same formulas, only rounding order differs |
 //! | GEMM vs naive f64 triple loop, f64 / f32 | [`GEMM_F64_REL_TOL`] 1e-12, [`GEMM_F32_REL_TOL`] 1e-5 (relative to sum \|a\|\|b\|) | dot-product rounding bound k eps for k <= ~100 |
 //!
 //! Relative errors are measured against a scale: |a - b| / max(|b|_max, [`ABS_FLOOR`]), so that
@@ -46,6 +47,13 @@ pub const GOLDEN_REL_TOL: f64 = 1e-9;
 /// formulas evaluated in a few floating-point operations, so they differ only by rounding (a few
 /// ulps of the scale); 1e-12 leaves room for the products of the nested chain rule.
 pub const CLOSED_FORM_REL_TOL: f64 = 1e-12;
+/// Tolerance of meanflow's optimiser (AdamW step, global-norm clip, EMA) against PyTorch's
+/// (tests/optimizer_oracle.rs), f64, relative to each tensor's largest entry. Both evaluate the
+/// same elementwise formulas, only the rounding order differs (PyTorch decays p before the
+/// Adam step, lerps the first moment, divides by sqrt(1 - b2^k) instead of multiplying), so a
+/// few ulps per step, carried over 6 to 10 steps; 1e-12 leaves room for that and still catches any
+/// change of a formula (a sign, a bias correction, the warm-up, the decay: 1e-3 or more).
+pub const OPTIMIZER_REL_TOL: f64 = 1e-12;
 /// Tolerance of an f64 GEMM against a naive triple loop in f64, relative to the per-entry scale
 /// |alpha| sum_l |a_il| |b_lj| + |beta| |c_ij|. The classical bound for a length-k dot product is
 /// k eps times that scale: k = 70 gives ~1.6e-14, so 1e-12 covers k up to several thousand.
