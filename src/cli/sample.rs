@@ -21,7 +21,6 @@ use super::output::outln;
 use super::pictures::{self, Cloud};
 use super::{CliError, CliResult};
 use clap::Args;
-use meanflow::data::LabelledData;
 use meanflow::flow::model::{MlpParams, ModelConfig};
 use meanflow::flow::sampling::{
     noise, sample_euler_flow_under, sample_mean_flow_under, uniform_schedule, Conditions,
@@ -29,7 +28,7 @@ use meanflow::flow::sampling::{
 use meanflow::linalg::float::Float;
 use meanflow::rng::Rng;
 use meanflow::run::checkpoint::{model_units, trained_on_digits};
-use meanflow::run::pictures::{ImageGrid, GRID_COLUMNS};
+use meanflow::run::pictures::{ImageGrid, DIGITS_IMAGE_STYLE, GRID_COLUMNS};
 use meanflow::train::checkpoint::{Checkpoint, Precision};
 use ndarray::Array2;
 use std::path::{Path, PathBuf};
@@ -268,8 +267,7 @@ pub fn run(args: SampleArgs) -> CliResult<i32> {
     if let Some(png) = &args.png {
         let title = format!("{how}{conditioned}, step {}", ck.step);
         if trained_on_digits(&ck) {
-            let (_, held_out) = meanflow::data::digits_split();
-            let grid = digit_grid(x, labels.as_deref(), &held_out);
+            let grid = digit_grid(x, labels.as_deref());
             grid.write(png, &title, "samples")
                 .map_err(|e| CliError::failed(format!("{}: {e}", png.display())))?;
             outln!("wrote {}", png.display());
@@ -286,43 +284,18 @@ pub fn run(args: SampleArgs) -> CliResult<i32> {
 }
 
 /// The samples of a digits model as images, ten per row, beside real held-out digits: of the
-/// class of the row's first sample for a conditional model, else the first held-out digits.
-fn digit_grid(
-    samples: Array2<f64>,
-    labels: Option<&[usize]>,
-    held_out: &LabelledData,
-) -> ImageGrid {
+/// class of the row's first sample for a conditional model, else the held-out digits in order.
+fn digit_grid(samples: Array2<f64>, labels: Option<&[usize]>) -> ImageGrid {
+    let (_, held_out) = meanflow::data::digits_split();
     let rows = samples.nrows().div_ceil(GRID_COLUMNS);
-    let dim = samples.ncols();
-    let mut data = Array2::from_elem((rows * GRID_COLUMNS, dim), f64::NAN);
-    let mut row_labels = Vec::new();
-    for row in 0..rows {
-        let class = labels.map(|l| l[row * GRID_COLUMNS]);
-        let mut picked =
-            (0..held_out.len()).filter(|&i| class.is_none_or(|c| held_out.labels[i] == c));
-        let skip = if class.is_none() {
-            row * GRID_COLUMNS
-        } else {
-            0
-        };
-        for (slot, i) in picked.by_ref().skip(skip).take(GRID_COLUMNS).enumerate() {
-            data.row_mut(row * GRID_COLUMNS + slot)
-                .assign(&held_out.points.row(i));
-        }
-        if let Some(c) = class {
-            row_labels.push(c.to_string());
-        }
-    }
-    ImageGrid {
+    let row_classes: Vec<Option<usize>> = (0..rows)
+        .map(|row| labels.map(|l| l[row * GRID_COLUMNS]))
+        .collect();
+    ImageGrid::beside_real(
         samples,
-        data,
-        rows,
-        row_labels,
-        style: meanflow::plot::ImageStyle {
-            height: 8,
-            width: 8,
-            paper: 0.0,
-            ink: 16.0,
-        },
-    }
+        held_out.points.view(),
+        &held_out.labels,
+        &row_classes,
+        DIGITS_IMAGE_STYLE,
+    )
 }

@@ -14,7 +14,7 @@ use crate::run::dataset::DataSource;
 use crate::run::evaluation::FinalSamples;
 use crate::run::folder::{LOSS_PNG, METRICS_FILE, SAMPLES_PNG};
 use crate::run::metrics_log::LossCurves;
-use ndarray::{Array2, ArrayView2, Axis};
+use ndarray::{Array2, ArrayView2};
 use std::path::{Path, PathBuf};
 
 /// The random stream of the noise of a run's image grid.
@@ -55,41 +55,67 @@ impl ImageGrid {
     }
 }
 
-/// The grey scale of images of `source` (the digits: 8 x 8, 0 white to 16 black); None for data
+/// The digits' grey scale: 8 x 8 pixels, 0 white to 16 black.
+pub const DIGITS_IMAGE_STYLE: ImageStyle = ImageStyle {
+    height: 8,
+    width: 8,
+    paper: 0.0,
+    ink: 16.0,
+};
+
+/// The grey scale of images of `source` ([`DIGITS_IMAGE_STYLE`] for the digits); None for data
 /// that are not images.
 pub fn image_style(source: &DataSource) -> Option<ImageStyle> {
-    matches!(source, DataSource::Digits).then_some(ImageStyle {
-        height: 8,
-        width: 8,
-        paper: 0.0,
-        ink: 16.0,
-    })
+    matches!(source, DataSource::Digits).then_some(DIGITS_IMAGE_STYLE)
 }
 
-/// The first [`GRID_COLUMNS`] points of each class among `points` (blank rows where a class has
-/// fewer), classes 0..`classes` in order; without labels, the first rows of points.
-fn real_rows(points: ArrayView2<f64>, labels: &[usize], classes: usize) -> Array2<f64> {
-    let dim = points.ncols();
-    if labels.is_empty() {
-        let n = points.nrows().min(GRID_COLUMNS * GRID_COLUMNS);
-        return points.slice(ndarray::s![..n, ..]).to_owned();
-    }
-    let mut out = Array2::from_elem((classes * GRID_COLUMNS, dim), f64::NAN);
-    for class in 0..classes {
-        let rows = labels.iter().enumerate().filter(|&(_, &c)| c == class);
-        for (slot, (i, _)) in rows.take(GRID_COLUMNS).enumerate() {
-            out.row_mut(class * GRID_COLUMNS + slot)
-                .assign(&points.row(i));
+impl ImageGrid {
+    /// `samples` ([`GRID_COLUMNS`] per grid row) beside real images from `points` / `labels`:
+    /// for a grid row of class c (`row_classes[r] = Some(c)`) the first [`GRID_COLUMNS`] points of
+    /// class c, for a row without a class the next [`GRID_COLUMNS`] points in order; blank (NaN)
+    /// where there are fewer. Rows with a class are labelled with it.
+    pub fn beside_real(
+        samples: Array2<f64>,
+        points: ArrayView2<f64>,
+        labels: &[usize],
+        row_classes: &[Option<usize>],
+        style: ImageStyle,
+    ) -> Self {
+        let rows = row_classes.len();
+        let mut data = Array2::from_elem((rows * GRID_COLUMNS, points.ncols()), f64::NAN);
+        for (row, class) in row_classes.iter().enumerate() {
+            let picked: Vec<usize> = match *class {
+                Some(c) => (0..labels.len())
+                    .filter(|&i| labels[i] == c)
+                    .take(GRID_COLUMNS)
+                    .collect(),
+                None => (row * GRID_COLUMNS..points.nrows())
+                    .take(GRID_COLUMNS)
+                    .collect(),
+            };
+            for (slot, i) in picked.into_iter().enumerate() {
+                data.row_mut(row * GRID_COLUMNS + slot)
+                    .assign(&points.row(i));
+            }
+        }
+        ImageGrid {
+            samples,
+            data,
+            rows,
+            row_labels: row_classes
+                .iter()
+                .flatten()
+                .map(|c| c.to_string())
+                .collect(),
+            style,
         }
     }
-    out
 }
 
 /// The image grid of a model of image data: 1-step samples from a fixed noise (stream
-/// [`STREAM_GRID_NOISE`] of `seed`), [`GRID_COLUMNS`] per class for a conditional model at guidance
-/// scale `guidance` (ten rows of unconditional samples otherwise), in the data's units, beside
-/// real images from `points` / `labels`. None when `source` is not image data.
-#[allow(clippy::too_many_arguments)]
+/// [`STREAM_GRID_NOISE`] of `seed`), [`GRID_COLUMNS`] of each class in order for a conditional
+/// model (w = 1), ten rows of unconditional samples otherwise, in the data's units, beside real
+/// images from `points` / `labels`. None when `source` is not image data.
 pub fn image_grid<T: Float>(
     source: &DataSource,
     model: ModelConfig,
@@ -97,28 +123,21 @@ pub fn image_grid<T: Float>(
     points: ArrayView2<f64>,
     labels: &[usize],
     seed: u64,
-    classes: Option<&[usize]>,
-    guidance: f64,
 ) -> Option<ImageGrid> {
     let style = image_style(source)?;
-    let all: Vec<usize> = (0..model.classes).collect();
-    let shown = classes.unwrap_or(&all);
-    let (rows, conditions, row_labels) = if model.classes > 0 {
-        let per_row: Vec<usize> = shown
-            .iter()
-            .flat_map(|&c| std::iter::repeat_n(c, GRID_COLUMNS))
+    let (row_classes, conditions): (Vec<Option<usize>>, _) = if model.classes > 0 {
+        let per_sample = (0..model.classes)
+            .flat_map(|c| std::iter::repeat_n(c, GRID_COLUMNS))
             .collect();
-        let row_labels = shown.iter().map(|c| c.to_string()).collect();
         (
-            shown.len(),
-            Conditions::classes(per_row, guidance),
-            row_labels,
+            (0..model.classes).map(Some).collect(),
+            Conditions::classes(per_sample, 1.0),
         )
     } else {
-        (GRID_COLUMNS, Conditions::none(), Vec::new())
+        (vec![None; GRID_COLUMNS], Conditions::none())
     };
     let z = noise::<f64>(
-        rows * GRID_COLUMNS,
+        row_classes.len() * GRID_COLUMNS,
         model.dim,
         &mut Rng::stream(seed, STREAM_GRID_NOISE),
     );
@@ -131,23 +150,13 @@ pub fn image_grid<T: Float>(
     )
     .mapv(|x| x.to_f64());
     let samples = source.units().to_data(samples.view());
-    let data = if model.classes > 0 {
-        let real = real_rows(points, labels, model.classes);
-        let picked: Vec<usize> = shown
-            .iter()
-            .flat_map(|&c| (0..GRID_COLUMNS).map(move |k| c * GRID_COLUMNS + k))
-            .collect();
-        real.select(Axis(0), &picked)
-    } else {
-        real_rows(points, &[], 0)
-    };
-    Some(ImageGrid {
+    Some(ImageGrid::beside_real(
         samples,
-        data,
-        rows,
-        row_labels,
+        points,
+        labels,
+        &row_classes,
         style,
-    })
+    ))
 }
 
 /// A picture that could not be written; one line naming the file.

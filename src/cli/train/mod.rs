@@ -297,8 +297,6 @@ impl<T: Float> Summary<'_, T> {
             self.evaluation.held_out().view(),
             self.held_out_labels,
             plan.config.seed,
-            None,
-            1.0,
         );
         let pictures = write_run_pictures(&plan.folder, &title, &samples, grid.as_ref())
             .map_err(|e| CliError::failed(e.to_string()))?;
