@@ -48,6 +48,7 @@ use crate::autodiff::tape::{Tape, Var};
 use crate::flow::loss::{LossConfig, LossPreset};
 use crate::flow::model::{Linear, MlpParams, ModelConfig, ParamVars, TapeModel};
 use crate::rng::Rng;
+use crate::verify::metrics::median;
 use ndarray::{s, Array2, Array3, ArrayView2, Axis};
 use serde::Serialize;
 
@@ -584,21 +585,6 @@ pub fn bin_centres(lo: f64, hi: f64, bins: usize) -> Vec<f64> {
     (0..bins)
         .map(|b| lo + (b as f64 + 0.5) * (hi - lo) / bins as f64)
         .collect()
-}
-
-/// The median of the finite values (NaN if none).
-pub fn median(values: impl IntoIterator<Item = f64>) -> f64 {
-    let mut v: Vec<f64> = values.into_iter().filter(|x| !x.is_nan()).collect();
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v.sort_by(f64::total_cmp);
-    let m = v.len() / 2;
-    if v.len() % 2 == 1 {
-        v[m]
-    } else {
-        0.5 * (v[m - 1] + v[m])
-    }
 }
 
 // ----- the instrument: settings, the runs on the shared models, and what the report shows -----

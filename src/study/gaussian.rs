@@ -38,8 +38,8 @@
 //! [0, 1]), 0.9 for s = 3 (wide: sigma_t shrinks on almost all of it).
 
 use super::conditional_variance::{
-    bin_centres, binned, estimate, mean_se, median, AverageVelocity, BetaVariances, Linearization,
-    MeanSe, MlpVelocity, Quantity, VarianceSettings,
+    bin_centres, binned, estimate, mean_se, AverageVelocity, BetaVariances, Linearization, MeanSe,
+    MlpVelocity, Quantity, VarianceSettings,
 };
 use super::fixture::{ModelCache, TrainedModel};
 use super::posterior::{draw_points, DataSource, PosteriorDraws};
@@ -51,6 +51,7 @@ use crate::flow::model::{MlpParams, ModelConfig};
 use crate::flow::sampling::Evaluator;
 use crate::rng::Rng;
 use crate::train::builtin_pool_points;
+use crate::verify::metrics::median;
 use ndarray::{Array2, Array3, ArrayView2};
 use serde::Serialize;
 use std::f64::consts::PI;

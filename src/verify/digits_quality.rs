@@ -17,6 +17,7 @@
 use crate::data::{digits_split, LabelledData};
 use crate::verify::classifier::{self, Classifier, ClassifierConfig};
 use crate::verify::frechet::frechet_distance;
+use crate::verify::metrics::median;
 use ndarray::{ArrayView2, Axis};
 
 /// The classifier's seed.
@@ -63,19 +64,6 @@ fn nearest_distances(points: ArrayView2<f64>, train: ArrayView2<f64>) -> Vec<f64
                 .sqrt()
         })
         .collect()
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    let n = values.len();
-    if n == 0 {
-        return f64::NAN;
-    }
-    if n % 2 == 1 {
-        values[n / 2]
-    } else {
-        0.5 * (values[n / 2 - 1] + values[n / 2])
-    }
 }
 
 impl DigitsJudge {

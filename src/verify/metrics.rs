@@ -375,6 +375,22 @@ pub fn gaussian_energy_distance(sigma_a: f64, sigma_b: f64, dim: usize) -> f64 {
         * (2.0 * sigma_a.hypot(sigma_b) - std::f64::consts::SQRT_2 * (sigma_a + sigma_b))
 }
 
+/// The median of the values that are not NaN (NaN if none): the mean of the two middle ones for
+/// an even count.
+pub fn median(values: impl IntoIterator<Item = f64>) -> f64 {
+    let mut v: Vec<f64> = values.into_iter().filter(|x| !x.is_nan()).collect();
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    let m = v.len() / 2;
+    if v.len() % 2 == 1 {
+        v[m]
+    } else {
+        0.5 * (v[m - 1] + v[m])
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
