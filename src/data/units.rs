@@ -25,11 +25,6 @@ impl DataUnits {
         scale: 1.0,
     };
 
-    /// Whether this is [`DataUnits::IDENTITY`].
-    pub fn is_identity(&self) -> bool {
-        *self == Self::IDENTITY
-    }
-
     /// (x - shift) / scale, elementwise.
     pub fn to_model(&self, data: ArrayView2<f64>) -> Array2<f64> {
         data.mapv(|x| (x - self.shift) / self.scale)
@@ -37,7 +32,12 @@ impl DataUnits {
 
     /// shift + scale x, elementwise.
     pub fn to_data(&self, model: ArrayView2<f64>) -> Array2<f64> {
-        model.mapv(|x| self.shift + self.scale * x)
+        model.mapv(|x| self.data_value(x))
+    }
+
+    /// shift + scale x: one value from the model's units to the data's.
+    pub fn data_value(&self, x: f64) -> f64 {
+        self.shift + self.scale * x
     }
 }
 
@@ -56,6 +56,6 @@ mod tests {
         let model = units.to_model(data.view());
         assert_eq!(model, array![[-1.0, 0.0, 1.0]]);
         assert_eq!(units.to_data(model.view()), data);
-        assert!(DataUnits::IDENTITY.is_identity() && !units.is_identity());
+        assert_eq!(DataUnits::IDENTITY.to_data(model.view()), model);
     }
 }

@@ -42,13 +42,8 @@ impl SampleSpec {
             z.view(),
             &uniform_schedule(steps),
             self.conditions.clone(),
-        )
-        .mapv(|x| x.to_f64());
-        if self.units.is_identity() {
-            samples
-        } else {
-            self.units.to_data(samples.view())
-        }
+        );
+        samples.mapv(|x| self.units.data_value(x.to_f64()))
     }
 }
 

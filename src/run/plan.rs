@@ -73,12 +73,7 @@ impl RunPlan {
     /// units, with its labels for a conditional model): in the checkpoint's state for a resumed
     /// run, freshly initialised from the seed otherwise.
     pub fn trainer<T: Float>(&self, split: &DataSplit) -> Result<Trainer<T>, CheckpointError> {
-        let units = self.source.units();
-        let points = if units.is_identity() {
-            split.pool.clone()
-        } else {
-            units.to_model(split.pool.view())
-        };
+        let points = self.source.units().to_model(split.pool.view());
         let labels = if self.config.model.classes > 0 {
             split.pool_labels.clone()
         } else {
