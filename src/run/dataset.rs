@@ -369,10 +369,10 @@ impl DataSplit {
     pub fn sizes(source: &DataSource, eval_samples: usize) -> (usize, usize) {
         match source {
             DataSource::Builtin(ds) => (builtin_pool_points(ds.dim()), eval_samples),
-            DataSource::Digits => (
-                crate::data::DIGITS_ROWS - 10 * crate::data::DIGITS_HELD_OUT_PER_CLASS,
-                10 * crate::data::DIGITS_HELD_OUT_PER_CLASS,
-            ),
+            DataSource::Digits => {
+                let held_out = DIGITS_CLASSES * crate::data::DIGITS_HELD_OUT_PER_CLASS;
+                (crate::data::DIGITS_ROWS - held_out, held_out)
+            }
             DataSource::File { data, .. } => {
                 let held = held_out_rows(data.nrows(), eval_samples);
                 (data.nrows() - held, held)
