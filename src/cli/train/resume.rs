@@ -4,12 +4,11 @@
 
 use super::args::TrainArgs;
 use super::settings::{
-    check_run_options, parse_activation, parse_ema, parse_guidance, parse_time_dist, usage,
-    FOR_A_RUN,
+    check_run_options, parse_activation, parse_ema, parse_guidance, parse_time_dist, show_guidance,
+    usage, FOR_A_RUN,
 };
 use crate::cli::common::{data_error, parse_dataset};
 use crate::cli::{CliError, CliResult};
-use meanflow::flow::guidance::Guidance;
 use meanflow::flow::loss::{LossPreset, VSource};
 use meanflow::flow::model::{Conditioning, Heads};
 use meanflow::flow::time_sampler::TimeDistribution;
@@ -149,15 +148,6 @@ fn show_opt(x: Option<f64>) -> String {
 
 fn show_column(column: Option<isize>) -> String {
     column.map_or("none".into(), |c| c.to_string())
-}
-
-/// A guidance setting as `--guidance` spells it.
-fn show_guidance(g: Guidance) -> String {
-    match g {
-        Guidance::None => "none".into(),
-        Guidance::Target { w, kappa } => format!("target:{w}:{kappa}"),
-        Guidance::Input { w_max } => format!("input:{w_max}"),
-    }
 }
 
 /// Refuses a setting flag whose value differs from the resumed run's (stored in `file`).

@@ -76,6 +76,15 @@ pub fn parse_guidance(text: &str) -> CliResult<Guidance> {
     Ok(guidance)
 }
 
+/// A guidance setting as `--guidance` spells it ([`parse_guidance`] reads it back).
+pub fn show_guidance(g: Guidance) -> String {
+    match g {
+        Guidance::None => "none".into(),
+        Guidance::Target { w, kappa } => format!("target:{w}:{kappa}"),
+        Guidance::Input { w_max } => format!("input:{w_max}"),
+    }
+}
+
 /// `--activation`.
 pub fn parse_activation(text: &str) -> CliResult<Elementwise> {
     text.parse::<Elementwise>().map_err(usage)
@@ -165,6 +174,16 @@ mod tests {
             parse_guidance("input:4").unwrap(),
             Guidance::Input { w_max: 4.0 }
         );
+        for g in [
+            Guidance::None,
+            Guidance::Target {
+                w: 2.5,
+                kappa: 0.25,
+            },
+            Guidance::Input { w_max: 3.0 },
+        ] {
+            assert_eq!(parse_guidance(&show_guidance(g)).unwrap(), g);
+        }
         for bad in [
             "",
             "target",
