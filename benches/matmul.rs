@@ -1,5 +1,6 @@
-//! GEMM throughput: `meanflow::linalg::matmul::gemm` against the raw `matrixmultiply::sgemm` / `dgemm` call
-//! on the same buffers, square f32 and f64 matrices of n = 64 .. 1024. Throughput is reported as
+//! GEMM throughput: `meanflow::linalg::matmul::gemm_on` on every backend of the build (the `gemm`
+//! crate, `matrixmultiply`) against the raw `matrixmultiply::sgemm` / `dgemm` call on the same
+//! buffers, square f32 and f64 matrices of n = 4 .. 1024. Throughput is reported as
 //! 2 n^3 "elements" per product, so criterion's "elem/s" reads as flop/s (Gelem/s = GFLOP/s).
 //!
 //! Threads: matrixmultiply reads `MATMUL_NUM_THREADS` once per process (default: the number of
@@ -12,8 +13,9 @@
 //! MATMUL_NUM_THREADS=1 cargo bench --bench matmul -- 'f32_n(128|1024)/' --warm-up-time 1 --measurement-time 2
 //! ```
 //!
-//! Bench ids are `matmul_<dtype>_n<size>/<gemm|raw_sgemm|raw_dgemm>_threads<t>`, and
-//! `step_c3_products/...` for the products of one c3 training step (see [`bench_step_products`]):
+//! Bench ids are `matmul_<dtype>_n<size>/<gemm_on_gemm|gemm_on_matrixmultiply|raw_sgemm|raw_dgemm>_threads<t>`,
+//! and `step_c3_products/<backend>/...` for the products of one c3 training step (see
+//! [`bench_step_products`]):
 //!
 //! ```text
 //! MATMUL_NUM_THREADS=1 taskset -c 0 cargo bench --bench matmul -- step_c3
@@ -23,8 +25,8 @@ use criterion::measurement::WallTime;
 use criterion::{
     criterion_group, criterion_main, BenchmarkGroup, Criterion, SamplingMode, Throughput,
 };
-use meanflow::linalg::float::Float;
-use meanflow::linalg::matmul::gemm;
+use meanflow::linalg::float::{Float, MatrixmultiplyGemm};
+use meanflow::linalg::matmul::{gemm_on, GemmBackend};
 use meanflow::rng::Rng;
 use ndarray::Array2;
 use std::hint::black_box;
@@ -43,25 +45,7 @@ fn matmul_threads() -> usize {
     requested.clamp(1, 4)
 }
 
-/// The signature shared by `matrixmultiply::sgemm` and `dgemm`.
-type RawGemm<T> = unsafe fn(
-    usize,
-    usize,
-    usize,
-    T,
-    *const T,
-    isize,
-    isize,
-    *const T,
-    isize,
-    isize,
-    T,
-    *mut T,
-    isize,
-    isize,
-);
-
-fn bench_dtype<T: Float>(c: &mut Criterion, raw: RawGemm<T>, raw_name: &str) {
+fn bench_dtype<T: Float>(c: &mut Criterion, raw: MatrixmultiplyGemm<T>, raw_name: &str) {
     let threads = matmul_threads();
     let mut rng = Rng::seed_from_u64(7);
     for n in SIZES {
@@ -79,17 +63,23 @@ fn bench_dtype<T: Float>(c: &mut Criterion, raw: RawGemm<T>, raw_name: &str) {
         if n >= 512 {
             group.sample_size(10);
         }
-        group.bench_function(format!("gemm_threads{threads}"), |bench| {
-            bench.iter(|| {
-                gemm(
-                    one,
-                    black_box(a.view()),
-                    black_box(b.view()),
-                    zero,
-                    out.view_mut(),
-                )
-            })
-        });
+        for &backend in GemmBackend::available() {
+            group.bench_function(
+                format!("gemm_on_{}_threads{threads}", backend.name()),
+                |bench| {
+                    bench.iter(|| {
+                        gemm_on(
+                            backend,
+                            one,
+                            black_box(a.view()),
+                            black_box(b.view()),
+                            zero,
+                            out.view_mut(),
+                        )
+                    })
+                },
+            );
+        }
         group.bench_function(format!("{raw_name}_threads{threads}"), |bench| {
             bench.iter(|| {
                 let ni = n as isize;
@@ -122,8 +112,8 @@ fn bench_dtype<T: Float>(c: &mut Criterion, raw: RawGemm<T>, raw_name: &str) {
 /// The products of one fused c3 mf step (d 2, width 512, depth 4, batch B = 2048 of which
 /// k = 512 carry a tangent), with the step's layouts: forward X W^T over B + k rows (W^T a
 /// transposed view), backward dW = G^T A (G^T a view) and G W over B rows. Each runs alone, in
-/// f32, so the sum of (time x count) is the GEMM floor of the step on this machine.
-/// Ids: `step_c3_products/<what>_m<m>_k<k>_n<n>_x<count>`.
+/// f32, on every backend, so the sum of (time x count) is the GEMM floor of the step on this
+/// machine. Ids: `step_c3_products/<backend>/<what>_m<m>_k<k>_n<n>_x<count>`.
 fn bench_step_products(c: &mut Criterion) {
     let (rows, b, w, d, input) = (2560usize, 2048usize, 512usize, 2usize, 4usize);
     // (what, m, k, n, A is a transposed view, B is a transposed view, count per step)
@@ -158,13 +148,23 @@ fn bench_step_products(c: &mut Criterion) {
         };
         let mut out = Array2::<f32>::zeros((m, n));
         group.throughput(Throughput::Elements(2 * (m * k * n) as u64));
-        group.bench_function(format!("{what}_m{m}_k{k}_n{n}_x{count}"), |bench| {
-            bench.iter(|| {
-                let a = if a_transposed { a.t() } else { a.view() };
-                let bv = if b_transposed { bm.t() } else { bm.view() };
-                gemm(1.0, black_box(a), black_box(bv), 0.0, out.view_mut())
-            })
-        });
+        for &backend in GemmBackend::available() {
+            let id = format!("{}/{what}_m{m}_k{k}_n{n}_x{count}", backend.name());
+            group.bench_function(id, |bench| {
+                bench.iter(|| {
+                    let a = if a_transposed { a.t() } else { a.view() };
+                    let bv = if b_transposed { bm.t() } else { bm.view() };
+                    gemm_on(
+                        backend,
+                        1.0,
+                        black_box(a),
+                        black_box(bv),
+                        0.0,
+                        out.view_mut(),
+                    )
+                })
+            });
+        }
     }
     group.finish();
 }

@@ -1,13 +1,14 @@
 //! `matmul::gemm` against a naive f64 triple loop, on every layout a view can have: transposes as
 //! `.t()` views, steps of 1 to 3 in either direction, offsets into larger arrays, C itself strided
 //! (and transposed) inside a larger array whose other elements must stay untouched. One test body,
-//! generic over `T: Float`, runs for f32 and f64.
+//! generic over `T: Float`, runs for f32 and f64 on every backend of the build
+//! ([`GemmBackend::available`]: the `gemm` crate and `matrixmultiply` by default).
 //!
 //! Tolerance: |C - C_ref| <= tol_T (|alpha| sum_l |a_il| |b_lj| + |beta| |c_ij|), the classical
 //! rounding bound of a dot product ([`gemm_rel_tol`], src/verify/check.rs).
 
 use meanflow::linalg::float::Float;
-use meanflow::linalg::matmul::gemm;
+use meanflow::linalg::matmul::{gemm, gemm_on, GemmBackend};
 use meanflow::rng::Rng;
 use meanflow::verify::check::gemm_rel_tol;
 use ndarray::{s, Array1, Array2, ArrayView2, ArrayViewMut2, SliceInfo, SliceInfoElem};
@@ -117,7 +118,7 @@ fn random_storage<T: Float>(shape: (usize, usize), rng: &mut Rng) -> Array2<T> {
 }
 
 /// Runs one case in precision T and checks every element of the big C storage.
-fn check_case<T: Float>(case: &Case) -> Result<(), TestCaseError> {
+fn check_case<T: Float>(backend: GemmBackend, case: &Case) -> Result<(), TestCaseError> {
     let Case {
         m,
         k,
@@ -141,7 +142,14 @@ fn check_case<T: Float>(case: &Case) -> Result<(), TestCaseError> {
 
     let a = case.a.view(&a_store, m, k);
     let b = case.b.view(&b_store, k, n);
-    gemm(alpha_t, a, b, beta_t, case.c.view_mut(&mut c_store, m, n));
+    gemm_on(
+        backend,
+        alpha_t,
+        a,
+        b,
+        beta_t,
+        case.c.view_mut(&mut c_store, m, n),
+    );
 
     // Elements of the storage outside the view are untouched (bit for bit).
     let mut inside = Array2::from_elem(c_store.dim(), false);
@@ -153,8 +161,9 @@ fn check_case<T: Float>(case: &Case) -> Result<(), TestCaseError> {
         if !is_in {
             prop_assert!(
                 after.to_f64().to_bits() == before.to_f64().to_bits(),
-                "{}: storage element {:?} outside C changed from {} to {}",
+                "{} on {}: storage element {:?} outside C changed from {} to {}",
                 T::NAME,
+                backend.name(),
                 idx,
                 before,
                 after
@@ -185,8 +194,9 @@ fn check_case<T: Float>(case: &Case) -> Result<(), TestCaseError> {
             let got = c[[i, j]].to_f64();
             prop_assert!(
                 (got - expected).abs() <= tol * scale,
-                "{}: C[{}, {}] = {}, expected {} (scale {}, tolerance {})",
+                "{} on {}: C[{}, {}] = {}, expected {} (scale {}, tolerance {})",
                 T::NAME,
+                backend.name(),
                 i,
                 j,
                 got,
@@ -199,9 +209,13 @@ fn check_case<T: Float>(case: &Case) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// The case in f64 and f32 on every backend.
 fn check_both(case: &Case) -> Result<(), TestCaseError> {
-    check_case::<f64>(case)?;
-    check_case::<f32>(case)
+    for &backend in GemmBackend::available() {
+        check_case::<f64>(backend, case)?;
+        check_case::<f32>(backend, case)?;
+    }
+    Ok(())
 }
 
 fn dim() -> impl Strategy<Value = usize> {
@@ -313,11 +327,12 @@ fn gemm_transposes_and_edge_shapes() {
 /// k = 0: C <- beta C, and with beta = 0 the NaN garbage becomes exact zeros.
 #[test]
 fn gemm_with_empty_inner_dimension_scales_c() {
-    fn run<T: Float>() {
+    fn run<T: Float>(backend: GemmBackend) {
         let a = Array2::<T>::zeros((3, 0));
         let b = Array2::<T>::zeros((0, 2));
         let mut c = Array2::from_elem((3, 2), T::from_f64(f64::NAN));
-        gemm(
+        gemm_on(
+            backend,
             T::from_f64(1.0),
             a.view(),
             b.view(),
@@ -326,11 +341,13 @@ fn gemm_with_empty_inner_dimension_scales_c() {
         );
         assert!(
             c.iter().all(|&x| x == T::from_f64(0.0)),
-            "{}: {c:?}",
-            T::NAME
+            "{} on {}: {c:?}",
+            T::NAME,
+            backend.name()
         );
         let mut c = Array2::from_elem((3, 2), T::from_f64(4.0));
-        gemm(
+        gemm_on(
+            backend,
             T::from_f64(1.0),
             a.view(),
             b.view(),
@@ -339,23 +356,27 @@ fn gemm_with_empty_inner_dimension_scales_c() {
         );
         assert!(
             c.iter().all(|&x| x == T::from_f64(-2.0)),
-            "{}: {c:?}",
-            T::NAME
+            "{} on {}: {c:?}",
+            T::NAME,
+            backend.name()
         );
     }
-    run::<f32>();
-    run::<f64>();
+    for &backend in GemmBackend::available() {
+        run::<f32>(backend);
+        run::<f64>(backend);
+    }
 }
 
 /// Broadcast (zero-stride) operands: every row of A is the same vector.
 #[test]
 fn gemm_with_broadcast_operand() {
-    fn run<T: Float>() {
+    fn run<T: Float>(backend: GemmBackend) {
         let row = Array1::from_shape_fn(4, |i| T::from_f64(i as f64 + 1.0)); // 1 2 3 4
         let a = row.broadcast((3, 4)).unwrap();
         let b = Array2::from_shape_fn((4, 2), |(i, j)| T::from_f64((i + j) as f64));
         let mut c = Array2::from_elem((3, 2), T::from_f64(f64::NAN));
-        gemm(
+        gemm_on(
+            backend,
             T::from_f64(1.0),
             a,
             b.view(),
@@ -364,11 +385,19 @@ fn gemm_with_broadcast_operand() {
         );
         // column j: sum_i (i + 1)(i + j) = 20 + 10 j
         for ((_, j), &x) in c.indexed_iter() {
-            assert_eq!(x, T::from_f64(20.0 + 10.0 * j as f64), "{}", T::NAME);
+            assert_eq!(
+                x,
+                T::from_f64(20.0 + 10.0 * j as f64),
+                "{} on {}",
+                T::NAME,
+                backend.name()
+            );
         }
     }
-    run::<f32>();
-    run::<f64>();
+    for &backend in GemmBackend::available() {
+        run::<f32>(backend);
+        run::<f64>(backend);
+    }
 }
 
 #[test]
@@ -403,4 +432,21 @@ fn gemm_output_cols_mismatch_panics() {
     let mut c = Array2::<f64>::zeros((2, 4));
     let a = Array2::zeros((3, 2));
     gemm(1.0, a.t(), Array2::zeros((3, 5)).view(), 1.0, c.view_mut());
+}
+
+/// The default build has both backends, the gemm crate first; `MEANFLOW_GEMM` picks one.
+#[test]
+fn backends_of_the_build() {
+    let names: Vec<&str> = GemmBackend::available().iter().map(|b| b.name()).collect();
+    if cfg!(feature = "gemm") {
+        assert_eq!(names, ["gemm", "matrixmultiply"]);
+    } else {
+        assert_eq!(names, ["matrixmultiply"]);
+    }
+    let chosen = meanflow::linalg::matmul::gemm_backend();
+    match std::env::var("MEANFLOW_GEMM").as_deref() {
+        Ok("matrixmultiply") => assert_eq!(chosen, GemmBackend::Matrixmultiply),
+        Ok("gemm") if cfg!(feature = "gemm") => assert_eq!(chosen, GemmBackend::GemmCrate),
+        _ => assert_eq!(chosen, GemmBackend::available()[0]),
+    }
 }

@@ -9,12 +9,13 @@
 //!
 //! After warm-up steps, both must make zero allocations of their own.
 //!
-//! The one allocation left is not the tape's: `matrixmultiply` allocates a packing buffer for every
-//! GEMM call (`make_packing_buffer` in its gemm.rs; it has no API to pass one in). It requests
-//! that buffer over-aligned (16 to 64 bytes for its x86 kernels), while everything the tape
-//! allocates (element, node and index vectors) has alignment <= 8, so the allocator tells them
-//! apart by alignment: the test requires exactly one over-aligned allocation per GEMM call of the
-//! step, and zero others.
+//! What is left is not ours: both GEMM backends allocate per product and take no buffer from the
+//! caller (`matrixmultiply` one packing buffer, `make_packing_buffer` in its gemm.rs; the `gemm`
+//! crate its packing buffer and a vector of per-block flags). The allocator tells the two apart by
+//! asking [`inside_gemm_kernel`], which the product wrapper sets around the backend's call: the
+//! test requires zero allocations outside the kernel, and at most
+//! [`KERNEL_ALLOCATIONS_PER_PRODUCT`] inside it per product (a backend that starts allocating per
+//! row or per block would fail it).
 //!
 //! Its own test binary (`harness = false`): the global allocator sees the whole process, and
 //! without libtest no other thread allocates while it counts.
@@ -25,7 +26,10 @@ use meanflow::flow::guidance::Guidance;
 use meanflow::flow::loss::{LossConfig, LossPreset};
 use meanflow::flow::model::{Conditioning, Heads, ModelConfig};
 use meanflow::flow::time_sampler::TimeSampler;
-use meanflow::linalg::matmul::{start_matmul_accounting, take_matmul_accounting, MatmulAccounting};
+use meanflow::linalg::matmul::{
+    gemm_backend, inside_gemm_kernel, start_matmul_accounting, take_matmul_accounting,
+    MatmulAccounting,
+};
 use meanflow::rng::Rng;
 use meanflow::train::optim::AdamConfig;
 use meanflow::train::{TrainConfig, Trainer, TrainingData};
@@ -35,19 +39,22 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 struct Counting;
 
+/// The most allocations a backend makes per product: the gemm crate's packing buffer and flags.
+const KERNEL_ALLOCATIONS_PER_PRODUCT: usize = 2;
+
 static COUNTING: AtomicBool = AtomicBool::new(false);
-/// Allocations with alignment <= 8: the tape's.
-static PLAIN: AtomicUsize = AtomicUsize::new(0);
-/// Over-aligned allocations: matrixmultiply's packing buffers.
-static OVER_ALIGNED: AtomicUsize = AtomicUsize::new(0);
+/// Allocations outside the GEMM kernel: meanflow's.
+static OURS: AtomicUsize = AtomicUsize::new(0);
+/// Allocations inside the GEMM kernel: the backend's.
+static KERNEL: AtomicUsize = AtomicUsize::new(0);
 
 impl Counting {
-    fn count(layout: Layout) {
+    fn count() {
         if COUNTING.load(Ordering::Relaxed) {
-            if layout.align() > std::mem::align_of::<f64>() {
-                OVER_ALIGNED.fetch_add(1, Ordering::Relaxed);
+            if inside_gemm_kernel() {
+                KERNEL.fetch_add(1, Ordering::Relaxed);
             } else {
-                PLAIN.fetch_add(1, Ordering::Relaxed);
+                OURS.fetch_add(1, Ordering::Relaxed);
             }
         }
     }
@@ -55,15 +62,15 @@ impl Counting {
 
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        Counting::count(layout);
+        Counting::count();
         System.alloc(layout)
     }
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        Counting::count(layout);
+        Counting::count();
         System.alloc_zeroed(layout)
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        Counting::count(layout);
+        Counting::count();
         System.realloc(ptr, layout, new_size)
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
@@ -74,17 +81,14 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
 
-/// (plain, over-aligned) allocations made by `f`.
+/// (ours, the GEMM kernel's) allocations made by `f`.
 fn count_allocations(f: impl FnOnce()) -> (usize, usize) {
-    PLAIN.store(0, Ordering::SeqCst);
-    OVER_ALIGNED.store(0, Ordering::SeqCst);
+    OURS.store(0, Ordering::SeqCst);
+    KERNEL.store(0, Ordering::SeqCst);
     COUNTING.store(true, Ordering::SeqCst);
     f();
     COUNTING.store(false, Ordering::SeqCst);
-    (
-        PLAIN.load(Ordering::SeqCst),
-        OVER_ALIGNED.load(Ordering::SeqCst),
-    )
+    (OURS.load(Ordering::SeqCst), KERNEL.load(Ordering::SeqCst))
 }
 
 struct Problem {
@@ -130,7 +134,7 @@ fn step(t: &mut Tape<f32>, pb: &Problem, p: &mut Vec<Var>, grad_sums: &mut [f32]
     (t.scalar(loss), gemms)
 }
 
-/// Training steps on the tape: (plain, over-aligned) allocations of `steps` steps after
+/// Training steps on the tape: (ours, the kernel's) allocations of `steps` steps after
 /// warm-up and the number of products they made, checking that the steps went through.
 /// With `guidance` other than None, a conditional model of 3 classes with label dropout 0.2.
 fn trainer_allocations(
@@ -183,7 +187,7 @@ fn trainer_allocations(
     }
     let mut finite = true;
     let mut products = MatmulAccounting::default();
-    let (plain, over_aligned) = count_allocations(|| {
+    let (ours, kernel) = count_allocations(|| {
         start_matmul_accounting();
         for _ in 0..steps {
             finite &= trainer.step().is_ok();
@@ -195,7 +199,7 @@ fn trainer_allocations(
         "{preset:?} {guidance:?}, {threads} threads: a step was not finite"
     );
     assert_eq!(trainer.step_count(), 3 + steps as u64);
-    (plain, over_aligned, products.calls)
+    (ours, kernel, products.calls)
 }
 
 fn main() {
@@ -230,7 +234,7 @@ fn main() {
     let steps = 3;
     let mut results = Vec::with_capacity(steps);
     let mut sums = vec![0.0f32; pb.params.len()];
-    let (plain, over_aligned) = count_allocations(|| {
+    let (ours, kernel) = count_allocations(|| {
         for _ in 0..steps {
             results.push(step(&mut t, &pb, &mut p, &mut sums));
         }
@@ -241,22 +245,25 @@ fn main() {
     }
     assert_eq!(sums, warm_grads, "a reused tape changed the gradients");
     println!(
-        "no_alloc: {} nodes per step, {steps} steps after warm-up: {plain} tape allocations, \
-         {over_aligned} GEMM packing buffers ({gemms} GEMM calls per step)",
-        t.len()
+        "no_alloc: {} nodes per step, {steps} steps after warm-up: {ours} tape allocations, \
+         {kernel} inside the {} kernel ({gemms} GEMM calls per step)",
+        t.len(),
+        gemm_backend().name()
     );
     assert_eq!(
-        plain, 0,
-        "the reused tape allocated {plain} times in {steps} steps"
+        ours, 0,
+        "the reused tape allocated {ours} times in {steps} steps"
     );
-    assert_eq!(
-        over_aligned,
-        steps * gemms,
-        "expected exactly one matrixmultiply packing buffer per GEMM call"
+    assert!(
+        kernel <= KERNEL_ALLOCATIONS_PER_PRODUCT * steps * gemms,
+        "the {} kernel allocated {kernel} times in {} products",
+        gemm_backend().name(),
+        steps * gemms
     );
 
-    // The training step: zero plain allocations; matrixmultiply's packing buffers, exactly one
-    // per product (counted by the matmul accounting, on every thread).
+    // The training step: zero allocations of ours; the kernel's at most
+    // KERNEL_ALLOCATIONS_PER_PRODUCT per product (counted by the matmul accounting, on every
+    // thread).
     let cases = [
         (LossPreset::Mf, Guidance::None),
         (LossPreset::Imf, Guidance::None),
@@ -267,23 +274,25 @@ fn main() {
     ];
     for (preset, guidance) in cases {
         for threads in [1, 2] {
-            let (plain, over_aligned, products) =
-                trainer_allocations(preset, guidance, threads, steps);
+            let (ours, kernel, products) = trainer_allocations(preset, guidance, threads, steps);
             println!(
                 "no_alloc: training step, {preset:?} {guidance:?}, {threads} threads, {steps} steps: \
-                 {plain} allocations, {over_aligned} GEMM packing buffers ({products} products)"
+                 {ours} allocations, {kernel} inside the {} kernel ({products} products)",
+                gemm_backend().name()
             );
             assert_eq!(
-                plain, 0,
-                "{preset:?} {guidance:?} with {threads} threads allocated {plain} times in {steps} steps"
+                ours, 0,
+                "{preset:?} {guidance:?} with {threads} threads allocated {ours} times in {steps} steps"
             );
             assert!(
                 products > 0,
                 "{preset:?} {guidance:?} with {threads} threads: no products"
             );
-            assert_eq!(
-                over_aligned as u64, products,
-                "{preset:?} {guidance:?} with {threads} threads: expected exactly one matrixmultiply packing buffer per product"
+            assert!(
+                kernel as u64 <= KERNEL_ALLOCATIONS_PER_PRODUCT as u64 * products,
+                "{preset:?} {guidance:?} with {threads} threads: the {} kernel allocated {kernel} \
+                 times in {products} products",
+                gemm_backend().name()
             );
         }
     }

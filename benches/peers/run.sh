@@ -7,11 +7,14 @@
 #   benches/peers/run.sh [CONFIGS...]     # default: c1 c2 c3 c4; ROUNDS=3, OUT=target/peers.jsonl
 #   BASELINE=/path/to/older/meanflow      # also time another build of meanflow (say the last commit
 #                                         # before a change), interleaved the same way; the table
-#                                         # then shows meanflow / baseline
+#                                         # then shows meanflow / baseline. A command with words
+#                                         # works too: BASELINE="env MEANFLOW_GEMM=matrixmultiply
+#                                         # target/release/meanflow" times the other GEMM backend
 #
 # Threads: 1 thread = pinned to core 0 (taskset -c 0), 2 threads = cores 0 and 1. meanflow splits
 # the batch across its threads (--threads); XLA sizes its thread pools from the affinity mask.
 set -euo pipefail
+# shellcheck disable=SC2086 # $BASELINE may be a command with arguments
 cd "$(dirname "$0")/../.."
 configs=("${@:-c1 c2 c3 c4}")
 out=${OUT:-target/peers.jsonl}
@@ -32,7 +35,7 @@ for config in ${configs[@]}; do
         MATMUL_NUM_THREADS=1 taskset -c "$cpus" target/release/meanflow bench --config "$config" --loss "$loss" --threads "$threads" --json \
           | grep '"config"' | sed "$tag" >> "$out"
         if [ -n "${BASELINE:-}" ]; then
-          MATMUL_NUM_THREADS=1 taskset -c "$cpus" "$BASELINE" bench --config "$config" --loss "$loss" --threads "$threads" --json \
+          MATMUL_NUM_THREADS=1 taskset -c "$cpus" $BASELINE bench --config "$config" --loss "$loss" --threads "$threads" --json \
             | grep '"config"' | sed "$tag" | sed 's/^{/{"peer":"baseline",/' >> "$out"
         fi
         taskset -c "$cpus" python3 benches/peers/jax_step.py --config "$config" --loss "$loss" --threads "$threads" \

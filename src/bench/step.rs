@@ -11,6 +11,9 @@
 //! Matmul GFLOP/s counts the multiply-adds this engine actually performs (2 m n k per product):
 //! see [`step_matmul_flops`].
 //!
+//! `gemm_backend`: the kernel the products ran on ("gemm" or "matrixmultiply",
+//! [`crate::linalg::matmul::gemm_backend`]).
+//!
 //! The matmul work itself: during the timed steps (not the warm-up) every product is accounted
 //! (`matmul::start_matmul_accounting`): its flops and its time inside the GEMM kernel, summed over
 //! the threads. Per measurement:
@@ -212,7 +215,7 @@ impl Measurement {
             x.map_or_else(|| "null".to_string(), |x| format!("{x:.digits$}"))
         };
         format!(
-            "{{\"config\":\"{}\",\"d\":{},\"width\":{},\"depth\":{},\"batch\":{},\"loss\":\"{}\",\"exact\":{},\"threads\":{},\"median_ms\":{:.4},\"min_ms\":{:.4},\"max_ms\":{:.4},\"samples_per_s\":{:.1},\"matmul_gflops\":{:.1},\"matmul_ms\":{:.4},\"gemm_flops_per_step\":{},\"flops_match_analytic\":{},\"gemm_gflops_per_thread\":{:.1},\"fma_peak_gflops\":{},\"fma_peak_unit\":{},\"peak_fraction\":{}}}",
+            "{{\"config\":\"{}\",\"d\":{},\"width\":{},\"depth\":{},\"batch\":{},\"loss\":\"{}\",\"exact\":{},\"threads\":{},\"gemm_backend\":\"{}\",\"median_ms\":{:.4},\"min_ms\":{:.4},\"max_ms\":{:.4},\"samples_per_s\":{:.1},\"matmul_gflops\":{:.1},\"matmul_ms\":{:.4},\"gemm_flops_per_step\":{},\"flops_match_analytic\":{},\"gemm_gflops_per_thread\":{:.1},\"fma_peak_gflops\":{},\"fma_peak_unit\":{},\"peak_fraction\":{}}}",
             self.config.name,
             self.config.dim,
             self.config.width,
@@ -221,6 +224,7 @@ impl Measurement {
             self.loss.name(),
             self.exact,
             self.threads,
+            crate::linalg::matmul::gemm_backend().name(),
             self.median_ms,
             self.min_ms,
             self.max_ms,

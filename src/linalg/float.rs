@@ -1,7 +1,7 @@
 //! `Float`: the storage scalar of tensors, f32 (training) or f64 (verification).
 //!
 //! Everything that holds arrays is generic over it. It adds to [`Real`] what arrays and the
-//! matmul kernel need, and the dispatch to `matrixmultiply`'s sgemm / dgemm.
+//! matmul kernel need; the kernel itself is chosen in [`crate::linalg::matmul`].
 
 use crate::linalg::real::Real;
 use ndarray::{LinalgScalar, ScalarOperand};
@@ -23,29 +23,30 @@ pub trait Float:
     fn max(self, other: Self) -> Self;
     fn min(self, other: Self) -> Self;
 
+    /// `matrixmultiply`'s kernel for this type (`sgemm` or `dgemm`), with its contract:
     /// C <- alpha A B + beta C with A [m, k], B [k, n], C [m, n] given by pointers and element
-    /// strides (any sign). With beta = 0, C is only written, never read (NaN in C is fine).
-    ///
-    /// # Safety
-    /// The pointers and strides must address valid, non-aliasing (for C) memory of those shapes.
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn gemm_raw(
-        m: usize,
-        k: usize,
-        n: usize,
-        alpha: Self,
-        a: *const Self,
-        rsa: isize,
-        csa: isize,
-        b: *const Self,
-        rsb: isize,
-        csb: isize,
-        beta: Self,
-        c: *mut Self,
-        rsc: isize,
-        csc: isize,
-    );
+    /// strides (any sign); with beta = 0, C is only written, never read.
+    const MATRIXMULTIPLY_GEMM: MatrixmultiplyGemm<Self>;
 }
+
+/// The signature shared by `matrixmultiply::sgemm` and `dgemm`: (m, k, n, alpha, a, rsa, csa, b,
+/// rsb, csb, beta, c, rsc, csc).
+pub type MatrixmultiplyGemm<T> = unsafe fn(
+    usize,
+    usize,
+    usize,
+    T,
+    *const T,
+    isize,
+    isize,
+    *const T,
+    isize,
+    isize,
+    T,
+    *mut T,
+    isize,
+    isize,
+);
 
 macro_rules! impl_float {
     ($t:ty, $gemm:path) => {
@@ -72,25 +73,7 @@ macro_rules! impl_float {
             fn min(self, other: Self) -> Self {
                 <$t>::min(self, other)
             }
-            #[inline(always)]
-            unsafe fn gemm_raw(
-                m: usize,
-                k: usize,
-                n: usize,
-                alpha: Self,
-                a: *const Self,
-                rsa: isize,
-                csa: isize,
-                b: *const Self,
-                rsb: isize,
-                csb: isize,
-                beta: Self,
-                c: *mut Self,
-                rsc: isize,
-                csc: isize,
-            ) {
-                $gemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc)
-            }
+            const MATRIXMULTIPLY_GEMM: MatrixmultiplyGemm<Self> = $gemm;
         }
     };
 }

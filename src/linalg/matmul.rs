@@ -1,14 +1,22 @@
-//! General matrix multiply on strided ndarray views, through `matrixmultiply`.
+//! General matrix multiply on strided ndarray views, through `matrixmultiply` or the `gemm` crate.
 //!
 //! Contract: `gemm(alpha, a, b, beta, c)` computes C <- alpha A B + beta C for A [m, k], B [k, n],
 //! C [m, n]. A transpose is a view (`a.t()`), never a copy: the kernel takes any row and column
 //! strides, negative ones included. With beta = 0, C is written without being read, so it may hold
 //! garbage (even NaN) beforehand.
 //!
-//! Threads: `matrixmultiply` (feature `threading`) splits large products across threads. Its
-//! thread count is read once, from the environment variable `MATMUL_NUM_THREADS`, at the first
-//! product in the process; when it is unset the default is the number of physical cores. [`set_matmul_threads`] sets it
-//! and reports whether the setting can still take effect.
+//! Backends ([`GemmBackend`]): `matrixmultiply` is the portable default the project was specified
+//! with. With the cargo feature `gemm` (on by default) products run on the `gemm` crate instead,
+//! whose kernels (AVX-512 or AVX2 + FMA, chosen at run time) were 5-9% faster on the training
+//! step's products and 2-8x faster on its skinny ones (docs/performance.md). The environment
+//! variable `MEANFLOW_GEMM=matrixmultiply` (or `gemm`), read once at the first product, picks the
+//! backend of a build that has both: a before / after comparison in one binary.
+//!
+//! Threads: both backends can split a large product across threads. The count is read once, from
+//! the environment variable `MATMUL_NUM_THREADS`, at the first product in the process; when it is
+//! unset the default is `matrixmultiply`'s (the number of physical cores) and, for the `gemm` crate,
+//! the available parallelism, both capped at 4. [`set_matmul_threads`] sets it and reports whether
+//! the setting can still take effect.
 //!
 //! Accounting: between [`start_matmul_accounting`] and [`take_matmul_accounting`], every product
 //! that reaches the kernel adds its flops (2 m n k) and its time inside the kernel to process-wide
@@ -17,10 +25,87 @@
 
 use crate::linalg::float::Float;
 use ndarray::{ArrayView2, ArrayViewMut2};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::time::Instant;
 
 static FIRST_PRODUCT_DONE: AtomicBool = AtomicBool::new(false);
+
+/// The kernel that runs every product of the process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GemmBackend {
+    /// `matrixmultiply::sgemm` / `dgemm`: the portable default.
+    Matrixmultiply,
+    /// `gemm::gemm` (cargo feature `gemm`).
+    GemmCrate,
+}
+
+impl GemmBackend {
+    /// "matrixmultiply" or "gemm": the value `MEANFLOW_GEMM` takes and benchmarks report.
+    pub fn name(self) -> &'static str {
+        match self {
+            GemmBackend::Matrixmultiply => "matrixmultiply",
+            GemmBackend::GemmCrate => "gemm",
+        }
+    }
+
+    /// The backends this build has, the default first.
+    pub fn available() -> &'static [GemmBackend] {
+        if cfg!(feature = "gemm") {
+            &[GemmBackend::GemmCrate, GemmBackend::Matrixmultiply]
+        } else {
+            &[GemmBackend::Matrixmultiply]
+        }
+    }
+}
+
+/// 0 until the first product resolves it; then 1 + the index of the backend in `available()`.
+static BACKEND: AtomicU8 = AtomicU8::new(0);
+
+/// The backend products run on: `MEANFLOW_GEMM` if it names one this build has, else the build's
+/// default. Fixed at the first call (an unknown name falls back to the default: the choice is a
+/// tuning knob, never a reason for a product to fail).
+pub fn gemm_backend() -> GemmBackend {
+    let available = GemmBackend::available();
+    match BACKEND.load(Ordering::Relaxed) {
+        0 => {
+            let requested = std::env::var("MEANFLOW_GEMM").ok();
+            let index = available
+                .iter()
+                .position(|b| Some(b.name()) == requested.as_deref())
+                .unwrap_or(0);
+            BACKEND.store(index as u8 + 1, Ordering::Relaxed);
+            available[index]
+        }
+        chosen => available[chosen as usize - 1],
+    }
+}
+
+thread_local! {
+    /// Whether this thread is inside a backend's kernel: lets an allocation counter tell the
+    /// backend's own buffers from meanflow's (tests/no_alloc.rs).
+    static INSIDE_KERNEL: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether the calling thread is inside a GEMM backend's kernel right now. For allocation
+/// accounting: both backends allocate their packing buffers per product and take no buffer from
+/// the caller, so "no allocation per step" is about the allocations made outside the kernel.
+pub fn inside_gemm_kernel() -> bool {
+    INSIDE_KERNEL.with(Cell::get)
+}
+
+/// The thread count for the `gemm` crate, resolved once (see the module doc).
+#[cfg(feature = "gemm")]
+fn gemm_crate_threads() -> usize {
+    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *THREADS.get_or_init(|| {
+        std::env::var("MATMUL_NUM_THREADS")
+            .ok()
+            .and_then(|s| s.parse::<usize>().ok())
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+            .clamp(1, 4)
+    })
+}
 
 /// Whether products are being accounted; the only thing a product reads when accounting is off.
 static ACCOUNTING: AtomicBool = AtomicBool::new(false);
@@ -75,8 +160,17 @@ pub fn take_matmul_accounting() -> MatmulAccounting {
     }
 }
 
-/// C <- alpha A B + beta C. Panics, naming the shapes, if they do not fit.
-pub fn gemm<T: Float>(
+/// C <- alpha A B + beta C on the process's backend ([`gemm_backend`]). Panics, naming the
+/// shapes, if they do not fit.
+pub fn gemm<T: Float>(alpha: T, a: ArrayView2<T>, b: ArrayView2<T>, beta: T, c: ArrayViewMut2<T>) {
+    gemm_on(gemm_backend(), alpha, a, b, beta, c)
+}
+
+/// C <- alpha A B + beta C on the given backend (one of [`GemmBackend::available`]): lets tests
+/// and benchmarks run every backend of the build in one process. Panics, naming the shapes, if
+/// they do not fit, or if the backend is not in this build.
+pub fn gemm_on<T: Float>(
+    backend: GemmBackend,
     alpha: T,
     a: ArrayView2<T>,
     b: ArrayView2<T>,
@@ -101,26 +195,67 @@ pub fn gemm<T: Float>(
     let (rsa, csa) = (a.strides()[0], a.strides()[1]);
     let (rsb, csb) = (b.strides()[0], b.strides()[1]);
     let (rsc, csc) = (c.strides()[0], c.strides()[1]);
+    INSIDE_KERNEL.with(|inside| inside.set(true));
     // SAFETY: the views guarantee that every (i, j) within their dims addresses a valid element
     // through (ptr, strides); C is a unique mutable view, so it aliases neither A nor B.
-    unsafe {
-        T::gemm_raw(
-            m,
-            k,
-            n,
-            alpha,
-            a.as_ptr(),
-            rsa,
-            csa,
-            b.as_ptr(),
-            rsb,
-            csb,
-            beta,
-            c.as_mut_ptr(),
-            rsc,
-            csc,
-        );
+    match backend {
+        GemmBackend::Matrixmultiply => unsafe {
+            T::MATRIXMULTIPLY_GEMM(
+                m,
+                k,
+                n,
+                alpha,
+                a.as_ptr(),
+                rsa,
+                csa,
+                b.as_ptr(),
+                rsb,
+                csb,
+                beta,
+                c.as_mut_ptr(),
+                rsc,
+                csc,
+            )
+        },
+        #[cfg(feature = "gemm")]
+        GemmBackend::GemmCrate => {
+            let threads = gemm_crate_threads();
+            let parallelism = if threads > 1 {
+                gemm::Parallelism::Rayon(threads)
+            } else {
+                gemm::Parallelism::None
+            };
+            // The gemm crate's contract is dst <- alpha dst + beta lhs rhs, with dst read only
+            // when asked: so its alpha is our beta, its beta our alpha, and C is read iff beta != 0
+            // (beta = 0 must not read C, which may hold NaN). Strides go column first.
+            unsafe {
+                gemm::gemm(
+                    m,
+                    n,
+                    k,
+                    c.as_mut_ptr(),
+                    csc,
+                    rsc,
+                    beta != T::zero(),
+                    a.as_ptr(),
+                    csa,
+                    rsa,
+                    b.as_ptr(),
+                    csb,
+                    rsb,
+                    beta,
+                    alpha,
+                    false,
+                    false,
+                    false,
+                    parallelism,
+                )
+            }
+        }
+        #[cfg(not(feature = "gemm"))]
+        GemmBackend::GemmCrate => unreachable!("the gemm backend is not in this build"),
     }
+    INSIDE_KERNEL.with(|inside| inside.set(false));
     if let Some(start) = accounting_start {
         let nanos = start.elapsed().as_nanos() as u64;
         ACCOUNTED_CALLS.fetch_add(1, Ordering::Relaxed);
