@@ -2,6 +2,10 @@
 
 With several rounds per cell (run.sh's ROUNDS), each engine's time is the median of its rounds'
 medians and the ratio is taken between those; "rounds" shows the spread of meanflow's round medians.
+
+"limit ms" is the step's GEMM work at the FMA peak the process measured: gemm_flops_per_step /
+(fma_peak_gflops x threads), the time no engine doing these flops can beat on this machine;
+"meanflow / limit" is how far the step is from it (issue 16: at most 1.5x on c2-c4, 2x on c1).
 """
 import json
 import statistics
@@ -30,9 +34,9 @@ def ratio(peer_ms, ours_ms):
 
 has_baseline = any(k[0] == "baseline" for k in groups)
 baseline_head = "| baseline ms | meanflow / baseline " if has_baseline else ""
-print("| config | loss | threads | meanflow ms | rounds (min-max) " + baseline_head + "| JAX ms | JAX / meanflow | PyTorch ms "
+print("| config | loss | threads | meanflow ms | rounds (min-max) | limit ms | meanflow / limit " + baseline_head + "| JAX ms | JAX / meanflow | PyTorch ms "
       "| PyTorch / meanflow | meanflow GFLOP/s | in-GEMM % of FMA peak | RSS MB meanflow / JAX / PyTorch |")
-print("|---|---|---|---|---|" + ("---|---|" if has_baseline else "") + "---|---|---|---|---|---|---|")
+print("|---|---|---|---|---|---|---|" + ("---|---|" if has_baseline else "") + "---|---|---|---|---|---|---|")
 for key in sorted(k[1:] for k in groups if k[0] == "meanflow"):
     ours = median_of(("meanflow",) + key)
     jax = median_of(("jax",) + key)
@@ -43,10 +47,13 @@ for key in sorted(k[1:] for k in groups if k[0] == "meanflow"):
     of_peak = f"{100 * fraction:.0f}%" if fraction is not None else "-"
     gflops = median_of(("meanflow",) + key, "matmul_gflops")
     rss = " / ".join(fmt(median_of((engine,) + key, "peak_rss_mb"), 0) for engine in ("meanflow", "jax", "torch"))
+    flops = median_of(("meanflow",) + key, "gemm_flops_per_step")
+    peak = median_of(("meanflow",) + key, "fma_peak_gflops")
+    limit = flops / (peak * 1e9 * key[2]) * 1e3 if flops and peak else None
     baseline = ""
     if has_baseline:
         base = median_of(("baseline",) + key)
         baseline = f"| {fmt(base)} | {ratio(ours, base)} "
     print(f"| {key[0]} | {key[1]} | {key[2]} | {fmt(ours)} | {fmt(min(rounds))}-{fmt(max(rounds))} "
-          f"({len(rounds)}) {baseline}| {fmt(jax)} | {ratio(jax, ours)} | {fmt(torch)} | {ratio(torch, ours)} | "
+          f"({len(rounds)}) | {fmt(limit)} | {ratio(ours, limit)} {baseline}| {fmt(jax)} | {ratio(jax, ours)} | {fmt(torch)} | {ratio(torch, ours)} | "
           f"{fmt(gflops, 0)} | {of_peak} | {rss} |")
