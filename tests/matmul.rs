@@ -450,3 +450,28 @@ fn backends_of_the_build() {
         _ => assert_eq!(chosen, GemmBackend::available()[0]),
     }
 }
+
+/// A `MEANFLOW_GEMM` the build does not have is a one-line usage error of the tool (exit 2), not a
+/// silent fallback; a known one runs.
+#[test]
+fn the_tool_refuses_an_unknown_gemm_backend() {
+    let run = |value: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_meanflow"))
+            .args(["bench", "--config", "c1", "--loss", "mf", "--threads", "1"])
+            .args(["--warmup", "1", "--repeats", "1", "--no-peak", "--json"])
+            .env("MEANFLOW_GEMM", value)
+            .output()
+            .expect("the meanflow binary runs")
+    };
+    let refused = run("openblas");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("MEANFLOW_GEMM=\"openblas\""), "{stderr}");
+    assert!(refused.stdout.is_empty());
+    let accepted = run("matrixmultiply");
+    assert!(accepted.status.success(), "{accepted:?}");
+    assert!(
+        String::from_utf8_lossy(&accepted.stdout).contains("\"gemm_backend\":\"matrixmultiply\"")
+    );
+}

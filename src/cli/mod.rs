@@ -143,6 +143,10 @@ fn run_command() -> i32 {
             return code;
         }
     };
+    if let Err(message) = meanflow::linalg::matmul::requested_gemm_backend() {
+        errln!("error: {message}");
+        return EXIT_USAGE;
+    }
     let result = match cli.command {
         Command::Train(args) => train::run(*args),
         Command::Sample(args) => sample::run(args),

@@ -62,18 +62,45 @@ impl GemmBackend {
 /// 0 until the first product resolves it; then 1 + the index of the backend in `available()`.
 static BACKEND: AtomicU8 = AtomicU8::new(0);
 
-/// The backend products run on: `MEANFLOW_GEMM` if it names one this build has, else the build's
-/// default. Fixed at the first call (an unknown name falls back to the default: the choice is a
-/// tuning knob, never a reason for a product to fail).
+/// The backend a `MEANFLOW_GEMM` value asks for: `None` when unset or empty, an error (one line,
+/// naming the value and the choices) when this build has no backend of that name.
+pub fn parse_gemm_backend(value: Option<&str>) -> Result<Option<GemmBackend>, String> {
+    let available = GemmBackend::available();
+    match value.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(name) => available
+            .iter()
+            .copied()
+            .find(|b| b.name() == name)
+            .map(Some)
+            .ok_or_else(|| {
+                let choices: Vec<&str> = available.iter().map(|b| b.name()).collect();
+                format!(
+                    "MEANFLOW_GEMM={name:?} names no GEMM backend of this build (choices: {})",
+                    choices.join(", ")
+                )
+            }),
+    }
+}
+
+/// The backend `MEANFLOW_GEMM` asks for in this process (see [`parse_gemm_backend`]); the
+/// command-line tool checks it before any work, so that a typo is an error, not a silent default.
+pub fn requested_gemm_backend() -> Result<Option<GemmBackend>, String> {
+    parse_gemm_backend(std::env::var("MEANFLOW_GEMM").ok().as_deref())
+}
+
+/// The backend products run on: the one `MEANFLOW_GEMM` names, else the build's default (the
+/// first of [`GemmBackend::available`]). Fixed at the first call. A library caller that set an
+/// unknown name gets the default: the choice is a tuning knob, never a reason for a product to fail.
 pub fn gemm_backend() -> GemmBackend {
     let available = GemmBackend::available();
     match BACKEND.load(Ordering::Relaxed) {
         0 => {
-            let requested = std::env::var("MEANFLOW_GEMM").ok();
-            let index = available
-                .iter()
-                .position(|b| Some(b.name()) == requested.as_deref())
-                .unwrap_or(0);
+            let chosen = requested_gemm_backend()
+                .ok()
+                .flatten()
+                .unwrap_or(available[0]);
+            let index = available.iter().position(|&b| b == chosen).unwrap_or(0);
             BACKEND.store(index as u8 + 1, Ordering::Relaxed);
             available[index]
         }
@@ -273,4 +300,30 @@ pub fn set_matmul_threads(threads: usize) -> bool {
     }
     std::env::set_var("MATMUL_NUM_THREADS", threads.max(1).to_string());
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gemm_backend_names_parse_and_unknown_ones_are_refused() {
+        assert_eq!(parse_gemm_backend(None), Ok(None));
+        assert_eq!(parse_gemm_backend(Some(" ")), Ok(None));
+        assert_eq!(
+            parse_gemm_backend(Some("matrixmultiply")),
+            Ok(Some(GemmBackend::Matrixmultiply))
+        );
+        let gemm = parse_gemm_backend(Some("gemm"));
+        if cfg!(feature = "gemm") {
+            assert_eq!(gemm, Ok(Some(GemmBackend::GemmCrate)));
+        } else {
+            assert!(gemm.is_err());
+        }
+        let error = parse_gemm_backend(Some("blas")).unwrap_err();
+        assert!(
+            error.contains("\"blas\"") && error.contains("matrixmultiply") && !error.contains('\n'),
+            "{error}"
+        );
+    }
 }
