@@ -141,7 +141,7 @@ static ACCOUNTED_FLOPS: AtomicU64 = AtomicU64::new(0);
 static ACCOUNTED_NANOS: AtomicU64 = AtomicU64::new(0);
 
 /// What the products did between [`start_matmul_accounting`] and [`take_matmul_accounting`],
-/// summed over every thread that called [`gemm`].
+/// summed over every thread that called [`gemm()`].
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct MatmulAccounting {
     /// Products that reached the kernel (those with m = 0 or n = 0 return before it).
