@@ -14,17 +14,19 @@
 //! ```
 //!
 //! Bench ids are `matmul_<dtype>_n<size>/<gemm_on_gemm|gemm_on_matrixmultiply|raw_sgemm|raw_dgemm>_threads<t>`,
-//! and `step_c3_products/<backend>/...` for the products of one c3 training step (see
-//! [`bench_step_products`]):
+//! and `step_<config>_products/<backend>/...` for the products of one training step of each
+//! benchmark config (see [`bench_step_products`]):
 //!
 //! ```text
-//! MATMUL_NUM_THREADS=1 taskset -c 0 cargo bench --bench matmul -- step_c3
+//! MATMUL_NUM_THREADS=1 taskset -c 0 cargo bench --bench matmul -- step_ --warm-up-time 1 --measurement-time 2
+//! python3 benches/sum_step_products.py   # per config and backend: the sum, the GEMM floor of a step
 //! ```
 
 use criterion::measurement::WallTime;
 use criterion::{
     criterion_group, criterion_main, BenchmarkGroup, Criterion, SamplingMode, Throughput,
 };
+use meanflow::bench::step::CONFIGS;
 use meanflow::linalg::float::{Float, MatrixmultiplyGemm};
 use meanflow::linalg::matmul::{gemm_on, GemmBackend};
 use meanflow::rng::Rng;
@@ -109,64 +111,69 @@ fn bench_dtype<T: Float>(c: &mut Criterion, raw: MatrixmultiplyGemm<T>, raw_name
     }
 }
 
-/// The products of one fused c3 mf step (d 2, width 512, depth 4, batch B = 2048 of which
-/// k = 512 carry a tangent), with the step's layouts: forward X W^T over B + k rows (W^T a
-/// transposed view), backward dW = G^T A (G^T a view) and G W over B rows. Each runs alone, in
-/// f32, on every backend, so the sum of (time x count) is the GEMM floor of the step on this
-/// machine. Ids: `step_c3_products/<backend>/<what>_m<m>_k<k>_n<n>_x<count>`.
+/// The products of one mf training step of each benchmark config (`meanflow bench`: d, width w,
+/// depth L, batch B, of which k = B / 4 rows carry a tangent), with the step's layouts: forward
+/// X W^T over B + k rows (W^T a transposed view), backward dW = G^T A (G^T a view) and G W over B
+/// rows. Each runs alone, in f32, on every backend, so the sum of (time x count) is the GEMM floor
+/// of the step on this machine. Ids:
+/// `step_<config>_products/<backend>/<what>_m<m>_k<k>_n<n>_x<count>`.
 fn bench_step_products(c: &mut Criterion) {
-    let (rows, b, w, d, input) = (2560usize, 2048usize, 512usize, 2usize, 4usize);
-    // (what, m, k, n, A is a transposed view, B is a transposed view, count per step)
-    let products = [
-        ("forward_first", rows, input, w, false, true, 1),
-        ("forward_hidden", rows, w, w, false, true, 3),
-        ("forward_head", rows, w, d, false, true, 1),
-        ("backward_head_dw", d, b, w, true, false, 1),
-        ("backward_head_g", b, d, w, false, false, 1),
-        ("backward_hidden_dw", w, b, w, true, false, 3),
-        ("backward_first_dw", w, b, input, true, false, 1),
-        ("backward_hidden_g", b, w, w, false, false, 3),
-    ];
-    let mut rng = Rng::seed_from_u64(9);
-    let mut group = c.benchmark_group("step_c3_products");
-    group.sampling_mode(SamplingMode::Flat);
-    group.sample_size(10);
-    for (what, m, k, n, a_transposed, b_transposed, count) in products {
-        let mut random = |rows, cols| {
-            Array2::from_shape_simple_fn((rows, cols), || rng.uniform_range(-1.0, 1.0) as f32)
-        };
-        // A stored as its transpose [k, m] when the step multiplies by a view of one.
-        let a = if a_transposed {
-            random(k, m)
-        } else {
-            random(m, k)
-        };
-        let bm = if b_transposed {
-            random(n, k)
-        } else {
-            random(k, n)
-        };
-        let mut out = Array2::<f32>::zeros((m, n));
-        group.throughput(Throughput::Elements(2 * (m * k * n) as u64));
-        for &backend in GemmBackend::available() {
-            let id = format!("{}/{what}_m{m}_k{k}_n{n}_x{count}", backend.name());
-            group.bench_function(id, |bench| {
-                bench.iter(|| {
-                    let a = if a_transposed { a.t() } else { a.view() };
-                    let bv = if b_transposed { bm.t() } else { bm.view() };
-                    gemm_on(
-                        backend,
-                        1.0,
-                        black_box(a),
-                        black_box(bv),
-                        0.0,
-                        out.view_mut(),
-                    )
-                })
-            });
+    for config in CONFIGS {
+        let (b, w, d, depth) = (config.batch, config.width, config.dim, config.depth);
+        let rows = b + b / 4;
+        let input = d + 2;
+        // (what, m, k, n, A is a transposed view, B is a transposed view, count per step)
+        let products = [
+            ("forward_first", rows, input, w, false, true, 1),
+            ("forward_hidden", rows, w, w, false, true, depth - 1),
+            ("forward_head", rows, w, d, false, true, 1),
+            ("backward_head_dw", d, b, w, true, false, 1),
+            ("backward_head_g", b, d, w, false, false, 1),
+            ("backward_hidden_dw", w, b, w, true, false, depth - 1),
+            ("backward_first_dw", w, b, input, true, false, 1),
+            ("backward_hidden_g", b, w, w, false, false, depth - 1),
+        ];
+        let mut rng = Rng::seed_from_u64(9);
+        let mut group = c.benchmark_group(format!("step_{}_products", config.name));
+        group.sampling_mode(SamplingMode::Flat);
+        group.sample_size(10);
+        for (what, m, k, n, a_transposed, b_transposed, count) in products {
+            let mut random = |rows, cols| {
+                Array2::from_shape_simple_fn((rows, cols), || rng.uniform_range(-1.0, 1.0) as f32)
+            };
+            // A stored as its transpose [k, m] when the step multiplies by a view of one.
+            let a = if a_transposed {
+                random(k, m)
+            } else {
+                random(m, k)
+            };
+            let bm = if b_transposed {
+                random(n, k)
+            } else {
+                random(k, n)
+            };
+            let mut out = Array2::<f32>::zeros((m, n));
+            group.throughput(Throughput::Elements(2 * (m * k * n) as u64));
+            for &backend in GemmBackend::available() {
+                let id = format!("{}/{what}_m{m}_k{k}_n{n}_x{count}", backend.name());
+                group.bench_function(id, |bench| {
+                    bench.iter(|| {
+                        let a = if a_transposed { a.t() } else { a.view() };
+                        let bv = if b_transposed { bm.t() } else { bm.view() };
+                        gemm_on(
+                            backend,
+                            1.0,
+                            black_box(a),
+                            black_box(bv),
+                            0.0,
+                            out.view_mut(),
+                        )
+                    })
+                });
+            }
         }
+        group.finish();
     }
-    group.finish();
 }
 
 fn benches(c: &mut Criterion) {
