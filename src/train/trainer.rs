@@ -128,13 +128,7 @@ impl TrainConfig {
 }
 
 /// One data-parallel slice of the batch with its own tape and buffers.
-///
-/// Aligned to 128 bytes (two cache lines, the adjacent-line prefetcher's unit) so that two shards,
-/// side by side in a `Vec` and written by different threads on every op (the tape's vector
-/// lengths), never share a line: such false sharing made the 2-thread step bimodal from one
-/// process to the next, depending on where the allocator put the vector.
 #[derive(Debug)]
-#[repr(align(128))]
 pub struct Shard<T: Float> {
     tape: Tape<T>,
     vars: ParamVars,
