@@ -6,12 +6,21 @@
 #   FILES="src/flow/time_sampler.rs" TESTS="--test sampler_statistics" scripts/mutants.sh
 #
 # FILES: the files to mutate (default: the dual numbers, elementwise functions, tape, model, loss,
-# guidance, optimiser and time sampler). TESTS: arguments after `--` that pick the test targets
-# each mutant runs (default: all of them, `cargo test --release`; a subset is faster and can only
-# report more survivors, never fewer). JOBS: mutants built at once (default 1; each needs its own
-# build of the crate). ARGS: more cargo-mutants options (e.g. ARGS="--re record_guided_target"). Results go to OUT (default runs/mutants): mutants.out/outcomes.json,
-# caught.txt, missed.txt, unviable.txt. Mutants that cannot change behaviour are excluded in
-# .cargo/mutants.toml, each with the reason.
+# guidance, optimiser and time sampler). TESTS: cargo arguments that pick the test targets each
+# mutant is built with and runs, e.g. "--test dual --test tape_ops" or "--lib" (default: all of
+# them; a subset is faster and can only report more survivors, never fewer). They go to every
+# cargo invocation (--cargo-arg), so the build phase compiles only those targets: cargo-mutants
+# passes the arguments after its `--` to the test binaries, not to cargo, and builds with
+# `cargo test --no-run` in the dev profile unless told otherwise. Every build is a release build
+# (--profile release). JOBS: mutants built at once (default 1; each needs its own build of the
+# crate). ARGS: more cargo-mutants options (e.g. ARGS="--re record_guided_target"). Results go to
+# OUT (default runs/mutants): mutants.out/outcomes.json, caught.txt, missed.txt, unviable.txt.
+# Mutants that cannot change behaviour are excluded in .cargo/mutants.toml, each with the reason.
+#
+# Faster rebuilds: the environment passes through to cargo, so CARGO_INCREMENTAL=1 (incremental
+# compilation of this crate only; dependencies are never incremental) and a CARGO_TARGET_DIR
+# outside the tree that already holds the release dependencies (a copy of target/release) keep
+# each mutant's build to the crate itself.
 #
 # Time, measured on the 2-core development machine: the unmutated baseline takes 80 s to build and
 # 133 s to run the library's unit tests alone, so a mutant against the whole suite costs several
@@ -28,10 +37,13 @@ if ! command -v cargo-mutants >/dev/null; then
 fi
 file_args=()
 for f in $FILES; do file_args+=(--file "$f"); done
+test_args=()
+for a in $TESTS; do test_args+=("--cargo-arg=$a"); done
 mkdir -p "$OUT"
 start=$(date +%s)
 # shellcheck disable=SC2086
-cargo mutants "${file_args[@]}" --jobs "$JOBS" --output "$OUT" --no-shuffle $ARGS -- --release $TESTS || true
+cargo mutants "${file_args[@]}" --jobs "$JOBS" --output "$OUT" --no-shuffle --profile release \
+  "${test_args[@]}" $ARGS || true
 echo "cargo-mutants on $FILES: $(( $(date +%s) - start )) s" >&2
 for kind in caught missed unviable timeout; do
   f="$OUT/mutants.out/$kind.txt"
