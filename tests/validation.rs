@@ -6,12 +6,14 @@
 //! x / e / t / r shapes (src/flow/loss.rs), its label count and scales below 1
 //! (tests/conditional_loss.rs), a checkpoint's missing or unexpected tensors, its precision and
 //! the data's column count (src/train/checkpoint.rs).
+//! The settings of the optimiser, the time sampler and the loss are refused by name with their
+//! value, and the edges of their valid ranges accepted.
 
 use meanflow::autodiff::elementwise::Elementwise;
 use meanflow::flow::loss::{Batch, LossConfig, LossPreset};
 use meanflow::flow::model::{Conditioning, Heads, MlpParams, ModelConfig};
 use meanflow::flow::sampling::{Conditions, Evaluator};
-use meanflow::flow::time_sampler::TimeSampler;
+use meanflow::flow::time_sampler::{TimeDistribution, TimeSampler};
 use meanflow::io::tensor_file::TensorFile;
 use meanflow::rng::Rng;
 use meanflow::train::checkpoint::{Checkpoint, CheckpointError};
@@ -238,4 +240,182 @@ fn an_evaluator_refuses_labels_for_other_rows() {
     let z = Array2::zeros((3, 2));
     let t = Array2::ones((3, 1));
     evaluator.u(z.view(), t.view(), t.view());
+}
+
+// ----- settings ---------------------------------------------------------------------------------------
+
+/// Each bad setting is refused with a message naming it and its value; the edges of the valid
+/// ranges are accepted.
+#[test]
+fn optimizer_settings_out_of_range_are_refused_by_name() {
+    let ok = AdamConfig::default();
+    assert_eq!(ok.validate(), Ok(()));
+    let refused = |config: AdamConfig, want: &str| {
+        let e = config.validate().unwrap_err();
+        assert!(e.contains(want), "{e} does not say {want}");
+    };
+    for lr in [0.0, -1e-3, f64::NAN, f64::INFINITY] {
+        refused(
+            AdamConfig { lr, ..ok },
+            "learning rate must be finite and > 0",
+        );
+    }
+    for eps in [0.0, -1e-8, f64::INFINITY] {
+        refused(AdamConfig { eps, ..ok }, "eps must be finite and > 0");
+    }
+    for b in [1.0, -0.1, f64::NAN] {
+        refused(AdamConfig { beta1: b, ..ok }, "beta1 must be in [0, 1)");
+        refused(AdamConfig { beta2: b, ..ok }, "beta2 must be in [0, 1)");
+    }
+    for weight_decay in [-1e-4, f64::NAN, f64::INFINITY] {
+        refused(
+            AdamConfig { weight_decay, ..ok },
+            "weight decay must be finite and >= 0",
+        );
+    }
+    for clip in [0.0, -1.0, f64::INFINITY] {
+        refused(
+            AdamConfig {
+                clip_norm: Some(clip),
+                ..ok
+            },
+            "gradient clip norm must be finite and > 0",
+        );
+    }
+    refused(AdamConfig { lr: -2.5, ..ok }, "got -2.5");
+    // The edges that are valid.
+    let edges = AdamConfig {
+        beta1: 0.0,
+        beta2: 0.0,
+        weight_decay: 0.0,
+        lr: f64::MIN_POSITIVE,
+        eps: f64::MIN_POSITIVE,
+        clip_norm: Some(f64::MIN_POSITIVE),
+        warmup_steps: 0,
+    };
+    assert_eq!(edges.validate(), Ok(()));
+}
+
+/// The defaults are PyTorch's AdamW defaults except weight decay (0, Adam's), with no warm-up and
+/// no clipping, as documented on `AdamConfig::default`.
+#[test]
+fn optimizer_defaults_are_the_documented_ones() {
+    assert_eq!(
+        AdamConfig::default(),
+        AdamConfig {
+            lr: 1e-3,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.0,
+            warmup_steps: 0,
+            clip_norm: None,
+        }
+    );
+}
+
+#[test]
+fn time_sampler_settings_out_of_range_are_refused_by_name() {
+    let ok = TimeSampler::mf_default();
+    assert_eq!(ok.validate(), Ok(()));
+    for fraction_equal in [-0.01, 1.01, f64::NAN] {
+        let e = TimeSampler {
+            fraction_equal,
+            ..ok
+        }
+        .validate()
+        .unwrap_err();
+        assert!(
+            e.contains("the fraction of rows with r = t must be in [0, 1]"),
+            "{e}"
+        );
+    }
+    for fraction_equal in [0.0, 1.0] {
+        assert_eq!(
+            TimeSampler {
+                fraction_equal,
+                ..ok
+            }
+            .validate(),
+            Ok(())
+        );
+    }
+    let logit_normal = |mu, sigma| TimeSampler {
+        distribution: TimeDistribution::LogitNormal { mu, sigma },
+        ..ok
+    };
+    for mu in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+        let e = logit_normal(mu, 1.0).validate().unwrap_err();
+        assert!(e.contains("time sampler mu must be finite"), "{e}");
+    }
+    for sigma in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+        let e = logit_normal(0.0, sigma).validate().unwrap_err();
+        assert!(
+            e.contains("time sampler sigma must be finite and > 0"),
+            "{e}"
+        );
+    }
+    assert_eq!(logit_normal(-3.0, 1e-300).validate(), Ok(()));
+    // The uniform distribution has no parameters to refuse.
+    let uniform = TimeSampler {
+        distribution: TimeDistribution::Uniform,
+        ..ok
+    };
+    assert_eq!(uniform.validate(), Ok(()));
+}
+
+#[test]
+fn loss_settings_out_of_range_are_refused_by_name() {
+    let m = model(0);
+    let ok = LossConfig::preset(LossPreset::Mf);
+    assert_eq!(ok.validate(&m), Ok(()));
+    let refused = |loss: LossConfig, model: &ModelConfig, want: &str| {
+        let e = loss.validate(model).unwrap_err();
+        assert!(e.contains(want), "{e} does not say {want}");
+    };
+    for beta in [-0.1, 1.1, f64::NAN] {
+        refused(LossConfig { beta, ..ok }, &m, "beta must be in [0, 1]");
+    }
+    for p in [-0.5, f64::NAN, f64::INFINITY] {
+        refused(LossConfig { p, ..ok }, &m, "p must be finite and >= 0");
+    }
+    for c in [0.0, -1.0, f64::INFINITY] {
+        refused(LossConfig { c, ..ok }, &m, "c must be finite and > 0");
+    }
+    let head = LossConfig::preset(LossPreset::ImfHead);
+    refused(head, &m, "v-source 'head' needs a model with heads = uv");
+    assert_eq!(
+        head.validate(&ModelConfig {
+            heads: Heads::UV,
+            ..m
+        }),
+        Ok(())
+    );
+    refused(
+        LossConfig {
+            label_dropout: 1.5,
+            ..ok
+        },
+        &model(3),
+        "label dropout must be in [0, 1]",
+    );
+    refused(
+        LossConfig {
+            label_dropout: 0.1,
+            ..ok
+        },
+        &m,
+        "label dropout needs a class-conditional model",
+    );
+    // The edges that are valid.
+    for (beta, p) in [(0.0, 0.0), (1.0, 0.0), (0.5, 2.0)] {
+        assert_eq!(LossConfig { beta, p, ..ok }.validate(&m), Ok(()));
+    }
+    for label_dropout in [0.0, 1.0] {
+        let loss = LossConfig {
+            label_dropout,
+            ..ok
+        };
+        assert_eq!(loss.validate(&model(3)), Ok(()));
+    }
 }
