@@ -592,3 +592,28 @@ fn abs_and_relu_at_their_kink() {
         }
     }
 }
+
+/// `Zero` and `One` on duals: zero is 0 + 0 eps and the only dual that `is_zero` (a dual with a
+/// zero value and a nonzero tangent is not zero: it is an infinitesimal); one is 1 + 0 eps.
+#[test]
+fn zero_and_one_of_duals() {
+    use num_traits::{One, Zero};
+    assert_eq!(D1::zero(), D1::new(0.0, 0.0));
+    assert!(D1::zero().is_zero());
+    assert!(!D1::new(0.0, 1.0).is_zero(), "an infinitesimal is not zero");
+    assert!(!D1::new(2.0, 0.0).is_zero());
+    assert!(D2::zero().is_zero());
+    assert!(!D2::new(D1::zero(), D1::new(0.0, -1.0)).is_zero());
+    assert_eq!(D1::one(), D1::new(1.0, 0.0));
+    assert_eq!(D2::one(), D2::new(D1::new(1.0, 0.0), D1::zero()));
+}
+
+/// x^p at x = 0 with a constant exponent: the exponent's term x^p ln(x) dp is skipped when
+/// dp = 0 (ln 0 = -inf would make it NaN), so 0^p and its derivative are finite for p >= 1.
+#[test]
+fn powf_at_zero_with_a_constant_exponent() {
+    for (p, slope) in [(1.0, 1.0), (2.5, 0.0), (3.0, 0.0)] {
+        let y = D1::variable(0.0).powf(D1::constant_of(p));
+        assert_eq!((y.value, y.tangent), (0.0, slope), "0^{p}");
+    }
+}
