@@ -466,3 +466,66 @@ proptest! {
         }
     }
 }
+
+/// The presets by name, with every option they set (the papers' beta and velocity source, with
+/// p = 0: plain squared error), and a name that is not a preset refused.
+#[test]
+fn presets_by_name_give_their_documented_options() {
+    use meanflow::flow::guidance::Guidance;
+    use meanflow::flow::loss::LossPreset;
+    for (name, preset, beta, v_source) in [
+        ("mf", LossPreset::Mf, 0.0, VSource::Boundary),
+        ("imf", LossPreset::Imf, 1.0, VSource::Boundary),
+        ("imf-head", LossPreset::ImfHead, 1.0, VSource::Head),
+    ] {
+        assert_eq!(name.parse::<LossPreset>(), Ok(preset), "{name}");
+        let want = LossConfig {
+            beta,
+            v_source,
+            exact: false,
+            p: 0.0,
+            c: 1e-3,
+            guidance: Guidance::None,
+            label_dropout: 0.0,
+        };
+        assert_eq!(LossConfig::preset(preset), want, "{name}");
+    }
+    assert!("imff".parse::<LossPreset>().is_err());
+}
+
+/// A batch's length is its rows; only a batch of no rows is empty; `Batch::zeros` fits its model
+/// (labels of the null class, scales 1 where the model takes them).
+#[test]
+fn batch_length_emptiness_and_zeros() {
+    let mut model = Spec {
+        dim: 3,
+        width: 2,
+        depth: 1,
+        activation: Elementwise::Tanh,
+        conditioning: Conditioning::Raw,
+        heads: Heads::U,
+        batch: 1,
+        equal_rows: 0,
+        beta: 0.0,
+        p: 0.0,
+        c: 1e-3,
+        head_source: false,
+        exact: false,
+        seed: 1,
+    }
+    .build()
+    .model;
+    for rows in [0, 1, 5] {
+        let batch = Batch::<f64>::zeros(rows, &model);
+        assert_eq!((batch.len(), batch.is_empty()), (rows, rows == 0));
+        assert_eq!(batch.x.dim(), (rows, 3));
+        batch.check(&model);
+    }
+    model.classes = 4;
+    model.class_dim = 2;
+    model.guidance_input = true;
+    let batch = Batch::<f32>::zeros(3, &model);
+    assert_eq!(batch.labels, vec![4; 3]);
+    assert_eq!(batch.scales, Array2::<f32>::ones((3, 1)));
+    batch.check(&model);
+}
