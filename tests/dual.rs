@@ -609,11 +609,16 @@ fn zero_and_one_of_duals() {
 }
 
 /// x^p at x = 0 with a constant exponent: the exponent's term x^p ln(x) dp is skipped when
-/// dp = 0 (ln 0 = -inf would make it NaN), so 0^p and its derivative are finite for p >= 1.
+/// dp = 0 (ln 0 = -inf would make it NaN), so 0^p and its derivative are finite for p >= 1. And
+/// x^0 = 1 with derivative 0 at x = 0 too (0 x^-1 would be NaN there).
 #[test]
-fn powf_at_zero_with_a_constant_exponent() {
+fn powers_at_zero() {
     for (p, slope) in [(1.0, 1.0), (2.5, 0.0), (3.0, 0.0)] {
         let y = D1::variable(0.0).powf(D1::constant_of(p));
         assert_eq!((y.value, y.tangent), (0.0, slope), "0^{p}");
+    }
+    for (n, value, slope) in [(0, 1.0, 0.0), (1, 0.0, 1.0), (2, 0.0, 0.0)] {
+        let y = D1::variable(0.0).powi(n);
+        assert_eq!((y.value, y.tangent), (value, slope), "0^{n}");
     }
 }
