@@ -529,3 +529,69 @@ fn batch_length_emptiness_and_zeros() {
     assert_eq!(batch.scales, Array2::<f32>::ones((3, 1)));
     batch.check(&model);
 }
+
+/// `tangent_rows`: with row-prefix tangents on (the default), one past the last row with r != t
+/// (at least 1, so that the tangent nodes are never empty); off, every row.
+#[test]
+fn tangent_rows_end_after_the_last_row_with_a_gap() {
+    use meanflow::autodiff::tape::Optimizations;
+    use meanflow::flow::loss::tangent_rows;
+    let batch_with = |r_equals_t: &[bool]| {
+        let b = r_equals_t.len();
+        let t = Array2::from_elem((b, 1), 0.8);
+        let r = Array2::from_shape_fn((b, 1), |(i, _)| if r_equals_t[i] { 0.8 } else { 0.3 });
+        Batch::new(Array2::zeros((b, 2)), Array2::zeros((b, 2)), t, r)
+    };
+    let on = Tape::<f64>::new();
+    let mut off = Tape::<f64>::new();
+    off.set_optimizations(Optimizations {
+        row_prefix_tangents: false,
+        ..Optimizations::default()
+    });
+    for (rows, want) in [
+        (vec![false, false, true, true, true], 2),
+        (vec![false, true, false, true], 3),
+        (vec![false; 4], 4),
+        (vec![true; 3], 1),
+        (vec![true, true, false], 3),
+    ] {
+        let batch = batch_with(&rows);
+        assert_eq!(tangent_rows(&on, &batch), want, "{rows:?}");
+        assert_eq!(tangent_rows(&off, &batch), rows.len(), "{rows:?}");
+    }
+}
+
+/// MF (beta = 0) does not compute v_hat (`LossNodes::v_hat` is None: the tangent does not use
+/// it); any beta > 0 does, on the rows that carry the JVP.
+#[test]
+fn v_hat_is_recorded_only_when_the_tangent_uses_it() {
+    for beta in [0.0, 1e-9, 0.5, 1.0] {
+        let case = Spec {
+            dim: 2,
+            width: 3,
+            depth: 1,
+            activation: Elementwise::Tanh,
+            conditioning: Conditioning::Raw,
+            heads: Heads::U,
+            batch: 4,
+            equal_rows: 0,
+            beta,
+            p: 0.0,
+            c: 1e-3,
+            head_source: false,
+            exact: false,
+            seed: 3,
+        }
+        .build();
+        let mut tape = Tape::new();
+        let vars = case.params.on_tape(&mut tape);
+        let nodes = record_loss(&mut tape, &case.model, &vars, &case.loss, &case.batch);
+        match nodes.v_hat {
+            None => assert_eq!(beta, 0.0, "beta {beta} without v_hat"),
+            Some(v_hat) => {
+                assert!(beta > 0.0, "v_hat recorded for MF");
+                assert_eq!(tape.shape(v_hat), (nodes.tangent_rows, 2));
+            }
+        }
+    }
+}
