@@ -622,3 +622,30 @@ fn powers_at_zero() {
         assert_eq!((y.value, y.tangent), (value, slope), "0^{n}");
     }
 }
+
+/// The configuration names of the functions: each activation's name parses back to it (and only
+/// activations parse), the others are named as in configs, and an unknown name is refused with
+/// the list of valid ones.
+#[test]
+fn elementwise_names_round_trip() {
+    let names = ["silu", "tanh", "gelu_tanh", "relu", "softplus", "sigmoid"];
+    for (f, name) in Elementwise::ACTIVATIONS.into_iter().zip(names) {
+        assert_eq!(f.name(), name);
+        assert_eq!(f.to_string(), name);
+        assert_eq!(name.parse::<Elementwise>(), Ok(f));
+    }
+    for (f, name) in [
+        (Elementwise::Exp, "exp"),
+        (Elementwise::Ln, "ln"),
+        (Elementwise::Sqrt, "sqrt"),
+        (Elementwise::Square, "square"),
+        (Elementwise::Pow(2.5), "pow(2.5)"),
+        (Elementwise::Sin, "sin"),
+        (Elementwise::Cos, "cos"),
+    ] {
+        assert_eq!(f.name(), name);
+        assert!(name.parse::<Elementwise>().is_err(), "{name} is not an activation");
+    }
+    let e = "gelu".parse::<Elementwise>().unwrap_err();
+    assert!(e.contains("unknown activation 'gelu'") && e.contains("gelu_tanh"), "{e}");
+}
