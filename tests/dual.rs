@@ -644,8 +644,14 @@ fn elementwise_names_round_trip() {
         (Elementwise::Cos, "cos"),
     ] {
         assert_eq!(f.name(), name);
-        assert!(name.parse::<Elementwise>().is_err(), "{name} is not an activation");
+        assert!(
+            name.parse::<Elementwise>().is_err(),
+            "{name} is not an activation"
+        );
     }
     let e = "gelu".parse::<Elementwise>().unwrap_err();
-    assert!(e.contains("unknown activation 'gelu'") && e.contains("gelu_tanh"), "{e}");
+    assert!(
+        e.contains("unknown activation 'gelu'") && e.contains("gelu_tanh"),
+        "{e}"
+    );
 }

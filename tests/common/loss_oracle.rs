@@ -274,9 +274,10 @@ pub fn freeze(problem: &Problem, params: &MlpParams<f64>) -> Frozen {
     frozen
 }
 
-/// The loss at `params` with the sg quantities of `frozen`: mean_i w_i |u_i + (t_i - r_i) dudt_i
-/// - v_g,i|^2 (+ the v-head's mean_i w_v,i |v_i - v_g,i|^2), where dudt is frozen too unless the
-/// variant is exact (then it is the JVP at `params` along the frozen tangent).
+/// The loss at `params` with the sg quantities of `frozen`:
+/// mean_i w_i |u_i + (t_i - r_i) dudt_i - v_g,i|^2 (+ the v-head's mean_i w_v,i |v_i - v_g,i|^2),
+/// where dudt is frozen too unless the variant is exact (then it is the JVP at `params` along the
+/// frozen tangent).
 pub fn frozen_loss(problem: &Problem, frozen: &Frozen, params: &MlpParams<f64>) -> f64 {
     let (model, batch) = (problem.model, problem.batch);
     let b = batch.len();
