@@ -303,3 +303,38 @@ fn loss_validation_names_what_guidance_needs() {
         .unwrap_err()
         .contains("class-conditional"));
 }
+
+/// `record_loss` does not require validated options: a model with a guidance input trained
+/// without guidance (which `LossConfig::validate` refuses) gets its v_hat from a boundary pass
+/// u(z, t, t) on the rows that carry the JVP alone, and those rows keep their own classes and
+/// scales there: the tangent equals the oracle's.
+#[test]
+fn boundary_pass_on_the_leading_rows_keeps_their_scales() {
+    let mut case = make_case(
+        Guidance::Input { w_max: 6.0 },
+        1.0,
+        VSource::Boundary,
+        false,
+        21,
+    );
+    case.loss.guidance = Guidance::None;
+    let params = MlpParams::<f64>::init(&case.model, &mut Rng::seed_from_u64(4));
+    let frozen = freeze(&case.problem(), &params);
+    let mut tape = Tape::<f64>::new();
+    let vars = params.on_tape(&mut tape);
+    let nodes = record_loss(&mut tape, &case.model, &vars, &case.loss, &case.batch);
+    assert!(
+        nodes.tangent_rows < case.batch.len(),
+        "rows with r = t at the end"
+    );
+    let tangent = tape.value(nodes.tangent).to_owned();
+    for i in 0..nodes.tangent_rows {
+        for j in 0..case.model.dim {
+            let (got, want) = (tangent[[i, j]], frozen.tangent[i][j]);
+            assert!(
+                (got - want).abs() <= 1e-12 * (1.0 + want.abs()),
+                "tangent [{i}, {j}] {got} vs the oracle's {want}"
+            );
+        }
+    }
+}
