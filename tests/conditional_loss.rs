@@ -1,113 +1,22 @@
-//! The class-conditional losses with guidance (flow::guidance) against an independent oracle: the
-//! network written out as loops over scalars, its JVP taken with dual numbers (forward mode, no
-//! tape), and the loss's gradient by central differences of the loss with its stop-gradient
-//! quantities frozen at the base parameters (the definition of sg). Every guidance kind, MF, iMF
-//! and a blend, the boundary and the v-head as the velocity source, sg and exact, dropped labels,
-//! rows with r = t, odd sizes.
-// `Real` has no `AddAssign`; the oracle's helpers take the row's pieces one by one.
-#![allow(clippy::assign_op_pattern, clippy::too_many_arguments)]
+//! The class-conditional losses with guidance (flow::guidance) against the independent oracle of
+//! tests/common/loss_oracle.rs: the network written out as loops over scalars, its JVP taken with
+//! dual numbers (forward mode, no tape), and the loss's gradient by central differences of the
+//! loss with its stop-gradient quantities frozen at the base parameters (the definition of sg).
+//! Every guidance kind, MF, iMF and a blend, the boundary and the v-head as the velocity source,
+//! sg and exact, dropped labels, rows with r = t, odd sizes.
 
-use meanflow::autodiff::dual::Dual;
+#[path = "common/loss_oracle.rs"]
+mod loss_oracle;
+
+use loss_oracle::{freeze, frozen_loss, Problem};
 use meanflow::autodiff::elementwise::Elementwise;
 use meanflow::autodiff::tape::Tape;
 use meanflow::flow::guidance::Guidance;
 use meanflow::flow::loss::{loss_and_gradients, record_loss, Batch, LossConfig, VSource};
 use meanflow::flow::model::{Conditioning, Heads, MlpParams, ModelConfig};
-use meanflow::linalg::real::Real;
 use meanflow::rng::Rng;
 use meanflow::verify::check::{central_difference, fd_relative_error, FD_REL_TOL};
 use ndarray::Array2;
-
-/// One scalar network evaluation: (u(z, r, t | c, w), v(z, t | c, w)) of a row, on any [`Real`].
-fn naive_net<R: Real>(
-    config: &ModelConfig,
-    params: &MlpParams<f64>,
-    z: &[R],
-    r: R,
-    t: R,
-    class: usize,
-    w: f64,
-) -> (Vec<R>, Option<Vec<R>>) {
-    let trunk = |h: R| {
-        let half = config.conditioning.width() / 2;
-        let mut a: Vec<R> = z.to_vec();
-        for s in [t, h] {
-            let mut emb = vec![R::constant(0.0); half];
-            config.conditioning.embed_scalar(s, &mut emb);
-            a.extend(emb);
-        }
-        if config.guidance_input {
-            let mut emb = vec![R::constant(0.0); half];
-            config
-                .conditioning
-                .embed_scalar(R::constant(1.0 - 1.0 / w), &mut emb);
-            a.extend(emb);
-        }
-        if let Some(table) = &params.class_embed {
-            a.extend(table.row(class).iter().map(|&e| R::constant(e)));
-        }
-        for layer in &params.trunk {
-            a = (0..layer.weight.nrows())
-                .map(|o| {
-                    let mut sum = R::constant(layer.bias[[0, o]]);
-                    for (i, &x) in a.iter().enumerate() {
-                        sum = sum + R::constant(layer.weight[[o, i]]) * x;
-                    }
-                    config.activation.eval(sum)
-                })
-                .collect();
-        }
-        a
-    };
-    let head = |layer: &meanflow::flow::model::Linear<f64>, a: &[R]| -> Vec<R> {
-        (0..layer.weight.nrows())
-            .map(|o| {
-                let mut sum = R::constant(layer.bias[[0, o]]);
-                for (i, &x) in a.iter().enumerate() {
-                    sum = sum + R::constant(layer.weight[[o, i]]) * x;
-                }
-                sum
-            })
-            .collect()
-    };
-    let u = head(&params.u_head, &trunk(t - r));
-    let v = params
-        .v_head
-        .as_ref()
-        .map(|l| head(l, &trunk(R::constant(0.0))));
-    (u, v)
-}
-
-/// u and du/dt along (tangent, 0, 1) of one row, by dual numbers.
-fn naive_jvp(
-    config: &ModelConfig,
-    params: &MlpParams<f64>,
-    z: &[f64],
-    tangent: &[f64],
-    r: f64,
-    t: f64,
-    class: usize,
-    w: f64,
-) -> (Vec<f64>, Vec<f64>) {
-    let zd: Vec<Dual<f64>> = z
-        .iter()
-        .zip(tangent)
-        .map(|(&x, &dx)| Dual::new(x, dx))
-        .collect();
-    let (u, _) = naive_net(
-        config,
-        params,
-        &zd,
-        Dual::constant_of(r),
-        Dual::new(t, 1.0),
-        class,
-        w,
-    );
-    (
-        u.iter().map(|d| d.value).collect(),
-        u.iter().map(|d| d.tangent).collect(),
-    )
-}
 
 struct Case {
     model: ModelConfig,
@@ -115,119 +24,14 @@ struct Case {
     batch: Batch<f64>,
 }
 
-/// The stop-gradient quantities of every row at the given (base) parameters.
-struct Frozen {
-    v_target: Vec<Vec<f64>>,
-    tangent: Vec<Vec<f64>>,
-    dudt: Vec<Vec<f64>>,
-}
-
-/// v^(z, t | class, w) of one row: u(z, t, t) or the v-head.
-fn velocity(case: &Case, params: &MlpParams<f64>, i: usize, class: usize, w: f64) -> Vec<f64> {
-    let (z, t) = (z_row(case, i), case.batch.t[[i, 0]]);
-    let (u, v) = naive_net(&case.model, params, &z, t, t, class, w);
-    match case.loss.v_source {
-        VSource::Boundary => u,
-        VSource::Head => v.unwrap(),
-    }
-}
-
-fn z_row(case: &Case, i: usize) -> Vec<f64> {
-    let t = case.batch.t[[i, 0]];
-    (0..case.model.dim)
-        .map(|j| (1.0 - t) * case.batch.x[[i, j]] + t * case.batch.e[[i, j]])
-        .collect()
-}
-
-fn scale_of(case: &Case, i: usize) -> f64 {
-    if case.model.guidance_input {
-        case.batch.scales[[i, 0]]
-    } else {
-        1.0
-    }
-}
-
-fn freeze(case: &Case, params: &MlpParams<f64>) -> Frozen {
-    let (b, d, classes) = (case.batch.len(), case.model.dim, case.model.classes);
-    let mut frozen = Frozen {
-        v_target: vec![],
-        tangent: vec![],
-        dudt: vec![],
-    };
-    for i in 0..b {
-        let v_c: Vec<f64> = (0..d)
-            .map(|j| case.batch.e[[i, j]] - case.batch.x[[i, j]])
-            .collect();
-        let (class, w) = (case.batch.labels[i], scale_of(case, i));
-        let v_g: Vec<f64> = if class == classes {
-            v_c.clone()
-        } else {
-            match case.loss.guidance {
-                Guidance::None => v_c.clone(),
-                Guidance::Target { w: scale, kappa } => {
-                    let own = velocity(case, params, i, class, w);
-                    let null = velocity(case, params, i, classes, 1.0);
-                    (0..d)
-                        .map(|j| scale * v_c[j] + kappa * own[j] + (1.0 - scale - kappa) * null[j])
-                        .collect()
-                }
-                Guidance::Input { .. } => {
-                    let own = velocity(case, params, i, class, w);
-                    let null = velocity(case, params, i, classes, 1.0);
-                    (0..d)
-                        .map(|j| v_c[j] + (1.0 - 1.0 / w) * (own[j] - null[j]))
-                        .collect()
-                }
-            }
-        };
-        let beta = case.loss.beta;
-        let own = velocity(case, params, i, class, w);
-        let tangent: Vec<f64> = (0..d)
-            .map(|j| (1.0 - beta) * v_g[j] + beta * own[j])
-            .collect();
-        let (_, dudt) = naive_jvp(
-            &case.model,
-            params,
-            &z_row(case, i),
-            &tangent,
-            case.batch.r[[i, 0]],
-            case.batch.t[[i, 0]],
-            class,
-            w,
-        );
-        frozen.v_target.push(v_g);
-        frozen.tangent.push(tangent);
-        frozen.dudt.push(dudt);
-    }
-    frozen
-}
-
-/// The loss at `params` with the sg quantities of `frozen` (p = 0: plain mean squared error).
-fn frozen_loss(case: &Case, frozen: &Frozen, params: &MlpParams<f64>) -> f64 {
-    let b = case.batch.len();
-    let mut loss_u = 0.0;
-    let mut loss_v = 0.0;
-    for i in 0..b {
-        let (r, t) = (case.batch.r[[i, 0]], case.batch.t[[i, 0]]);
-        let (class, w) = (case.batch.labels[i], scale_of(case, i));
-        let z = z_row(case, i);
-        let (u, dudt) = if case.loss.exact {
-            naive_jvp(&case.model, params, &z, &frozen.tangent[i], r, t, class, w)
-        } else {
-            let (u, _) = naive_net(&case.model, params, &z, r, t, class, w);
-            (u, frozen.dudt[i].clone())
-        };
-        let (_, v) = naive_net(&case.model, params, &z, t, t, class, w);
-        for j in 0..case.model.dim {
-            let delta = u[j] + (t - r) * dudt[j] - frozen.v_target[i][j];
-            loss_u += delta * delta;
-            if let Some(v) = &v {
-                let delta_v = v[j] - frozen.v_target[i][j];
-                loss_v += delta_v * delta_v;
-            }
+impl Case {
+    fn problem(&self) -> Problem<'_> {
+        Problem {
+            model: &self.model,
+            loss: &self.loss,
+            batch: &self.batch,
         }
     }
-    (loss_u + loss_v) / b as f64
 }
 
 fn make_case(guidance: Guidance, beta: f64, source: VSource, exact: bool, seed: u64) -> Case {
@@ -314,7 +118,7 @@ fn describe(case: &Case) -> String {
 fn recorded_quantities_match_the_scalar_oracle() {
     for case in cases() {
         let params = MlpParams::<f64>::init(&case.model, &mut Rng::seed_from_u64(99));
-        let frozen = freeze(&case, &params);
+        let frozen = freeze(&case.problem(), &params);
         let mut tape = Tape::<f64>::new();
         let vars = params.on_tape(&mut tape);
         let nodes = record_loss(&mut tape, &case.model, &vars, &case.loss, &case.batch);
@@ -348,7 +152,7 @@ fn recorded_quantities_match_the_scalar_oracle() {
             }
         }
         let value = tape.value(nodes.loss)[[0, 0]];
-        let want = frozen_loss(&case, &frozen, &params);
+        let want = frozen_loss(&case.problem(), &frozen, &params);
         assert!(
             (value - want).abs() <= 1e-12 * want,
             "{}: loss {value} vs {want}",
@@ -376,7 +180,7 @@ fn recorded_quantities_match_the_scalar_oracle() {
 fn gradients_match_finite_differences_of_the_frozen_loss() {
     for case in cases() {
         let params = MlpParams::<f64>::init(&case.model, &mut Rng::seed_from_u64(7));
-        let frozen = freeze(&case, &params);
+        let frozen = freeze(&case.problem(), &params);
         let mut tape = Tape::<f64>::new();
         let (values, grads) =
             loss_and_gradients(&mut tape, &case.model, &params, &case.loss, &case.batch);
@@ -400,7 +204,7 @@ fn gradients_match_finite_differences_of_the_frozen_loss() {
                 for (x, d) in p.tensors_mut().zip(dir.tensors()) {
                     *x = &*x + &(d * s);
                 }
-                frozen_loss(&case, &frozen, &p)
+                frozen_loss(&case.problem(), &frozen, &p)
             });
             let err = fd_relative_error(tape_slope, fd, values.loss);
             assert!(
@@ -498,4 +302,39 @@ fn loss_validation_names_what_guidance_needs() {
         .validate(&model)
         .unwrap_err()
         .contains("class-conditional"));
+}
+
+/// `record_loss` does not require validated options: a model with a guidance input trained
+/// without guidance (which `LossConfig::validate` refuses) gets its v_hat from a boundary pass
+/// u(z, t, t) on the rows that carry the JVP alone, and those rows keep their own classes and
+/// scales there: the tangent equals the oracle's.
+#[test]
+fn boundary_pass_on_the_leading_rows_keeps_their_scales() {
+    let mut case = make_case(
+        Guidance::Input { w_max: 6.0 },
+        1.0,
+        VSource::Boundary,
+        false,
+        21,
+    );
+    case.loss.guidance = Guidance::None;
+    let params = MlpParams::<f64>::init(&case.model, &mut Rng::seed_from_u64(4));
+    let frozen = freeze(&case.problem(), &params);
+    let mut tape = Tape::<f64>::new();
+    let vars = params.on_tape(&mut tape);
+    let nodes = record_loss(&mut tape, &case.model, &vars, &case.loss, &case.batch);
+    assert!(
+        nodes.tangent_rows < case.batch.len(),
+        "rows with r = t at the end"
+    );
+    let tangent = tape.value(nodes.tangent).to_owned();
+    for i in 0..nodes.tangent_rows {
+        for j in 0..case.model.dim {
+            let (got, want) = (tangent[[i, j]], frozen.tangent[i][j]);
+            assert!(
+                (got - want).abs() <= 1e-12 * (1.0 + want.abs()),
+                "tangent [{i}, {j}] {got} vs the oracle's {want}"
+            );
+        }
+    }
 }

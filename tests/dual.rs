@@ -6,6 +6,10 @@
 //! the orders involved: rounding of f' = 1 - tanh^2 or of a finite difference of f is set by |f|,
 //! not by |f'| (see src/verify/check.rs).
 
+#[path = "common/closed_forms.rs"]
+mod closed_forms;
+
+use closed_forms::sigmoid as sig;
 use meanflow::autodiff::dual::Dual;
 use meanflow::autodiff::elementwise::{Elementwise, MAX_DERIVATIVE_ORDER};
 use meanflow::linalg::real::Real;
@@ -90,10 +94,6 @@ impl Domain {
             x
         }
     }
-}
-
-fn sig(x: f64) -> f64 {
-    1.0 / (1.0 + (-x).exp())
 }
 
 impl Fun {
@@ -311,6 +311,9 @@ proptest! {
             let [f, df, _] = fun.closed_form(x);
             let s = scale(&[f, df]);
             prop_assert_eq!(y.value, fun.apply(x), "{:?} value at x = {}", fun, x);
+            let err = scaled_error(y.value, f, s);
+            prop_assert!(err <= CLOSED_FORM_REL_TOL,
+                "{:?}: f({}) = {}, {} closed form, error {:e}", fun, x, y.value, f, err);
             let err = scaled_error(y.tangent, df, s);
             prop_assert!(err <= CLOSED_FORM_REL_TOL,
                 "{:?}: f'({}) = {} from duals, {} closed form, error {:e}", fun, x, y.tangent, df, err);
@@ -379,9 +382,9 @@ fn duals_compare_by_value() {
 }
 
 /// sigma and softplus and their first and second derivatives stay finite (and exact) far in the
-/// tails, where exp(|x|) overflows.
+/// tails, where exp(|x|) overflows; every activation at +-800 is at its limits.
 #[test]
-fn sigmoid_and_softplus_in_the_tails() {
+fn activations_in_the_tails() {
     for x in [-800.0, -100.0, -40.0, 40.0, 100.0, 800.0] {
         let pos = if x > 0.0 { 1.0 } else { 0.0 };
         // Closed forms in the tails: sigma = e^-|x| on the left, 1 - e^-|x| on the right.
@@ -413,22 +416,33 @@ fn sigmoid_and_softplus_in_the_tails() {
             }
         }
     }
-    for ew in [
-        Elementwise::Sigmoid,
-        Elementwise::Softplus,
-        Elementwise::Silu,
-        Elementwise::Tanh,
-        Elementwise::GeluTanh,
-        Elementwise::Relu,
-    ] {
+    // Every activation at +-800, in f64 and f32: [f, f', f'', f'''] are at their limits there, up
+    // to terms of size e^-800 (below the smallest f64): on the right x, 1, 0, 0 (1, 0, 0, 0 for
+    // sigma and tanh), on the left 0, 0, 0, 0 (-1, 0, 0, 0 for tanh). A derivative rule with a
+    // wrong sign or a lost factor in the saturated part (tanh' = 1 + tanh^2, say) fails here even
+    // where it stays finite.
+    let limits = |ew: Elementwise, x: f64| -> [f64; 4] {
+        let right = x > 0.0;
+        match ew {
+            Elementwise::Sigmoid if right => [1.0, 0.0, 0.0, 0.0],
+            Elementwise::Tanh => [x.signum(), 0.0, 0.0, 0.0],
+            _ if right => [x, 1.0, 0.0, 0.0],
+            _ => [0.0; 4],
+        }
+    };
+    for ew in Elementwise::ACTIVATIONS {
         for x in [-800.0f64, 800.0] {
-            for order in 0..=MAX_DERIVATIVE_ORDER {
+            for (order, &want) in limits(ew, x).iter().enumerate() {
+                // Exact up to the rounding of intermediates of size |x| = 800.
                 let d = ew.derivative(order, x);
-                assert!(d.is_finite(), "{ew} derivative {order} at x = {x} is {d}");
+                assert!(
+                    (d - want).abs() <= CLOSED_FORM_REL_TOL * 800.0,
+                    "{ew} derivative {order} at x = {x} is {d}, the limit {want}"
+                );
                 let d32 = ew.derivative(order, x as f32);
                 assert!(
-                    d32.is_finite(),
-                    "{ew} f32 derivative {order} at x = {x} is {d32}"
+                    (f64::from(d32) - want).abs() <= F32_REL_TOL * 800.0,
+                    "{ew} f32 derivative {order} at x = {x} is {d32}, the limit {want}"
                 );
             }
         }
@@ -459,71 +473,36 @@ fn elementwise_cases(p: f64) -> Vec<(Elementwise, Domain)> {
     ]
 }
 
-/// [f', f'', f'''] in closed form, where it is short enough to write (GELU is checked by FD only).
-fn elementwise_closed_form(ew: Elementwise, x: f64) -> Option<[f64; 3]> {
-    let s = sig(x);
-    let s1 = s * (1.0 - s);
-    let s2 = s1 * (1.0 - 2.0 * s);
-    let s3 = s1 * (1.0 - 6.0 * s + 6.0 * s * s);
-    Some(match ew {
-        Elementwise::Silu => [s + x * s1, 2.0 * s1 + x * s2, 3.0 * s2 + x * s3],
-        Elementwise::Tanh => {
-            let t = x.tanh();
-            let t1 = 1.0 - t * t;
-            [t1, -2.0 * t * t1, t1 * (6.0 * t * t - 2.0)]
-        }
-        Elementwise::GeluTanh => return None,
-        Elementwise::Relu => [if x > 0.0 { 1.0 } else { 0.0 }, 0.0, 0.0],
-        Elementwise::Softplus => [s, s1, s2],
-        Elementwise::Sigmoid => [s1, s2, s3],
-        Elementwise::Exp => [x.exp(); 3],
-        Elementwise::Ln => [1.0 / x, -1.0 / (x * x), 2.0 / (x * x * x)],
-        Elementwise::Sqrt => [
-            0.5 * x.powf(-0.5),
-            -0.25 * x.powf(-1.5),
-            0.375 * x.powf(-2.5),
-        ],
-        Elementwise::Square => [2.0 * x, 2.0, 0.0],
-        Elementwise::Pow(p) => [
-            p * x.powf(p - 1.0),
-            p * (p - 1.0) * x.powf(p - 2.0),
-            p * (p - 1.0) * (p - 2.0) * x.powf(p - 3.0),
-        ],
-        Elementwise::Sin => [x.cos(), -x.sin(), -x.cos()],
-        Elementwise::Cos => [-x.sin(), -x.cos(), x.sin()],
-    })
-}
-
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(CASES))]
 
-    /// Derivative order n (1..=3) from nested duals against the central difference of order n - 1,
-    /// and against the closed form where there is one.
+    /// The value (order 0) and derivative orders 1..=3 from nested duals against the textbook
+    /// closed forms of tests/common/closed_forms.rs, and orders 1..=3 against the central
+    /// difference of the order below.
     #[test]
     fn elementwise_derivatives(p in -2.5f64..3.5, u in 0.0f64..1.0, neg in any::<bool>()) {
         for (ew, domain) in elementwise_cases(p) {
             let x = domain.point(u, neg);
             let d: Vec<f64> = (0..=MAX_DERIVATIVE_ORDER).map(|k| ew.derivative(k, x)).collect();
             prop_assert_eq!(ew.value_and_derivative(x), (d[0], d[1]), "{} at x = {}", ew, x);
-            prop_assert_eq!(d[0], ew.eval(x));
-            let closed = elementwise_closed_form(ew, x);
+            let closed = closed_forms::elementwise(ew, x);
             // The activations compute small values by cancellation in O(1) intermediates
             // (1 + tanh u in GELU, 1 - tanh^2, 1 - sigma), so their rounding, and that of a finite
             // difference of them, is absolute: their scale is at least 1. The other functions have
             // no cancellation and keep the relative scale.
             let floor = if Elementwise::ACTIVATIONS.contains(&ew) { 1.0 } else { 0.0 };
-            for order in 1..=MAX_DERIVATIVE_ORDER {
+            for order in 0..=MAX_DERIVATIVE_ORDER {
                 let s = scale(&d[..=order]).max(floor);
-                let fd = central_difference(|h| ew.derivative(order - 1, x + h));
-                let err = scaled_error(d[order], fd, s);
-                prop_assert!(err <= FD_REL_TOL,
-                    "{}: derivative {} at x = {}: {} from duals, {} by central difference, error {:e}",
-                    ew, order, x, d[order], fd, err);
-                if let Some(closed) = closed {
-                    let err = scaled_error(d[order], closed[order - 1], s);
-                    prop_assert!(err <= CLOSED_FORM_REL_TOL,
-                        "{}: derivative {} at x = {}: {} from duals, {} closed form, error {:e}",
-                        ew, order, x, d[order], closed[order - 1], err);
+                let err = scaled_error(d[order], closed[order], s);
+                prop_assert!(err <= CLOSED_FORM_REL_TOL,
+                    "{}: derivative {} at x = {}: {} from duals, {} closed form, error {:e}",
+                    ew, order, x, d[order], closed[order], err);
+                if order > 0 {
+                    let fd = central_difference(|h| ew.derivative(order - 1, x + h));
+                    let err = scaled_error(d[order], fd, s);
+                    prop_assert!(err <= FD_REL_TOL,
+                        "{}: derivative {} at x = {}: {} from duals, {} by central difference, error {:e}",
+                        ew, order, x, d[order], fd, err);
                 }
             }
         }
@@ -612,4 +591,67 @@ fn abs_and_relu_at_their_kink() {
             assert_eq!(d.relu().tangent, relu_slope * s, "relu' at {x}");
         }
     }
+}
+
+/// `Zero` and `One` on duals: zero is 0 + 0 eps and the only dual that `is_zero` (a dual with a
+/// zero value and a nonzero tangent is not zero: it is an infinitesimal); one is 1 + 0 eps.
+#[test]
+fn zero_and_one_of_duals() {
+    use num_traits::{One, Zero};
+    assert_eq!(D1::zero(), D1::new(0.0, 0.0));
+    assert!(D1::zero().is_zero());
+    assert!(!D1::new(0.0, 1.0).is_zero(), "an infinitesimal is not zero");
+    assert!(!D1::new(2.0, 0.0).is_zero());
+    assert!(D2::zero().is_zero());
+    assert!(!D2::new(D1::zero(), D1::new(0.0, -1.0)).is_zero());
+    assert_eq!(D1::one(), D1::new(1.0, 0.0));
+    assert_eq!(D2::one(), D2::new(D1::new(1.0, 0.0), D1::zero()));
+}
+
+/// x^p at x = 0 with a constant exponent: the exponent's term x^p ln(x) dp is skipped when
+/// dp = 0 (ln 0 = -inf would make it NaN), so 0^p and its derivative are finite for p >= 1. And
+/// x^0 = 1 with derivative 0 at x = 0 too (0 x^-1 would be NaN there).
+#[test]
+fn powers_at_zero() {
+    for (p, slope) in [(1.0, 1.0), (2.5, 0.0), (3.0, 0.0)] {
+        let y = D1::variable(0.0).powf(D1::constant_of(p));
+        assert_eq!((y.value, y.tangent), (0.0, slope), "0^{p}");
+    }
+    for (n, value, slope) in [(0, 1.0, 0.0), (1, 0.0, 1.0), (2, 0.0, 0.0)] {
+        let y = D1::variable(0.0).powi(n);
+        assert_eq!((y.value, y.tangent), (value, slope), "0^{n}");
+    }
+}
+
+/// The configuration names of the functions: each activation's name parses back to it (and only
+/// activations parse), the others are named as in configs, and an unknown name is refused with
+/// the list of valid ones.
+#[test]
+fn elementwise_names_round_trip() {
+    let names = ["silu", "tanh", "gelu_tanh", "relu", "softplus", "sigmoid"];
+    for (f, name) in Elementwise::ACTIVATIONS.into_iter().zip(names) {
+        assert_eq!(f.name(), name);
+        assert_eq!(f.to_string(), name);
+        assert_eq!(name.parse::<Elementwise>(), Ok(f));
+    }
+    for (f, name) in [
+        (Elementwise::Exp, "exp"),
+        (Elementwise::Ln, "ln"),
+        (Elementwise::Sqrt, "sqrt"),
+        (Elementwise::Square, "square"),
+        (Elementwise::Pow(2.5), "pow(2.5)"),
+        (Elementwise::Sin, "sin"),
+        (Elementwise::Cos, "cos"),
+    ] {
+        assert_eq!(f.name(), name);
+        assert!(
+            name.parse::<Elementwise>().is_err(),
+            "{name} is not an activation"
+        );
+    }
+    let e = "gelu".parse::<Elementwise>().unwrap_err();
+    assert!(
+        e.contains("unknown activation 'gelu'") && e.contains("gelu_tanh"),
+        "{e}"
+    );
 }

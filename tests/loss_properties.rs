@@ -1,30 +1,39 @@
-//! Properties of the MeanFlow losses on random small models and batches, each against an oracle
-//! that does not go through `record_loss`:
+//! Properties of the MeanFlow losses on random small models and batches, each against the
+//! independent oracle of tests/common/loss_oracle.rs (the network as loops over scalars, its JVP
+//! by dual numbers, no tape and no code of `record_loss`):
 //!
 //! - exact variants: the gradient is the derivative of the loss value (beta = 0, p = 0: nothing
-//!   is stopped, plain central differences), and in general the derivative of the loss with its
-//!   stop-gradient quantities (tangent, w) frozen at their values at the base parameters;
-//! - stop-gradient variants: the gradient is the derivative of the loss with tangent, dudt and w
-//!   frozen, L(s) = mean_i w_i |u_{params + s dir}(z, r, t) + (t - r) dudt_i - v_c|^2 (+ v-head);
-//! - dudt is the directional derivative of u along (tangent, 0, 1) on (z, r, t);
-//! - beta = 0 is the classic MF u-form |u - sg(v_c - (t - r) dudt)|^2: same value and gradient;
+//!   is stopped, plain central differences), and in general the derivative of the oracle's loss
+//!   with its stop-gradient quantities (tangent, w) frozen at their values at the base parameters;
+//! - stop-gradient variants: the gradient is the derivative of the oracle's loss with tangent,
+//!   dudt and w frozen, L(s) = mean_i w_i |u_{params + s dir}(z, r, t) + (t - r) dudt_i - v_c|^2
+//!   (+ v-head); at the base point that loss equals `record_loss`'s value;
+//! - the recorded tangent is the oracle's, and dudt is the directional derivative of the oracle's
+//!   u along (tangent, 0, 1) on (z, r, t);
+//! - beta = 0 is the classic MF u-form |u - sg(v_c - (t - r) dudt)|^2, written out on scalars:
+//!   same value and gradient;
 //! - iMF (boundary source): rows with r == t have delta = u - v_c exactly, whatever dudt is.
 //!
 //! Derivatives are compared along one random unit direction in parameter space, with central
 //! differences and the tolerances of `meanflow::verify::check` (FD_REL_TOL against the scale of
-//! `fd_relative_error`; REWRITE_REL_TOL between the two forms of MF). The number of cases per
-//! property is 24; set the environment variable `LOSS_PROPERTY_CASES` to run more (20000 pass).
+//! `fd_relative_error`; REWRITE_REL_TOL between two evaluations of one value in different
+//! arithmetic orders). The number of cases per property is 24; set the environment variable
+//! `LOSS_PROPERTY_CASES` to run more.
 
+#[path = "common/loss_oracle.rs"]
+mod loss_oracle;
+
+use loss_oracle::{freeze, frozen_loss, Problem};
 use meanflow::autodiff::elementwise::Elementwise;
 use meanflow::autodiff::tape::{Tape, Var};
 use meanflow::flow::loss::{loss_and_gradients, record_loss, Batch, LossConfig, VSource};
-use meanflow::flow::model::{Conditioning, Heads, MlpParams, ModelConfig, TapeModel};
+use meanflow::flow::model::{Conditioning, Heads, MlpParams, ModelConfig};
 use meanflow::rng::Rng;
 use meanflow::verify::check::{
-    central_difference, central_difference_array, fd_relative_error, fd_relative_error_array,
-    inner, relative_error, scalar_relative_error, FD_REL_TOL, REWRITE_REL_TOL,
+    central_difference, fd_relative_error, inner, scalar_relative_error, FD_REL_TOL,
+    REWRITE_REL_TOL,
 };
-use ndarray::{s, Array2, Axis};
+use ndarray::{s, Array2};
 use proptest::prelude::*;
 use rand::RngCore;
 
@@ -211,7 +220,17 @@ fn shifted(params: &MlpParams<f64>, dir: &MlpParams<f64>, s: f64) -> MlpParams<f
     out
 }
 
-/// The loss's intermediate values at the given parameters, from `record_loss`.
+impl Case {
+    fn problem(&self) -> Problem<'_> {
+        Problem {
+            model: &self.model,
+            loss: &self.loss,
+            batch: &self.batch,
+        }
+    }
+}
+
+/// The loss's intermediate values at the case's parameters, from `record_loss`.
 struct Recorded {
     /// Rows 0..tangent_rows (the rows that carry the JVP).
     tangent: Array2<f64>,
@@ -219,8 +238,6 @@ struct Recorded {
     u: Array2<f64>,
     dudt: Array2<f64>,
     delta: Array2<f64>,
-    w: Array2<f64>,
-    w_v: Option<Array2<f64>>,
     loss: f64,
 }
 
@@ -235,71 +252,8 @@ fn record(case: &Case) -> Recorded {
         u: get(n.u),
         dudt: get(n.dudt),
         delta: get(n.delta),
-        w: get(n.w),
-        w_v: n.v_head.map(|v| get(v.w_v)),
         loss: tape.scalar(n.loss),
     }
-}
-
-/// u(z, r, t) and, when `tangent` is given, its JVP along (tangent, 0, 1), on a fresh tape
-/// (`TapeModel::u` directly, not `record_loss`). Also v(z, t) when the model has a v-head.
-fn network(
-    model: &ModelConfig,
-    params: &MlpParams<f64>,
-    z: &Array2<f64>,
-    r: &Array2<f64>,
-    t: &Array2<f64>,
-    tangent: Option<&Array2<f64>>,
-) -> (Array2<f64>, Option<Array2<f64>>, Option<Array2<f64>>) {
-    let mut tape = Tape::new();
-    let vars = params.on_tape(&mut tape);
-    let net = TapeModel::new(*model, &vars);
-    let (zv, rv, tv) = (
-        tape.constant(z.view()),
-        tape.constant(r.view()),
-        tape.constant(t.view()),
-    );
-    let v = (model.heads == Heads::UV).then(|| net.v_head(&mut tape, zv, tv));
-    if let Some(tangent) = tangent {
-        let tangent = tape.constant(tangent.view());
-        let ones = tape.full(t.dim(), 1.0);
-        tape.set_tangent(zv, tangent);
-        tape.set_tangent(tv, ones);
-    }
-    let u = net.u(&mut tape, zv, rv, tv);
-    let dudt = tangent.map(|_| {
-        let d = tape.tangent_or_zeros(u);
-        tape.value(d).to_owned()
-    });
-    (
-        tape.value(u).to_owned(),
-        dudt,
-        v.map(|v| tape.value(v).to_owned()),
-    )
-}
-
-/// mean_i w_i sum_j delta_ij^2, in plain f64 arithmetic.
-fn weighted_mean_square(delta: &Array2<f64>, w: &Array2<f64>) -> f64 {
-    let ell = delta.mapv(|x| x * x).sum_axis(Axis(1));
-    ell.iter().zip(w.iter()).map(|(l, w)| l * w).sum::<f64>() / delta.nrows() as f64
-}
-
-/// The loss at `params` with the stop-gradient quantities frozen at the base point's values
-/// `base`: the tangent and w, w_v always; dudt too unless the variant is exact (then dudt is the
-/// JVP at `params` along the frozen tangent).
-fn frozen_loss(case: &Case, base: &Recorded, params: &MlpParams<f64>) -> f64 {
-    let b = &case.batch;
-    let (z, v_c) = (b.z(), b.v_c());
-    let tangent = case.loss.exact.then_some(&base.tangent);
-    let (u, dudt, v) = network(&case.model, params, &z, &b.r, &b.t, tangent);
-    let dudt = dudt.unwrap_or_else(|| base.dudt.clone());
-    let h = &b.t - &b.r;
-    let delta = &u + &(&h * &dudt) - &v_c;
-    let mut loss = weighted_mean_square(&delta, &base.w);
-    if let Some(v) = v {
-        loss += weighted_mean_square(&(&v - &v_c), base.w_v.as_ref().expect("w_v"));
-    }
-    loss
 }
 
 /// <d loss / d params, dir> from `loss_and_gradients`.
@@ -315,24 +269,90 @@ fn directional_gradient(case: &Case, dir: &MlpParams<f64>) -> f64 {
     dot(&grads, dir)
 }
 
-/// The gradient against central differences of the frozen loss (see [`frozen_loss`]).
+/// The gradient against central differences of the oracle's frozen loss (see
+/// [`loss_oracle::frozen_loss`]), which at the base point is the recorded loss.
 fn check_against_frozen_loss(case: &Case) -> Result<(), TestCaseError> {
-    let base = record(case);
-    let at_base = frozen_loss(case, &base, &case.params);
+    let problem = case.problem();
+    let frozen = freeze(&problem, &case.params);
+    let at_base = frozen_loss(&problem, &frozen, &case.params);
+    let recorded = record(case).loss;
     prop_assert!(
-        scalar_relative_error(at_base, base.loss) <= REWRITE_REL_TOL,
-        "frozen loss {at_base} differs from the loss {} at the base point",
-        base.loss
+        scalar_relative_error(recorded, at_base) <= REWRITE_REL_TOL,
+        "record_loss gives {recorded}, the oracle {at_base}"
     );
     let dir = unit_direction(&case.params, case.direction_seed);
     let analytic = directional_gradient(case, &dir);
-    let fd = central_difference(|s| frozen_loss(case, &base, &shifted(&case.params, &dir, s)));
-    let err = fd_relative_error(analytic, fd, base.loss);
+    let fd =
+        central_difference(|s| frozen_loss(&problem, &frozen, &shifted(&case.params, &dir, s)));
+    let err = fd_relative_error(analytic, fd, at_base);
     prop_assert!(
         err <= FD_REL_TOL,
         "<grad, dir> = {analytic:.12e}, FD of the frozen loss {fd:.12e}: relative error {err:.2e}"
     );
     Ok(())
+}
+
+/// |a - b| <= REWRITE_REL_TOL (1 + |b|) for every entry of a row: two evaluations of one
+/// quantity in different arithmetic orders, of size O(1) (random models at PyTorch's init).
+fn rows_agree(a: ndarray::ArrayView1<f64>, b: &[f64]) -> bool {
+    a.iter()
+        .zip(b)
+        .all(|(x, y)| (x - y).abs() <= REWRITE_REL_TOL * (1.0 + y.abs()))
+}
+
+/// The classic MF loss on scalars: dudt along (v_c, 0, 1) at the base parameters, the target
+/// u_tgt = v_c - (t - r) dudt and the weights w = (|u - u_tgt|^2 + c)^-p frozen there, then
+/// mean_i w_i |u_i(params) - u_tgt,i|^2, plus the v-head's mean_i w_v,i |v_i(params) - v_c,i|^2.
+struct ClassicMf {
+    target: Vec<Vec<f64>>,
+    w: Vec<f64>,
+    w_v: Vec<f64>,
+}
+
+impl ClassicMf {
+    fn at(case: &Case) -> ClassicMf {
+        let (b, loss) = (&case.batch, &case.loss);
+        let mut classic = ClassicMf {
+            target: vec![],
+            w: vec![],
+            w_v: vec![],
+        };
+        for i in 0..b.len() {
+            let (z, v_c) = (loss_oracle::z_row(b, i), loss_oracle::v_c_row(b, i));
+            let (r, t) = (b.r[[i, 0]], b.t[[i, 0]]);
+            let (u, dudt) = loss_oracle::jvp(&case.model, &case.params, &z, &v_c, r, t, 0, 1.0);
+            let target: Vec<f64> = (0..v_c.len()).map(|j| v_c[j] - (t - r) * dudt[j]).collect();
+            let ell: f64 = u.iter().zip(&target).map(|(u, g)| (u - g) * (u - g)).sum();
+            classic.w.push((ell + loss.c).powf(-loss.p));
+            if let (_, Some(v)) = loss_oracle::net(&case.model, &case.params, &z, t, t, 0, 1.0) {
+                let ell_v: f64 = v.iter().zip(&v_c).map(|(v, g)| (v - g) * (v - g)).sum();
+                classic.w_v.push((ell_v + loss.c).powf(-loss.p));
+            }
+            classic.target.push(target);
+        }
+        classic
+    }
+
+    fn loss(&self, case: &Case, params: &MlpParams<f64>) -> f64 {
+        let b = &case.batch;
+        let mut total = 0.0;
+        for i in 0..b.len() {
+            let (z, v_c) = (loss_oracle::z_row(b, i), loss_oracle::v_c_row(b, i));
+            let (r, t) = (b.r[[i, 0]], b.t[[i, 0]]);
+            let (u, _) = loss_oracle::net(&case.model, params, &z, r, t, 0, 1.0);
+            let ell: f64 = u
+                .iter()
+                .zip(&self.target[i])
+                .map(|(u, g)| (u - g) * (u - g))
+                .sum();
+            total += self.w[i] * ell;
+            if let (_, Some(v)) = loss_oracle::net(&case.model, params, &z, t, t, 0, 1.0) {
+                let ell_v: f64 = v.iter().zip(&v_c).map(|(v, g)| (v - g) * (v - g)).sum();
+                total += self.w_v[i] * ell_v;
+            }
+        }
+        total / b.len() as f64
+    }
 }
 
 // ----- the properties ---------------------------------------------------------------------------
@@ -371,28 +391,39 @@ proptest! {
         check_against_frozen_loss(&Spec { exact: false, ..spec }.build())?;
     }
 
-    /// dudt is the derivative of s -> u(z + s tangent, r, t + s) at s = 0, on the rows that carry
-    /// the JVP; past them (rows with r = t at the end of the batch) it is exactly zero.
+    /// The recorded tangent is the oracle's, and dudt is the derivative of
+    /// s -> u(z + s tangent, r, t + s) at s = 0 (the oracle's u, by central differences) on the
+    /// rows that carry the JVP; past them (rows with r = t at the end of the batch) it is exactly
+    /// zero.
     #[test]
     fn dudt_is_the_directional_derivative_of_u(spec in spec()) {
         let case = spec.build();
         let rec = record(&case);
+        let frozen = freeze(&case.problem(), &case.params);
         let k = rec.tangent_rows;
         let b = &case.batch;
-        let (z, r, t) = (b.z(), b.r.slice(s![..k, ..]).to_owned(), b.t.slice(s![..k, ..]).to_owned());
-        let z = z.slice(s![..k, ..]).to_owned();
-        let fd = central_difference_array(|s| {
-            let zs = &z + &(s * &rec.tangent);
-            let ts = t.mapv(|t| t + s);
-            network(&case.model, &case.params, &zs, &r, &ts, None).0
-        });
         prop_assert!(rec.dudt.slice(s![k.., ..]).iter().all(|&x| x == 0.0));
         for i in k..b.len() {
             prop_assert_eq!(b.r[[i, 0]], b.t[[i, 0]]);
         }
         let u_scale = rec.u.iter().fold(0.0f64, |m, u| m.max(u.abs()));
-        let err = fd_relative_error_array(rec.dudt.slice(s![..k, ..]), fd.view(), u_scale);
-        prop_assert!(err <= FD_REL_TOL, "dudt vs FD: relative error {err:.2e}\n{}\n{fd}", rec.dudt);
+        for i in 0..k {
+            prop_assert!(rows_agree(rec.tangent.row(i), &frozen.tangent[i]),
+                "row {i}: tangent {} vs the oracle's {:?}", rec.tangent.row(i), frozen.tangent[i]);
+            prop_assert!(rows_agree(rec.dudt.row(i), &frozen.dudt[i]),
+                "row {i}: dudt {} vs the oracle's dual numbers {:?}", rec.dudt.row(i), frozen.dudt[i]);
+            let (z, r, t) = (loss_oracle::z_row(b, i), b.r[[i, 0]], b.t[[i, 0]]);
+            let tangent = &frozen.tangent[i];
+            for j in 0..case.model.dim {
+                let fd = central_difference(|s| {
+                    let zs: Vec<f64> = z.iter().zip(tangent).map(|(z, d)| z + s * d).collect();
+                    loss_oracle::net(&case.model, &case.params, &zs, r, t + s, 0, 1.0).0[j]
+                });
+                let err = fd_relative_error(rec.dudt[[i, j]], fd, u_scale);
+                prop_assert!(err <= FD_REL_TOL,
+                    "dudt [{i}, {j}] = {} vs FD {fd}: relative error {err:.2e}", rec.dudt[[i, j]]);
+            }
+        }
     }
 
     /// beta = 0 (MF) in velocity form equals the classic u-form
@@ -404,13 +435,15 @@ proptest! {
         let (values, grads) =
             loss_and_gradients(&mut tape, &case.model, &case.params, &case.loss, &case.batch);
 
-        let (classic_loss, classic_grads) = classic_mf(&case);
-        let err = scalar_relative_error(classic_loss, values.loss);
+        let classic = ClassicMf::at(&case);
+        let classic_loss = classic.loss(&case, &case.params);
+        let err = scalar_relative_error(values.loss, classic_loss);
         prop_assert!(err <= REWRITE_REL_TOL, "loss {} vs classic {classic_loss}: {err:.2e}", values.loss);
-        for ((name, g), (_, g_classic)) in grads.named_tensors().into_iter().zip(classic_grads.named_tensors()) {
-            let err = relative_error(g, g_classic);
-            prop_assert!(err <= REWRITE_REL_TOL, "grad {name}: relative error {err:.2e}");
-        }
+        let dir = unit_direction(&case.params, case.direction_seed);
+        let analytic = dot(&grads, &dir);
+        let fd = central_difference(|s| classic.loss(&case, &shifted(&case.params, &dir, s)));
+        let err = fd_relative_error(analytic, fd, classic_loss);
+        prop_assert!(err <= FD_REL_TOL, "<grad, dir> = {analytic:.12e}, FD of the classic loss {fd:.12e}: {err:.2e}");
     }
 
     /// iMF with v_source = boundary: where r == t, delta = u - v_c exactly (h = 0 multiplies dudt),
@@ -434,47 +467,131 @@ proptest! {
     }
 }
 
-/// The classic MF loss, recorded by hand on a tape: the v-head term as in `record_loss`, then
-/// u with its JVP along (v_c, 0, 1), the target sg(v_c - (t - r) dudt), and the weights
-/// w = sg((ell + c)^-p) of ell = |u - target|^2. Returns the loss and its gradients.
-fn classic_mf(case: &Case) -> (f64, MlpParams<f64>) {
-    let (model, loss, b) = (&case.model, &case.loss, &case.batch);
-    let mut tape = Tape::new();
-    let vars = case.params.on_tape(&mut tape);
-    let net = TapeModel::new(*model, &vars);
-    let z = tape.constant(b.z().view());
-    let v_c = tape.constant(b.v_c().view());
-    let t = tape.constant(b.t.view());
-    let r = tape.constant(b.r.view());
-    let weighted = |tape: &mut Tape<f64>, diff: Var| {
-        let sq = tape.square(diff);
-        let ell = tape.sum_cols(sq);
-        let shifted = tape.add_scalar(ell, loss.c);
-        let w = tape.map(shifted, Elementwise::Pow(-loss.p));
-        let w = tape.stop_gradient(w);
-        let wl = tape.mul(w, ell);
-        tape.mean(wl)
-    };
-    let loss_v = (model.heads == Heads::UV).then(|| {
-        let v = net.v_head(&mut tape, z, t);
-        let diff = tape.sub(v, v_c);
-        weighted(&mut tape, diff)
-    });
-
-    let ones = tape.full(b.t.dim(), 1.0);
-    tape.set_tangent(z, v_c);
-    tape.set_tangent(t, ones);
-    let u = net.u(&mut tape, z, r, t);
-    let dudt = tape.tangent_or_zeros(u);
-    let h = tape.sub(t, r);
-    let correction = tape.mul(h, dudt);
-    let target = tape.sub(v_c, correction);
-    let target = tape.stop_gradient(target);
-    let diff = tape.sub(u, target);
-    let mut total = weighted(&mut tape, diff);
-    if let Some(loss_v) = loss_v {
-        total = tape.add(total, loss_v);
+/// The presets by name, with every option they set (the papers' beta and velocity source, with
+/// p = 0: plain squared error), and a name that is not a preset refused.
+#[test]
+fn presets_by_name_give_their_documented_options() {
+    use meanflow::flow::guidance::Guidance;
+    use meanflow::flow::loss::LossPreset;
+    for (name, preset, beta, v_source) in [
+        ("mf", LossPreset::Mf, 0.0, VSource::Boundary),
+        ("imf", LossPreset::Imf, 1.0, VSource::Boundary),
+        ("imf-head", LossPreset::ImfHead, 1.0, VSource::Head),
+    ] {
+        assert_eq!(name.parse::<LossPreset>(), Ok(preset), "{name}");
+        let want = LossConfig {
+            beta,
+            v_source,
+            exact: false,
+            p: 0.0,
+            c: 1e-3,
+            guidance: Guidance::None,
+            label_dropout: 0.0,
+        };
+        assert_eq!(LossConfig::preset(preset), want, "{name}");
     }
-    tape.backward(total);
-    (tape.scalar(total), MlpParams::gradients_from(&tape, &vars))
+    assert!("imff".parse::<LossPreset>().is_err());
+}
+
+/// A batch's length is its rows; only a batch of no rows is empty; `Batch::zeros` fits its model
+/// (labels of the null class, scales 1 where the model takes them).
+#[test]
+fn batch_length_emptiness_and_zeros() {
+    let mut model = Spec {
+        dim: 3,
+        width: 2,
+        depth: 1,
+        activation: Elementwise::Tanh,
+        conditioning: Conditioning::Raw,
+        heads: Heads::U,
+        batch: 1,
+        equal_rows: 0,
+        beta: 0.0,
+        p: 0.0,
+        c: 1e-3,
+        head_source: false,
+        exact: false,
+        seed: 1,
+    }
+    .build()
+    .model;
+    for rows in [0, 1, 5] {
+        let batch = Batch::<f64>::zeros(rows, &model);
+        assert_eq!((batch.len(), batch.is_empty()), (rows, rows == 0));
+        assert_eq!(batch.x.dim(), (rows, 3));
+        batch.check(&model);
+    }
+    model.classes = 4;
+    model.class_dim = 2;
+    model.guidance_input = true;
+    let batch = Batch::<f32>::zeros(3, &model);
+    assert_eq!(batch.labels, vec![4; 3]);
+    assert_eq!(batch.scales, Array2::<f32>::ones((3, 1)));
+    batch.check(&model);
+}
+
+/// `tangent_rows`: with row-prefix tangents on (the default), one past the last row with r != t
+/// (at least 1, so that the tangent nodes are never empty); off, every row.
+#[test]
+fn tangent_rows_end_after_the_last_row_with_a_gap() {
+    use meanflow::autodiff::tape::Optimizations;
+    use meanflow::flow::loss::tangent_rows;
+    let batch_with = |r_equals_t: &[bool]| {
+        let b = r_equals_t.len();
+        let t = Array2::from_elem((b, 1), 0.8);
+        let r = Array2::from_shape_fn((b, 1), |(i, _)| if r_equals_t[i] { 0.8 } else { 0.3 });
+        Batch::new(Array2::zeros((b, 2)), Array2::zeros((b, 2)), t, r)
+    };
+    let on = Tape::<f64>::new();
+    let mut off = Tape::<f64>::new();
+    off.set_optimizations(Optimizations {
+        row_prefix_tangents: false,
+        ..Optimizations::default()
+    });
+    for (rows, want) in [
+        (vec![false, false, true, true, true], 2),
+        (vec![false, true, false, true], 3),
+        (vec![false; 4], 4),
+        (vec![true; 3], 1),
+        (vec![true, true, false], 3),
+    ] {
+        let batch = batch_with(&rows);
+        assert_eq!(tangent_rows(&on, &batch), want, "{rows:?}");
+        assert_eq!(tangent_rows(&off, &batch), rows.len(), "{rows:?}");
+    }
+}
+
+/// MF (beta = 0) does not compute v_hat (`LossNodes::v_hat` is None: the tangent does not use
+/// it); any beta > 0 does, on the rows that carry the JVP.
+#[test]
+fn v_hat_is_recorded_only_when_the_tangent_uses_it() {
+    for beta in [0.0, 1e-9, 0.5, 1.0] {
+        let case = Spec {
+            dim: 2,
+            width: 3,
+            depth: 1,
+            activation: Elementwise::Tanh,
+            conditioning: Conditioning::Raw,
+            heads: Heads::U,
+            batch: 4,
+            equal_rows: 0,
+            beta,
+            p: 0.0,
+            c: 1e-3,
+            head_source: false,
+            exact: false,
+            seed: 3,
+        }
+        .build();
+        let mut tape = Tape::new();
+        let vars = case.params.on_tape(&mut tape);
+        let nodes = record_loss(&mut tape, &case.model, &vars, &case.loss, &case.batch);
+        match nodes.v_hat {
+            None => assert_eq!(beta, 0.0, "beta {beta} without v_hat"),
+            Some(v_hat) => {
+                assert!(beta > 0.0, "v_hat recorded for MF");
+                assert_eq!(tape.shape(v_hat), (nodes.tangent_rows, 2));
+            }
+        }
+    }
 }

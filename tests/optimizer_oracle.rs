@@ -208,3 +208,58 @@ fn the_files_cover_each_setting_on_and_off() {
     }
     assert!(non_default_betas);
 }
+
+/// `global_norm` on tensors that are not contiguous in memory (every other column of a wider
+/// array: `as_slice_memory_order` is None, so its fallback branch runs), mixed with contiguous
+/// ones, equals the naive sqrt(sum of squares) over every entry. The sums run in other orders, so
+/// they agree to rounding (about 1e-16 of the sum of squares), checked at OPTIMIZER_REL_TOL.
+#[test]
+fn global_norm_of_strided_tensors_is_the_naive_norm() {
+    use meanflow::rng::Rng;
+    use meanflow::train::optim::global_norm;
+    let mut rng = Rng::seed_from_u64(8);
+    let mut contiguous = |rows, cols| Array2::from_shape_simple_fn((rows, cols), || rng.normal());
+    let layers = [(5, 3), (4, 5), (2, 4)];
+    let mut tensors: Vec<Array2<f64>> = Vec::new();
+    for (i, &(out, fan_in)) in layers.iter().enumerate() {
+        let strided = contiguous(out, 2 * fan_in).slice_move(ndarray::s![.., ..;2]);
+        assert!(strided.as_slice_memory_order().is_none());
+        tensors.push(strided);
+        // Biases alternate between contiguous and strided.
+        let bias = contiguous(1, 2 * out);
+        tensors.push(if i % 2 == 0 {
+            bias.slice_move(ndarray::s![.., ..;2])
+        } else {
+            bias.slice_move(ndarray::s![.., ..out])
+        });
+    }
+    let layer = |k: usize| Linear {
+        weight: tensors[2 * k].clone(),
+        bias: tensors[2 * k + 1].clone(),
+    };
+    let grads = MlpParams {
+        trunk: vec![layer(0), layer(1)],
+        u_head: layer(2),
+        v_head: None,
+        class_embed: None,
+    };
+    assert_eq!(
+        grads
+            .tensors()
+            .filter(|t| t.as_slice_memory_order().is_none())
+            .count(),
+        5,
+        "three strided weights and two strided biases"
+    );
+    let naive = tensors
+        .iter()
+        .flat_map(|t| t.iter())
+        .map(|g| g * g)
+        .sum::<f64>()
+        .sqrt();
+    let norm = global_norm(&grads);
+    assert!(
+        scalar_relative_error(norm, naive) <= OPTIMIZER_REL_TOL,
+        "global_norm {norm} vs naive {naive}"
+    );
+}

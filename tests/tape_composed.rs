@@ -309,7 +309,9 @@ proptest! {
     }
 
     /// A tape cleared and reused (with another computation in between, leaving stale values in
-    /// its pooled buffers) reproduces a fresh tape's results bit for bit.
+    /// its pooled buffers) reproduces a fresh tape's results bit for bit, and after each `clear`
+    /// holds exactly the nodes a fresh tape records for the same step (a `clear` that kept old
+    /// nodes, or a reuse that recorded extra ones, shows in the count).
     #[test]
     fn tape_reuse_after_clear((depth, widths, batch, acts, seed) in mlp_strategy()) {
         let (mlp, x, mut rng) = setup(depth, &widths, batch, &acts, seed);
@@ -320,13 +322,17 @@ proptest! {
         let v2 = normal(&mut rng2, x2.dim(), 1.0);
         let c2 = normal(&mut rng2, (4, 5), 1.0);
 
-        let fresh = step::<f64>(&mut Tape::new(), &mlp, &x, &v, &c);
+        let mut fresh_tape = Tape::new();
+        let fresh = step::<f64>(&mut fresh_tape, &mlp, &x, &v, &c);
+        let mut other_tape = Tape::new();
+        step::<f64>(&mut other_tape, &other, &x2, &v2, &c2);
         let mut t = Tape::new();
         let first = step(&mut t, &mlp, &x, &v, &c);
-        let len = t.len();
+        prop_assert_eq!(t.len(), fresh_tape.len());
         step(&mut t, &other, &x2, &v2, &c2);
+        prop_assert_eq!(t.len(), other_tape.len());
         let again = step(&mut t, &mlp, &x, &v, &c);
-        prop_assert_eq!(t.len(), len);
+        prop_assert_eq!(t.len(), fresh_tape.len());
         prop_assert_eq!(&first, &fresh);
         prop_assert_eq!(&again, &fresh);
         t.clear();

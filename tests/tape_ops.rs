@@ -14,9 +14,17 @@
 //! (k of the input's rows, the rest zero), which exercises the row-prefix rules. The value itself must not depend on the seeding (bit for
 //! bit: a map with a tangent evaluates f and f' in one fused pass).
 //!
+//! Each op's value is also checked against a reference written independently of the engine (naive
+//! loops, and the textbook closed forms of tests/common/closed_forms.rs for the elementwise
+//! functions and their derivatives): (a)-(c) only relate the op's derivatives to its own values,
+//! so an error in the value that is constant in x (x + c computed as x - c) is invisible to them.
+//!
 //! `log_softmax`, whose JVP rule records exp(out) (a node that depends on the input), also has
 //! its reverse over forward checked against finite differences of the JVP, and the softmax
 //! cross-entropy built on it is checked against its closed forms and at logits beyond exp's range.
+
+#[path = "common/closed_forms.rs"]
+mod closed_forms;
 
 use meanflow::autodiff::elementwise::Elementwise;
 use meanflow::autodiff::tape::{Map, Op, Tape, Var};
@@ -52,6 +60,94 @@ fn abs_inner(a: ArrayView2<f64>, b: ArrayView2<f64>) -> f64 {
     let mut s = 0.0;
     Zip::from(&a).and(&b).for_each(|&x, &y| s += (x * y).abs());
     s
+}
+
+// ----- naive references --------------------------------------------------------------------------
+
+/// Entry (i, j) of x seen at any shape: an axis of length 1 repeats.
+fn at(x: &Array2<f64>, i: usize, j: usize) -> f64 {
+    let i = if x.nrows() == 1 { 0 } else { i };
+    let j = if x.ncols() == 1 { 0 } else { j };
+    x[[i, j]]
+}
+
+/// f(a_ij, b_ij) at the broadcast shape of a and b.
+fn zip_broadcast(a: &Array2<f64>, b: &Array2<f64>, f: impl Fn(f64, f64) -> f64) -> Array2<f64> {
+    let shape = (a.nrows().max(b.nrows()), a.ncols().max(b.ncols()));
+    Array2::from_shape_fn(shape, |(i, j)| f(at(a, i, j), at(b, i, j)))
+}
+
+/// op(A) op(B) by the triple loop, op a transpose where asked.
+fn naive_matmul(a: &Array2<f64>, ta: bool, b: &Array2<f64>, tb: bool) -> Array2<f64> {
+    let a_at = |i: usize, k: usize| if ta { a[[k, i]] } else { a[[i, k]] };
+    let b_at = |k: usize, j: usize| if tb { b[[j, k]] } else { b[[k, j]] };
+    let (m, k) = if ta { (a.ncols(), a.nrows()) } else { a.dim() };
+    let n = if tb { b.nrows() } else { b.ncols() };
+    Array2::from_shape_fn((m, n), |(i, j)| {
+        (0..k).map(|l| a_at(i, l) * b_at(l, j)).sum()
+    })
+}
+
+/// f(x W^T + b) row by row, f from its closed form (None: the identity).
+fn naive_dense(
+    x: &Array2<f64>,
+    w: &Array2<f64>,
+    b: &Array2<f64>,
+    f: Option<Elementwise>,
+) -> Array2<f64> {
+    Array2::from_shape_fn((x.nrows(), w.nrows()), |(i, o)| {
+        let pre = b[[0, o]] + (0..x.ncols()).map(|k| x[[i, k]] * w[[o, k]]).sum::<f64>();
+        f.map_or(pre, |f| closed_forms::elementwise(f, pre)[0])
+    })
+}
+
+/// Columns start..end, rows start..end, and rows stacked or padded, by index.
+fn naive_cols(x: &Array2<f64>, start: usize, end: usize) -> Array2<f64> {
+    Array2::from_shape_fn((x.nrows(), end - start), |(i, j)| x[[i, start + j]])
+}
+fn naive_rows(x: &Array2<f64>, start: usize, end: usize) -> Array2<f64> {
+    Array2::from_shape_fn((end - start, x.ncols()), |(i, j)| x[[start + i, j]])
+}
+fn naive_concat_cols(a: &Array2<f64>, b: &Array2<f64>) -> Array2<f64> {
+    let na = a.ncols();
+    Array2::from_shape_fn((a.nrows(), na + b.ncols()), |(i, j)| {
+        if j < na {
+            a[[i, j]]
+        } else {
+            b[[i, j - na]]
+        }
+    })
+}
+fn naive_stack_rows(a: &Array2<f64>, b: &Array2<f64>) -> Array2<f64> {
+    let ma = a.nrows();
+    Array2::from_shape_fn((ma + b.nrows(), a.ncols()), |(i, j)| {
+        if i < ma {
+            a[[i, j]]
+        } else {
+            b[[i - ma, j]]
+        }
+    })
+}
+fn naive_pad_rows(x: &Array2<f64>, rows: usize) -> Array2<f64> {
+    Array2::from_shape_fn((rows, x.ncols()), |(i, j)| {
+        if i < x.nrows() {
+            x[[i, j]]
+        } else {
+            0.0
+        }
+    })
+}
+
+/// z_ij - ln sum_k exp(z_ik), without the max subtraction (the logits here are at most ~40).
+fn naive_log_softmax(z: &Array2<f64>) -> Array2<f64> {
+    Array2::from_shape_fn(z.dim(), |(i, j)| {
+        z[[i, j]] - z.row(i).iter().map(|x| x.exp()).sum::<f64>().ln()
+    })
+}
+
+/// A 1 x 1 array.
+fn scalar(x: f64) -> Array2<f64> {
+    Array2::from_elem((1, 1), x)
 }
 
 // ----- the harness ------------------------------------------------------------------------------
@@ -219,13 +315,36 @@ fn check_seeded(
     Ok(())
 }
 
-/// Runs [`check_seeded`] with every input seeded, then with a random subset.
+/// Checks the op's value at `inputs` against `reference` (the same function written as naive
+/// loops or closed forms), then runs [`check_seeded`] with every input seeded, with a random
+/// subset, and both again on row prefixes.
+///
+/// The inputs are O(1) (normal, or uniform in ranges of size 1 to 2) and no reduction sums more
+/// than 7 x 7 terms, so both evaluations round at about 1e-15 of max(1, |value|): the tolerance is
+/// CLOSED_FORM_REL_TOL against that scale.
 fn check_op(
     name: &str,
     inputs: &[Array2<f64>],
     rng: &mut Rng,
     build: impl Fn(&mut Tape<f64>, &[Var]) -> Var,
+    reference: impl Fn(&[Array2<f64>]) -> Array2<f64>,
 ) -> Result<(), TestCaseError> {
+    let got = evaluate(inputs, &build);
+    let want = reference(inputs);
+    prop_assert_eq!(got.dim(), want.dim(), "{}: shape", name);
+    let scale = want.iter().fold(1.0f64, |m, x| m.max(x.abs()));
+    let diff = got
+        .iter()
+        .zip(want.iter())
+        .fold(0.0f64, |m, (g, w)| m.max((g - w).abs()));
+    prop_assert!(
+        diff <= CLOSED_FORM_REL_TOL * scale,
+        "{}: value differs from the reference by {:e}\ngot {:?}\nreference {:?}",
+        name,
+        diff,
+        got,
+        want
+    );
     let all = vec![true; inputs.len()];
     check_seeded(name, inputs, &all, false, rng, &build)?;
     let subset: Vec<bool> = inputs.iter().map(|_| rng.uniform() < 0.5).collect();
@@ -269,12 +388,25 @@ fn check_binary(op: Binary, m: usize, n: usize, seed: u64) -> Result<(), TestCas
             _ => normal(&mut rng, sb),
         };
         let name = format!("{op:?} {sa:?} {sb:?}");
-        check_op(&name, &[a, b], &mut rng, |t, x| match op {
-            Binary::Add => t.add(x[0], x[1]),
-            Binary::Sub => t.sub(x[0], x[1]),
-            Binary::Mul => t.mul(x[0], x[1]),
-            Binary::Div => t.div(x[0], x[1]),
-        })?;
+        check_op(
+            &name,
+            &[a, b],
+            &mut rng,
+            |t, x| match op {
+                Binary::Add => t.add(x[0], x[1]),
+                Binary::Sub => t.sub(x[0], x[1]),
+                Binary::Mul => t.mul(x[0], x[1]),
+                Binary::Div => t.div(x[0], x[1]),
+            },
+            |x| {
+                zip_broadcast(&x[0], &x[1], |a, b| match op {
+                    Binary::Add => a + b,
+                    Binary::Sub => a - b,
+                    Binary::Mul => a * b,
+                    Binary::Div => a / b,
+                })
+            },
+        )?;
     }
     Ok(())
 }
@@ -350,7 +482,8 @@ proptest! {
                 let a = normal(&mut rng, if ta { (k, m) } else { (m, k) });
                 let b = normal(&mut rng, if tb { (n, k) } else { (k, n) });
                 check_op(&format!("matmul ta={ta} tb={tb} m={m} k={k} n={n}"), &[a, b], &mut rng,
-                    |t, x| t.matmul_t(x[0], ta, x[1], tb))?;
+                    |t, x| t.matmul_t(x[0], ta, x[1], tb),
+                    |x| naive_matmul(&x[0], ta, &x[1], tb))?;
             }
         }
     }
@@ -379,9 +512,12 @@ proptest! {
     fn scale_and_add_scalar(m in 1usize..=7, n in 1usize..=7, c in -3.0f64..3.0, seed in any::<u64>()) {
         let mut rng = Rng::seed_from_u64(seed);
         let x = normal(&mut rng, (m, n));
-        check_op("scale", std::slice::from_ref(&x), &mut rng, |t, v| t.scale(v[0], c))?;
-        check_op("neg", std::slice::from_ref(&x), &mut rng, |t, v| t.neg(v[0]))?;
-        check_op("add_scalar", &[x], &mut rng, |t, v| t.add_scalar(v[0], c))?;
+        check_op("scale", std::slice::from_ref(&x), &mut rng, |t, v| t.scale(v[0], c),
+            |v| v[0].mapv(|x| c * x))?;
+        check_op("neg", std::slice::from_ref(&x), &mut rng, |t, v| t.neg(v[0]),
+            |v| v[0].mapv(|x| -x))?;
+        check_op("add_scalar", &[x], &mut rng, |t, v| t.add_scalar(v[0], c),
+            |v| v[0].mapv(|x| x + c))?;
     }
 
     /// Every elementwise function at orders 0 (f), 1 (f') and 2 (f'', whose VJP needs f''').
@@ -392,7 +528,8 @@ proptest! {
             for order in 0..=2 {
                 let x = map_input(f, &mut rng, (m, n));
                 check_op(&format!("map {f} order {order}"), &[x], &mut rng,
-                    |t, v| t.push(Op::Map(Map { x: v[0], f, order })))?;
+                    |t, v| t.push(Op::Map(Map { x: v[0], f, order })),
+                    |v| v[0].mapv(|x| closed_forms::elementwise(f, x)[order]))?;
             }
         }
     }
@@ -402,7 +539,8 @@ proptest! {
         let mut rng = Rng::seed_from_u64(seed);
         let a = normal(&mut rng, (m, na));
         let b = normal(&mut rng, (m, nb));
-        check_op("concat_cols", &[a, b], &mut rng, |t, x| t.concat_cols(x[0], x[1]))?;
+        check_op("concat_cols", &[a, b], &mut rng, |t, x| t.concat_cols(x[0], x[1]),
+            |x| naive_concat_cols(&x[0], &x[1]))?;
     }
 
     #[test]
@@ -412,7 +550,7 @@ proptest! {
         let end = start + rng.below(n - start + 1);
         let x = normal(&mut rng, (m, n));
         check_op(&format!("slice_cols {start}..{end} of {n}"), &[x], &mut rng,
-            |t, v| t.slice_cols(v[0], start, end))?;
+            |t, v| t.slice_cols(v[0], start, end), |v| naive_cols(&v[0], start, end))?;
     }
 
     #[test]
@@ -421,7 +559,8 @@ proptest! {
         for shape in [(m, n), (1, n), (m, 1), (1, 1)] {
             let x = normal(&mut rng, shape);
             check_op(&format!("broadcast {shape:?} to {:?}", (m, n)), &[x], &mut rng,
-                |t, v| t.broadcast(v[0], m, n))?;
+                |t, v| t.broadcast(v[0], m, n),
+                |v| Array2::from_shape_fn((m, n), |(i, j)| at(&v[0], i, j)))?;
         }
     }
 
@@ -429,10 +568,15 @@ proptest! {
     fn sum_every_reduction(m in 1usize..=7, n in 1usize..=7, seed in any::<u64>()) {
         let mut rng = Rng::seed_from_u64(seed);
         let x = normal(&mut rng, (m, n));
-        check_op("sum_rows", std::slice::from_ref(&x), &mut rng, |t, v| t.sum_rows(v[0]))?;
-        check_op("sum_cols", std::slice::from_ref(&x), &mut rng, |t, v| t.sum_cols(v[0]))?;
-        check_op("sum", std::slice::from_ref(&x), &mut rng, |t, v| t.sum(v[0]))?;
-        check_op("mean", &[x], &mut rng, |t, v| t.mean(v[0]))?;
+        let total = |x: &Array2<f64>| x.iter().sum::<f64>();
+        check_op("sum_rows", std::slice::from_ref(&x), &mut rng, |t, v| t.sum_rows(v[0]),
+            |v| Array2::from_shape_fn((1, n), |(_, j)| (0..m).map(|i| v[0][[i, j]]).sum()))?;
+        check_op("sum_cols", std::slice::from_ref(&x), &mut rng, |t, v| t.sum_cols(v[0]),
+            |v| Array2::from_shape_fn((m, 1), |(i, _)| (0..n).map(|j| v[0][[i, j]]).sum()))?;
+        check_op("sum", std::slice::from_ref(&x), &mut rng, |t, v| t.sum(v[0]),
+            |v| scalar(total(&v[0])))?;
+        check_op("mean", &[x], &mut rng, |t, v| t.mean(v[0]),
+            |v| scalar(total(&v[0]) / (m * n) as f64))?;
     }
 
     /// The dense layer f(x W^T + b), every activation and none: with tangents on x alone it
@@ -447,7 +591,8 @@ proptest! {
         let b = uniform(&mut rng, (1, n_out), -0.5, 0.5);
         for f in [None, Some(Elementwise::Silu), Some(Elementwise::Tanh), Some(Elementwise::GeluTanh), Some(Elementwise::Softplus)] {
             let inputs = [x.clone(), w.clone(), b.clone()];
-            check_op(&format!("dense {f:?}"), &inputs, &mut rng, |t, v| t.dense(v[0], v[1], v[2], f))?;
+            check_op(&format!("dense {f:?}"), &inputs, &mut rng, |t, v| t.dense(v[0], v[1], v[2], f),
+                |v| naive_dense(&v[0], &v[1], &v[2], f))?;
             // Two layers: the second takes the first's block as it stands.
             let w2 = uniform(&mut rng, (n_in, n_out), -1.0 / n_out as f64, 1.0 / n_out as f64);
             let inputs = [x.clone(), w.clone(), b.clone(), w2];
@@ -455,6 +600,9 @@ proptest! {
                 let h = t.dense(v[0], v[1], v[2], f);
                 let zero_bias = t.full((1, n_in), 0.0);
                 t.dense(h, v[3], zero_bias, f)
+            }, |v| {
+                let h = naive_dense(&v[0], &v[1], &v[2], f);
+                naive_dense(&h, &v[3], &Array2::zeros((1, n_in)), f)
             })?;
         }
     }
@@ -468,14 +616,16 @@ proptest! {
         let y_rows = 1 + rng.below(4);
         let y = normal(&mut rng, (y_rows, n));
         check_op(&format!("rows {start}..{end} of {m}"), std::slice::from_ref(&x), &mut rng,
-            |t, v| t.rows(v[0], start, end))?;
+            |t, v| t.rows(v[0], start, end), |v| naive_rows(&v[0], start, end))?;
         check_op("rows of rows", std::slice::from_ref(&x), &mut rng, |t, v| {
             let r = t.rows(v[0], start, m);
             t.rows(r, 0, end - start)
-        })?;
-        check_op("stack_rows", &[x.clone(), y], &mut rng, |t, v| t.stack_rows(v[0], v[1]))?;
+        }, |v| naive_rows(&v[0], start, end))?;
+        check_op("stack_rows", &[x.clone(), y], &mut rng, |t, v| t.stack_rows(v[0], v[1]),
+            |v| naive_stack_rows(&v[0], &v[1]))?;
         let extra = rng.below(4);
-        check_op(&format!("pad_rows +{extra}"), &[x], &mut rng, |t, v| t.pad_rows(v[0], m + extra))?;
+        check_op(&format!("pad_rows +{extra}"), &[x], &mut rng, |t, v| t.pad_rows(v[0], m + extra),
+            |v| naive_pad_rows(&v[0], m + extra))?;
     }
 
     /// The same node as both operands: the two cotangent contributions must add up.
@@ -485,13 +635,16 @@ proptest! {
         let x = normal(&mut rng, (m, n));
         let p = away_from_zero(&mut rng, (m, n), 0.5, 2.0);
         let one = std::slice::from_ref(&x);
-        check_op("x + x", one, &mut rng, |t, v| t.add(v[0], v[0]))?;
-        check_op("x - x", one, &mut rng, |t, v| t.sub(v[0], v[0]))?;
-        check_op("x * x", one, &mut rng, |t, v| t.mul(v[0], v[0]))?;
-        check_op("x / x", &[p], &mut rng, |t, v| t.div(v[0], v[0]))?;
-        check_op("x x^T", one, &mut rng, |t, v| t.matmul_t(v[0], false, v[0], true))?;
-        check_op("x^T x", one, &mut rng, |t, v| t.matmul_t(v[0], true, v[0], false))?;
-        check_op("[x | x]", one, &mut rng, |t, v| t.concat_cols(v[0], v[0]))?;
+        check_op("x + x", one, &mut rng, |t, v| t.add(v[0], v[0]), |v| v[0].mapv(|x| 2.0 * x))?;
+        check_op("x - x", one, &mut rng, |t, v| t.sub(v[0], v[0]), |v| v[0].mapv(|_| 0.0))?;
+        check_op("x * x", one, &mut rng, |t, v| t.mul(v[0], v[0]), |v| v[0].mapv(|x| x * x))?;
+        check_op("x / x", &[p], &mut rng, |t, v| t.div(v[0], v[0]), |v| v[0].mapv(|_| 1.0))?;
+        check_op("x x^T", one, &mut rng, |t, v| t.matmul_t(v[0], false, v[0], true),
+            |v| naive_matmul(&v[0], false, &v[0], true))?;
+        check_op("x^T x", one, &mut rng, |t, v| t.matmul_t(v[0], true, v[0], false),
+            |v| naive_matmul(&v[0], true, &v[0], false))?;
+        check_op("[x | x]", one, &mut rng, |t, v| t.concat_cols(v[0], v[0]),
+            |v| naive_concat_cols(&v[0], &v[0]))?;
     }
 
     /// log_softmax per row (logits of unit and of large scale, and shifted by hundreds, where a
@@ -506,7 +659,8 @@ proptest! {
         for (scale, shift) in [(1.0, 0.0), (4.0, 0.0), (1.0, 30.0), (1.0, -30.0)] {
             let z = normal(&mut rng, (m, n)) * scale + shift;
             check_op(&format!("log_softmax {m}x{n} scale {scale} shift {shift}"),
-                std::slice::from_ref(&z), &mut rng, |t, v| t.log_softmax(v[0]))?;
+                std::slice::from_ref(&z), &mut rng, |t, v| t.log_softmax(v[0]),
+                |v| naive_log_softmax(&v[0]))?;
         }
         let z = normal(&mut rng, (m, n));
         let log_softmax_of = |z: &Array2<f64>| {
@@ -524,14 +678,19 @@ proptest! {
         let z = normal(&mut rng, (m, n)) * 2.0;
         let labels: Vec<usize> = (0..m).map(|_| rng.below(n)).collect();
         let y = one_hot(&labels, n);
+        // -(1/m) sum_ij y_ij log_softmax(z)_ij.
+        let cross_entropy = |z: &Array2<f64>, y: &Array2<f64>| {
+            let log_p = naive_log_softmax(z);
+            scalar(-log_p.iter().zip(y.iter()).map(|(l, y)| l * y).sum::<f64>() / m as f64)
+        };
         check_op(&format!("softmax_cross_entropy one-hot {m}x{n}"), std::slice::from_ref(&z),
             &mut rng, |t, v| {
                 let y = t.constant(y.view());
                 t.softmax_cross_entropy(v[0], y)
-            })?;
+            }, |v| cross_entropy(&v[0], &y))?;
         let soft = soft_targets(&mut rng, (m, n));
         check_op(&format!("softmax_cross_entropy soft {m}x{n}"), &[z, soft], &mut rng,
-            |t, v| t.softmax_cross_entropy(v[0], v[1]))?;
+            |t, v| t.softmax_cross_entropy(v[0], v[1]), |v| cross_entropy(&v[0], &v[1]))?;
     }
 
     /// Reverse over forward: the gradient in z of <w, J(z) v>, J the Jacobian of log_softmax at
