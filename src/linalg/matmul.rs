@@ -5,9 +5,9 @@
 //! strides, negative ones included. With beta = 0, C is written without being read, so it may hold
 //! garbage (even NaN) beforehand.
 //!
-//! Backends ([`GemmBackend`]): `matrixmultiply` is the portable default the project was specified
+//! Backends ([`GemmBackend`]): `matrixmultiply` is the portable GEMM the project was specified
 //! with. With the cargo feature `gemm` (on by default) products run on the `gemm` crate instead,
-//! whose kernels (AVX-512 or AVX2 + FMA, chosen at run time) were 5-9% faster on the training
+//! whose kernels (AVX-512 or AVX2 + FMA, chosen at run time) were 3-16% faster on the training
 //! step's products and 2-8x faster on its skinny ones (docs/performance.md). The environment
 //! variable `MEANFLOW_GEMM=matrixmultiply` (or `gemm`), read once at the first product, picks the
 //! backend of a build that has both: a before / after comparison in one binary.
