@@ -1,6 +1,6 @@
 //! A first end-to-end check of the tape on y = sum(tanh(x W^T + b)^2).
 use meanflow::autodiff::elementwise::Elementwise;
-use meanflow::autodiff::tape::Tape;
+use meanflow::autodiff::tape::{Optimizations, Tape};
 use meanflow::verify::check::*;
 use ndarray::{array, Array2};
 
@@ -141,5 +141,44 @@ fn a_jvp_records_no_second_order_terms() {
         extra <= 4 * outputs.len() + 1,
         "{extra} extra nodes for the JVP of {} ops",
         outputs.len()
+    );
+}
+
+/// `len` counts exactly the nodes recorded, `is_empty` says whether there are any, and the speed
+/// rules a tape is given are the ones it reports and records with: a dense layer whose input has a
+/// tangent is one block with `dual_dense` (value and tangent rows together) and more nodes without.
+/// (Mutants of `len`, `is_empty` and `set_optimizations` passed every tape test before.)
+#[test]
+fn node_count_emptiness_and_speed_rules_are_what_was_recorded() {
+    let x = array![[0.3, -1.2, 0.5], [1.0, 0.1, -0.4]];
+    let w = array![[0.2, -0.1, 0.7], [0.5, 0.3, -0.6]];
+    let b = array![[0.1, -0.2]];
+    let record = |optimizations: Optimizations| {
+        let mut t = Tape::<f64>::new();
+        assert!(t.is_empty());
+        assert_eq!(t.len(), 0);
+        t.set_optimizations(optimizations);
+        assert_eq!(t.optimizations(), optimizations);
+        let (xv, wv, bv) = (t.constant(x.view()), t.param(w.view()), t.param(b.view()));
+        let x_dot = t.constant(x.mapv(|v| 0.5 - v).view());
+        // Four leaves, four nodes.
+        assert_eq!(t.len(), 4);
+        assert!(!t.is_empty());
+        t.set_tangent(xv, x_dot);
+        let a = t.dense(xv, wv, bv, Some(Elementwise::Tanh));
+        assert!(t.tangent(a).is_some());
+        let nodes = t.len();
+        t.clear();
+        assert!(t.is_empty());
+        nodes
+    };
+    let dual = record(Optimizations::default());
+    let plain = record(Optimizations {
+        dual_dense: false,
+        ..Optimizations::default()
+    });
+    assert!(
+        plain > dual,
+        "without dual_dense the layer's tangent should take more nodes: {plain} against {dual}"
     );
 }
