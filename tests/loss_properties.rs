@@ -467,7 +467,7 @@ proptest! {
     }
 }
 
-/// The presets by name, with every option they set (the papers' beta and velocity source, with
+/// The presets by name (both ways), with every option they set (the papers' beta and velocity source, with
 /// p = 0: plain squared error), and a name that is not a preset refused.
 #[test]
 fn presets_by_name_give_their_documented_options() {
@@ -479,6 +479,7 @@ fn presets_by_name_give_their_documented_options() {
         ("imf-head", LossPreset::ImfHead, 1.0, VSource::Head),
     ] {
         assert_eq!(name.parse::<LossPreset>(), Ok(preset), "{name}");
+        assert_eq!(preset.name(), name);
         let want = LossConfig {
             beta,
             v_source,

@@ -605,22 +605,6 @@ mod tests {
         }
     }
 
-    /// Every preset's name parses to it and gives its documented beta and source.
-    #[test]
-    fn presets_by_name() {
-        for (name, beta, source) in [
-            ("mf", 0.0, VSource::Boundary),
-            ("imf", 1.0, VSource::Boundary),
-            ("imf-head", 1.0, VSource::Head),
-        ] {
-            let preset: LossPreset = name.parse().unwrap();
-            assert_eq!(preset.name(), name);
-            let config = LossConfig::preset(preset);
-            assert_eq!((config.beta, config.v_source), (beta, source), "{name}");
-        }
-        assert!("imff".parse::<LossPreset>().is_err());
-    }
-
     /// A batch whose shapes do not fit is refused, naming every shape.
     #[test]
     #[should_panic(expected = "Batch: x (4, 2), e (4, 3), t (4, 1), r (4, 1)")]
