@@ -31,10 +31,7 @@ fn config(preset: LossPreset) -> TrainConfig {
             guidance_input: false,
         },
         loss: LossConfig::preset(preset),
-        time: match preset {
-            LossPreset::Mf => TimeSampler::mf_default(),
-            _ => TimeSampler::imf_default(),
-        },
+        time: TimeSampler::preset_default(preset),
         adam: AdamConfig::default(),
         batch: 128,
         ema_decay: None,

@@ -13,6 +13,7 @@
 //!   2025, Table 1 ablations: the best setting).
 //! - `imf`: the same distribution with 50% of rows r = t (improved MeanFlow).
 
+use crate::flow::loss::LossPreset;
 use crate::linalg::float::Float;
 use crate::rng::Rng;
 use ndarray::ArrayViewMut2;
@@ -56,6 +57,15 @@ impl TimeSampler {
         TimeSampler {
             fraction_equal: 0.5,
             ..Self::mf_default()
+        }
+    }
+
+    /// The default of a loss preset's paper: [`Self::mf_default`] for `mf`,
+    /// [`Self::imf_default`] for `imf` and `imf-head`.
+    pub fn preset_default(preset: LossPreset) -> Self {
+        match preset {
+            LossPreset::Mf => Self::mf_default(),
+            LossPreset::Imf | LossPreset::ImfHead => Self::imf_default(),
         }
     }
 

@@ -87,10 +87,7 @@ impl FixtureSettings {
                 guidance_input: false,
             },
             loss: LossConfig::preset(preset),
-            time: match preset {
-                LossPreset::Mf => TimeSampler::mf_default(),
-                LossPreset::Imf | LossPreset::ImfHead => TimeSampler::imf_default(),
-            },
+            time: TimeSampler::preset_default(preset),
             adam: AdamConfig::default(),
             batch: self.batch,
             ema_decay: Some(0.999),

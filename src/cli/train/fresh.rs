@@ -79,10 +79,7 @@ pub fn resolve_fresh(args: &TrainArgs) -> CliResult<RunPlan> {
             loss.guidance = parse_guidance(g)?;
         }
     }
-    let mut time = match preset {
-        LossPreset::Mf => TimeSampler::mf_default(),
-        LossPreset::Imf | LossPreset::ImfHead => TimeSampler::imf_default(),
-    };
+    let mut time = TimeSampler::preset_default(preset);
     let dist = match &args.time_dist {
         Some(t) => parse_time_dist(t)?,
         None => "logit-normal",
