@@ -14,7 +14,6 @@
 # Threads: 1 thread = pinned to core 0 (taskset -c 0), 2 threads = cores 0 and 1. meanflow splits
 # the batch across its threads (--threads); XLA sizes its thread pools from the affinity mask.
 set -euo pipefail
-# shellcheck disable=SC2086 # $BASELINE may be a command with arguments
 cd "$(dirname "$0")/../.."
 configs=("${@:-c1 c2 c3 c4}")
 out=${OUT:-target/peers.jsonl}
@@ -35,6 +34,7 @@ for config in ${configs[@]}; do
         MATMUL_NUM_THREADS=1 taskset -c "$cpus" target/release/meanflow bench --config "$config" --loss "$loss" --threads "$threads" --json \
           | grep '"config"' | sed "$tag" >> "$out"
         if [ -n "${BASELINE:-}" ]; then
+          # shellcheck disable=SC2086 # $BASELINE may be a command with arguments: split it
           MATMUL_NUM_THREADS=1 taskset -c "$cpus" $BASELINE bench --config "$config" --loss "$loss" --threads "$threads" --json \
             | grep '"config"' | sed "$tag" | sed 's/^{/{"peer":"baseline",/' >> "$out"
         fi

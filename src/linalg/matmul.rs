@@ -96,11 +96,11 @@ pub fn gemm_backend() -> GemmBackend {
     let available = GemmBackend::available();
     match BACKEND.load(Ordering::Relaxed) {
         0 => {
-            let chosen = requested_gemm_backend()
+            let index = requested_gemm_backend()
                 .ok()
                 .flatten()
-                .unwrap_or(available[0]);
-            let index = available.iter().position(|&b| b == chosen).unwrap_or(0);
+                .and_then(|chosen| available.iter().position(|&b| b == chosen))
+                .unwrap_or(0);
             BACKEND.store(index as u8 + 1, Ordering::Relaxed);
             available[index]
         }
