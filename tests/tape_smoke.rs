@@ -182,3 +182,63 @@ fn node_count_emptiness_and_speed_rules_are_what_was_recorded() {
         "without dual_dense the layer's tangent should take more nodes: {plain} against {dual}"
     );
 }
+
+/// The JVP of an activated dense layer when nothing on the tape needs a gradient (sampling,
+/// `verify`'s forward checks): the dual block [x; x_dot] -> [y; y_dot] still needs f'(pre) to
+/// scale its tangent rows, so the layer must keep that slope even though no backward pass will
+/// read it. Checked against central differences of the layer's value along x_dot, for every
+/// activation. (A mutant that kept the slope only for a gradient panicked nowhere in the tape
+/// tests before: each of them had a parameter.)
+#[test]
+fn a_jvp_through_a_dense_layer_without_gradients_matches_finite_differences() {
+    let x = array![[0.3, -1.2, 0.5], [1.0, 0.1, -0.4], [-0.7, 0.9, 0.2]];
+    let x_dot = array![[0.2, 0.5, -1.0], [-0.3, 0.8, 0.1]];
+    let w = array![[0.2, -0.1, 0.7], [0.5, 0.3, -0.6]];
+    let b = array![[0.1, -0.2]];
+    let value = |x: &Array2<f64>, f: Elementwise| {
+        let mut t = Tape::<f64>::new();
+        let (xv, wv, bv) = (
+            t.constant(x.view()),
+            t.constant(w.view()),
+            t.constant(b.view()),
+        );
+        let y = t.dense(xv, wv, bv, Some(f));
+        t.value(y).to_owned()
+    };
+    for f in Elementwise::ACTIVATIONS {
+        for optimizations in [
+            Optimizations::default(),
+            Optimizations {
+                dual_dense: false,
+                ..Optimizations::default()
+            },
+        ] {
+            let mut t = Tape::<f64>::new();
+            t.set_optimizations(optimizations);
+            let (xv, wv, bv) = (
+                t.constant(x.view()),
+                t.constant(w.view()),
+                t.constant(b.view()),
+            );
+            let xd = t.constant(x_dot.view());
+            t.set_tangent(xv, xd);
+            let y = t.dense(xv, wv, bv, Some(f));
+            assert!(!t.requires_grad(y));
+            let y_dot = t.value(t.tangent(y).expect("y has a tangent")).to_owned();
+            assert_eq!(y_dot.dim(), (2, 2), "{f}: one tangent row per row of x_dot");
+            // Tangent row i belongs to row i of x; the rows beyond x_dot's have a zero tangent.
+            let mut direction = Array2::zeros(x.dim());
+            direction.slice_mut(ndarray::s![..2, ..]).assign(&x_dot);
+            for i in 0..2 {
+                for j in 0..2 {
+                    let fd = central_difference(|e| value(&(&x + &(e * &direction)), f)[[i, j]]);
+                    assert!(
+                        scalar_relative_error(y_dot[[i, j]], fd) < FD_REL_TOL,
+                        "{f} ({optimizations:?}): y_dot[{i}, {j}] = {} vs {fd}",
+                        y_dot[[i, j]]
+                    );
+                }
+            }
+        }
+    }
+}
