@@ -31,6 +31,11 @@ fn normal(rng: &mut Rng, shape: (usize, usize), std: f64) -> Array2<f64> {
     Array2::from_shape_simple_fn(shape, || std * rng.normal())
 }
 
+/// max |a|: the size of a function's values, the floor of a finite difference's resolution.
+fn max_abs(a: &Array2<f64>) -> f64 {
+    a.iter().fold(0.0, |m, x| m.max(x.abs()))
+}
+
 /// <|a|, |b|>: the scale of the inner product <a, b>.
 fn abs_inner(a: ArrayView2<f64>, b: ArrayView2<f64>) -> f64 {
     let mut s = 0.0;
@@ -107,6 +112,18 @@ impl Mlp {
             }
         }
         s
+    }
+
+    /// The largest |pre-activation| of the hidden layers at input x (naive loops of f64).
+    fn largest_pre_activation(&self, x: &Array2<f64>) -> f64 {
+        let mut h = x.clone();
+        let mut largest = 0.0f64;
+        for (wb, f) in self.params.chunks(2).zip(&self.activations) {
+            let a = h.dot(&wb[0].t()) + &wb[1];
+            largest = a.iter().fold(largest, |m, z| m.max(z.abs()));
+            h = a.mapv(|z| f.eval(z));
+        }
+        largest
     }
 
     /// f(x; theta) on a fresh tape.
@@ -227,7 +244,10 @@ proptest! {
         let v = normal(&mut rng, x.dim(), 1.0);
         let exact = mlp.jvp_input(&x, &v);
         let fd = central_difference_array(|s| mlp.eval(&(&x + &(s * &v))));
-        let rel = relative_error(exact.view(), fd.view());
+        // Against the size of f too: a JVP far smaller than f (a width-1 layer in saturation
+        // gave |J v| ~ 1e-7 beside |f| ~ 0.2) is below what a central difference resolves
+        // relatively (its rounding is ~ eps |f| / h ~ 2e-12 here, 1e-5 of that JVP).
+        let rel = fd_relative_error_array(exact.view(), fd.view(), max_abs(&mlp.eval(&x)));
         prop_assert!(rel < FD_REL_TOL, "{:?}: rel {:e}", mlp.activations, rel);
     }
 
@@ -256,7 +276,7 @@ proptest! {
                 let xs = if with_input { &x + &(s * &v) } else { x.clone() };
                 mlp.moved(&d, s).eval(&xs)
             });
-            let rel = relative_error(exact.view(), fd.view());
+            let rel = fd_relative_error_array(exact.view(), fd.view(), max_abs(&mlp.eval(&x)));
             prop_assert!(rel < FD_REL_TOL, "with_input {}: rel {:e}", with_input, rel);
         }
     }
@@ -299,7 +319,9 @@ proptest! {
                 directional += inner(g.view(), dq.view());
                 terms += abs_inner(g.view(), dq.view());
             }
-            let fd = central_difference(|s| {
+            // Extrapolated: with a width-1 layer in saturation the JVP's own curvature in s is
+            // large (|L'''| ~ 2e5 |L'| in one case), and D(h) alone was 4e-6 off.
+            let fd = central_difference_extrapolated(|s| {
                 loss_of(&mlp.moved(&d, s).jvp_input(&(&x + &(s * &dx)), &v))
             });
             let rel = directional_error(directional, fd, terms);
@@ -348,10 +370,16 @@ proptest! {
     /// gradient (as the optimiser sees it). The nets are drawn well conditioned: every layer at
     /// least 2 wide, since a width-1 bottleneck whose one unit sits at a zero of f' (or a
     /// saturated tanh, where f32's 1 - tanh^2 keeps no relative digits) leaves a whole gradient
-    /// at 1e-5 of its terms, and then f32 keeps 2 digits of it whatever the engine does.
+    /// at 1e-5 of its terms, and then f32 keeps 2 digits of it whatever the engine does. For the
+    /// same reason no hidden unit may sit deep in saturation, |pre-activation| > 4: there f32's
+    /// 1 + tanh u of GELU (u = -5.5 at x = -4) or 1 - tanh^2 is below 4e-5 and keeps 3 digits
+    /// or fewer, and the f'' of reverse over forward, which multiplies it by |x| u'^2 ~ 50, put
+    /// 1.2e-4 of the whole gradient into one unit at x = -5 (seed 16169498721986368126, a
+    /// 1-in-70 draw).
     #[test]
     fn f32_matches_f64((depth, widths, batch, acts, seed) in well_conditioned_mlp_strategy()) {
         let (mlp, x, mut rng) = setup(depth, &widths, batch, &acts, seed);
+        prop_assume!(mlp.largest_pre_activation(&x) <= 4.0);
         let v = normal(&mut rng, x.dim(), 1.0);
         let out_dim = *widths[..depth + 2].last().unwrap();
         let c = normal(&mut rng, (batch, out_dim), 1.0);

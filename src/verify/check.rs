@@ -74,6 +74,16 @@ pub fn central_difference(f: impl Fn(f64) -> f64) -> f64 {
     (f(FD_STEP) - f(-FD_STEP)) / (2.0 * FD_STEP)
 }
 
+/// Central difference with its h^2 error cancelled (Richardson extrapolation of D(h) and D(2h)):
+/// (4 D(h) - D(2h)) / 3 = (8 (f(h) - f(-h)) - (f(2h) - f(-2h))) / 12h = f'(0) + O(h^4 f^(5)).
+/// For functions whose third derivative dwarfs their first, where [`central_difference`]'s
+/// error h^2 f''' / 6 exceeds FD_REL_TOL |f'|: a JVP that a saturated width-1 layer makes ~1e-7,
+/// differentiated again, had |f'''| ~ 2e5 |f'|. Its rounding is 1.5 times that of D(h).
+pub fn central_difference_extrapolated(f: impl Fn(f64) -> f64) -> f64 {
+    let (h, h2) = (FD_STEP, 2.0 * FD_STEP);
+    (8.0 * (f(h) - f(-h)) - (f(h2) - f(-h2))) / (12.0 * FD_STEP)
+}
+
 /// Central difference of an array-valued function of a scalar offset s (the caller forms x + s v).
 pub fn central_difference_array<T: Float>(f: impl Fn(f64) -> Array2<T>) -> Array2<f64> {
     let plus = f(FD_STEP).mapv(|x| x.to_f64());
