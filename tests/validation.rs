@@ -60,6 +60,36 @@ fn labelled(rows: usize, labels: Vec<usize>) -> TrainingData {
     }
 }
 
+// ----- the model's configuration --------------------------------------------------------------------
+
+/// An unconditional model has no class embedding: its width counts for nothing in a_0 or the
+/// parameters, and a config that gives one anyway (the CLI refuses `--class-dim` without
+/// `--classes`; a checkpoint's config.json can say anything) is refused by name.
+#[test]
+fn a_class_embedding_width_without_classes_counts_for_nothing_and_is_refused() {
+    let plain = model(0);
+    let stray = ModelConfig {
+        class_dim: 3,
+        ..plain
+    };
+    assert_eq!(stray.class_embedding_width(), 0);
+    assert_eq!(stray.class_embedding_shape(), None);
+    assert_eq!(stray.input_width(), plain.input_width());
+    assert_eq!(stray.parameter_count(), plain.parameter_count());
+    assert_eq!(model(2).class_embedding_width(), 2);
+    let err = TrainConfig {
+        model: stray,
+        ..config(0)
+    }
+    .validate()
+    .unwrap_err();
+    assert_eq!(
+        err,
+        "class embedding width 3 given for an unconditional model (classes = 0)"
+    );
+    assert!(config(0).validate().is_ok() && config(3).validate().is_ok());
+}
+
 // ----- a batch handed to the loss ------------------------------------------------------------------
 
 #[test]

@@ -80,16 +80,7 @@ impl TrainConfig {
                 m.dim
             ));
         }
-        if m.classes > crate::data::MAX_CLASSES {
-            return Err(format!(
-                "classes must be at most {}, got {}",
-                crate::data::MAX_CLASSES,
-                m.classes
-            ));
-        }
-        if m.classes > 0 && m.class_dim == 0 {
-            return Err("a class-conditional model needs a class embedding width >= 1".into());
-        }
+        m.check_classes()?;
         if m.depth > MAX_DEPTH {
             return Err(format!(
                 "depth must be at most {MAX_DEPTH}, got {}",

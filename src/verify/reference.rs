@@ -145,18 +145,7 @@ impl ReferenceCase {
         if model.dim == 0 || cfg.batch == 0 {
             return Err(bad("d and batch must be positive".into()));
         }
-        if model.classes > crate::data::MAX_CLASSES {
-            return Err(bad(format!(
-                "classes must be at most {}, got {}",
-                crate::data::MAX_CLASSES,
-                model.classes
-            )));
-        }
-        if model.classes > 0 && model.class_dim == 0 {
-            return Err(bad(
-                "a conditional model (classes > 0) needs class_dim >= 1".into(),
-            ));
-        }
+        model.check_classes().map_err(bad)?;
 
         let tensor = |name: &str, expected: &[usize]| -> Result<Array2<f64>, ReferenceError> {
             let t = file

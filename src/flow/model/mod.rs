@@ -88,6 +88,27 @@ impl ModelConfig {
         }
     }
 
+    /// The class settings agree: at most [`crate::data::MAX_CLASSES`] classes, a class embedding
+    /// width >= 1 for a conditional model and none for an unconditional one (a width nothing
+    /// reads means a config, e.g. a hand-edited checkpoint's, that is not what it says).
+    pub fn check_classes(&self) -> Result<(), String> {
+        if self.classes > crate::data::MAX_CLASSES {
+            return Err(format!(
+                "classes must be at most {}, got {}",
+                crate::data::MAX_CLASSES,
+                self.classes
+            ));
+        }
+        match (self.classes, self.class_dim) {
+            (1.., 0) => Err("a class-conditional model needs a class embedding width >= 1".into()),
+            (0, 1..) => Err(format!(
+                "class embedding width {} given for an unconditional model (classes = 0)",
+                self.class_dim
+            )),
+            _ => Ok(()),
+        }
+    }
+
     /// [C + 1, class_dim], the shape of `class_embed.weight`, for a conditional model.
     pub fn class_embedding_shape(&self) -> Option<(usize, usize)> {
         (self.classes > 0).then_some((self.classes + 1, self.class_dim))
