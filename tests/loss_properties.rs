@@ -185,19 +185,23 @@ impl Spec {
 
 // ----- helpers ------------------------------------------------------------------------------------
 
-/// A random direction in parameter space with unit Euclidean norm.
+/// A random direction in parameter space (every tensor, the class table included) with unit
+/// Euclidean norm.
 fn unit_direction(params: &MlpParams<f64>, seed: u64) -> MlpParams<f64> {
     let mut rng = Rng::seed_from_u64(seed);
     let mut dir = params.zeros_like();
-    for l in dir.layers_mut() {
-        l.weight.mapv_inplace(|_| rng.normal());
-        l.bias.mapv_inplace(|_| rng.normal());
+    for a in dir.tensors_mut() {
+        a.mapv_inplace(|_| rng.normal());
     }
     let norm = dot(&dir, &dir).sqrt();
-    for l in dir.layers_mut() {
-        l.weight /= norm;
-        l.bias /= norm;
+    for a in dir.tensors_mut() {
+        *a /= norm;
     }
+    // A zero direction would make every directional check pass with 0 = 0.
+    assert!(
+        (dot(&dir, &dir) - 1.0).abs() < 1e-12,
+        "direction of norm {norm}"
+    );
     dir
 }
 
@@ -213,9 +217,8 @@ fn dot(a: &MlpParams<f64>, b: &MlpParams<f64>) -> f64 {
 /// params + s dir.
 fn shifted(params: &MlpParams<f64>, dir: &MlpParams<f64>, s: f64) -> MlpParams<f64> {
     let mut out = params.clone();
-    for (l, d) in out.layers_mut().into_iter().zip(dir.layers()) {
-        l.weight.scaled_add(s, &d.1.weight);
-        l.bias.scaled_add(s, &d.1.bias);
+    for (a, d) in out.tensors_mut().zip(dir.tensors()) {
+        a.scaled_add(s, d);
     }
     out
 }

@@ -278,16 +278,6 @@ impl<T: Float> MlpParams<T> {
             .chain(self.class_embed.iter_mut())
     }
 
-    /// Mutable layers in canonical order.
-    pub fn layers_mut(&mut self) -> Vec<&mut Linear<T>> {
-        let mut out: Vec<&mut Linear<T>> = self.trunk.iter_mut().collect();
-        out.push(&mut self.u_head);
-        if let Some(v) = &mut self.v_head {
-            out.push(v);
-        }
-        out
-    }
-
     /// Every tensor with its PyTorch name (`trunk.0.weight`, `trunk.0.bias`, ...,
     /// `class_embed.weight`), biases as [1, out], in the order of [`MlpParams::tensors`].
     pub fn named_tensors(&self) -> Vec<(String, ArrayView2<'_, T>)> {
@@ -461,14 +451,6 @@ impl<'p> TapeModel<'p> {
         TapeModel {
             classes: Some(classes),
             ..Self::new(config, params)
-        }
-    }
-
-    /// The same recording with guidance scales w [B, 1] for a model with a guidance input.
-    pub fn with_scales(self, scales: Var) -> Self {
-        TapeModel {
-            scales: Some(scales),
-            ..self
         }
     }
 
