@@ -1,8 +1,9 @@
 //! The oracles every derivative is checked against, and the tolerances, chosen once.
 //!
-//! Central finite differences in f64: (f(x + h v) - f(x - h v)) / (2h) has truncation error
-//! h^2/6 |f'''| and rounding error about eps |f| / h; h = 1e-5 balances them near 1e-10 relative
-//! for functions of unit scale, so [`FD_REL_TOL`] = 1e-6 leaves room for curvature and cancellation.
+//! Central finite differences in f64, extrapolated ([`central_difference`]): their truncation
+//! error is O(h^4 |f^(5)|) and their rounding error about 1.5 eps |f| / h; with h = 1e-5 both are
+//! near 1e-10 relative for functions of unit scale, so [`FD_REL_TOL`] = 1e-6 leaves room for
+//! curvature (a saturated unit's f''' can be 1e5 times its f') and cancellation.
 //!
 //! | comparison | tolerance | why |
 //! |---|---|---|
@@ -69,26 +70,23 @@ pub const FD_VALUE_SCALE: f64 = 1e-3;
 /// Scales below this count as this, so that relative errors of near-zero quantities stay meaningful.
 pub const ABS_FLOOR: f64 = 1e-8;
 
-/// Central difference of a scalar function along one direction: (f(x + h) - f(x - h)) / 2h, h = FD_STEP.
+/// The derivative at 0 of a scalar function of an offset s (the caller forms x + s v), by
+/// central differences with their h^2 error cancelled. With D(h) = (f(h) - f(-h)) / 2h, whose
+/// error is h^2 f''' / 6 + O(h^4), Richardson extrapolation gives
+/// (4 D(h) - D(2h)) / 3 = (8 (f(h) - f(-h)) - (f(2h) - f(-2h))) / 12h = f'(0) + O(h^4 f^(5)),
+/// h = FD_STEP. D(h) alone was not enough where the third derivative dwarfs the first: a JVP
+/// that a saturated width-1 layer makes ~1e-7, differentiated again, has |f'''| ~ 2e5 |f'|, and
+/// D(h) was 2e-6 off. The rounding error, about 1.5 eps |f| / h, is 1.5 times D(h)'s.
 pub fn central_difference(f: impl Fn(f64) -> f64) -> f64 {
-    (f(FD_STEP) - f(-FD_STEP)) / (2.0 * FD_STEP)
-}
-
-/// Central difference with its h^2 error cancelled (Richardson extrapolation of D(h) and D(2h)):
-/// (4 D(h) - D(2h)) / 3 = (8 (f(h) - f(-h)) - (f(2h) - f(-2h))) / 12h = f'(0) + O(h^4 f^(5)).
-/// For functions whose third derivative dwarfs their first, where [`central_difference`]'s
-/// error h^2 f''' / 6 exceeds FD_REL_TOL |f'|: a JVP that a saturated width-1 layer makes ~1e-7,
-/// differentiated again, had |f'''| ~ 2e5 |f'|. Its rounding is 1.5 times that of D(h).
-pub fn central_difference_extrapolated(f: impl Fn(f64) -> f64) -> f64 {
     let (h, h2) = (FD_STEP, 2.0 * FD_STEP);
     (8.0 * (f(h) - f(-h)) - (f(h2) - f(-h2))) / (12.0 * FD_STEP)
 }
 
-/// Central difference of an array-valued function of a scalar offset s (the caller forms x + s v).
+/// [`central_difference`] of an array-valued function of a scalar offset s, elementwise.
 pub fn central_difference_array<T: Float>(f: impl Fn(f64) -> Array2<T>) -> Array2<f64> {
-    let plus = f(FD_STEP).mapv(|x| x.to_f64());
-    let minus = f(-FD_STEP).mapv(|x| x.to_f64());
-    (plus - minus) / (2.0 * FD_STEP)
+    let (h, h2) = (FD_STEP, 2.0 * FD_STEP);
+    let at = |s: f64| f(s).mapv(|x| x.to_f64());
+    (8.0 * (at(h) - at(-h)) - (at(h2) - at(-h2))) / (12.0 * FD_STEP)
 }
 
 /// Max absolute difference and the relative error max|a - b| / max(max|b|, ABS_FLOOR).
