@@ -242,3 +242,37 @@ fn a_jvp_through_a_dense_layer_without_gradients_matches_finite_differences() {
         }
     }
 }
+
+/// A cotangent that reaches only some rows of a view of a view: y = rows 4..6 of
+/// s = [a; rows 2..6 of O], so d sum(c * y) / dO is c in O's rows 4..6 and zero elsewhere, and
+/// nothing reaches a. Row pruning claims rows 2..4 of the view, rows 4..6 of its owner; the
+/// offsets of view and range add (a mutant that subtracted them wrote into rows 0..4 and no test
+/// saw it). Checked with each speed rule on and all off.
+#[test]
+fn a_cotangent_on_part_of_a_view_lands_in_its_owners_rows() {
+    let o = Array2::from_shape_fn((6, 3), |(i, j)| (i * 3 + j) as f64 * 0.1 - 0.7);
+    let a = array![[0.5, -0.5, 1.5], [2.0, 0.25, -1.0]];
+    let c = array![[1.0, -2.0, 0.5], [0.3, 4.0, -1.5]];
+    for optimizations in [
+        Optimizations::default(),
+        Optimizations {
+            prune_rows: false,
+            ..Optimizations::default()
+        },
+    ] {
+        let mut t = Tape::<f64>::new();
+        t.set_optimizations(optimizations);
+        let (ov, av, cv) = (t.param(o.view()), t.param(a.view()), t.constant(c.view()));
+        let b = t.rows(ov, 2, 6);
+        let s = t.stack_rows(av, b);
+        let y = t.rows(s, 4, 6);
+        assert_eq!(t.value(y), o.slice(ndarray::s![4..6, ..]));
+        let cy = t.mul(cv, y);
+        let loss = t.sum(cy);
+        t.backward(loss);
+        let mut want = Array2::zeros((6, 3));
+        want.slice_mut(ndarray::s![4..6, ..]).assign(&c);
+        assert_eq!(t.grad_or_zeros(ov), want, "{optimizations:?}");
+        assert!(t.grad_or_zeros(av).iter().all(|&g| g == 0.0));
+    }
+}
