@@ -276,3 +276,50 @@ fn a_cotangent_on_part_of_a_view_lands_in_its_owners_rows() {
         assert!(t.grad_or_zeros(av).iter().all(|&g| g == 0.0));
     }
 }
+
+/// A node whose cotangent reaches only some of its rows (through a row view) and whose VJP reads
+/// all of them: the rows no cotangent reached must count as zero, although the tape's buffers
+/// hold old values after `clear`. y = sum(rows start..end of tanh(x)) has gradient 1 - tanh^2
+/// in those rows of x and exactly 0 elsewhere. Each case runs on a tape that first computed
+/// sum(100 tanh(x)) (every cotangent buffer then holds 100s) and was cleared. (With the zeroing
+/// in `Cotangents::prepare` removed, or its row test changed, every tape test passed before.)
+#[test]
+fn rows_no_cotangent_reached_count_as_zero_on_a_reused_tape() {
+    let x = array![[0.3, -1.2], [1.0, 0.1], [-0.4, 0.8], [2.0, -0.6]];
+    for (start, end) in [(0, 2), (2, 4), (1, 3), (0, 4), (3, 4)] {
+        for prune_rows in [true, false] {
+            let mut t = Tape::<f64>::new();
+            t.set_optimizations(Optimizations {
+                prune_rows,
+                ..Optimizations::default()
+            });
+            for partial in [false, true] {
+                t.clear();
+                let xv = t.param(x.view());
+                let m = t.map(xv, Elementwise::Tanh);
+                let y = if partial {
+                    let rows = t.rows(m, start, end);
+                    t.sum(rows)
+                } else {
+                    let big = t.scale(m, 100.0);
+                    t.sum(big)
+                };
+                t.backward(y);
+                if partial {
+                    let g = t.grad_or_zeros(xv);
+                    for ((i, j), &gij) in g.indexed_iter() {
+                        let want = if (start..end).contains(&i) {
+                            1.0 - x[[i, j]].tanh().powi(2)
+                        } else {
+                            0.0
+                        };
+                        assert!(
+                            (gij - want).abs() <= 1e-15,
+                            "rows {start}..{end}, prune_rows {prune_rows}: dy/dx[{i}, {j}] = {gij}, want {want}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
