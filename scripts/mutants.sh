@@ -31,6 +31,10 @@
 #   src/autodiff/dual.rs       103 mutants  669 s  TESTS="--test dual --test tape_ops"
 #   src/flow/loss.rs           104 mutants  900 s  TESTS="--test loss_properties --test conditional_loss --test validation"
 #   src/autodiff/elementwise.rs 50 mutants  674 s  TESTS="--test dual --test tape_ops"
+#   src/autodiff/tape/mod.rs   144 mutants 2447 s  TESTS="--test tape_smoke --test tape_ops --test tape_composed --test tape_optimizations --test reference_cases --test functional"
+#   src/flow/model/mod.rs      124 mutants 1489 s  TESTS="--test conditional_loss --test loss_properties --test tape_optimizations --test validation --test reference_cases --test no_alloc --test optimizer_oracle --test training_progress"
+#   src/autodiff/tape/ops.rs   497 mutants ~7500 s (15 s each; 2 builds at once and a proptest sweep on the machine)
+#                              TESTS="--test tape_ops --test tape_composed --test tape_smoke --test tape_optimizations --test functional --test dual --test reference_cases --test no_alloc"
 # (each total includes the baseline build in a new scratch tree, about 40 s). tape_ops does not
 # differentiate through a JVP, so the elementwise kernel for f'' (second_derivative_in_place)
 # needs --test tape_composed too (its reverse over forward through dense layers). Against the whole suite a mutant
