@@ -323,3 +323,23 @@ fn rows_no_cotangent_reached_count_as_zero_on_a_reused_tape() {
         }
     }
 }
+
+/// A tangent of zero rows (k = 0: no row of the batch needs the JVP, as in a shard whose rows
+/// all have r = t) on a one-row input: every op keeps it zero rows, and nothing is broadcast up
+/// to the output's one row.
+#[test]
+fn a_zero_row_tangent_of_a_one_row_input_stays_zero_rows() {
+    let mut t = Tape::<f64>::new();
+    let x = t.param(array![[0.3, -1.2, 0.5]].view());
+    let b = t.param(array![[0.1, 0.2, -0.3]].view());
+    let x_dot = t.constant(Array2::<f64>::zeros((0, 3)).view());
+    t.set_tangent(x, x_dot);
+    let sum = t.add(x, b);
+    let product = t.mul(sum, b);
+    let difference = t.sub(product, x);
+    let activated = t.map(difference, Elementwise::Tanh);
+    for v in [sum, product, difference, activated] {
+        let v_dot = t.tangent(v).expect("downstream of x");
+        assert_eq!(t.shape(v_dot), (0, 3), "{:?}", t.op(v));
+    }
+}
