@@ -343,3 +343,51 @@ fn a_zero_row_tangent_of_a_one_row_input_stays_zero_rows() {
         assert_eq!(t.shape(v_dot), (0, 3), "{:?}", t.op(v));
     }
 }
+
+/// The dual form reuses the previous layer's block [x; x_dot] only when x and x_dot are exactly
+/// its two row ranges. Here they are not: (a) x and x_dot are rows 0..3 and 3..5 of an owner
+/// with a sixth row; (b) x is rows 0..3 of a five-row owner but x_dot is another node. Each JVP
+/// must still match central differences of the layer along x_dot (mutants of the check reused
+/// the owner and treated the wrong rows as tangent rows).
+#[test]
+fn a_dense_jvp_reuses_a_block_only_when_it_is_exactly_value_and_tangent() {
+    let w = array![[0.2, -0.1, 0.7], [0.5, 0.3, -0.6]];
+    let b = array![[0.1, -0.2]];
+    let other = array![[0.9, -0.4, 0.2], [-0.3, 0.6, 1.1]];
+    for (rows, tangent_from_owner) in [(6, true), (5, false)] {
+        let o = Array2::from_shape_fn((rows, 3), |(i, j)| ((i * 3 + j) as f64 * 0.37).sin());
+        let x = o.slice(ndarray::s![0..3, ..]).to_owned();
+        let x_dot = if tangent_from_owner {
+            o.slice(ndarray::s![3..5, ..]).to_owned()
+        } else {
+            other.clone()
+        };
+        let mut t = Tape::<f64>::new();
+        let ov = t.constant(o.view());
+        let xv = t.rows(ov, 0, 3);
+        let xd = if tangent_from_owner {
+            t.rows(ov, 3, 5)
+        } else {
+            t.constant(other.view())
+        };
+        t.set_tangent(xv, xd);
+        let (wv, bv) = (t.param(w.view()), t.param(b.view()));
+        let y = t.dense(xv, wv, bv, Some(Elementwise::Tanh));
+        let y_dot = t.value(t.tangent(y).expect("seeded")).to_owned();
+        assert_eq!(y_dot.dim(), (2, 2));
+        // Tangent row i belongs to row i of x; row 2 of x has none.
+        let mut direction = Array2::zeros((3, 3));
+        direction.slice_mut(ndarray::s![0..2, ..]).assign(&x_dot);
+        let value = |x: &Array2<f64>| (x.dot(&w.t()) + &b).mapv(f64::tanh);
+        for i in 0..2 {
+            for j in 0..2 {
+                let fd = central_difference(|e| value(&(&x + &(e * &direction)))[[i, j]]);
+                assert!(
+                    scalar_relative_error(y_dot[[i, j]], fd) < FD_REL_TOL,
+                    "owner of {rows} rows, tangent from the owner {tangent_from_owner}: y_dot[{i}, {j}] = {} vs {fd}",
+                    y_dot[[i, j]]
+                );
+            }
+        }
+    }
+}
