@@ -523,13 +523,8 @@ impl Primitive for Dense {
         );
         (x.0, w.0)
     }
-    fn eval<T: Float>(&self, tape: &Tape<T>, out: ArrayViewMut2<T>) {
-        // `Tape::push` evaluates through `eval_into` and keeps the slope for the VJP; here the
-        // slope is only scratch, needed when tangent rows are scaled by it.
-        let p = out.nrows() - self.tangent_rows;
-        let needed = self.activation.is_some() && self.tangent_rows > 0;
-        let mut slope = needed.then(|| Array2::zeros((p, out.ncols())));
-        self.eval_into(tape, out, slope.as_mut().map(|s| s.view_mut()));
+    fn eval<T: Float>(&self, _: &Tape<T>, _: ArrayViewMut2<T>) {
+        unreachable!("Tape::push evaluates a dense layer through Dense::eval_into, keeping f'(pre) for its VJP")
     }
     /// pre_dot = x_dot W^T + x W_dot^T + b_dot,  y_dot = f'(pre) pre_dot, recorded with the small
     /// primitives (the general rule; a tangent on x alone takes the dual form, `push_dual`).
