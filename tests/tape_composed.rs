@@ -405,7 +405,6 @@ proptest! {
         // A gradient is judged as a whole, as the optimiser sees it: each tensor against the
         // largest entry of its gradient (a bias gradient that cancels to 1e-4 carries the
         // absolute rounding of the O(1) sums it came from).
-        let max_abs = |a: &Array2<f64>| a.fold(0.0f64, |m, &x| m.max(x.abs()));
         let n = r64.grads.len();
         let family_scale = |range: std::ops::Range<usize>| {
             want[range].iter().map(max_abs).fold(ABS_FLOOR, f64::max)
