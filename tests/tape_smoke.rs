@@ -391,3 +391,54 @@ fn a_dense_jvp_reuses_a_block_only_when_it_is_exactly_value_and_tangent() {
         }
     }
 }
+
+/// A dense layer in dual form (value rows [x; x_dot] in one block) whose tangent rows no
+/// cotangent reached: y = sum(tanh(x W^T + b)) reads only the value rows, so dy/dW = f'(pre)^T x
+/// and dy/db = 1^T f'(pre), with nothing from the tangent rows, although the tape's buffers hold
+/// old values after `clear` (the first pass here took the gradient of 100 sum(y) + 100 sum(y_dot),
+/// which wrote every row). A mutant that counted the tangent rows as reached when only the value
+/// rows were (`touched.end > p` as `>=` in Dense::vjp) read those stale rows.
+#[test]
+fn dense_tangent_rows_no_cotangent_reached_count_as_zero_on_a_reused_tape() {
+    let x = array![[0.3, -1.2, 0.5], [1.0, 0.1, -0.4], [-0.7, 0.9, 0.2]];
+    let x_dot = array![[1.0, 0.5, -0.3], [0.2, -0.7, 0.4]];
+    let w = array![[0.2, -0.1, 0.7], [0.5, 0.3, -0.6]];
+    let b = array![[0.1, -0.2]];
+    let slope = (x.dot(&w.t()) + &b).mapv(|p: f64| 1.0 - p.tanh().powi(2));
+    let want_w = slope.t().dot(&x);
+    let want_b = slope.sum_axis(ndarray::Axis(0)).insert_axis(ndarray::Axis(0));
+    for prune_rows in [true, false] {
+        let mut t = Tape::<f64>::new();
+        t.set_optimizations(Optimizations {
+            prune_rows,
+            ..Optimizations::default()
+        });
+        for value_rows_only in [false, true] {
+            t.clear();
+            let (xv, xd) = (t.constant(x.view()), t.constant(x_dot.view()));
+            t.set_tangent(xv, xd);
+            let (wv, bv) = (t.param(w.view()), t.param(b.view()));
+            let y = t.dense(xv, wv, bv, Some(Elementwise::Tanh));
+            let y_sum = t.sum(y);
+            let loss = if value_rows_only {
+                y_sum
+            } else {
+                let y_dot = t.tangent(y).expect("seeded");
+                let y_dot_sum = t.sum(y_dot);
+                let both = t.add(y_sum, y_dot_sum);
+                t.scale(both, 100.0)
+            };
+            t.backward(loss);
+            if value_rows_only {
+                for (got, want, name) in [(t.grad(wv), &want_w, "W"), (t.grad(bv), &want_b, "b")] {
+                    let got = got.expect("a parameter");
+                    let error = (&got - want).iter().fold(0.0, |m: f64, &e: &f64| m.max(e.abs()));
+                    assert!(
+                        error <= 1e-14,
+                        "prune_rows {prune_rows}: dy/d{name} = {got} want {want}"
+                    );
+                }
+            }
+        }
+    }
+}
