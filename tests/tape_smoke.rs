@@ -406,7 +406,9 @@ fn dense_tangent_rows_no_cotangent_reached_count_as_zero_on_a_reused_tape() {
     let b = array![[0.1, -0.2]];
     let slope = (x.dot(&w.t()) + &b).mapv(|p: f64| 1.0 - p.tanh().powi(2));
     let want_w = slope.t().dot(&x);
-    let want_b = slope.sum_axis(ndarray::Axis(0)).insert_axis(ndarray::Axis(0));
+    let want_b = slope
+        .sum_axis(ndarray::Axis(0))
+        .insert_axis(ndarray::Axis(0));
     for prune_rows in [true, false] {
         let mut t = Tape::<f64>::new();
         t.set_optimizations(Optimizations {
@@ -432,7 +434,9 @@ fn dense_tangent_rows_no_cotangent_reached_count_as_zero_on_a_reused_tape() {
             if value_rows_only {
                 for (got, want, name) in [(t.grad(wv), &want_w, "W"), (t.grad(bv), &want_b, "b")] {
                     let got = got.expect("a parameter");
-                    let error = (&got - want).iter().fold(0.0, |m: f64, &e: &f64| m.max(e.abs()));
+                    let error = (&got - want)
+                        .iter()
+                        .fold(0.0, |m: f64, &e: &f64| m.max(e.abs()));
                     assert!(
                         error <= 1e-14,
                         "prune_rows {prune_rows}: dy/d{name} = {got} want {want}"

@@ -6,10 +6,11 @@
 //! x / e / t / r shapes (src/flow/loss.rs), its label count and scales below 1
 //! (tests/conditional_loss.rs), a checkpoint's missing or unexpected tensors, its precision and
 //! the data's column count (src/train/checkpoint.rs).
-//! The settings of the optimiser, the time sampler and the loss are refused by name with their
-//! value, and the edges of their valid ranges accepted.
+//! The settings of the optimiser, the time sampler and the loss (guidance's included) are
+//! refused by name with their value, and the edges of their valid ranges accepted.
 
 use meanflow::autodiff::elementwise::Elementwise;
+use meanflow::flow::guidance::Guidance;
 use meanflow::flow::loss::{Batch, LossConfig, LossPreset};
 use meanflow::flow::model::{Conditioning, Heads, MlpParams, ModelConfig};
 use meanflow::flow::sampling::{Conditions, Evaluator};
@@ -447,5 +448,56 @@ fn loss_settings_out_of_range_are_refused_by_name() {
             ..ok
         };
         assert_eq!(loss.validate(&model(3)), Ok(()));
+    }
+    // Guidance's numbers, on a model it fits (classes, label dropout, a guidance input for iMF's).
+    let conditional = model(3);
+    let with_input = ModelConfig {
+        guidance_input: true,
+        ..conditional
+    };
+    let guided = |guidance: Guidance| LossConfig {
+        guidance,
+        label_dropout: 0.1,
+        ..ok
+    };
+    for w in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+        let loss = guided(Guidance::Target { w, kappa: 0.0 });
+        refused(
+            loss,
+            &conditional,
+            "guidance scale w must be finite and > 0",
+        );
+    }
+    for kappa in [-0.1, 1.0, f64::NAN] {
+        let loss = guided(Guidance::Target { w: 2.0, kappa });
+        refused(
+            loss,
+            &conditional,
+            "guidance mixing kappa must be in [0, 1)",
+        );
+    }
+    for w_max in [0.0, -1.0, 2e6, f64::NAN, f64::INFINITY] {
+        let loss = guided(Guidance::Input { w_max });
+        refused(loss, &with_input, "with w_max in (0, 1e6]");
+    }
+    for (guidance, model) in [
+        (
+            Guidance::Target {
+                w: 1e-9,
+                kappa: 0.0,
+            },
+            &conditional,
+        ),
+        (
+            Guidance::Target {
+                w: 2.0,
+                kappa: 0.999,
+            },
+            &conditional,
+        ),
+        (Guidance::Input { w_max: 1e6 }, &with_input),
+        (Guidance::Input { w_max: 1e-9 }, &with_input),
+    ] {
+        assert_eq!(guided(guidance).validate(model), Ok(()), "{guidance:?}");
     }
 }
