@@ -26,7 +26,8 @@
 # Time, measured on the 2-core development machine (JOBS=1, CARGO_BUILD_JOBS=1,
 # CARGO_INCREMENTAL=1, with other work on the second core): 5 to 20 s per mutant with TESTS per
 # file, e.g.
-#   src/flow/time_sampler.rs    31 mutants  470 s  TESTS="--test sampler_statistics"
+#   src/flow/time_sampler.rs    32 mutants  586 s  TESTS="--test sampler_statistics --test validation"
+#   src/flow/guidance.rs        46 mutants  840 s  TESTS="--test conditional_loss --test loss_properties --test validation --test reference_cases --test sampler_statistics"
 #   src/train/optim.rs          96 mutants 1021 s  TESTS="--test optimizer_oracle --test validation"
 #   src/autodiff/dual.rs       103 mutants  669 s  TESTS="--test dual --test tape_ops"
 #   src/flow/loss.rs           104 mutants  900 s  TESTS="--test loss_properties --test conditional_loss --test validation"
