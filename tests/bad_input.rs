@@ -983,6 +983,21 @@ fn bad_flags() {
         &["train", "--out", "c.csv"],
         &["--out c.csv", "not a folder"],
     );
+    // Under a file, however deep: the file is named, not the OS's "File exists".
+    for out in ["c.csv/run", "c.csv/a/b/run"] {
+        rejected(
+            &dir,
+            &["train", "--out", out],
+            &[&format!(
+                "cannot create the run folder {out}: c.csv is not a folder"
+            )],
+        );
+    }
+    rejected(
+        &dir,
+        &["study", "identity", "--quick", "--out", "c.csv/a/study"],
+        &["--out c.csv/a/study: cannot create the folder: c.csv is not a folder"],
+    );
 }
 
 /// Issue 13: values a run's precision cannot square are bad input, named by file, line (or row)

@@ -179,7 +179,10 @@ impl StagedFolder {
             .to_string_lossy()
             .into_owned();
         let parent = parent_of(&target);
-        std::fs::create_dir_all(parent).map_err(|e| cannot(&e))?;
+        std::fs::create_dir_all(parent).map_err(|e| match file_among_ancestors(parent) {
+            Some(file) => cannot(&format!("{} is not a folder", file.display())),
+            None => cannot(&e),
+        })?;
         let staging = parent.join(temporary_name(&name, std::process::id()));
         remove_stale_staging(parent, &name);
         std::fs::create_dir(&staging).map_err(|e| cannot(&e))?;
@@ -289,6 +292,14 @@ impl StagedFolder {
 }
 
 /// The folder `path` is in (`.` for a bare name).
+/// The nearest of `path` and its ancestors that exists, when it is not a folder: what makes
+/// `create_dir_all(path)` fail with the unhelpful "File exists" (e.g. a run folder under a file).
+pub fn file_among_ancestors(path: &Path) -> Option<&Path> {
+    path.ancestors()
+        .find(|a| a.exists())
+        .filter(|a| !a.is_dir())
+}
+
 fn parent_of(path: &Path) -> &Path {
     path.parent()
         .filter(|p| !p.as_os_str().is_empty())
