@@ -998,6 +998,11 @@ fn bad_flags() {
         &["study", "identity", "--quick", "--out", "c.csv/a/study"],
         &["--out c.csv/a/study: cannot create the folder: c.csv is not a folder"],
     );
+    rejected(
+        &dir,
+        &["data", "--dataset", "circles", "--out", "c.csv/points.csv"],
+        &["--out c.csv/points.csv: c.csv is not a folder"],
+    );
 }
 
 /// Issue 13: values a run's precision cannot square are bad input, named by file, line (or row)
