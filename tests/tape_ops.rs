@@ -197,6 +197,12 @@ fn check_seeded(
 
     // Exact JVP (forward mode) and VJP (reverse mode) on one tape.
     let mut t = Tape::new();
+    // A decoy at Var(0): a parameter with a tangent that is none of the op's inputs. An op that
+    // read another node than its own (`inputs` naming Var(0), the default Var) would take its
+    // tangent or its need for a gradient, and a cotangent would reach it.
+    let decoy = t.param(Array2::from_elem((1, 1), 0.7).view());
+    let decoy_dot = t.constant(Array2::from_elem((1, 1), 1.3).view());
+    t.set_tangent(decoy, decoy_dot);
     let vars: Vec<Var> = inputs
         .iter()
         .zip(seeded)
@@ -249,6 +255,11 @@ fn check_seeded(
     }
     let w = normal(rng, shape);
     t.backward_with(out, w.view());
+    prop_assert!(
+        t.grad(decoy).is_none(),
+        "{}: a cotangent reached the decoy",
+        name
+    );
     let mut vjp_v = 0.0;
     let mut vjp_scale = 0.0;
     for ((&x, v), &s) in vars.iter().zip(&directions).zip(seeded) {
