@@ -446,3 +446,41 @@ fn dense_tangent_rows_no_cotangent_reached_count_as_zero_on_a_reused_tape() {
         }
     }
 }
+
+/// Reverse over forward through a map whose tangent covers a row prefix (k of the rows, as the
+/// loss's rows with r != t): y = sum(c * tanh'(x[..k]) * v) = <c, d/de tanh(x + e [v; 0])>, so
+/// dy/dx = c * tanh''(x) * v on rows ..k (tanh'' = -2 tanh (1 - tanh^2)) and 0 below, by hand.
+/// The slope node the JVP rule records must read rows ..k of x (a mutant that let it name all
+/// of x computed the same tangent, and its VJP then met a cotangent of k rows).
+#[test]
+fn gradient_of_a_row_prefix_jvp_through_a_map() {
+    let x = array![[0.3, -1.2], [1.0, 0.1], [-0.4, 0.8], [2.0, -0.6]];
+    let v = array![[0.5, -0.7], [1.1, 0.2], [-0.3, 0.9]];
+    let c = array![[0.2, -1.0], [0.6, 0.4], [-0.8, 1.5]];
+    for k in 1..=3 {
+        let mut t = Tape::<f64>::new();
+        let xv = t.param(x.view());
+        let vv = t.constant(v.slice(ndarray::s![..k, ..]));
+        let cv = t.constant(c.slice(ndarray::s![..k, ..]));
+        t.set_tangent(xv, vv);
+        let m = t.map(xv, Elementwise::Tanh);
+        let m_dot = t.tangent(m).expect("seeded");
+        assert_eq!(t.shape(m_dot), (k, 2));
+        let weighted = t.mul(cv, m_dot);
+        let y = t.sum(weighted);
+        t.backward(y);
+        let g = t.grad_or_zeros(xv);
+        for ((i, j), &gij) in g.indexed_iter() {
+            let want = if i < k {
+                let th = x[[i, j]].tanh();
+                c[[i, j]] * (-2.0 * th * (1.0 - th * th)) * v[[i, j]]
+            } else {
+                0.0
+            };
+            assert!(
+                (gij - want).abs() <= 1e-15,
+                "k = {k}: dy/dx[{i}, {j}] = {gij}, want {want}"
+            );
+        }
+    }
+}
