@@ -484,3 +484,25 @@ fn gradient_of_a_row_prefix_jvp_through_a_map() {
         }
     }
 }
+
+/// A row range outside its input is refused when recorded, naming the range and the shape. The
+/// range is checked against the input, not its owner's buffer: rows 1..3 of a two-row view of a
+/// four-row node would otherwise read row 2 of the owner, a row the view does not have.
+#[test]
+fn a_row_range_outside_its_input_is_refused() {
+    for (start, end, within_view) in [(1, 3, true), (2, 1, false), (0, 5, false)] {
+        let refused = std::panic::catch_unwind(|| {
+            let mut t = Tape::<f64>::new();
+            let o = t.param(Array2::zeros((4, 2)).view());
+            let x = if within_view { t.rows(o, 0, 2) } else { o };
+            t.rows(x, start, end);
+        })
+        .expect_err("an out-of-range row view was recorded");
+        let message = refused
+            .downcast_ref::<String>()
+            .expect("a formatted panic message");
+        let rows = if within_view { 2 } else { 4 };
+        let want = format!("rows: rows {start}..{end} out of range for shape ({rows}, 2)");
+        assert_eq!(message, &want);
+    }
+}

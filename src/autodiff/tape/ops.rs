@@ -1222,10 +1222,10 @@ impl Primitive for Rows {
         );
         (self.end - self.start, n)
     }
-    /// (A view is not evaluated: `Tape::push` records it over x's buffer. This copy is the same
-    /// value, for completeness.)
-    fn eval<T: Float>(&self, tape: &Tape<T>, mut out: ArrayViewMut2<T>) {
-        out.assign(&tape.value(self.x).slice(s![self.start..self.end, ..]));
+    /// A view is not evaluated: `Tape::push` records it over x's buffer (`Tape::push_view`), so
+    /// its value is rows start..end of x's without a copy.
+    fn eval<T: Float>(&self, _: &Tape<T>, _: ArrayViewMut2<T>) {
+        unreachable!("Tape::push records a row view over its owner's buffer")
     }
     /// out_dot = x_dot[start..end] (the part of x_dot's row prefix that falls in the range)
     fn jvp<T: Float>(
