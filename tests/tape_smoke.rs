@@ -392,55 +392,104 @@ fn a_dense_jvp_reuses_a_block_only_when_it_is_exactly_value_and_tangent() {
     }
 }
 
-/// A dense layer in dual form (value rows [x; x_dot] in one block) whose tangent rows no
-/// cotangent reached: y = sum(tanh(x W^T + b)) reads only the value rows, so dy/dW = f'(pre)^T x
-/// and dy/db = 1^T f'(pre), with nothing from the tangent rows, although the tape's buffers hold
-/// old values after `clear` (the first pass here took the gradient of 100 sum(y) + 100 sum(y_dot),
-/// which wrote every row). A mutant that counted the tangent rows as reached when only the value
-/// rows were (`touched.end > p` as `>=` in Dense::vjp) read those stale rows.
+/// A dense layer in dual form, one block [y; y_dot] of 3 value rows and 2 tangent rows, whose
+/// cotangent reaches only some rows of the block: L = sum(rows(y, ..)) + sum(rows(y_dot, ..))
+/// over chosen windows. With pre = x W^T + b, f = tanh, and g_i = x_dot_i W^T, by hand:
+/// dL/dW_jl = sum over chosen value rows i of f'(pre_ij) x_il, plus over chosen tangent rows i of
+/// f''(pre_ij) g_ij x_il + f'(pre_ij) x_dot_il; dL/db_j the same without x_il and x_dot_il
+/// (f' g for the tangent rows' f'' g term, nothing for their f' x_dot term). The rows no cotangent
+/// reached must count as zero although the tape's buffers hold old values after `clear` (the first
+/// pass took the gradient of 100 (sum(y) + sum(y_dot)), which wrote every row). Mutants that
+/// counted the tangent rows as reached when only value rows were, or zeroed fewer rows than the
+/// layer's VJP reads (`Op::cotangent_rows_read`), read those stale rows.
 #[test]
-fn dense_tangent_rows_no_cotangent_reached_count_as_zero_on_a_reused_tape() {
+fn dense_block_rows_no_cotangent_reached_count_as_zero_on_a_reused_tape() {
     let x = array![[0.3, -1.2, 0.5], [1.0, 0.1, -0.4], [-0.7, 0.9, 0.2]];
     let x_dot = array![[1.0, 0.5, -0.3], [0.2, -0.7, 0.4]];
     let w = array![[0.2, -0.1, 0.7], [0.5, 0.3, -0.6]];
     let b = array![[0.1, -0.2]];
-    let slope = (x.dot(&w.t()) + &b).mapv(|p: f64| 1.0 - p.tanh().powi(2));
-    let want_w = slope.t().dot(&x);
-    let want_b = slope
-        .sum_axis(ndarray::Axis(0))
-        .insert_axis(ndarray::Axis(0));
-    for prune_rows in [true, false] {
-        let mut t = Tape::<f64>::new();
-        t.set_optimizations(Optimizations {
-            prune_rows,
-            ..Optimizations::default()
-        });
-        for value_rows_only in [false, true] {
-            t.clear();
-            let (xv, xd) = (t.constant(x.view()), t.constant(x_dot.view()));
-            t.set_tangent(xv, xd);
-            let (wv, bv) = (t.param(w.view()), t.param(b.view()));
-            let y = t.dense(xv, wv, bv, Some(Elementwise::Tanh));
-            let y_sum = t.sum(y);
-            let loss = if value_rows_only {
-                y_sum
-            } else {
+    let pre = x.dot(&w.t()) + &b;
+    let slope = pre.mapv(|p: f64| 1.0 - p.tanh().powi(2));
+    let curvature = pre.mapv(|p: f64| -2.0 * p.tanh() * (1.0 - p.tanh().powi(2)));
+    let g = x_dot.dot(&w.t());
+    // (value rows, tangent rows) that the loss sums.
+    let windows = [
+        (0..3, 0..0),
+        (0..1, 0..0),
+        (1..3, 0..0),
+        (0..0, 0..1),
+        (0..0, 1..2),
+        (2..3, 0..1),
+        (0..3, 0..2),
+    ];
+    for (value_rows, tangent_rows) in windows {
+        let mut want_w = Array2::<f64>::zeros((2, 3));
+        let mut want_b = Array2::<f64>::zeros((1, 2));
+        for i in value_rows.clone() {
+            for j in 0..2 {
+                want_b[[0, j]] += slope[[i, j]];
+                for l in 0..3 {
+                    want_w[[j, l]] += slope[[i, j]] * x[[i, l]];
+                }
+            }
+        }
+        for i in tangent_rows.clone() {
+            for j in 0..2 {
+                want_b[[0, j]] += curvature[[i, j]] * g[[i, j]];
+                for l in 0..3 {
+                    want_w[[j, l]] +=
+                        curvature[[i, j]] * g[[i, j]] * x[[i, l]] + slope[[i, j]] * x_dot[[i, l]];
+                }
+            }
+        }
+        for prune_rows in [true, false] {
+            let mut t = Tape::<f64>::new();
+            t.set_optimizations(Optimizations {
+                prune_rows,
+                ..Optimizations::default()
+            });
+            for reused in [false, true] {
+                t.clear();
+                let (xv, xd) = (t.constant(x.view()), t.constant(x_dot.view()));
+                t.set_tangent(xv, xd);
+                let (wv, bv) = (t.param(w.view()), t.param(b.view()));
+                let y = t.dense(xv, wv, bv, Some(Elementwise::Tanh));
                 let y_dot = t.tangent(y).expect("seeded");
-                let y_dot_sum = t.sum(y_dot);
-                let both = t.add(y_sum, y_dot_sum);
-                t.scale(both, 100.0)
-            };
-            t.backward(loss);
-            if value_rows_only {
-                for (got, want, name) in [(t.grad(wv), &want_w, "W"), (t.grad(bv), &want_b, "b")] {
-                    let got = got.expect("a parameter");
-                    let error = (&got - want)
-                        .iter()
-                        .fold(0.0, |m: f64, &e: &f64| m.max(e.abs()));
-                    assert!(
-                        error <= 1e-14,
-                        "prune_rows {prune_rows}: dy/d{name} = {got} want {want}"
-                    );
+                let loss = if reused {
+                    let mut terms = Vec::new();
+                    if !value_rows.is_empty() {
+                        let rows = t.rows(y, value_rows.start, value_rows.end);
+                        terms.push(t.sum(rows));
+                    }
+                    if !tangent_rows.is_empty() {
+                        let rows = t.rows(y_dot, tangent_rows.start, tangent_rows.end);
+                        terms.push(t.sum(rows));
+                    }
+                    match terms[..] {
+                        [one] => one,
+                        [a, b] => t.add(a, b),
+                        _ => unreachable!("every window sums some rows"),
+                    }
+                } else {
+                    let y_sum = t.sum(y);
+                    let y_dot_sum = t.sum(y_dot);
+                    let both = t.add(y_sum, y_dot_sum);
+                    t.scale(both, 100.0)
+                };
+                t.backward(loss);
+                if reused {
+                    for (got, want, name) in
+                        [(t.grad(wv), &want_w, "W"), (t.grad(bv), &want_b, "b")]
+                    {
+                        let got = got.expect("a parameter");
+                        let error = (&got - want)
+                            .iter()
+                            .fold(0.0, |m: f64, &e: &f64| m.max(e.abs()));
+                        assert!(
+                            error <= 1e-14,
+                            "rows {value_rows:?} of y and {tangent_rows:?} of y_dot, prune_rows {prune_rows}: dL/d{name} = {got} want {want}"
+                        );
+                    }
                 }
             }
         }
