@@ -5,7 +5,7 @@ use super::{CliError, CliResult};
 use meanflow::data::{self, NpyDtype, ToyDataset};
 use meanflow::io::atomic::write_atomically;
 use meanflow::run::dataset::{self, max_data_magnitude};
-use meanflow::run::folder::{file_among_ancestors, RUN_FILES};
+use meanflow::run::folder::{file_in_the_way, RUN_FILES};
 use meanflow::run::lock::{self, LockError};
 use meanflow::train::checkpoint::Precision;
 use ndarray::{Array2, ArrayView2};
@@ -186,10 +186,8 @@ pub fn check_parent(path: &Path, flag: &str) -> CliResult<()> {
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     if !parent.is_dir() {
-        let reason = match file_among_ancestors(parent) {
-            Some(file) => format!("{} is not a folder", file.display()),
-            None => format!("the folder {} does not exist", parent.display()),
-        };
+        let reason = file_in_the_way(parent)
+            .unwrap_or_else(|| format!("the folder {} does not exist", parent.display()));
         return Err(CliError::usage(format!(
             "{flag} {}: {reason}",
             path.display()

@@ -179,10 +179,7 @@ impl StagedFolder {
             .to_string_lossy()
             .into_owned();
         let parent = parent_of(&target);
-        std::fs::create_dir_all(parent).map_err(|e| match file_among_ancestors(parent) {
-            Some(file) => cannot(&format!("{} is not a folder", file.display())),
-            None => cannot(&e),
-        })?;
+        create_folders(parent).map_err(|reason| cannot(&reason))?;
         let staging = parent.join(temporary_name(&name, std::process::id()));
         remove_stale_staging(parent, &name);
         std::fs::create_dir(&staging).map_err(|e| cannot(&e))?;
@@ -291,15 +288,24 @@ impl StagedFolder {
     }
 }
 
-/// The folder `path` is in (`.` for a bare name).
-/// The nearest of `path` and its ancestors that exists, when it is not a folder: what makes
-/// `create_dir_all(path)` fail with the unhelpful "File exists" (e.g. a run folder under a file).
-pub fn file_among_ancestors(path: &Path) -> Option<&Path> {
+/// "F is not a folder", F the nearest of `path` and its ancestors that exists, when it is a
+/// file: what keeps `path` from being a folder, which `create_dir_all` reports only as "File
+/// exists" (e.g. a run folder under a file).
+pub fn file_in_the_way(path: &Path) -> Option<String> {
     path.ancestors()
         .find(|a| a.exists())
         .filter(|a| !a.is_dir())
+        .map(|file| format!("{} is not a folder", file.display()))
 }
 
+/// Creates the folder `path` and its missing ancestors; the error says why, naming the file in
+/// the way where there is one.
+pub fn create_folders(path: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(path)
+        .map_err(|e| file_in_the_way(path).unwrap_or_else(|| e.to_string()))
+}
+
+/// The folder `path` is in (`.` for a bare name).
 fn parent_of(path: &Path) -> &Path {
     path.parent()
         .filter(|p| !p.as_os_str().is_empty())

@@ -16,7 +16,7 @@ use crate::cli::output::{errln, outln};
 use clap::{Args, Subcommand};
 use meanflow::flow::loss::LossPreset;
 use meanflow::linalg::matmul::set_matmul_threads;
-use meanflow::run::folder::{file_among_ancestors, utc_timestamp};
+use meanflow::run::folder::{create_folders, utc_timestamp};
 use meanflow::study::dataset::{distinct, toys, StudyDataset};
 use meanflow::study::fixture::{FixtureSettings, ModelCache};
 use meanflow::study::gaussian::gaussians;
@@ -122,11 +122,7 @@ fn parse_datasets(list: &str) -> CliResult<Vec<StudyDataset>> {
 
 /// Creates `dir` (and parents), or says which folder could not be made.
 fn make_folder(dir: &Path) -> CliResult<()> {
-    std::fs::create_dir_all(dir).map_err(|e| {
-        let reason = match file_among_ancestors(dir) {
-            Some(file) => format!("{} is not a folder", file.display()),
-            None => e.to_string(),
-        };
+    create_folders(dir).map_err(|reason| {
         CliError::usage(format!(
             "--out {}: cannot create the folder: {reason}",
             dir.display()
