@@ -287,39 +287,48 @@ fn a_cotangent_on_part_of_a_view_lands_in_its_owners_rows() {
 fn rows_no_cotangent_reached_count_as_zero_on_a_reused_tape() {
     let x = array![[0.3, -1.2], [1.0, 0.1], [-0.4, 0.8], [2.0, -0.6]];
     for (start, end) in [(0, 2), (2, 4), (1, 3), (0, 4), (3, 4)] {
-        for prune_rows in [true, false] {
-            let mut t = Tape::<f64>::new();
-            t.set_optimizations(Optimizations {
-                prune_rows,
-                ..Optimizations::default()
-            });
-            for partial in [false, true] {
-                t.clear();
-                let xv = t.param(x.view());
-                let m = t.map(xv, Elementwise::Tanh);
-                let y = if partial {
-                    let rows = t.rows(m, start, end);
-                    t.sum(rows)
-                } else {
-                    let big = t.scale(m, 100.0);
-                    t.sum(big)
-                };
-                t.backward(y);
-                if partial {
-                    let g = t.grad_or_zeros(xv);
-                    for ((i, j), &gij) in g.indexed_iter() {
-                        let want = if (start..end).contains(&i) {
-                            1.0 - x[[i, j]].tanh().powi(2)
-                        } else {
-                            0.0
-                        };
-                        assert!(
-                            (gij - want).abs() <= 1e-15,
-                            "rows {start}..{end}, prune_rows {prune_rows}: dy/dx[{i}, {j}] = {gij}, want {want}"
-                        );
-                    }
+        on_a_reused_tape(|t, prune_rows, reused| {
+            let xv = t.param(x.view());
+            let m = t.map(xv, Elementwise::Tanh);
+            let y = if reused {
+                let rows = t.rows(m, start, end);
+                t.sum(rows)
+            } else {
+                let big = t.scale(m, 100.0);
+                t.sum(big)
+            };
+            t.backward(y);
+            if reused {
+                let g = t.grad_or_zeros(xv);
+                for ((i, j), &gij) in g.indexed_iter() {
+                    let want = if (start..end).contains(&i) {
+                        1.0 - x[[i, j]].tanh().powi(2)
+                    } else {
+                        0.0
+                    };
+                    assert!(
+                        (gij - want).abs() <= 1e-15,
+                        "rows {start}..{end}, prune_rows {prune_rows}: dy/dx[{i}, {j}] = {gij}, want {want}"
+                    );
                 }
             }
+        });
+    }
+}
+
+/// Runs `case` twice on one tape per row-pruning setting, with `clear` before each run: first
+/// with `reused` false (the case writes every cotangent buffer), then with `reused` true, when
+/// the tape's pooled buffers hold the first run's values.
+fn on_a_reused_tape(mut case: impl FnMut(&mut Tape<f64>, bool, bool)) {
+    for prune_rows in [true, false] {
+        let mut t = Tape::<f64>::new();
+        t.set_optimizations(Optimizations {
+            prune_rows,
+            ..Optimizations::default()
+        });
+        for reused in [false, true] {
+            t.clear();
+            case(&mut t, prune_rows, reused);
         }
     }
 }
@@ -442,57 +451,47 @@ fn dense_block_rows_no_cotangent_reached_count_as_zero_on_a_reused_tape() {
                 }
             }
         }
-        for prune_rows in [true, false] {
-            let mut t = Tape::<f64>::new();
-            t.set_optimizations(Optimizations {
-                prune_rows,
-                ..Optimizations::default()
-            });
-            for reused in [false, true] {
-                t.clear();
-                let (xv, xd) = (t.constant(x.view()), t.constant(x_dot.view()));
-                t.set_tangent(xv, xd);
-                let (wv, bv) = (t.param(w.view()), t.param(b.view()));
-                let y = t.dense(xv, wv, bv, Some(Elementwise::Tanh));
-                let y_dot = t.tangent(y).expect("seeded");
-                let loss = if reused {
-                    let mut terms = Vec::new();
-                    if !value_rows.is_empty() {
-                        let rows = t.rows(y, value_rows.start, value_rows.end);
-                        terms.push(t.sum(rows));
-                    }
-                    if !tangent_rows.is_empty() {
-                        let rows = t.rows(y_dot, tangent_rows.start, tangent_rows.end);
-                        terms.push(t.sum(rows));
-                    }
-                    match terms[..] {
-                        [one] => one,
-                        [a, b] => t.add(a, b),
-                        _ => unreachable!("every window sums some rows"),
-                    }
-                } else {
-                    let y_sum = t.sum(y);
-                    let y_dot_sum = t.sum(y_dot);
-                    let both = t.add(y_sum, y_dot_sum);
-                    t.scale(both, 100.0)
-                };
-                t.backward(loss);
-                if reused {
-                    for (got, want, name) in
-                        [(t.grad(wv), &want_w, "W"), (t.grad(bv), &want_b, "b")]
-                    {
-                        let got = got.expect("a parameter");
-                        let error = (&got - want)
-                            .iter()
-                            .fold(0.0, |m: f64, &e: &f64| m.max(e.abs()));
-                        assert!(
-                            error <= 1e-14,
-                            "rows {value_rows:?} of y and {tangent_rows:?} of y_dot, prune_rows {prune_rows}: dL/d{name} = {got} want {want}"
-                        );
-                    }
+        on_a_reused_tape(|t, prune_rows, reused| {
+            let (xv, xd) = (t.constant(x.view()), t.constant(x_dot.view()));
+            t.set_tangent(xv, xd);
+            let (wv, bv) = (t.param(w.view()), t.param(b.view()));
+            let y = t.dense(xv, wv, bv, Some(Elementwise::Tanh));
+            let y_dot = t.tangent(y).expect("seeded");
+            let loss = if reused {
+                let mut terms = Vec::new();
+                if !value_rows.is_empty() {
+                    let rows = t.rows(y, value_rows.start, value_rows.end);
+                    terms.push(t.sum(rows));
+                }
+                if !tangent_rows.is_empty() {
+                    let rows = t.rows(y_dot, tangent_rows.start, tangent_rows.end);
+                    terms.push(t.sum(rows));
+                }
+                match terms[..] {
+                    [one] => one,
+                    [a, b] => t.add(a, b),
+                    _ => unreachable!("every window sums some rows"),
+                }
+            } else {
+                let y_sum = t.sum(y);
+                let y_dot_sum = t.sum(y_dot);
+                let both = t.add(y_sum, y_dot_sum);
+                t.scale(both, 100.0)
+            };
+            t.backward(loss);
+            if reused {
+                for (got, want, name) in [(t.grad(wv), &want_w, "W"), (t.grad(bv), &want_b, "b")] {
+                    let got = got.expect("a parameter");
+                    let error = (&got - want)
+                        .iter()
+                        .fold(0.0, |m: f64, &e: &f64| m.max(e.abs()));
+                    assert!(
+                        error <= 1e-14,
+                        "rows {value_rows:?} of y and {tangent_rows:?} of y_dot, prune_rows {prune_rows}: dL/d{name} = {got} want {want}"
+                    );
                 }
             }
-        }
+        });
     }
 }
 
