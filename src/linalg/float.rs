@@ -16,6 +16,8 @@ pub trait Float:
     const NAME: &'static str;
     /// Machine epsilon.
     const EPSILON: Self;
+    /// The largest finite value, as an f64.
+    const MAX_F64: f64;
 
     fn from_f64(x: f64) -> Self;
     fn to_f64(self) -> f64;
@@ -53,6 +55,7 @@ macro_rules! impl_float {
         impl Float for $t {
             const NAME: &'static str = stringify!($t);
             const EPSILON: Self = <$t>::EPSILON;
+            const MAX_F64: f64 = <$t>::MAX as f64;
             #[inline(always)]
             fn from_f64(x: f64) -> Self {
                 x as $t

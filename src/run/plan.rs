@@ -39,9 +39,16 @@ pub struct RunPlan {
 }
 
 impl RunPlan {
-    /// The training pool and held-out points of the run.
+    /// The training pool and held-out points of the run, with their classes only when the model
+    /// is class-conditional: an unconditional model of labelled data (`--unconditional`) never
+    /// sees a label, in training, evaluation or pictures.
     pub fn split_data(&self) -> DataSplit {
-        DataSplit::new(&self.source, self.config.seed, self.run.eval_samples)
+        let mut split = DataSplit::new(&self.source, self.config.seed, self.run.eval_samples);
+        if self.config.model.classes == 0 {
+            split.pool_labels.clear();
+            split.held_out_labels.clear();
+        }
+        split
     }
 
     /// Releases the lock taken for a resume that is refused, leaving the folder as it was.
@@ -73,13 +80,11 @@ impl RunPlan {
     /// units, with its labels for a conditional model): in the checkpoint's state for a resumed
     /// run, freshly initialised from the seed otherwise.
     pub fn trainer<T: Float>(&self, split: &DataSplit) -> Result<Trainer<T>, CheckpointError> {
-        let points = self.source.units().to_model(split.pool.view());
-        let labels = if self.config.model.classes > 0 {
-            split.pool_labels.clone()
-        } else {
-            Vec::new()
+        let points = self.run.units().to_model(split.pool.view());
+        let pool = TrainingData {
+            points,
+            labels: split.pool_labels.clone(),
         };
-        let pool = TrainingData { points, labels };
         match &self.resume {
             Some(ck) => ck.trainer::<T>(pool),
             None => Ok(Trainer::<T>::new(self.config, pool)),

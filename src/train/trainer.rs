@@ -14,7 +14,7 @@ use crate::flow::model::{MlpParams, ModelConfig, ParamVars};
 use crate::flow::time_sampler::TimeSampler;
 use crate::linalg::float::Float;
 use crate::rng::Rng;
-use crate::train::optim::{ema_update, Adam, AdamConfig, UpdateStats};
+use crate::train::optim::{ema_decay_at, ema_update, Adam, AdamConfig, UpdateStats};
 use crate::train::workers::Workers;
 use ndarray::Array2;
 
@@ -425,15 +425,21 @@ impl<T: Float> Trainer<T> {
         (values, &self.grads)
     }
 
-    /// One full step. The update is skipped (and reported) if the loss or gradient is not finite.
+    /// One full step. The update is skipped (and reported) if the loss or gradient is not finite,
+    /// or if the gradient is too large for Adam's second moment in `T`: v <- b2 v + (1 - b2) g^2
+    /// is a convex combination, so |g| <= sqrt(MAX) for every step keeps v finite (and a
+    /// checkpoint that the tool reads back).
     pub fn step(&mut self) -> Result<StepStats, NonFiniteStep> {
         let (loss, _) = self.evaluate_batch();
         let grad_norm = crate::train::optim::global_norm(&self.grads);
-        if !loss.loss.is_finite() || !grad_norm.is_finite() {
+        let max_grad_norm = T::MAX_F64.sqrt();
+        if !loss.loss.is_finite() || !(grad_norm <= max_grad_norm) {
             return Err(NonFiniteStep {
                 step: self.adam.step + 1,
                 loss: loss.loss,
                 grad_norm,
+                max_grad_norm,
+                precision: T::NAME,
             });
         }
         // The norm was just needed for the finiteness check; the update reuses it.
@@ -441,7 +447,7 @@ impl<T: Float> Trainer<T> {
             .adam
             .update_with_norm(&mut self.params, &mut self.grads, grad_norm);
         if let (Some(ema), Some(decay)) = (&mut self.ema, self.config.ema_decay) {
-            ema_update(ema, &self.params, decay);
+            ema_update(ema, &self.params, ema_decay_at(decay, self.adam.step));
         }
         Ok(StepStats {
             step: self.adam.step,
@@ -451,16 +457,45 @@ impl<T: Float> Trainer<T> {
     }
 }
 
-/// A step whose loss or gradient was NaN or infinite; nothing was updated.
-#[derive(Clone, Copy, Debug, PartialEq, thiserror::Error)]
-#[error(
-    "step {step}: non-finite loss {loss} or gradient norm {grad_norm}; parameters left unchanged"
-)]
+/// A step whose loss or gradient was NaN or infinite, or whose gradient norm exceeds
+/// `max_grad_norm` = sqrt(MAX) of the training precision (its square, Adam's second moment,
+/// would overflow); nothing was updated.
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct NonFiniteStep {
     pub step: u64,
     pub loss: f64,
     pub grad_norm: f64,
+    pub max_grad_norm: f64,
+    /// "f32" or "f64".
+    pub precision: &'static str,
 }
+
+impl NonFiniteStep {
+    /// Whether the loss and the gradient norm are finite, only too large for the precision.
+    pub fn is_overflow(&self) -> bool {
+        self.loss.is_finite() && self.grad_norm.is_finite()
+    }
+}
+
+impl std::fmt::Display for NonFiniteStep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.is_overflow() {
+            write!(
+                f,
+                "step {}: gradient norm {:.3e} (loss {:.3e}) beyond {:.1e}, the largest whose square (Adam's second moment) {} holds; parameters left unchanged",
+                self.step, self.grad_norm, self.loss, self.max_grad_norm, self.precision
+            )
+        } else {
+            write!(
+                f,
+                "step {}: non-finite loss {} or gradient norm {}; parameters left unchanged",
+                self.step, self.loss, self.grad_norm
+            )
+        }
+    }
+}
+
+impl std::error::Error for NonFiniteStep {}
 
 #[cfg(test)]
 mod tests {

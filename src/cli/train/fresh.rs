@@ -31,7 +31,14 @@ pub fn resolve_fresh(args: &TrainArgs) -> CliResult<RunPlan> {
     let spec = args.dataset.as_deref().unwrap_or(DEFAULT_DATASET);
     let source = parse_dataset(spec, args.label_column, precision, FOR_A_RUN)?;
     let digits = matches!(source, DataSource::Digits);
-    // Labelled data train a class-conditional model unless --unconditional says otherwise.
+    // Labelled data train a class-conditional model unless --unconditional says otherwise; on
+    // unlabelled data the flag would say nothing, and like every flag that does not apply it is
+    // refused.
+    if args.unconditional && source.classes() == 0 {
+        return Err(CliError::usage(
+            "--unconditional applies to labelled data (the digits, or a file with --label-column); these data have no labels",
+        ));
+    }
     let classes = if args.unconditional {
         0
     } else {
@@ -160,6 +167,14 @@ pub fn resolve_fresh(args: &TrainArgs) -> CliResult<RunPlan> {
     config.validate().map_err(usage)?;
     let eval_samples = args.eval_samples.unwrap_or(DEFAULT_EVAL_SAMPLES);
     let (pool_points, held_out_points) = DataSplit::sizes(&source, eval_samples);
+    if args.no_standardize && !matches!(source, DataSource::File { .. }) {
+        return Err(CliError::usage(
+            "--no-standardize applies to a data file; a built-in dataset has its own units",
+        ));
+    }
+    // The statistics of the training pool only: the held-out points stay unseen.
+    let split = DataSplit::new(&source, config.seed, eval_samples);
+    let units = source.units(split.pool.view(), !args.no_standardize);
     let run = RunConfig {
         format: RUN_FORMAT.into(),
         dataset: dataset::record(&source).map_err(usage)?,
@@ -180,6 +195,7 @@ pub fn resolve_fresh(args: &TrainArgs) -> CliResult<RunPlan> {
         pool_points,
         held_out_points,
         version: env!("CARGO_PKG_VERSION").into(),
+        units: Some(units),
     };
     check_run_options(&run, &config)?;
     let folder = match &args.out {

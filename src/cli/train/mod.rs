@@ -117,6 +117,10 @@ impl Observer for Progress {
 /// A session error as a failed run (exit 1).
 fn session_error(e: SessionError) -> CliError {
     match e {
+        SessionError::NonFinite { error, .. } if error.is_overflow() => CliError::failed(format!(
+            "{e}; values this large do not train in {}: standardise the data (the default; drop --no-standardize) or use --precision f64",
+            error.precision
+        )),
         SessionError::NonFinite { .. } => {
             CliError::failed(format!("{e}; --skip-nonfinite skips such steps"))
         }
@@ -292,6 +296,7 @@ impl<T: Float> Summary<'_, T> {
         );
         let grid = image_grid(
             &plan.source,
+            &plan.run.units(),
             self.model,
             self.weights,
             self.evaluation.held_out().view(),
