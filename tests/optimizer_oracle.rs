@@ -263,3 +263,61 @@ fn global_norm_of_strided_tensors_is_the_naive_norm() {
         "global_norm {norm} vs naive {naive}"
     );
 }
+
+/// The trainer's EMA against a naive loop: with d_k = min(d, k / (k + 9)) (diffusers' warm-up),
+/// ema_k = d_k ema_{k-1} + (1 - d_k) p_k from ema_0 = p_0, replayed over the trainer's own
+/// parameters after each step, element by element. Step 1 weights the initial parameters by 0.1,
+/// so the average leaves them at once; the configured decay takes over from k = 9 d / (1 - d).
+#[test]
+fn the_trainers_ema_warms_up_as_the_naive_recurrence() {
+    use meanflow::autodiff::elementwise::Elementwise;
+    use meanflow::flow::loss::{LossConfig, LossPreset};
+    use meanflow::flow::model::{Conditioning, Heads, ModelConfig};
+    use meanflow::flow::time_sampler::TimeSampler;
+    use meanflow::train::{TrainConfig, Trainer};
+
+    let decay = 0.5;
+    let config = TrainConfig {
+        model: ModelConfig {
+            dim: 2,
+            width: 5,
+            depth: 2,
+            activation: Elementwise::Silu,
+            conditioning: Conditioning::Raw,
+            heads: Heads::U,
+            classes: 0,
+            class_dim: 0,
+            guidance_input: false,
+        },
+        loss: LossConfig::preset(LossPreset::Imf),
+        time: TimeSampler::imf_default(),
+        adam: AdamConfig::default(),
+        batch: 6,
+        ema_decay: Some(decay),
+        seed: 7,
+        threads: 1,
+    };
+    let data = Array2::from_shape_fn((16, 2), |(i, j)| ((i * 3 + j * 5) % 7) as f64 / 3.0 - 1.0);
+    let mut trainer = Trainer::<f64>::new(config, data);
+    let flat =
+        |p: &MlpParams<f64>| -> Vec<f64> { p.tensors().flat_map(|t| t.iter().copied()).collect() };
+    let mut naive = flat(&trainer.params);
+    assert_eq!(flat(trainer.ema.as_ref().unwrap()), naive, "ema_0 = p_0");
+    for k in 1..=12u64 {
+        trainer.step().unwrap();
+        let d = decay.min(k as f64 / (k as f64 + 9.0));
+        for (e, p) in naive.iter_mut().zip(flat(&trainer.params)) {
+            *e = d * *e + (1.0 - d) * p;
+        }
+        let got = flat(trainer.ema.as_ref().unwrap());
+        let worst = got
+            .iter()
+            .zip(&naive)
+            .map(|(a, b)| scalar_relative_error(*a, *b))
+            .fold(0.0f64, f64::max);
+        assert!(
+            worst <= OPTIMIZER_REL_TOL,
+            "step {k}: EMA relative error {worst:.3e}"
+        );
+    }
+}

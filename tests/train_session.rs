@@ -66,6 +66,7 @@ fn fresh_plan(folder: PathBuf) -> RunPlan {
         pool_points,
         held_out_points,
         version: env!("CARGO_PKG_VERSION").into(),
+        units: None,
     };
     RunPlan {
         run,

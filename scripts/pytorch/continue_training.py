@@ -73,15 +73,19 @@ def read_checkpoint(path):
             groups["params"][name] = value
     run = json.loads(meta["run"]) if "run" in meta else {}
     return (json.loads(meta["config"]), int(meta["step"]), meta.get("precision", "f32"), groups,
-            run.get("dataset", {}))
+            run)
 
 
-def model_units(dataset):
-    """(shift, scale) of x_model = (x - shift) / scale: meanflow trains the digits' pixels 0..16 in
-    [-1, 1] (src/data/units.rs, DIGITS_UNITS), every other dataset in its own units."""
+def model_units(run, dim):
+    """(shift, scale), one per column, of x_model = (x - shift) / scale (src/data/units.rs): the
+    run's recorded units (a data file standardised over its training pool); a run from before
+    they were recorded trains the digits' pixels 0..16 in [-1, 1] and any other data as given."""
+    if "units" in run:
+        return torch.tensor(run["units"]["shift"]), torch.tensor(run["units"]["scale"])
+    dataset = run.get("dataset", {})
     if dataset.get("kind") == "builtin" and dataset.get("name") == "digits":
-        return 8.0, 8.0
-    return 0.0, 1.0
+        return torch.full((dim,), 8.0), torch.full((dim,), 8.0)
+    return torch.zeros(dim), torch.ones(dim)
 
 
 def model_dict(config):
@@ -246,7 +250,8 @@ def train_step(config, model, opt, ema, batch, k, device, dtype):
         group["lr"] = lr_at(adam, k)
     opt.step()
     if ema is not None:
-        d = config["ema_decay"]
+        # The warm-up of meanflow's EMA (src/train/optim.rs, ema_decay_at): min(d, k / (k + 9)).
+        d = min(config["ema_decay"], k / (k + 9.0))
         with torch.no_grad():
             for e, p in zip(ema.parameters(), model.parameters()):
                 e.mul_(d).add_(p, alpha=1.0 - d)
@@ -305,13 +310,13 @@ def main():
     if args.steps < 0:
         fail("--steps must be >= 0")
 
-    config, step, precision, groups, dataset = read_checkpoint(args.checkpoint)
+    config, step, precision, groups, run = read_checkpoint(args.checkpoint)
     points, labels = read_data(args.data, config)
-    shift, scale = model_units(dataset)
-    if (shift, scale) != (0.0, 1.0):
+    shift, scale = model_units(run, points.shape[1])
+    if not (bool((shift == 0).all()) and bool((scale == 1).all())):
         # The data file is in the data's units (meanflow data --dataset digits writes pixels).
-        points = (points - shift) / scale
-        print(f"data mapped to the model's units: x = (p - {shift:g}) / {scale:g}")
+        points = (points - shift.to(points.dtype)) / scale.to(points.dtype)
+        print("data mapped to the model's units: x = (x - shift) / scale, per column")
     sampler = BatchSampler(config, points, labels, args.seed)
     m = config["model"]
     print(f"checkpoint {args.checkpoint}: step {step}, {precision}, model {m['depth']} x "

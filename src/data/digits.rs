@@ -26,11 +26,11 @@ pub const DIGITS_HELD_OUT_PER_CLASS: usize = 30;
 /// The seed of [`digits_split`]'s permutation (`Rng::seed_from_u64`), fixed for good: changing it
 /// changes which rows every run trains and evaluates on.
 pub const DIGITS_SPLIT_SEED: u64 = 1998;
-/// The units a model of the digits works in: pixels 0..16 map to [-1, 1], x = (p - 8) / 8.
-pub const DIGITS_UNITS: DataUnits = DataUnits {
-    shift: 8.0,
-    scale: 8.0,
-};
+/// The units a model of the digits works in: pixels 0..16 map to [-1, 1], x = (p - 8) / 8, the
+/// same map on every pixel.
+pub fn digits_units() -> DataUnits {
+    DataUnits::uniform(DIGITS_DIM, 8.0, 8.0)
+}
 
 /// The 1797 handwritten digits: [`DIGITS_DIM`] = 64 columns, the pixels of an 8x8 image in
 /// row-major order (top row first), each an integer from 0 (white) to 16 (black), the count of set

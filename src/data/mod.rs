@@ -43,8 +43,8 @@ pub mod units;
 
 pub use self::csv::{load_csv, load_csv_with_header, save_csv, CsvData};
 pub use digits::{
-    digits, digits_split, digits_split_rows, DIGITS_CLASSES, DIGITS_DIM, DIGITS_HELD_OUT_PER_CLASS,
-    DIGITS_ROWS, DIGITS_SPLIT_SEED, DIGITS_UNITS,
+    digits, digits_split, digits_split_rows, digits_units, DIGITS_CLASSES, DIGITS_DIM,
+    DIGITS_HELD_OUT_PER_CLASS, DIGITS_ROWS, DIGITS_SPLIT_SEED,
 };
 pub use error::{DataError, Position};
 pub use labelled::{load_labelled, LabelledData, MAX_CLASSES};

@@ -2,7 +2,7 @@
 //! entries, [`TRAIN_LOG_KEY`] (the metrics sums since the last line, [`LogAccumulator`]) and
 //! [`RUN_KEY`] (the run's config.json, [`RunConfig`]).
 
-use crate::data::{DataUnits, DIGITS_UNITS};
+use crate::data::DataUnits;
 use crate::linalg::float::Float;
 use crate::run::config::{DatasetJson, RunConfig};
 use crate::run::dataset::DIGITS_NAME;
@@ -65,12 +65,11 @@ pub fn trained_on_digits(ck: &Checkpoint) -> bool {
     )
 }
 
-/// The units the checkpoint's model works in, against its data's: the digits' for a run on the
-/// digits, the data's own otherwise (see [`crate::run::dataset::DataSource::units`]).
+/// The units the checkpoint's model works in, against its data's: those its run recorded
+/// ([`RunConfig::units`]), the data's own for a checkpoint written outside a run.
 pub fn model_units(ck: &Checkpoint) -> DataUnits {
-    if trained_on_digits(ck) {
-        DIGITS_UNITS
-    } else {
-        DataUnits::IDENTITY
-    }
+    recorded_run(ck).map_or_else(
+        || DataUnits::identity(ck.config.model.dim),
+        |run| run.units(),
+    )
 }

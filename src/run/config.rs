@@ -6,6 +6,8 @@
 //! ([`TrainConfig::validate`]).
 //! Any text gives `Ok` or an error, never a panic (tests/fuzz_regressions.rs, fuzz/).
 
+use crate::data::{digits_units, DataUnits};
+use crate::run::dataset::DIGITS_NAME;
 use crate::train::checkpoint::Precision;
 use crate::train::TrainConfig;
 use serde::{Deserialize, Serialize};
@@ -57,6 +59,12 @@ pub struct RunConfig {
     pub held_out_points: usize,
     /// The version of meanflow that started the run.
     pub version: String,
+    /// The model's units against the data's (x_model = (x - shift) / scale per column): a
+    /// file's columns standardised over the training pool unless `--no-standardize`; absent in
+    /// runs started before files were standardised, whose units are [`RunConfig::units`]'s
+    /// fallback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub units: Option<DataUnits>,
 }
 
 /// What can be wrong with the text of a config.json; one line each (the caller adds the path).
@@ -71,6 +79,17 @@ pub enum RunConfigError {
 }
 
 impl RunConfig {
+    /// The units the run's model works in: the recorded ones, else (a run from before they were
+    /// recorded) the digits' (p - 8) / 8 for the digits and the data's own for any other data.
+    pub fn units(&self) -> DataUnits {
+        let dim = self.train.model.dim;
+        match (&self.units, &self.dataset) {
+            (Some(units), _) => units.clone(),
+            (None, DatasetJson::Builtin { name }) if name == DIGITS_NAME => digits_units(),
+            (None, _) => DataUnits::identity(dim),
+        }
+    }
+
     /// Parses and checks the text of a config.json: the run config and its validated training
     /// config.
     pub fn parse(text: &str) -> Result<(RunConfig, TrainConfig), RunConfigError> {
@@ -87,6 +106,11 @@ impl RunConfig {
         // Parsed again from the text, not from `value`, so that an error names its line and column.
         let run: RunConfig = serde_json::from_str(text).map_err(json)?;
         run.train.validate().map_err(RunConfigError::Config)?;
+        if let Some(units) = &run.units {
+            units
+                .validate(run.train.model.dim)
+                .map_err(RunConfigError::Json)?;
+        }
         let config = run.train;
         Ok((run, config))
     }

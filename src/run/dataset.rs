@@ -15,7 +15,7 @@
 
 use crate::data::{
     self, digits_split, DataError, DataUnits, LabelledData, ParseDatasetError, ToyDataset,
-    DIGITS_CLASSES, DIGITS_DIM, DIGITS_UNITS,
+    DIGITS_CLASSES, DIGITS_DIM,
 };
 use crate::rng::Rng;
 use crate::run::config::DatasetJson;
@@ -90,11 +90,14 @@ impl DataSource {
         }
     }
 
-    /// The units the model works in: [-1, 1] for the digits' pixels, the data's own otherwise.
-    pub fn units(&self) -> DataUnits {
+    /// The units a fresh run's model works in: the digits' pixels (p - 8) / 8 in [-1, 1]; a
+    /// file's columns standardised over the training `pool` when `standardize` (else the file's
+    /// own units); a built-in density's own units (they are already of order 1).
+    pub fn units(&self, pool: ArrayView2<f64>, standardize: bool) -> DataUnits {
         match self {
-            DataSource::Digits => DIGITS_UNITS,
-            _ => DataUnits::IDENTITY,
+            DataSource::Digits => data::digits_units(),
+            DataSource::File { .. } if standardize => DataUnits::standardizing(pool),
+            _ => DataUnits::identity(self.dim()),
         }
     }
 

@@ -43,7 +43,7 @@ impl SampleSpec {
             &uniform_schedule(steps),
             self.conditions.clone(),
         );
-        samples.mapv(|x| self.units.data_value(x.to_f64()))
+        self.units.to_data(samples.mapv(|x| x.to_f64()).view())
     }
 }
 

@@ -3,6 +3,7 @@
 //! beside a grid of real images) and loss.png (loss and MSE against step over all sessions, from
 //! metrics.jsonl, on a log axis).
 
+use crate::data::DataUnits;
 use crate::flow::model::{MlpParams, ModelConfig};
 use crate::flow::sampling::{noise, sample_mean_flow_under, Conditions};
 use crate::linalg::float::Float;
@@ -115,9 +116,10 @@ impl ImageGrid {
 /// The image grid of a model of image data: 1-step samples from a fixed noise (stream
 /// [`STREAM_GRID_NOISE`] of `seed`), [`GRID_COLUMNS`] of each class in order for a conditional
 /// model (w = 1), ten rows of unconditional samples otherwise, in the data's units, beside real
-/// images from `points` / `labels`. None when `source` is not image data.
+/// images from `points` / `labels`; `units` are the model's. None when `source` is not image data.
 pub fn image_grid<T: Float>(
     source: &DataSource,
+    units: &DataUnits,
     model: ModelConfig,
     weights: &MlpParams<T>,
     points: ArrayView2<f64>,
@@ -149,7 +151,7 @@ pub fn image_grid<T: Float>(
         conditions,
     )
     .mapv(|x| x.to_f64());
-    let samples = source.units().to_data(samples.view());
+    let samples = units.to_data(samples.view());
     Some(ImageGrid::beside_real(
         samples,
         points,

@@ -109,7 +109,7 @@ impl<'a, T: Float> Session<'a, T> {
         let evaluation = Evaluation::new(
             held_out,
             held_out_labels,
-            plan.source.units(),
+            plan.run.units(),
             plan.run.eval_samples,
             trainer.sampler.data.nrows(),
             plan.config.model.dim,

@@ -5,10 +5,10 @@
 //! draws with the seed's stream 2 (as `meanflow train` draws it), its held-out points fresh draws
 //! from the caller's stream. The digits are what they are: the pool is the 1497 rows of the
 //! training split of [`digits_split`], the held-out points are its 300 held-out rows, both in
-//! model units ([`DIGITS_UNITS`]: pixels 0..16 to [-1, 1]). The posterior x | z_t of the study
+//! model units ([`digits_units`](crate::data::digits_units): pixels 0..16 to [-1, 1]). The posterior x | z_t of the study
 //! ([`super::posterior`]) is over the pool, so on the digits it is exact for the training set.
 
-use crate::data::{digits_split, ParseDatasetError, ToyDataset, DIGITS_DIM, DIGITS_UNITS};
+use crate::data::{digits_split, digits_units, ParseDatasetError, ToyDataset, DIGITS_DIM};
 use crate::rng::Rng;
 use crate::train::builtin_pool_points;
 use crate::verify::metrics::{sliced_wasserstein1, toy_floor, Metric};
@@ -68,7 +68,7 @@ impl StudyDataset {
             StudyDataset::Toy(toy) => {
                 toy.sample(builtin_pool_points(toy.dim()), &mut Rng::stream(seed, 2))
             }
-            StudyDataset::Digits => DIGITS_UNITS.to_model(digits_split().0.points.view()),
+            StudyDataset::Digits => digits_units().to_model(digits_split().0.points.view()),
         }
     }
 
@@ -77,7 +77,7 @@ impl StudyDataset {
     pub fn held_out(&self, n: usize, rng: &mut Rng) -> Array2<f64> {
         match self {
             StudyDataset::Toy(toy) => toy.sample(n, rng),
-            StudyDataset::Digits => DIGITS_UNITS.to_model(digits_split().1.points.view()),
+            StudyDataset::Digits => digits_units().to_model(digits_split().1.points.view()),
         }
     }
 

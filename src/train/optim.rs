@@ -6,7 +6,8 @@
 //! m <- b1 m + (1 - b1) g,   v <- b2 v + (1 - b2) g^2
 //! lr_k = lr min(1, k / warmup)                   (k = 1, 2, ...)
 //! p <- p - lr_k (m / (1 - b1^k)) / (sqrt(v / (1 - b2^k)) + eps) - lr_k wd p
-//! ema <- d ema + (1 - d) p
+//! d_k = min(d, k / (k + 9))                     (the EMA's warm-up)
+//! ema <- d_k ema + (1 - d_k) p
 //! ```
 //! With wd = 0 this is Adam (Kingma and Ba, 2015); wd > 0 is decoupled weight decay (AdamW).
 
@@ -185,6 +186,16 @@ impl<T: Float> Adam<T> {
         }
         UpdateStats { grad_norm, lr }
     }
+}
+
+/// The EMA's decay at update k (1-based) for a configured `decay`: min(decay, k / (k + 9)), that
+/// is (1 + n) / (10 + n) after n earlier updates, the warm-up of diffusers' `EMAModel`. Without
+/// it the average weights the random initial parameters by decay^k (0.999^1500 = 0.22 after
+/// 1500 steps), and a short run samples from them. A function of the step count alone, so a
+/// checkpoint resumes it bit for bit.
+pub fn ema_decay_at(decay: f64, step: u64) -> f64 {
+    let k = step.max(1) as f64;
+    decay.min(k / (k + 9.0))
 }
 
 /// ema <- decay ema + (1 - decay) params.

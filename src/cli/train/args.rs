@@ -39,6 +39,9 @@ pub struct TrainArgs {
     /// Train an unconditional model on labelled data (the labels are not used)
     #[arg(long)]
     pub unconditional: bool,
+    /// Train a data file in its own units instead of standardising each column (mean 0, deviation 1 over the training pool; samples are mapped back)
+    #[arg(long)]
+    pub no_standardize: bool,
     /// Width of the class embedding of a conditional model [default: 32]
     #[arg(long, allow_negative_numbers = true)]
     pub class_dim: Option<usize>,

@@ -236,6 +236,12 @@ fn check_resume_flags(
             file.display()
         )));
     }
+    if args.no_standardize && !run.units().is_identity() {
+        return Err(CliError::usage(format!(
+            "--no-standardize conflicts with the resumed run, whose model works in standardised units ({}); a resumed run keeps its settings",
+            file.display()
+        )));
+    }
     same("class-dim", args.class_dim, m.class_dim, file)?;
     same("label-dropout", args.label_dropout, l.label_dropout, file)?;
     if let Some(g) = &args.guidance {
