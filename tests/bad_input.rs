@@ -729,10 +729,22 @@ fn a_checkpoint_from_another_model_is_refused() {
 fn bad_flags() {
     let dir = scratch("flags");
     let train_cases: &[(&[&str], &str)] = &[
-        (&["--batch", "0"], "batch must be at least 1"),
-        (&["--steps", "0"], "--steps must be at least 1"),
-        (&["--width", "0"], "width must be at least 1"),
-        (&["--depth", "0"], "depth must be at least 1"),
+        (
+            &["--batch", "0"],
+            "'--batch <BATCH>': must be between 1 and",
+        ),
+        (
+            &["--steps", "0"],
+            "'--steps <STEPS>': must be between 1 and",
+        ),
+        (
+            &["--width", "0"],
+            "'--width <WIDTH>': must be between 1 and",
+        ),
+        (
+            &["--depth", "0"],
+            "'--depth <DEPTH>': must be between 1 and 1024",
+        ),
         (
             &["--lr", "0"],
             "learning rate must be finite and > 0, got 0",
@@ -787,7 +799,7 @@ fn bad_flags() {
         ),
         (
             &["--steps", "9007199254740993"],
-            "--steps must be at most 2^53",
+            "'--steps <STEPS>': must be between 1 and 9007199254740992 (2^53)",
         ),
         (&["--dataset", "nope"], "unknown dataset 'nope'"),
         (&["--dataset", "gaussian:0"], "SIGMA"),
@@ -801,12 +813,18 @@ fn bad_flags() {
         (&["--heads", "x"], "unknown heads 'x'"),
         (&["--v-source", "x"], "unknown v-source 'x'"),
         (&["--precision", "f16"], "unknown precision 'f16'"),
-        (&["--threads", "0"], "threads must be at least 1"),
+        (
+            &["--threads", "0"],
+            "'--threads <THREADS>': must be between 1 and 256",
+        ),
         (
             &["--threads", "1000"],
-            "--threads must be between 1 and 256",
+            "'--threads <THREADS>': must be between 1 and 256",
         ),
-        (&["--log-every", "0"], "--log-every must be at least 1"),
+        (
+            &["--log-every", "0"],
+            "'--log-every <STEPS>': must be between 1 and",
+        ),
         (
             &["--eval-samples", "1"],
             "--eval-samples must be at least 2",
@@ -814,16 +832,28 @@ fn bad_flags() {
         (&["--steps", "-1"], "--steps"),
         (&["--bogus"], "--bogus"),
         // Sizes that cannot be allocated.
-        (&["--width", "100000000"], "the model is too large"),
-        (&["--depth", "5000"], "depth must be at most 1024"),
-        (&["--batch", "100000000000"], "lower the batch or the width"),
+        (&["--width", "100000"], "the model is too large"),
+        (
+            &["--width", "100000000"],
+            "'--width <WIDTH>': must be between 1 and 1048576 (2^20)",
+        ),
+        (
+            &["--depth", "5000"],
+            "'--depth <DEPTH>': must be between 1 and 1024",
+        ),
+        (&["--batch", "10000000"], "lower the batch or the width"),
+        (
+            &["--batch", "100000000000"],
+            "'--batch <BATCH>': must be between 1 and 16777216 (2^24)",
+        ),
         (
             &["--dataset", "gaussian_narrow:100000000"],
             "DIM '100000000'",
         ),
+        (&["--eval-samples", "10000000"], "--eval-samples 10000000"),
         (
             &["--eval-samples", "100000000000"],
-            "--eval-samples 100000000000",
+            "'--eval-samples <N>': must be between 0 and 16777216 (2^24)",
         ),
     ];
     for (extra, needle) in train_cases {
@@ -876,22 +906,26 @@ fn bad_flags() {
             "--png /proc/s.png",
         ),
         (&["--out", "s.txt"], ".csv or .npy"),
-        (&["--out", "s.csv", "--n", "0"], "--n must be at least 1"),
+        (
+            &["--out", "s.csv", "--n", "0"],
+            "'--n <N>': must be between 1 and 268435456 (2^28)",
+        ),
+        (&["--out", "s.csv", "--n", "100000000"], "--n 100000000"),
         (
             &["--out", "s.csv", "--n", "100000000000"],
-            "--n 100000000000",
+            "'--n <N>': must be between 1 and 268435456 (2^28)",
         ),
         (
             &["--out", "s.csv", "--steps", "0"],
-            "--steps must be at least 1",
+            "'--steps <STEPS>': must be between 1 and 1048576 (2^20)",
         ),
         (
             &["--out", "s.csv", "--euler", "0"],
-            "--euler must be at least 1",
+            "'--euler <K>': must be between 1 and 1048576 (2^20)",
         ),
         (
             &["--out", "s.csv", "--steps", "100000000000"],
-            "--steps must be at most",
+            "'--steps <STEPS>': must be between 1 and 1048576 (2^20)",
         ),
     ] {
         let mut args = vec!["sample", "--checkpoint", ck];

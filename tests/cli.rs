@@ -534,7 +534,10 @@ fn bad_input_exits_2_with_one_line_and_writes_nothing() {
         (&["--time-sigma", "0"], "sigma"),
         (&["--frac-equal", "2"], "r = t"),
         (&["--ema", "1.5"], "--ema"),
-        (&["--threads", "0"], "threads must be at least 1"),
+        (
+            &["--threads", "0"],
+            "'--threads <THREADS>': must be between 1 and 256",
+        ),
         (&["--dataset", "nope"], "unknown dataset 'nope'"),
         (&["--dataset", "missing.csv"], "missing.csv: file not found"),
         (&["--dataset", &bad_csv], "non-numeric"),

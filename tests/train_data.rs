@@ -336,3 +336,77 @@ fn no_standardize_is_refused_where_it_cannot_apply() {
     }
     assert!(!dir.join("toy").exists());
 }
+
+/// Two recipes that diverge on two_moons (learning rates 0.1 and 0.03, ten times the default and
+/// more): in f64 the loss climbs through finite values, and the divergence guard stops the run
+/// after three metrics lines above 100x the median; in f32 the gradient outgrows what Adam can
+/// square first. Either way: exit 1, one line that says the loss diverged and what to try, and
+/// the last checkpoint on disk is from before the climb, which `sample` reads. (Such a run used to
+/// train on for thousands of steps at a loss of 1e31 and exit 0.)
+#[test]
+fn a_diverging_run_stops_with_the_last_good_checkpoint() {
+    let dir = scratch("diverging");
+    for (name, precision, lr) in [("guard", "f64", "0.1"), ("overflow", "f32", "0.03")] {
+        let out = meanflow(
+            &dir,
+            &[
+                "train",
+                "--dataset",
+                "two_moons",
+                "--precision",
+                precision,
+                "--lr",
+                lr,
+                "--steps",
+                "3000",
+                "--log-every",
+                "10",
+                "--checkpoint-every",
+                "20",
+                "--eval-every",
+                "0",
+                "--out",
+                name,
+            ],
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{name}: {stderr}");
+        let error = stderr.lines().find(|l| l.starts_with("error: ")).unwrap();
+        for needle in [
+            "the loss diverged",
+            "--lr",
+            "--clip",
+            "last good checkpoint",
+        ] {
+            assert!(error.contains(needle), "{name}: {needle:?} not in {error}");
+        }
+        let step: u64 = error
+            .split("checkpoint (step ")
+            .nth(1)
+            .and_then(|rest| rest.split(')').next())
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("{name}: no checkpoint step in {error}"));
+        // The checkpoint is that step's, and its line's error is of the run's usual size (step
+        // 0, the initial weights, has no line: the f64 run explodes within its first lines).
+        let lines = common::metrics(&dir.join(name));
+        if let Some(at) = lines.iter().find(|l| l["step"] == step) {
+            assert!(at["mse"].as_f64().unwrap() < 100.0, "{name}: {at}");
+        } else {
+            assert_eq!(step, 0, "{name}: no metrics line at the checkpoint's step");
+        }
+        let sampled = succeeds(
+            &dir,
+            &[
+                "sample",
+                "--checkpoint",
+                &format!("{name}/checkpoint.safetensors"),
+                "--n",
+                "3",
+                "--out",
+                &format!("{name}.csv"),
+            ],
+        );
+        let said = String::from_utf8_lossy(&sampled.stdout);
+        assert!(said.contains(&format!("step {step})")), "{name}: {said}");
+    }
+}

@@ -6,5 +6,5 @@ pub mod step;
 
 pub use step::{
     default_counts, measure, step_matmul_flops, table, BenchConfig, Measurement,
-    BENCH_FRACTION_EQUAL, CONFIGS,
+    BENCH_FRACTION_EQUAL, CONFIGS, MAX_BENCH_STEPS,
 };

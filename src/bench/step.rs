@@ -82,6 +82,10 @@ pub const CONFIGS: [BenchConfig; 4] = [
     },
 ];
 
+/// The most warm-up or timed steps of one measurement (`bench --warmup`, `--repeats`): c1 runs
+/// about 1000 steps a second, so 100000 is minutes; the timed steps' durations are kept.
+pub const MAX_BENCH_STEPS: usize = 100_000;
+
 /// Fraction of rows with r = t in the benchmark step.
 pub const BENCH_FRACTION_EQUAL: f64 = 0.75;
 
@@ -247,6 +251,9 @@ impl Measurement {
 /// Accounts the products of the timed steps, which takes over the process-wide matmul accounting
 /// (see the module doc); `fma_peak` is one core's peak, if measured. `exact`: the loss without
 /// the stop-gradient on dudt (reverse over forward).
+///
+/// # Panics
+/// If `warmup` or `repeats` is above [`MAX_BENCH_STEPS`] (`meanflow bench` refuses such flags).
 #[allow(clippy::too_many_arguments)]
 pub fn measure(
     config: &BenchConfig,
@@ -257,6 +264,10 @@ pub fn measure(
     repeats: usize,
     fma_peak: Option<FmaPeak>,
 ) -> Measurement {
+    assert!(
+        warmup <= MAX_BENCH_STEPS && repeats <= MAX_BENCH_STEPS,
+        "measure: {warmup} warm-up and {repeats} timed steps, at most {MAX_BENCH_STEPS} each"
+    );
     let mut train = TrainConfig {
         threads,
         ..config.train_config(loss, 0)

@@ -3,11 +3,12 @@
 //! measures one core's f32 FMA peak on the widest vector unit the CPU has (about 0.7 s), which the
 //! in-GEMM speed is compared with.
 
+use super::common::count;
 use super::output::{errln, outln};
 use super::{CliError, CliResult};
 use clap::Args;
 use meanflow::bench::fma_peak::{fma_peak, REPETITIONS};
-use meanflow::bench::{default_counts, measure, table, BenchConfig, CONFIGS};
+use meanflow::bench::{default_counts, measure, table, BenchConfig, CONFIGS, MAX_BENCH_STEPS};
 use meanflow::flow::loss::LossPreset;
 use meanflow::linalg::matmul::set_matmul_threads;
 
@@ -20,14 +21,14 @@ pub struct BenchArgs {
     /// Losses [default: mf,imf]
     #[arg(long = "loss", value_name = "mf|imf", value_delimiter = ',')]
     pub losses: Vec<String>,
-    /// Thread counts (the batch is split into this many shards) [default: 1,2]
-    #[arg(long, value_delimiter = ',')]
+    /// Thread counts, each 1 to 256 (the batch is split into this many shards) [default: 1,2]
+    #[arg(long, value_delimiter = ',', value_parser = count::<usize>(1, MAX_THREADS))]
     pub threads: Vec<usize>,
-    /// Untimed warm-up steps [default: c1 200, c2 20, c3 and c4 5]
-    #[arg(long)]
+    /// Untimed warm-up steps, 0 to 100000 [default: c1 200, c2 20, c3 and c4 5]
+    #[arg(long, value_parser = count::<usize>(0, MAX_BENCH_STEPS as u64))]
     pub warmup: Option<usize>,
-    /// Timed steps [default: c1 1000, c2 100, c3 and c4 30]
-    #[arg(long)]
+    /// Timed steps, 1 to 100000 [default: c1 1000, c2 100, c3 and c4 30]
+    #[arg(long, value_parser = count::<usize>(1, MAX_BENCH_STEPS as u64))]
     pub repeats: Option<usize>,
     /// Print only the JSON lines
     #[arg(long)]
@@ -39,6 +40,9 @@ pub struct BenchArgs {
     #[arg(long)]
     pub exact: bool,
 }
+
+/// The most threads a measurement may use (as `train --threads`).
+const MAX_THREADS: u64 = 256;
 
 /// Length of one repetition of the FMA peak loop: long enough for a steady clock, short enough
 /// that the peak costs under a second.
@@ -86,14 +90,6 @@ pub fn run(args: BenchArgs) -> CliResult<i32> {
     } else {
         args.threads.clone()
     };
-    if let Some(&t) = threads.iter().find(|&&t| t == 0 || t > 256) {
-        return Err(CliError::usage(format!(
-            "--threads must be between 1 and 256, got {t}"
-        )));
-    }
-    if args.repeats == Some(0) {
-        return Err(CliError::usage("--repeats must be at least 1"));
-    }
     // Threads split the batch; every product runs on one thread.
     set_matmul_threads(1);
     // One core's peak, since in-GEMM GFLOP/s is per thread too.

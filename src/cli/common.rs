@@ -293,6 +293,68 @@ pub fn check_output_size(flag: &str, rows: usize, width: usize, what: &str) -> C
     }
 }
 
+/// "between 1 and 256", "between 0 and 9007199254740992 (2^53)": a count flag's range in words.
+pub fn range_text(lo: u64, hi: u64) -> String {
+    let show = |n: u64| {
+        if n >= 1 << 16 && n.is_power_of_two() {
+            format!("{n} (2^{})", n.trailing_zeros())
+        } else {
+            n.to_string()
+        }
+    };
+    format!("between {} and {}", show(lo), show(hi))
+}
+
+/// The value parser of a count flag (a size, a number of steps, a period): a whole number in
+/// `lo..=hi`, else bad input that clap reports naming the flag and the range:
+/// `error: invalid value '0' for '--threads <THREADS>': must be between 1 and 256`. The ranges
+/// are those of docs/cli.md; a product of counts (batch x width, n x width) has its own check.
+pub fn count<T>(lo: u64, hi: u64) -> impl Fn(&str) -> Result<T, String> + Clone + Send + Sync
+where
+    T: TryFrom<u64> + Clone + Send + Sync + 'static,
+{
+    move |text: &str| {
+        let out_of_range = || format!("must be {}", range_text(lo, hi));
+        let n: u64 = text.trim().parse().map_err(|_| {
+            // Digits alone that overflow a u64 are a whole number out of range too.
+            if text.trim().bytes().all(|b| b.is_ascii_digit()) && !text.trim().is_empty() {
+                out_of_range()
+            } else {
+                format!("not a whole number; {}", out_of_range())
+            }
+        })?;
+        if !(lo..=hi).contains(&n) {
+            return Err(out_of_range());
+        }
+        T::try_from(n).map_err(|_| out_of_range())
+    }
+}
+
+/// `f64::MAX` as a message says it.
+const LARGEST_NUMBER: &str = "1.8e308";
+
+/// The value parser of a float flag: what Rust's `f64` parser reads, except that a
+/// finite-looking number beyond f64's range (`1e400`, which it rounds to infinity) is out of
+/// range, reported naming the flag (`error: invalid value '1e400' for '--lr <LR>': 1e400 is out
+/// of range (max 1.8e308 in magnitude)`). `inf` and `nan` written out are read as they are (the
+/// flag's own check refuses them).
+pub fn number(text: &str) -> Result<f64, String> {
+    let trimmed = text.trim();
+    let v: f64 = trimmed
+        .parse()
+        .map_err(|_| format!("'{text}' is not a number"))?;
+    let written_infinite = trimmed
+        .trim_start_matches(['+', '-'])
+        .to_ascii_lowercase()
+        .starts_with("inf");
+    if v.is_infinite() && !written_infinite {
+        return Err(format!(
+            "{trimmed} is out of range (max {LARGEST_NUMBER} in magnitude)"
+        ));
+    }
+    Ok(v)
+}
+
 /// "1h02m", "3m05s", "42.0s".
 pub fn format_duration(secs: f64) -> String {
     if !secs.is_finite() || secs < 0.0 {
@@ -312,6 +374,37 @@ pub fn format_duration(secs: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn count_flags_name_their_range() {
+        let threads = count::<usize>(1, 256);
+        assert_eq!(threads("8"), Ok(8));
+        assert_eq!(threads("0"), Err("must be between 1 and 256".into()));
+        assert_eq!(threads("257"), Err("must be between 1 and 256".into()));
+        assert_eq!(
+            threads("99999999999999999999999"),
+            Err("must be between 1 and 256".into())
+        );
+        assert!(threads("-1").unwrap_err().starts_with("not a whole number"));
+        let steps = count::<u64>(1, 1 << 53);
+        assert_eq!(
+            steps("0"),
+            Err("must be between 1 and 9007199254740992 (2^53)".into())
+        );
+    }
+
+    #[test]
+    fn numbers_beyond_f64_are_out_of_range() {
+        assert_eq!(number("1e-3"), Ok(1e-3));
+        assert_eq!(
+            number("1e400"),
+            Err("1e400 is out of range (max 1.8e308 in magnitude)".into())
+        );
+        assert!(number("-1e400").unwrap_err().contains("out of range"));
+        assert_eq!(number("inf"), Ok(f64::INFINITY));
+        assert!(number("nan").unwrap().is_nan());
+        assert!(number("x").is_err());
+    }
 
     #[test]
     fn durations() {

@@ -14,8 +14,8 @@
 //! held-out digits of the same classes.
 
 use super::common::{
-    check_not_an_input, check_output_size, check_png_output, check_point_output, same_file,
-    save_points,
+    check_not_an_input, check_output_size, check_png_output, check_point_output, count, number,
+    same_file, save_points, MAX_OUTPUT_VALUES,
 };
 use super::output::outln;
 use super::pictures::{self, Cloud};
@@ -36,13 +36,17 @@ use std::path::{Path, PathBuf};
 /// The most sampling steps (`--steps`, `--euler`).
 const MAX_SAMPLING_STEPS: usize = 1 << 20;
 
+/// The most samples (`--n`); n x the model's widest layer has its own cap,
+/// [`MAX_OUTPUT_VALUES`].
+const MAX_SAMPLES: usize = MAX_OUTPUT_VALUES;
+
 #[derive(Args, Debug)]
 pub struct SampleArgs {
     /// Checkpoint file (checkpoint.safetensors of a run folder)
     #[arg(long, value_name = "FILE")]
     pub checkpoint: PathBuf,
-    /// Number of samples
-    #[arg(long, allow_negative_numbers = true, default_value_t = 1000)]
+    /// Number of samples, 1 to 2^28 (and n x the widest layer at most 2^28)
+    #[arg(long, allow_negative_numbers = true, default_value_t = 1000, value_parser = count::<usize>(1, MAX_SAMPLES as u64))]
     pub n: usize,
     #[command(flatten)]
     pub method: MethodArgs,
@@ -64,8 +68,8 @@ pub struct SampleArgs {
     /// Classes of a conditional model: K, a list K1,K2,..., or all (in consecutive blocks) [default: the null class, unconditional]
     #[arg(long, value_name = "K|K1,K2,...|all")]
     pub class: Option<String>,
-    /// Guidance scale W >= 1 of a model trained with guidance as an input (--guidance input:WMAX) [default: 1, none]
-    #[arg(long, allow_hyphen_values = true, value_name = "W")]
+    /// Guidance scale W in [1, 1 + WMAX] of a model trained with guidance as an input (--guidance input:WMAX) [default: 1, none]
+    #[arg(long, allow_hyphen_values = true, value_name = "W", value_parser = number)]
     pub guidance: Option<f64>,
 }
 
@@ -88,6 +92,22 @@ pub(super) fn parse_classes(text: &str, classes: usize) -> CliResult<Vec<usize>>
             ))),
         })
         .collect()
+}
+
+/// Refuses fewer samples than the classes `--class` names (`text`): some would get none.
+pub(super) fn check_every_class_sampled(text: &str, order: &[usize], n: usize) -> CliResult<()> {
+    if n >= order.len() {
+        return Ok(());
+    }
+    let named = if text.trim() == "all" {
+        format!("the {} classes of --class all", order.len())
+    } else {
+        format!("the {} classes --class {text} names", order.len())
+    };
+    Err(CliError::usage(format!(
+        "--n {n} is fewer than {named}: some classes would get no sample; ask for --n {} or more",
+        order.len()
+    )))
 }
 
 /// The class of each of `n` samples: `order` in consecutive blocks of near-equal size.
@@ -124,6 +144,16 @@ pub(super) fn guidance_scale(given: Option<f64>, ck: &Checkpoint, path: &Path) -
         )));
     }
     let model = ck.config.model;
+    // A model with a guidance input has seen the scales [1, 1 + w_max] only.
+    if let Some((lo, hi)) = ck.config.loss.guidance.trained_scales() {
+        if w > hi {
+            return Err(CliError::usage(format!(
+                "--guidance {w}: {}: outside [{lo}, {hi}], the scales the model was trained on (--guidance input:{})",
+                path.display(),
+                hi - lo
+            )));
+        }
+    }
     if model.guidance_input || w == 1.0 {
         return Ok(w);
     }
@@ -146,15 +176,16 @@ pub(super) fn guidance_scale(given: Option<f64>, ck: &Checkpoint, path: &Path) -
 /// `quality`).
 #[derive(Args, Debug)]
 pub struct MethodArgs {
-    /// Mean-flow steps on a uniform schedule (1: one step)
-    #[arg(long, allow_negative_numbers = true, default_value_t = 1)]
+    /// Mean-flow steps on a uniform schedule (1: one step), 1 to 2^20
+    #[arg(long, allow_negative_numbers = true, default_value_t = 1, value_parser = count::<usize>(1, MAX_SAMPLING_STEPS as u64))]
     pub steps: usize,
-    /// Instead: the flow-matching baseline, K Euler steps of the velocity u(z, t, t)
+    /// Instead: the flow-matching baseline, K Euler steps of the velocity u(z, t, t), 1 to 2^20
     #[arg(
         long,
         allow_negative_numbers = true,
         value_name = "K",
-        conflicts_with = "steps"
+        conflicts_with = "steps",
+        value_parser = count::<usize>(1, MAX_SAMPLING_STEPS as u64)
     )]
     pub euler: Option<usize>,
 }
@@ -223,7 +254,11 @@ pub fn run(args: SampleArgs) -> CliResult<i32> {
     )?;
     let guidance = guidance_scale(args.guidance, &ck, &args.checkpoint)?;
     let labels = match &args.class {
-        Some(text) => Some(class_blocks(&parse_classes(text, model.classes)?, args.n)),
+        Some(text) => {
+            let order = parse_classes(text, model.classes)?;
+            check_every_class_sampled(text, &order, args.n)?;
+            Some(class_blocks(&order, args.n))
+        }
         None => None,
     };
     let conditions = Conditions {

@@ -17,7 +17,7 @@ pub struct VerifyArgs {
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
     /// Largest relative error that passes
-    #[arg(long, allow_hyphen_values = true, default_value_t = GOLDEN_REL_TOL)]
+    #[arg(long, allow_hyphen_values = true, default_value_t = GOLDEN_REL_TOL, value_parser = super::common::number)]
     pub tolerance: f64,
 }
 

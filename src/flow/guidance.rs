@@ -28,6 +28,13 @@ use crate::autodiff::tape::{Tape, Var};
 use crate::linalg::float::Float;
 use crate::rng::Rng;
 
+/// The largest guidance scale w (MF's target) and w_max (iMF's input) a config may have. The
+/// guided target v_g is up to about w times the data's velocity v_c and the loss squares it: at
+/// 1e6 that is 1e12 times the data's squared scale, finite in f32 for data of any ordinary scale
+/// (a file is standardised), while 1e30 overflows f32 (an infinite loss) and 1e39 is not an f32
+/// at all (a NaN loss). The papers use w of a few units.
+pub const MAX_GUIDANCE_SCALE: f64 = 1e6;
+
 /// How guidance enters training; see the module documentation for the formulas.
 #[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
@@ -42,29 +49,41 @@ pub enum Guidance {
 }
 
 impl Guidance {
-    /// Checks the numbers; the message names the bad one.
+    /// Checks the numbers; the message names the bad one and its range: w and w_max in
+    /// (0, [`MAX_GUIDANCE_SCALE`]], kappa in [0, 1).
     pub fn validate(&self) -> Result<(), String> {
+        let scale = |name: &str, symbol: &str, v: f64| {
+            if v > 0.0 && v <= MAX_GUIDANCE_SCALE {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{name} = {} is out of range (0, {MAX_GUIDANCE_SCALE:e}]: the guided target is up to about {symbol} times the data's velocity, and its square must stay finite in f32",
+                    short(v)
+                ))
+            }
+        };
         match *self {
             Guidance::None => Ok(()),
             Guidance::Target { w, kappa } => {
-                if !(w > 0.0 && w.is_finite()) {
-                    return Err(format!("guidance scale w must be finite and > 0, got {w}"));
-                }
+                scale("guidance scale w", "w", w)?;
                 if !(0.0..1.0).contains(&kappa) {
                     return Err(format!(
-                        "guidance mixing kappa must be in [0, 1), got {kappa}"
+                        "guidance mixing kappa = {} is out of range [0, 1)",
+                        short(kappa)
                     ));
                 }
                 Ok(())
             }
-            Guidance::Input { w_max } => {
-                if !(w_max > 0.0 && w_max.is_finite() && w_max <= 1e6) {
-                    return Err(format!(
-                        "the largest guidance scale drawn must be 1 + w_max with w_max in (0, 1e6], got w_max = {w_max}"
-                    ));
-                }
-                Ok(())
-            }
+            Guidance::Input { w_max } => scale("w_max", "1 + w_max", w_max),
+        }
+    }
+
+    /// The scales a model trained with guidance as an input has seen, [1, 1 + w_max]; None for
+    /// the other kinds.
+    pub fn trained_scales(&self) -> Option<(f64, f64)> {
+        match *self {
+            Guidance::Input { w_max } => Some((1.0, 1.0 + w_max)),
+            _ => None,
         }
     }
 
@@ -93,6 +112,15 @@ impl Guidance {
     /// One draw of iMF's scale: exp(u ln(1 + w_max)), u ~ U(0, 1), so w in [1, 1 + w_max].
     pub fn draw_scale(w_max: f64, rng: &mut Rng) -> f64 {
         (rng.uniform() * w_max.ln_1p()).exp()
+    }
+}
+
+/// `2`, `0.25`, `1e39`: a number as a message shows it (exponent form when very large or small).
+fn short(v: f64) -> String {
+    if v != 0.0 && v.is_finite() && (v.abs() >= 1e6 || v.abs() < 1e-4) {
+        format!("{v:e}")
+    } else {
+        format!("{v}")
     }
 }
 
@@ -190,7 +218,16 @@ mod tests {
         assert!(Guidance::Target { w: 0.0, kappa: 0.0 }
             .validate()
             .unwrap_err()
-            .contains("w must be"));
+            .contains("w = 0 is out of range (0, 1e6]"));
+        for w in [1e30, 1e39, f64::INFINITY, f64::NAN] {
+            let e = Guidance::Target { w, kappa: 0.0 }.validate().unwrap_err();
+            assert!(e.contains("(0, 1e6]"), "{e}");
+        }
+        assert!(Guidance::Target { w: 1e6, kappa: 0.0 }.validate().is_ok());
+        assert!(Guidance::Input { w_max: 1e7 }
+            .validate()
+            .unwrap_err()
+            .contains("w_max"));
         assert!(Guidance::Target { w: 2.0, kappa: 1.0 }
             .validate()
             .unwrap_err()

@@ -11,6 +11,7 @@
 pub mod checkpoint;
 pub mod config;
 pub mod dataset;
+pub mod divergence;
 pub mod evaluation;
 pub mod folder;
 pub mod lock;

@@ -10,6 +10,7 @@
 use crate::flow::model::Heads;
 use crate::linalg::float::Float;
 use crate::run::checkpoint::write_run_checkpoint;
+use crate::run::divergence::{DivergenceGuard, Verdict};
 use crate::run::evaluation::{sampling_weights, Evaluation};
 use crate::run::folder::{CHECKPOINT_FILE, METRICS_FILE};
 use crate::run::metrics_log::{LogAccumulator, MetricsFile, MetricsFileError, MetricsLine};
@@ -76,6 +77,17 @@ pub enum SessionError {
         last_checkpoint: u64,
         checkpoint: PathBuf,
     },
+    /// The loss exploded while staying finite ([`crate::run::divergence`]).
+    #[error("step {step}: the loss diverged (mean |delta|^2 {mse:.3e} in the last metrics line; {windows} lines in a row above {factor}x the run's median {median:.3e}); training stopped. The last good checkpoint (step {last_checkpoint}) is {}", checkpoint.display())]
+    Diverged {
+        step: u64,
+        mse: f64,
+        median: f64,
+        windows: u32,
+        factor: f64,
+        last_checkpoint: u64,
+        checkpoint: PathBuf,
+    },
     #[error("{count} non-finite steps in a row (the last: {error}); training stopped. The last good checkpoint (step {last_checkpoint}) is {}", checkpoint.display())]
     TooManyNonFinite {
         count: u64,
@@ -94,6 +106,7 @@ pub struct Session<'a, T: Float> {
     evaluation: Evaluation,
     /// The step of the last checkpoint written.
     last_checkpoint: u64,
+    divergence: DivergenceGuard,
 }
 
 impl<'a, T: Float> Session<'a, T> {
@@ -115,8 +128,16 @@ impl<'a, T: Float> Session<'a, T> {
             plan.config.model.dim,
             plan.config.seed,
         );
+        // The errors of the lines a resume keeps: the guard decides as in an uninterrupted run.
+        let divergence = DivergenceGuard::with_history(
+            plan.kept_metrics
+                .iter()
+                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                .filter_map(|line| line.get("mse")?.as_f64()),
+        );
         Ok(Session {
             plan,
+            divergence,
             last_checkpoint: trainer.step_count(),
             trainer,
             accumulator: plan.accumulator.clone(),
@@ -206,8 +227,23 @@ impl<'a, T: Float> Session<'a, T> {
                         observer.logged(&line);
                         interval_start = Instant::now();
                         interval_steps = 0;
+                        if let Verdict::Diverged { median } = self.divergence.observe(line.mse) {
+                            return Err(SessionError::Diverged {
+                                step,
+                                mse: line.mse,
+                                median,
+                                windows: crate::run::divergence::SUSPECT_WINDOWS,
+                                factor: crate::run::divergence::FACTOR,
+                                last_checkpoint: self.last_checkpoint,
+                                checkpoint: self.checkpoint_path(),
+                            });
+                        }
                     }
-                    if run.checkpoint_every > 0 && step % run.checkpoint_every == 0 && step < total
+                    // No periodic checkpoint while the loss climbs: the last one stays good.
+                    if run.checkpoint_every > 0
+                        && step % run.checkpoint_every == 0
+                        && step < total
+                        && !self.divergence.is_suspect()
                     {
                         self.write_checkpoint()?;
                     }

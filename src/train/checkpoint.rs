@@ -48,6 +48,18 @@ pub enum Precision {
 crate::named_enum!(Precision, "precision", { F32 => "f32", F64 => "f64" });
 
 impl Precision {
+    /// The largest parameter magnitude a checkpoint in this precision may hold: 2^-10 sqrt(MAX),
+    /// 1.8e16 in f32 and 1.3e151 in f64, the bound of the data (`run::dataset::max_data_magnitude`).
+    /// A layer squares and sums products of such values; beyond it the model's outputs, the
+    /// samples and the SW1 of an evaluation overflow, so such a file is refused by every reader.
+    pub fn max_weight_magnitude(self) -> f64 {
+        let max = match self {
+            Precision::F32 => f64::from(f32::MAX),
+            Precision::F64 => f64::MAX,
+        };
+        max.sqrt() / 1024.0
+    }
+
     /// The precision of a [`Float`] type.
     pub fn of<T: Float>() -> Self {
         if T::NAME == "f32" {
@@ -71,7 +83,7 @@ pub fn parse_train_config(text: &str) -> Result<TrainConfig, String> {
 pub enum CheckpointError {
     #[error(transparent)]
     File(#[from] TensorFileError),
-    #[error("{path}: not a meanflow checkpoint (metadata 'format' is {found:?}, expected '{CHECKPOINT_FORMAT}')")]
+    #[error("{path}: not a meanflow checkpoint ({}; expected '{CHECKPOINT_FORMAT}')", format_found(.found))]
     Format {
         path: PathBuf,
         found: Option<String>,
@@ -95,7 +107,15 @@ pub enum CheckpointError {
         value: f64,
         reason: &'static str,
     },
-    #[error("{path}: tensor '{name}' has shape {found:?}, expected {expected:?}")]
+    #[error("{path}: tensor '{name}' holds {value:.3e}, beyond {limit:.1e} = 2^-10 sqrt(MAX) of {precision}, the largest weight a model is evaluated with in {precision} (its products square and sum such values)")]
+    WeightOutOfRange {
+        path: PathBuf,
+        name: String,
+        value: f64,
+        limit: f64,
+        precision: Precision,
+    },
+    #[error("{path}: tensor '{name}' has shape {}, expected {}", shape_text(.found), shape_text(.expected))]
     Shape {
         path: PathBuf,
         name: String,
@@ -129,6 +149,27 @@ pub enum CheckpointError {
     },
     #[error("the checkpoint has no Adam moments (adam.m.*, adam.v.*): it cannot resume training")]
     NoOptimizerState,
+}
+
+/// The `format` of a reference case (`crate::verify::reference`, a layer above this one), which
+/// the message of a checkpoint reader handed one names.
+const REFERENCE_CASE_FORMAT: &str = "meanflow-golden-v1";
+
+/// What a file's `format` entry says, in words.
+fn format_found(found: &Option<String>) -> String {
+    match found.as_deref() {
+        None => "its metadata has no 'format' entry".into(),
+        Some(f) if f == REFERENCE_CASE_FORMAT => {
+            format!("metadata 'format' is '{f}', a reference case, which `meanflow verify` reads")
+        }
+        Some(f) => format!("metadata 'format' is '{f}'"),
+    }
+}
+
+/// `[8, 2]`.
+fn shape_text(shape: &[usize]) -> String {
+    let dims: Vec<String> = shape.iter().map(usize::to_string).collect();
+    format!("[{}]", dims.join(", "))
 }
 
 /// AdamW's first and second moments.
@@ -428,6 +469,20 @@ impl Checkpoint {
         };
         let params = read_params("")?.expect("parameters are required");
         let ema = read_params("ema.")?;
+        let limit = precision.max_weight_magnitude();
+        for (prefix, weights) in [("", Some(&params)), ("ema.", ema.as_ref())] {
+            for (name, values) in weights.map(MlpParams::named_tensors).unwrap_or_default() {
+                if let Some(&value) = values.iter().find(|x| x.abs() > limit) {
+                    return Err(CheckpointError::WeightOutOfRange {
+                        path: p(),
+                        name: format!("{prefix}{name}"),
+                        value,
+                        limit,
+                        precision,
+                    });
+                }
+            }
+        }
         if ema.is_some() && config.ema_decay.is_none() {
             return Err(CheckpointError::Unexpected {
                 path: p(),

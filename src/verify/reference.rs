@@ -11,11 +11,15 @@
 use crate::autodiff::elementwise::Elementwise;
 use crate::autodiff::tape::{Tape, Var};
 use crate::flow::guidance::Guidance;
+use crate::flow::loss::LossPreset;
 use crate::flow::loss::{record_loss, Batch, LossConfig, VSource};
 use crate::flow::model::{
     class_rows, Conditioning, Heads, Linear, MlpParams, ModelConfig, CLASS_EMBED,
 };
+use crate::flow::time_sampler::TimeSampler;
 use crate::io::tensor_file::{TensorFile, TensorFileError};
+use crate::train::optim::AdamConfig;
+use crate::train::{TrainConfig, MAX_PARAMETERS};
 use ndarray::Array2;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -34,12 +38,13 @@ pub enum ReferenceError {
     Config { path: PathBuf, reason: String },
     #[error("{path}: missing tensor '{name}'")]
     Missing { path: PathBuf, name: String },
-    #[error("{path}: tensor '{name}' has shape {found:?}, expected {expected:?}")]
+    /// `expected` as the format writes it: `[8, 2]`, `[8] or [8, 1]`.
+    #[error("{path}: tensor '{name}' has shape {}, expected {expected}", shape_text(.found))]
     Shape {
         path: PathBuf,
         name: String,
         found: Vec<usize>,
-        expected: Vec<usize>,
+        expected: String,
     },
     #[error("{path}: tensor '{name}': {reason}")]
     BadValue {
@@ -47,6 +52,144 @@ pub enum ReferenceError {
         name: String,
         reason: String,
     },
+    /// A tensor the format does not define for this case's config (another model's parameter, a
+    /// misspelt quantity).
+    #[error("{path}: unexpected tensor '{name}': {reason}")]
+    Unexpected {
+        path: PathBuf,
+        name: String,
+        reason: String,
+    },
+}
+
+/// `[8, 2]`.
+fn shape_text(shape: &[usize]) -> String {
+    let dims: Vec<String> = shape.iter().map(usize::to_string).collect();
+    format!("[{}]", dims.join(", "))
+}
+
+/// The checks and size caps of a training checkpoint's config ([`TrainConfig::validate`]: at most
+/// [`crate::train::MAX_DIM`] dimensions, [`crate::train::MAX_DEPTH`] layers,
+/// [`MAX_PARAMETERS`] parameters, [`crate::train::MAX_ACTIVATIONS`] values per activation buffer,
+/// [`crate::data::MAX_CLASSES`] classes, the loss options against each other), applied to a
+/// reference case's model, loss and batch before anything is allocated. A case may have no trunk
+/// (depth 0), which a training config may not: its parameters are counted as they are, its
+/// activations as those of one hidden layer as wide as its input (which has at least as many).
+pub fn validate_case_config(
+    model: &ModelConfig,
+    loss: &LossConfig,
+    batch: usize,
+) -> Result<(), String> {
+    // TrainConfig::validate counts the parameters of a model with a trunk.
+    if model.depth == 0
+        && model
+            .checked_parameter_count()
+            .is_none_or(|n| n > MAX_PARAMETERS)
+    {
+        return Err(format!(
+            "width {}, depth {} on {}-D data (input width {}) give over {MAX_PARAMETERS} parameters: the model is too large",
+            model.width,
+            model.depth,
+            model.dim,
+            model.input_width()
+        ));
+    }
+    // Without a trunk the width is unused: the stand-in layer is at most as wide as the input.
+    let width = match model.depth {
+        0 => model.width.min(model.input_width()),
+        _ => model.width,
+    };
+    let as_trained = TrainConfig {
+        model: ModelConfig {
+            depth: model.depth.max(1),
+            width,
+            ..*model
+        },
+        loss: *loss,
+        time: TimeSampler::preset_default(LossPreset::Imf),
+        adam: AdamConfig::default(),
+        batch,
+        ema_decay: None,
+        seed: 0,
+        threads: 1,
+    };
+    as_trained.validate()?;
+    Ok(())
+}
+
+/// The shapes an `expect.*` quantity may have (the name without the prefix), None for a name the
+/// format does not define for `model` (see docs/reference-format.md).
+fn expected_shapes(name: &str, model: &ModelConfig, b: usize) -> Option<Vec<Vec<usize>>> {
+    let d = model.dim;
+    let uv = model.heads == Heads::UV;
+    let matrix = [
+        "z", "v_c", "v_target", "v_hat", "tangent", "u", "dudt", "delta",
+    ];
+    let per_row = ["ell", "w"];
+    let scalar = ["loss_u", "loss"];
+    let (matrix_v, per_row_v, scalar_v) = (["v_head", "delta_v"], ["ell_v", "w_v"], ["loss_v"]);
+    if matrix.contains(&name) || (uv && matrix_v.contains(&name)) {
+        return Some(vec![vec![b, d]]);
+    }
+    if per_row.contains(&name) || (uv && per_row_v.contains(&name)) {
+        return Some(vec![vec![b], vec![b, 1]]);
+    }
+    if scalar.contains(&name) || (uv && scalar_v.contains(&name)) {
+        return Some(vec![vec![1], vec![1, 1]]);
+    }
+    let parameter = name.strip_prefix("grad.")?;
+    parameter_shapes(model)
+        .into_iter()
+        .find(|(p, _)| p == parameter)
+        .map(|(_, shape)| vec![shape])
+}
+
+/// Every parameter tensor of `model` with its stored shape (a bias is `[out]`).
+fn parameter_shapes(model: &ModelConfig) -> Vec<(String, Vec<usize>)> {
+    let mut shapes = Vec::new();
+    for (name, (out, fan_in)) in model.layer_shapes() {
+        shapes.push((format!("{name}.weight"), vec![out, fan_in]));
+        shapes.push((format!("{name}.bias"), vec![out]));
+    }
+    if let Some((rows, cols)) = model.class_embedding_shape() {
+        shapes.push((CLASS_EMBED.to_string(), vec![rows, cols]));
+    }
+    shapes
+}
+
+/// The batch's tensors (`batch.labels` and `batch.scales` are checked against the config on
+/// their own).
+const BATCH_TENSORS: [&str; 6] = [
+    "batch.x",
+    "batch.e",
+    "batch.t",
+    "batch.r",
+    "batch.labels",
+    "batch.scales",
+];
+
+/// "trunk.0 to trunk.2, u_head, class_embed": the parameter tensors of `model` in short.
+fn parameter_summary(model: &ModelConfig) -> String {
+    let mut parts = Vec::new();
+    match model.depth {
+        0 => {}
+        1 => parts.push("trunk.0".to_string()),
+        n => parts.push(format!("trunk.0 to trunk.{}", n - 1)),
+    }
+    parts.push("u_head".into());
+    if model.heads == Heads::UV {
+        parts.push("v_head".into());
+    }
+    if model.classes > 0 {
+        parts.push(CLASS_EMBED.into());
+    }
+    parts.join(", ")
+}
+
+/// "[8] or [8, 1]".
+fn shapes_text(shapes: &[Vec<usize>]) -> String {
+    let texts: Vec<String> = shapes.iter().map(|s| shape_text(s)).collect();
+    texts.join(" or ")
 }
 
 /// The `config` metadata entry.
@@ -105,6 +248,16 @@ pub struct QuantityError {
 impl ReferenceCase {
     pub fn load(path: &Path) -> Result<Self, ReferenceError> {
         let file = TensorFile::read(path)?;
+        Self::from_tensor_file(&file, path)
+    }
+
+    /// Checks and converts the contents of a reference-case file; `path` only names it in
+    /// errors. The config is validated as a training checkpoint's is ([`validate_case_config`])
+    /// before anything of its size is allocated; then every tensor: the parameters and the batch
+    /// have exactly the shapes the config gives, an `expect.*` tensor the shape of its quantity,
+    /// 0 <= r <= t <= 1 on every row, and a tensor the format does not define for the config is
+    /// refused.
+    pub fn from_tensor_file(file: &TensorFile, path: &Path) -> Result<Self, ReferenceError> {
         let p = || path.to_path_buf();
         if file.metadata.get("format").map(String::as_str)
             == Some(crate::train::checkpoint::CHECKPOINT_FORMAT)
@@ -141,12 +294,9 @@ impl ReferenceCase {
             guidance: cfg.guidance,
             label_dropout: cfg.label_dropout,
         };
-        loss.validate(&model).map_err(bad)?;
-        if model.dim == 0 || cfg.batch == 0 {
-            return Err(bad("d and batch must be positive".into()));
-        }
-        model.check_classes().map_err(bad)?;
+        validate_case_config(&model, &loss, cfg.batch).map_err(bad)?;
 
+        let (b, d) = (cfg.batch, cfg.d);
         let tensor = |name: &str, expected: &[usize]| -> Result<Array2<f64>, ReferenceError> {
             let t = file
                 .tensors
@@ -160,7 +310,7 @@ impl ReferenceCase {
                     path: p(),
                     name: name.to_string(),
                     found: t.shape.clone(),
-                    expected: expected.to_vec(),
+                    expected: shape_text(expected),
                 });
             }
             Ok(t.values.clone())
@@ -184,7 +334,6 @@ impl ReferenceCase {
             v_head,
             class_embed,
         };
-        let (b, d) = (cfg.batch, cfg.d);
         let bad_value = |name: &str, reason: String| ReferenceError::BadValue {
             path: p(),
             name: name.to_string(),
@@ -200,7 +349,7 @@ impl ReferenceCase {
                     path: p(),
                     name: name.to_string(),
                     found: t.shape.clone(),
-                    expected: vec![b],
+                    expected: shapes_text(&[vec![b], vec![b, 1]]),
                 });
             }
             Ok(Some(t.values.iter().copied().collect()))
@@ -270,14 +419,59 @@ impl ReferenceCase {
             labels,
             scales,
         };
-        let expected = file
-            .tensors
-            .iter()
-            .filter_map(|(k, t)| {
-                k.strip_prefix("expect.")
-                    .map(|k| (k.to_string(), t.values.clone()))
-            })
-            .collect();
+        for (i, (&t, &r)) in batch.t.iter().zip(batch.r.iter()).enumerate() {
+            if !(0.0..=1.0).contains(&t) {
+                return Err(bad_value(
+                    "batch.t",
+                    format!("row {i} holds {t}, outside [0, 1]: a time t is in [0, 1]"),
+                ));
+            }
+            if !(0.0..=t).contains(&r) {
+                return Err(bad_value(
+                    "batch.r",
+                    format!("row {i} holds {r}, outside [0, t] = [0, {t}]: r is in [0, t]"),
+                ));
+            }
+        }
+        let mut expected = BTreeMap::new();
+        let parameters = parameter_shapes(&model);
+        for (name, t) in &file.tensors {
+            if let Some(quantity) = name.strip_prefix("expect.") {
+                let Some(shapes) = expected_shapes(quantity, &model, b) else {
+                    return Err(ReferenceError::Unexpected {
+                        path: p(),
+                        name: name.clone(),
+                        reason: format!(
+                            "not a quantity the format defines for this case (heads {}, {} parameter tensors; docs/reference-format.md lists them)",
+                            model.heads, parameters.len()
+                        ),
+                    });
+                };
+                if !shapes.contains(&t.shape) {
+                    return Err(ReferenceError::Shape {
+                        path: p(),
+                        name: name.clone(),
+                        found: t.shape.clone(),
+                        expected: shapes_text(&shapes),
+                    });
+                }
+                expected.insert(quantity.to_string(), t.values.clone());
+            } else if !BATCH_TENSORS.contains(&name.as_str())
+                && !parameters.iter().any(|(p, _)| p == name)
+            {
+                return Err(ReferenceError::Unexpected {
+                    path: p(),
+                    name: name.clone(),
+                    reason: format!(
+                        "not a parameter of this case's model (depth {}, heads {}, classes {}: {}) nor part of the batch",
+                        model.depth,
+                        model.heads,
+                        model.classes,
+                        parameter_summary(&model),
+                    ),
+                });
+            }
+        }
         Ok(ReferenceCase {
             name: cfg.name.unwrap_or_else(|| path.display().to_string()),
             model,

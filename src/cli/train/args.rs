@@ -1,8 +1,11 @@
 //! The options of `meanflow train` and their defaults. Some defaults depend on --loss; a resumed
 //! run keeps its stored settings, so every option is optional here.
 
+use crate::cli::common::{count, number};
 use clap::Args;
 use meanflow::flow::loss::LossPreset;
+use meanflow::train::checkpoint::MAX_STEPS;
+use meanflow::train::MAX_DEPTH;
 use std::path::PathBuf;
 
 /// Default number of steps: the default run took 97 s (311 steps/s, 1 thread) on the 2-core
@@ -27,6 +30,15 @@ pub const DEFAULT_CLASS_DIM: usize = 32;
 /// The probability that a row's label is dropped to the null class, on labelled data.
 pub const DEFAULT_LABEL_DROPOUT: f64 = 0.1;
 
+/// The ranges of the count flags (docs/cli.md), checked when the flags are read; a model's size
+/// (parameters, activation buffers) and the evaluation's (`--eval-samples` x the widest layer)
+/// have their own checks on top.
+pub const MAX_WIDTH: u64 = 1 << 20;
+pub const MAX_BATCH: u64 = 1 << 24;
+pub const MAX_CLASS_DIM: u64 = 1 << 16;
+pub const MAX_EVAL_SAMPLES: u64 = 1 << 24;
+pub const MAX_THREADS: u64 = 256;
+
 /// Options of `meanflow train`. Some defaults depend on --loss.
 #[derive(Args, Debug, Clone, Default)]
 pub struct TrainArgs {
@@ -43,10 +55,10 @@ pub struct TrainArgs {
     #[arg(long)]
     pub no_standardize: bool,
     /// Width of the class embedding of a conditional model [default: 32]
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(long, allow_negative_numbers = true, value_parser = count::<usize>(1, MAX_CLASS_DIM))]
     pub class_dim: Option<usize>,
     /// Probability that a row's label is dropped to the null class, which trains the unconditional model guidance needs [default: 0.1]
-    #[arg(long, allow_hyphen_values = true, value_name = "P")]
+    #[arg(long, allow_hyphen_values = true, value_name = "P", value_parser = number)]
     pub label_dropout: Option<f64>,
     /// Guidance in training: none; target:W[:KAPPA] (MF's, fixed scale W in the target); input:WMAX (iMF's, scale drawn in [1, 1 + WMAX] and given to the network, chosen when sampling) [default: none]
     #[arg(long, value_name = "none|target:W[:KAPPA]|input:WMAX")]
@@ -55,7 +67,7 @@ pub struct TrainArgs {
     #[arg(long, value_name = "mf|imf|imf-head")]
     pub loss: Option<String>,
     /// Tangent blend in [0, 1]: 0 = MF, 1 = iMF [default: mf 0, imf 1]
-    #[arg(long, allow_hyphen_values = true)]
+    #[arg(long, allow_hyphen_values = true, value_parser = number)]
     pub beta: Option<f64>,
     /// Source of the iMF velocity: boundary (u(z, t, t)) or head (the v-head) [default: head for imf-head, else boundary]
     #[arg(long, value_name = "boundary|head")]
@@ -64,28 +76,28 @@ pub struct TrainArgs {
     #[arg(long)]
     pub exact: bool,
     /// Adaptive-weight power p >= 0; 0 is plain squared error [default: 0]
-    #[arg(long, allow_hyphen_values = true)]
+    #[arg(long, allow_hyphen_values = true, value_parser = number)]
     pub p: Option<f64>,
     /// Adaptive-weight offset c > 0 [default: 1e-3]
-    #[arg(long, allow_hyphen_values = true)]
+    #[arg(long, allow_hyphen_values = true, value_parser = number)]
     pub c: Option<f64>,
     /// Distribution of the times [default: logit-normal]
     #[arg(long, value_name = "logit-normal|uniform")]
     pub time_dist: Option<String>,
     /// Logit-normal mean [default: -0.4]
-    #[arg(long, allow_hyphen_values = true)]
+    #[arg(long, allow_hyphen_values = true, value_parser = number)]
     pub time_mu: Option<f64>,
     /// Logit-normal standard deviation > 0 [default: 1.0]
-    #[arg(long, allow_hyphen_values = true)]
+    #[arg(long, allow_hyphen_values = true, value_parser = number)]
     pub time_sigma: Option<f64>,
     /// Fraction of rows with r = t, in [0, 1] [default: mf 0.75, imf 0.5]
-    #[arg(long, allow_hyphen_values = true)]
+    #[arg(long, allow_hyphen_values = true, value_parser = number)]
     pub frac_equal: Option<f64>,
     /// Hidden width [default: 128; digits: 256]
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(long, allow_negative_numbers = true, value_parser = count::<usize>(1, MAX_WIDTH))]
     pub width: Option<usize>,
     /// Number of hidden layers [default: 3]
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(long, allow_negative_numbers = true, value_parser = count::<usize>(1, MAX_DEPTH as u64))]
     pub depth: Option<usize>,
     /// silu, tanh, gelu_tanh, relu, softplus or sigmoid [default: silu]
     #[arg(long)]
@@ -97,28 +109,28 @@ pub struct TrainArgs {
     #[arg(long, value_name = "u|uv")]
     pub heads: Option<String>,
     /// Batch size [default: 256]
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(long, allow_negative_numbers = true, value_parser = count::<usize>(1, MAX_BATCH))]
     pub batch: Option<usize>,
     /// Total optimizer steps of the run [default: 30000; digits: 20000]
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(long, allow_negative_numbers = true, value_parser = count::<u64>(1, MAX_STEPS))]
     pub steps: Option<u64>,
     /// Learning rate [default: 1e-3]
-    #[arg(long, allow_hyphen_values = true)]
+    #[arg(long, allow_hyphen_values = true, value_parser = number)]
     pub lr: Option<f64>,
     /// Linear warm-up steps [default: 0]
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(long, allow_negative_numbers = true, value_parser = count::<u64>(0, MAX_STEPS))]
     pub warmup: Option<u64>,
     /// Adam beta1 [default: 0.9]
-    #[arg(long, allow_hyphen_values = true)]
+    #[arg(long, allow_hyphen_values = true, value_parser = number)]
     pub beta1: Option<f64>,
     /// Adam beta2 [default: 0.999]
-    #[arg(long, allow_hyphen_values = true)]
+    #[arg(long, allow_hyphen_values = true, value_parser = number)]
     pub beta2: Option<f64>,
     /// Decoupled weight decay [default: 0]
-    #[arg(long, allow_hyphen_values = true)]
+    #[arg(long, allow_hyphen_values = true, value_parser = number)]
     pub weight_decay: Option<f64>,
     /// Clip the global gradient norm to this [default: none]
-    #[arg(long, allow_hyphen_values = true, value_name = "NORM")]
+    #[arg(long, allow_hyphen_values = true, value_name = "NORM", value_parser = number)]
     pub clip: Option<f64>,
     /// EMA decay of the weights, or 0 / none to disable [default: 0.999]
     #[arg(long, allow_hyphen_values = true, value_name = "DECAY|none")]
@@ -127,7 +139,7 @@ pub struct TrainArgs {
     #[arg(long, allow_negative_numbers = true)]
     pub seed: Option<u64>,
     /// Threads: the batch is split into this many shards computed in parallel [default: 1]
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(long, allow_negative_numbers = true, value_parser = count::<usize>(1, MAX_THREADS))]
     pub threads: Option<usize>,
     /// Storage precision [default: f32]
     #[arg(long, value_name = "f32|f64")]
@@ -136,19 +148,19 @@ pub struct TrainArgs {
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Write the checkpoint every this many steps (0: only at the end and on interruption) [default: 5000]
-    #[arg(long, allow_negative_numbers = true, value_name = "STEPS")]
+    #[arg(long, allow_negative_numbers = true, value_name = "STEPS", value_parser = count::<u64>(0, MAX_STEPS))]
     pub checkpoint_every: Option<u64>,
     /// Continue the run in this folder up to --steps
     #[arg(long, value_name = "RUN_FOLDER")]
     pub resume: Option<PathBuf>,
     /// Sliced W1 of 1-step samples vs held-out data every this many steps (0: never) [default: 5000]
-    #[arg(long, allow_negative_numbers = true, value_name = "STEPS")]
+    #[arg(long, allow_negative_numbers = true, value_name = "STEPS", value_parser = count::<u64>(0, MAX_STEPS))]
     pub eval_every: Option<u64>,
     /// Points per evaluation (samples and held-out data) [default: 2000]
-    #[arg(long, allow_negative_numbers = true, value_name = "N")]
+    #[arg(long, allow_negative_numbers = true, value_name = "N", value_parser = count::<usize>(0, MAX_EVAL_SAMPLES))]
     pub eval_samples: Option<usize>,
     /// Write a metrics line every this many steps [default: 100]
-    #[arg(long, allow_negative_numbers = true, value_name = "STEPS")]
+    #[arg(long, allow_negative_numbers = true, value_name = "STEPS", value_parser = count::<u64>(1, MAX_STEPS))]
     pub log_every: Option<u64>,
     /// Skip steps with a non-finite loss or gradient instead of stopping
     #[arg(long)]

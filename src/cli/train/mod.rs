@@ -114,13 +114,24 @@ impl Observer for Progress {
     }
 }
 
-/// A session error as a failed run (exit 1).
-fn session_error(e: SessionError) -> CliError {
+/// What to try when a run's loss explodes.
+const DIVERGENCE_REMEDIES: &str =
+    "try a lower --lr, gradient clipping (--clip 1) or the adaptive loss weight (--p 1)";
+
+/// A session error as a failed run (exit 1); `unscaled_file`: the run trains a data file in its
+/// own units (`--no-standardize`), the likely cause of an overflow.
+fn session_error(e: SessionError, unscaled_file: bool) -> CliError {
     match e {
-        SessionError::NonFinite { error, .. } if error.is_overflow() => CliError::failed(format!(
-            "{e}; values this large do not train in {}: standardise the data (the default; drop --no-standardize) or use --precision f64",
-            error.precision
-        )),
+        SessionError::NonFinite { error, .. } if error.is_overflow() && unscaled_file => {
+            CliError::failed(format!(
+                "{e}; data this far from unit scale do not train in {}: standardise them (the default; drop --no-standardize) or use --precision f64",
+                error.precision
+            ))
+        }
+        SessionError::NonFinite { error, .. } if error.is_overflow() => {
+            CliError::failed(format!("{e}; the loss diverged: {DIVERGENCE_REMEDIES}"))
+        }
+        SessionError::Diverged { .. } => CliError::failed(format!("{e}; {DIVERGENCE_REMEDIES}")),
         SessionError::NonFinite { .. } => {
             CliError::failed(format!("{e}; --skip-nonfinite skips such steps"))
         }
@@ -158,8 +169,10 @@ fn train_with<T: Float>(
         plan.publish(staged, &trainer).map_err(folder_error)?;
     }
     let plan = &plan;
-    let mut session =
-        Session::new(plan, trainer, held_out, held_out_labels.clone()).map_err(session_error)?;
+    let unscaled_file =
+        matches!(plan.source, DataSource::File { .. }) && plan.run.units().is_identity();
+    let mut session = Session::new(plan, trainer, held_out, held_out_labels.clone())
+        .map_err(|e| session_error(e, unscaled_file))?;
     let run = &plan.run;
     if run.eval_every > 0 && !session.evaluation().possible() {
         if let DataSource::File { data, .. } = &plan.source {
@@ -192,7 +205,7 @@ fn train_with<T: Float>(
     let mut progress = Progress::new(start_step, run.steps);
     let outcome = session.run(&mut progress, stop.flag());
     progress.finish();
-    let (done, elapsed) = match outcome.map_err(session_error)? {
+    let (done, elapsed) = match outcome.map_err(|e| session_error(e, unscaled_file))? {
         Outcome::Finished { steps, elapsed } => (steps, elapsed),
         Outcome::Stopped(stopped_in) => {
             let signal = stop.received().expect("a session stops on a signal only");

@@ -47,11 +47,7 @@ pub fn parse_time_dist(text: &str) -> CliResult<&'static str> {
 /// `--guidance`: `none`, `target:W[:KAPPA]` or `input:WMAX`, checked by [`Guidance::validate`].
 pub fn parse_guidance(text: &str) -> CliResult<Guidance> {
     let bad = |why: String| CliError::usage(format!("--guidance {text}: {why}"));
-    let number = |s: &str| {
-        s.trim()
-            .parse::<f64>()
-            .map_err(|_| bad(format!("'{s}' is not a number")))
-    };
+    let number = |s: &str| crate::cli::common::number(s).map_err(bad);
     let parts: Vec<&str> = text.trim().split(':').collect();
     let guidance = match parts.as_slice() {
         ["none"] => Guidance::None,
@@ -130,10 +126,11 @@ pub fn check_run_options(run: &RunConfig, config: &TrainConfig) -> CliResult<()>
             run.steps
         )));
     }
-    if run.threads == 0 || run.threads > 256 {
+    if run.threads == 0 || run.threads > super::args::MAX_THREADS as usize {
         return Err(CliError::usage(format!(
-            "--threads must be between 1 and 256, got {}",
-            run.threads
+            "--threads {}: must be between 1 and {}",
+            run.threads,
+            super::args::MAX_THREADS
         )));
     }
     if run.log_every == 0 {
@@ -190,6 +187,9 @@ mod tests {
             "target:x",
             "input:-1",
             "target:2:1",
+            "target:1e39",
+            "target:1e400",
+            "input:2e6",
             "cfg:2",
             "input:1:2",
         ] {
