@@ -5,8 +5,6 @@ use super::{CliError, CliResult};
 use meanflow::data::{self, NpyDtype, ToyDataset};
 use meanflow::io::atomic::write_atomically;
 use meanflow::run::dataset::{self, max_data_magnitude};
-use meanflow::run::folder::{file_in_the_way, RUN_FILES};
-use meanflow::run::lock::{self, LockError};
 use meanflow::train::checkpoint::Precision;
 use ndarray::{Array2, ArrayView2};
 use std::path::{Path, PathBuf};
@@ -165,78 +163,11 @@ pub fn check_not_an_input(output: &Path, flag: &str, inputs: &[(&str, &Path)]) -
     Ok(())
 }
 
-/// Checks that the folder of an output file exists and takes a new file. An output that is a
-/// symbolic link is checked (and later written) where the link points.
+/// Checks that the folder of an output file exists and takes a new file, touching nothing: see
+/// [`super::output::check_output_file`]. An output that is a symbolic link is checked (and later
+/// written) where the link points.
 pub fn check_parent(path: &Path, flag: &str) -> CliResult<()> {
-    // A device or a pipe (`/dev/stdout`) is written in place: it only has to open for writing.
-    if let Ok(meta) = std::fs::metadata(path) {
-        if !meta.is_file() && !meta.is_dir() {
-            return std::fs::OpenOptions::new()
-                .write(true)
-                .open(path)
-                .map(|_| ())
-                .map_err(|e| {
-                    CliError::usage(format!("{flag} {}: cannot write: {e}", path.display()))
-                });
-        }
-    }
-    let resolved = meanflow::io::atomic::follow_symlinks(path);
-    let parent = resolved
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    if !parent.is_dir() {
-        let reason = file_in_the_way(parent)
-            .unwrap_or_else(|| format!("the folder {} does not exist", parent.display()));
-        return Err(CliError::usage(format!(
-            "{flag} {}: {reason}",
-            path.display()
-        )));
-    }
-    if path.is_dir() {
-        return Err(CliError::usage(format!(
-            "{flag} {}: is a folder, not a file name",
-            path.display()
-        )));
-    }
-    // The files of a run folder belong to the process that owns it.
-    let is_run_file = resolved
-        .file_name()
-        .is_some_and(|name| RUN_FILES.iter().any(|f| name == *f));
-    if is_run_file {
-        if let Some(pid) = lock::holder(parent) {
-            let folder = path
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .unwrap_or(Path::new("."));
-            return Err(CliError::usage(format!(
-                "{flag} {}: {}",
-                path.display(),
-                LockError::InUse {
-                    folder: folder.to_path_buf(),
-                    pid
-                }
-            )));
-        }
-    }
-    // Can a file be made there? Asked now, before any work, with a probe that is removed at once.
-    let probe = parent.join(format!(".meanflow-write-test.tmp{}", std::process::id()));
-    match std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&probe)
-    {
-        Ok(_) => {
-            let _ = std::fs::remove_file(&probe);
-            Ok(())
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(CliError::usage(format!(
-            "{flag} {}: cannot write in the folder {}: {e}",
-            path.display(),
-            parent.display()
-        ))),
-    }
+    super::output::check_output_file(path, flag)
 }
 
 /// Checks that `path` names a `.png` file in an existing folder.

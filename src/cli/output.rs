@@ -8,6 +8,8 @@
 //! first failure on a stream is remembered and that stream is left alone from then on: the command
 //! finishes its work (a run still writes its checkpoint and pictures) and [`final_exit_code`] turns
 //! a success into exit 1, with one `error:` line on stderr if stderr still works.
+//!
+//! The output *files* of the commands are checked here too, before any work: [`check_output_file`].
 
 use std::fmt;
 use std::io::{self, Write};
@@ -130,3 +132,65 @@ macro_rules! errln {
 
 pub(crate) use errln;
 pub(crate) use outln;
+
+/// Checks, before any work and without touching the disk, that `path` can take an output file of
+/// a command given by `flag` (one `error:` line, exit 2, otherwise):
+/// [`meanflow::io::target::check_output_file`] (the folder exists, also every folder named before
+/// a `..`; not read-only; a device or a named pipe is written in place and never opened here),
+/// and no file of another kind that the tool keeps: a file of a run folder owned by a live run,
+/// a run folder's state (config.json, metrics.jsonl, checkpoint.safetensors, `.lock`) even when
+/// the run is finished, or any safetensors file (a checkpoint, a reference case).
+pub fn check_output_file(path: &std::path::Path, flag: &str) -> super::CliResult<()> {
+    use meanflow::run::folder::{run_state_file, RUN_FILES};
+    use meanflow::run::lock::{self, LockError};
+    let refuse = |reason: String| {
+        Err(super::CliError::usage(format!(
+            "{flag} {}: {reason}",
+            path.display()
+        )))
+    };
+    if let Err(e) = meanflow::io::target::check_output_file(path) {
+        return refuse(e.to_string());
+    }
+    let resolved = meanflow::io::atomic::follow_symlinks(path);
+    let folder = resolved
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    // The folder as the user wrote it, for messages.
+    let named = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    // The files of a live run folder belong to the process that owns it.
+    let is_run_file = resolved
+        .file_name()
+        .is_some_and(|name| RUN_FILES.iter().any(|f| name == *f));
+    if is_run_file {
+        if let Some(pid) = lock::holder(folder) {
+            return refuse(
+                LockError::InUse {
+                    folder: named.to_path_buf(),
+                    pid,
+                }
+                .to_string(),
+            );
+        }
+    }
+    if let Some((file, run)) = run_state_file(path) {
+        // A symbolic link into a run folder names the folder it leads to.
+        let is_link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+        let run = if is_link { run.as_path() } else { named };
+        return refuse(format!(
+            "is the {file} of the run folder {}; an output must not replace a run's files",
+            run.display()
+        ));
+    }
+    if meanflow::io::tensor_file::is_safetensors_file(path) {
+        return refuse(
+            "is a safetensors file (a checkpoint or a reference case); an output must not replace one"
+                .into(),
+        );
+    }
+    Ok(())
+}

@@ -5,9 +5,8 @@ use super::csv::parse_csv_bounded;
 use super::npy::parse_npy_bounded;
 use super::DataError;
 use super::Position;
+use crate::io::limits::{read_limited, InputKind, ReadError};
 use ndarray::{Array2, ArrayView2};
-use std::fs;
-use std::io;
 use std::path::Path;
 
 /// Loads by extension: `.npy` (any case) as NPY, anything else as CSV.
@@ -63,19 +62,18 @@ pub(super) fn parse_npy_within(
     Ok(data)
 }
 
-/// The whole file, or [`DataError::NotFound`] / [`DataError::Read`].
+/// The whole file, or [`DataError::NotFound`] / [`DataError::Read`]: a regular file of at most
+/// [`MAX_POINT_FILE_BYTES`](crate::io::limits::MAX_POINT_FILE_BYTES), its size checked before
+/// it is read ([`read_limited`]: a pipe, a device or standard input is refused by name).
 pub(super) fn read_bytes(path: &Path) -> Result<Vec<u8>, DataError> {
-    fs::read(path).map_err(|source| {
-        if source.kind() == io::ErrorKind::NotFound {
-            DataError::NotFound {
-                path: path.to_path_buf(),
-            }
-        } else {
-            DataError::Read {
-                path: path.to_path_buf(),
-                source,
-            }
-        }
+    read_limited(path, InputKind::PointFile).map_err(|e| match e {
+        ReadError::NotFound { .. } => DataError::NotFound {
+            path: path.to_path_buf(),
+        },
+        e => DataError::Read {
+            path: path.to_path_buf(),
+            source: e.into_io(),
+        },
     })
 }
 

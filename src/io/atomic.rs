@@ -72,12 +72,34 @@ pub fn follow_symlinks(path: &Path) -> PathBuf {
 /// A `path` that is a symbolic link is followed: the file it points to is replaced and the link
 /// stays. An existing `path` that is not a regular file (`/dev/stdout`, a named pipe) is written in
 /// place, as the shell's `>` would: a rename would replace the device or pipe itself, so there the
-/// guarantee is only that of the device.
+/// guarantee is only that of the device. It is opened once and written whole (a named pipe's
+/// reader sees one end of file, after the last byte).
+///
+/// Refused, leaving `path` as it is (`PermissionDenied`): an existing file that is read-only (a
+/// rename would replace it with a writable one), and a safetensors file (a checkpoint) replaced by
+/// bytes that are not one (`--json RUN/checkpoint.safetensors`): the commands check their outputs
+/// before any work ([`super::target`]), and this keeps a checkpoint safe from any writer that
+/// does not.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     if let Ok(meta) = fs::metadata(path) {
         if !meta.is_file() && !meta.is_dir() {
             let mut f = OpenOptions::new().write(true).open(path)?;
             return f.write_all(bytes).and_then(|_| f.flush());
+        }
+        if meta.is_file() && super::target::is_read_only(path, &meta) {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                "is read-only",
+            ));
+        }
+        if meta.is_file()
+            && !super::tensor_file::is_safetensors_bytes(bytes)
+            && super::tensor_file::is_safetensors_file(path)
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                "is a safetensors file (a checkpoint); refusing to replace it with another kind of file",
+            ));
         }
     }
     let path = &follow_symlinks(path);

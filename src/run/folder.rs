@@ -9,6 +9,7 @@
 //! `.lock` holds the lock of the process that owns the folder ([`super::lock`]).
 
 use crate::io::atomic::{temporary_name, temporary_prefix, write_atomically};
+use crate::io::target::missing_folder_before_parent_dir;
 use crate::run::config::RunConfig;
 use crate::run::lock::{self, LockError, RunLock, LOCK_FILE};
 use std::fmt::Display;
@@ -83,8 +84,15 @@ pub fn default_folder(label: &str, preset: &str) -> PathBuf {
     next_free_folder(&Path::new("runs").join(base))
 }
 
-/// Checks that a fresh run can go into `folder`: it does not exist, or it is an empty folder.
+/// Checks that a fresh run can go into `folder`: it does not exist, or it is an empty folder; a
+/// path through a missing folder (`x/../run`) is refused.
 pub fn check_fresh_target(folder: &Path) -> Result<(), RunFolderError> {
+    if let Some(e) = missing_folder_before_parent_dir(folder) {
+        return Err(RunFolderError::Create {
+            folder: folder.to_path_buf(),
+            reason: e.to_string(),
+        });
+    }
     let non_empty = folder.is_dir()
         && std::fs::read_dir(folder)
             .map(|mut d| d.next().is_some())
@@ -299,10 +307,34 @@ pub fn file_in_the_way(path: &Path) -> Option<String> {
 }
 
 /// Creates the folder `path` and its missing ancestors; the error says why, naming the file in
-/// the way where there is one.
+/// the way where there is one. A path that names a missing folder before a `..` (`x/../run`) is
+/// refused as that folder missing, rather than creating it on the way
+/// ([`missing_folder_before_parent_dir`]).
 pub fn create_folders(path: &Path) -> Result<(), String> {
+    if let Some(e) = missing_folder_before_parent_dir(path) {
+        return Err(e.to_string());
+    }
     std::fs::create_dir_all(path)
         .map_err(|e| file_in_the_way(path).unwrap_or_else(|| e.to_string()))
+}
+
+/// Whether `folder` is a run folder: it has a lock file, or a config.json and a checkpoint.
+pub fn is_run_folder(folder: &Path) -> bool {
+    folder.join(LOCK_FILE).is_file()
+        || (folder.join(CONFIG_FILE).is_file() && folder.join(CHECKPOINT_FILE).is_file())
+}
+
+/// When `path` (a symbolic link followed) is one of the files that hold a run folder's state
+/// (config.json, metrics.jsonl, checkpoint.safetensors, `.lock`) in a run folder: the file's name
+/// and the folder. No other command's output may replace one.
+pub fn run_state_file(path: &Path) -> Option<(&'static str, PathBuf)> {
+    let resolved = crate::io::atomic::follow_symlinks(path);
+    let name = resolved.file_name()?;
+    let file = [CONFIG_FILE, METRICS_FILE, CHECKPOINT_FILE, LOCK_FILE]
+        .into_iter()
+        .find(|f| name == *f)?;
+    let folder = parent_of(&resolved);
+    is_run_folder(folder).then(|| (file, folder.to_path_buf()))
 }
 
 /// The folder `path` is in (`.` for a bare name).

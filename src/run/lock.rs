@@ -10,7 +10,7 @@
 //! use by process N`. The OS drops the lock when its process ends, however it ends, so a killed
 //! run never leaves a stale lock behind.
 
-use std::fs::{File, OpenOptions};
+use std::fs::{File, FileTimes, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
@@ -25,6 +25,18 @@ pub struct RunLock {
     path: PathBuf,
     /// The file's contents before this process wrote its id; None when this process created it.
     previous: Option<Vec<u8>>,
+    /// The access and modification times to restore on [`RunLock::release_unchanged`]: the lock
+    /// file's when it existed, else its folder's (which creating and removing it changes).
+    times: Option<FileTimes>,
+}
+
+/// The access and modification times of `meta`, to be set back later.
+fn times_of(meta: &std::fs::Metadata) -> Option<FileTimes> {
+    Some(
+        FileTimes::new()
+            .set_accessed(meta.accessed().ok()?)
+            .set_modified(meta.modified().ok()?),
+    )
 }
 
 /// Why the lock of `folder` could not be taken; one line naming the folder.
@@ -99,6 +111,13 @@ impl RunLock {
         };
         let path = folder.join(LOCK_FILE);
         let existed = path.exists();
+        let times = if existed {
+            std::fs::metadata(&path)
+        } else {
+            std::fs::metadata(folder)
+        }
+        .ok()
+        .and_then(|m| times_of(&m));
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -127,6 +146,7 @@ impl RunLock {
             file,
             path,
             previous,
+            times,
         };
         lock.write_contents(pid_contents(std::process::id()).as_bytes())
             .map_err(failed)?;
@@ -148,15 +168,23 @@ impl RunLock {
     }
 
     /// Releases the lock leaving the lock file as it was before [`RunLock::acquire`] (a refused
-    /// resume changes nothing on disk): the previous contents written back, or the file removed
-    /// when this process created it.
+    /// resume changes nothing on disk): the previous contents written back with the previous
+    /// access and modification times, or the file removed when this process created it and the
+    /// folder's times set back.
     pub fn release_unchanged(mut self) {
         match self.previous.take() {
             Some(bytes) => {
                 let _ = self.write_contents(&bytes);
+                if let Some(times) = self.times {
+                    let _ = self.file.set_times(times);
+                }
             }
             None => {
                 let _ = std::fs::remove_file(&self.path);
+                let folder = self.path.parent().unwrap_or(Path::new("."));
+                if let (Some(times), Ok(dir)) = (self.times, File::open(folder)) {
+                    let _ = dir.set_times(times);
+                }
             }
         }
     }

@@ -345,7 +345,7 @@ impl Checkpoint {
 
     /// Reads and checks a checkpoint file.
     pub fn read(path: &Path) -> Result<Self, CheckpointError> {
-        let file = TensorFile::read(path)?;
+        let file = TensorFile::read_as(path, crate::io::limits::InputKind::Checkpoint)?;
         Self::from_tensor_file(file, path)
     }
 

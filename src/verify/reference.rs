@@ -247,7 +247,7 @@ pub struct QuantityError {
 
 impl ReferenceCase {
     pub fn load(path: &Path) -> Result<Self, ReferenceError> {
-        let file = TensorFile::read(path)?;
+        let file = TensorFile::read_as(path, crate::io::limits::InputKind::ReferenceCase)?;
         Self::from_tensor_file(&file, path)
     }
 
