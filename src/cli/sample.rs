@@ -224,12 +224,13 @@ pub fn run(args: SampleArgs) -> CliResult<i32> {
         return Err(CliError::usage("--n must be at least 1"));
     }
     let method = args.method.method()?;
-    let format = check_point_output(&args.out, "--out")?;
+    // Whether an output is an input first: that is the clearer message when both apply.
     let inputs = [("--checkpoint", args.checkpoint.as_path())];
     check_not_an_input(&args.out, "--out", &inputs)?;
+    let format = check_point_output(&args.out, "--out")?;
     if let Some(png) = &args.png {
-        check_png_output(png, "--png")?;
         check_not_an_input(png, "--png", &inputs)?;
+        check_png_output(png, "--png")?;
         if png == &args.out || same_file(png, &args.out) {
             return Err(CliError::usage(format!(
                 "--png {}: is the --out file too; give two files",

@@ -32,6 +32,10 @@ pub const MAX_CHECKPOINT_BYTES: u64 = 4 * GIB + 64 * (1 << 20);
 /// and expected values (the cases in tests/data are under 100 kB).
 pub const MAX_REFERENCE_CASE_BYTES: u64 = GIB;
 
+/// The most bytes of a run's config.json: 16 MiB, a thousand times what the largest model's
+/// settings and per-column units take.
+pub const MAX_RUN_CONFIG_BYTES: u64 = 16 << 20;
+
 /// The most bytes of a safetensors header (the JSON after the 8-byte length), as the
 /// `safetensors` crate's own limit: checked against the file's size before the header is read.
 pub const MAX_SAFETENSORS_HEADER_BYTES: u64 = 100_000_000;
@@ -45,6 +49,8 @@ pub enum InputKind {
     Checkpoint,
     /// A reference case for `verify`.
     ReferenceCase,
+    /// A run folder's config.json.
+    RunConfig,
 }
 
 impl InputKind {
@@ -54,6 +60,7 @@ impl InputKind {
             InputKind::PointFile => MAX_POINT_FILE_BYTES,
             InputKind::Checkpoint => MAX_CHECKPOINT_BYTES,
             InputKind::ReferenceCase => MAX_REFERENCE_CASE_BYTES,
+            InputKind::RunConfig => MAX_RUN_CONFIG_BYTES,
         }
     }
 
@@ -63,6 +70,7 @@ impl InputKind {
             InputKind::PointFile => "a point file",
             InputKind::Checkpoint => "a checkpoint",
             InputKind::ReferenceCase => "a reference case",
+            InputKind::RunConfig => "a run's config.json",
         }
     }
 }

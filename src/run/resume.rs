@@ -4,6 +4,7 @@
 //! ([`RunLock`](crate::run::lock::RunLock)) while it reads, so no live run rewrites these
 //! files meanwhile.
 
+use crate::io::limits::{read_limited, InputKind};
 use crate::run::checkpoint::train_log;
 use crate::run::config::{RunConfig, RunConfigError};
 use crate::run::folder::{CHECKPOINT_FILE, CONFIG_FILE};
@@ -61,10 +62,13 @@ pub fn check_run_folder(folder: &Path) -> Result<(), ResumeError> {
 /// The run config of `folder` and its validated training config.
 pub fn read_run_config(folder: &Path) -> Result<(RunConfig, TrainConfig), ResumeError> {
     let config = folder.join(CONFIG_FILE);
-    let text = std::fs::read_to_string(&config).map_err(|source| ResumeError::ReadConfig {
+    let read_error = |source| ResumeError::ReadConfig {
         config: config.clone(),
         source,
-    })?;
+    };
+    let bytes = read_limited(&config, InputKind::RunConfig).map_err(|e| read_error(e.into_io()))?;
+    let text = String::from_utf8(bytes)
+        .map_err(|e| read_error(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?;
     RunConfig::parse(&text).map_err(|source| ResumeError::BadConfig { config, source })
 }
 

@@ -433,7 +433,7 @@ impl<T: Float> Trainer<T> {
         let (loss, _) = self.evaluate_batch();
         let grad_norm = crate::train::optim::global_norm(&self.grads);
         let max_grad_norm = T::MAX_F64.sqrt();
-        if !loss.loss.is_finite() || !(grad_norm <= max_grad_norm) {
+        if !loss.loss.is_finite() || grad_norm.is_nan() || grad_norm > max_grad_norm {
             return Err(NonFiniteStep {
                 step: self.adam.step + 1,
                 loss: loss.loss,
