@@ -1,246 +1,499 @@
-//! CSV datasets: a table of numbers, one sample per line, read with the `csv` crate and checked
-//! field by field, and written back in a form that reads to the same f64s. The rules are in the
-//! module doc of [`crate::data`].
+//! CSV datasets: a table of numbers, one sample per line, checked field by field, and written back
+//! in a form that reads to the same f64s. The rules (docs/cli.md, "Data files", in full):
 //!
-//! What the `csv` crate does here: splitting the text into records and fields at `\n` and commas,
-//! trimming, and counting lines for the positions in errors. What stays ours, each for the reason
-//! given where it is: the NUL and UTF-8 checks on the whole file, the column count of the first row
-//! before any record is built, which records are blank or comment lines, the line of a record that
-//! follows an empty line, header detection, the width check (so that it names the line that set
-//! the width) and the numbers themselves.
+//! - lines: UTF-8, BOM skipped, `\n` or `\r\n`; blank lines and `#` comment lines skipped;
+//! - the delimiter is the first line's, outside quotes: `;`, else `,`, else a tab;
+//! - fields are trimmed; a field starting with `"` is quoted (`""` a quote) and ends on its line;
+//! - numbers are f64s in Rust's syntax, `−` (U+2212) read as `-`;
+//! - the first line is a header when it is names (and empty fields) only, or scikit-learn's
+//!   `n,d,class names...`; anything else is data, its bad field reported;
+//! - a delimiter ending every line makes no column;
+//! - with a label column ([`crate::data::load_labelled`]) its fields may be class names.
+//!
+//! The reader is ours, line by line, rather than the `csv` crate's: the layouts public tabular
+//! files ship in need decisions a general CSV reader leaves to its caller (the delimiter, which
+//! first line is a header, scikit-learn's `n,d,names...` first line, a trailing delimiter on every
+//! line, a class name in the label column), a quoted field must not join lines (a stray `"` would
+//! swallow the rest of the file), and every error names the line as an editor counts lines.
+//!
+//! What the reader inferred about a file's layout (a header taken, a delimiter other than the
+//! comma, a dropped empty last column, a Unicode minus read as `-`) is never silent: each is a
+//! note, one sentence naming the file ([`CsvData::notes`]; the loaders that return bare points
+//! hand them to the note sink, [`set_note_sink`], which prints `note: ...` on stderr by default).
 
+mod text;
+
+use self::text::{
+    content_lines, delimiter_name, detect_delimiter, fields, parse_number, text_of, Field,
+};
 use super::error::shorten;
+use super::labelled::column_index;
 use super::load::{check_savable, read_bytes, write_file};
 use super::{Bounds, DataError, Position};
 use ndarray::{Array2, ArrayView2};
+use std::io::Write;
 use std::path::Path;
+use std::sync::RwLock;
 
 /// A CSV file's values and, when it has one, its header.
 #[derive(Clone, Debug, PartialEq)]
 pub struct CsvData {
     pub data: Array2<f64>,
+    /// The column names of a header line, or scikit-learn's first line as written.
     pub header: Option<Vec<String>>,
+    /// What was inferred about the layout, one sentence each, naming the file (see the module
+    /// doc); empty for a plain comma-separated table of numbers.
+    pub notes: Vec<String>,
 }
 
-/// Reads a CSV file (see the module doc of [`crate::data`] for the rules).
+/// Where notes about a file's layout go: a function given each note (without `note: `).
+static NOTE_SINK: RwLock<Option<fn(&str)>> = RwLock::new(None);
+
+/// Sends the notes of files read from now on to `sink` instead of stderr (the command-line tool
+/// routes them through its own output, a fuzzer or a library user can drop them).
+pub fn set_note_sink(sink: fn(&str)) {
+    *NOTE_SINK.write().unwrap_or_else(|p| p.into_inner()) = Some(sink);
+}
+
+/// Hands `notes` to the note sink: by default each is a line `note: ...` on stderr (a stderr that
+/// cannot be written is ignored: a note is never worth failing a read).
+pub(super) fn emit_notes(notes: &[String]) {
+    let sink = *NOTE_SINK.read().unwrap_or_else(|p| p.into_inner());
+    for note in notes {
+        match sink {
+            Some(f) => f(note),
+            None => {
+                let _ = writeln!(std::io::stderr().lock(), "note: {note}");
+            }
+        }
+    }
+}
+
+/// Reads a CSV file (see the module doc of [`crate::data`] for the rules); its notes go to the
+/// note sink.
 pub fn load_csv(path: impl AsRef<Path>) -> Result<Array2<f64>, DataError> {
-    load_csv_with_header(path).map(|c| c.data)
+    let c = load_csv_with_header(path)?;
+    emit_notes(&c.notes);
+    Ok(c.data)
 }
 
-/// Reads a CSV file and returns its header too, if it has one.
+/// Reads a CSV file and returns its header and notes too.
 pub fn load_csv_with_header(path: impl AsRef<Path>) -> Result<CsvData, DataError> {
     let path = path.as_ref();
     let bytes = read_bytes(path)?;
     parse_csv(path, &bytes)
 }
 
-/// Parses CSV bytes; `path` is only used in errors.
+/// Parses CSV bytes; `path` is only used in errors and notes.
 pub fn parse_csv(path: &Path, bytes: &[u8]) -> Result<CsvData, DataError> {
-    parse_csv_bounded(path, bytes, &Bounds::NONE)
+    let t = parse_table(path, bytes, &Bounds::NONE, None)?;
+    Ok(CsvData {
+        data: t.data,
+        header: t.header,
+        notes: t.notes,
+    })
 }
 
-/// The 1-based line of the first NUL byte, if there is one.
-fn nul_line(bytes: &[u8]) -> Option<usize> {
-    let at = bytes.iter().position(|&b| b == 0)?;
-    Some(1 + bytes[..at].iter().filter(|&&b| b == b'\n').count())
-}
-
-/// The file as text without its BOM. Our own checks on the whole file, before the `csv` crate sees
-/// it: the crate takes a NUL byte as an ordinary character (a binary file would then fail on some
-/// "non-numeric field" instead of being named for what it is), and it checks UTF-8 only inside the
-/// records it returns, so bad bytes in a comment line would pass and an error would name a record,
-/// not a line.
-fn text_of<'a>(path: &Path, bytes: &'a [u8]) -> Result<&'a str, DataError> {
-    if let Some(line) = nul_line(bytes) {
-        return Err(DataError::NulByte {
-            path: path.to_path_buf(),
-            line,
-        });
-    }
-    let text = std::str::from_utf8(bytes).map_err(|e| DataError::NotUtf8 {
-        path: path.to_path_buf(),
-        line: 1 + bytes[..e.valid_up_to()]
-            .iter()
-            .filter(|&&b| b == b'\n')
-            .count(),
-    })?;
-    Ok(text.strip_prefix('\u{feff}').unwrap_or(text))
-}
-
-/// A record that carries no row: a line of blanks (one empty field once trimmed) or a comment line,
-/// whose first non-blank character is `#`. Ours: the `csv` crate's `comment` setting only
-/// recognises a `#` in the line's very first byte, and it passes a line of blanks on as a record.
-fn is_skipped(record: &csv::StringRecord) -> bool {
-    (record.len() == 1 && record[0].is_empty()) || record[0].starts_with('#')
-}
-
-/// The number of fields of the first line that carries a row. Ours: the `csv` crate builds a whole
-/// record (8 bytes of bookkeeping per field) before we could count its fields, and a file of 5e7
-/// columns must be refused before that. Without quoting a field never holds a comma, so this is
-/// exactly the width the reader will find.
-fn first_row_width(text: &str) -> Option<usize> {
-    let line = text.split('\n').find(|line| {
-        let line = line.trim();
-        !line.is_empty() && !line.starts_with('#')
-    })?;
-    Some(1 + line.bytes().filter(|&b| b == b',').count())
-}
-
-/// [`parse_csv`] within `bounds`.
+/// [`parse_csv`] within `bounds`, its notes sent to the note sink.
 pub(super) fn parse_csv_bounded(
     path: &Path,
     bytes: &[u8],
     bounds: &Bounds,
 ) -> Result<CsvData, DataError> {
-    parse_csv_lines(path, bytes, bounds).map(|(data, _)| data)
+    let t = parse_table(path, bytes, bounds, None)?;
+    emit_notes(&t.notes);
+    Ok(CsvData {
+        data: t.data,
+        header: t.header,
+        notes: t.notes,
+    })
 }
 
-/// [`parse_csv_bounded`], also giving the 1-based line of each data row (for errors found after
-/// parsing, such as a bad label).
-pub(super) fn parse_csv_lines(
-    path: &Path,
-    bytes: &[u8],
-    bounds: &Bounds,
-) -> Result<(CsvData, Vec<usize>), DataError> {
-    let max_abs = bounds.max_abs;
-    let p = || path.to_path_buf();
-    let text = text_of(path, bytes)?;
-    if let Some(found) = first_row_width(text) {
-        if found > bounds.max_cols {
-            return Err(DataError::TooManyColumns {
-                path: p(),
-                found,
-                max: bounds.max_cols,
-            });
-        }
+/// A parsed table, with what a labelled reader needs beyond [`CsvData`].
+pub(super) struct Table {
+    /// Every column; where the label column holds a class name, its value is NaN.
+    pub data: Array2<f64>,
+    pub header: Option<Vec<String>>,
+    /// The 1-based line of each row.
+    pub lines: Vec<usize>,
+    /// With a label column: its field in each row as written (trimmed, unquoted).
+    pub label_texts: Option<Vec<String>>,
+    pub notes: Vec<String>,
+}
+
+/// A column name: not a number, not malformed, with a letter in it (so `1.2.3` or `-` are not
+/// names: a line of them is data, and its bad field is reported).
+fn is_name(f: &Field) -> bool {
+    !f.malformed && parse_number(&f.text).is_none() && f.text.chars().any(char::is_alphabetic)
+}
+
+/// How a file's first line (the first that carries a row) reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum FirstLine {
+    /// Names (or empty fields, as pandas writes above an index), at least one name, no number.
+    Names,
+    /// scikit-learn's first line: two unsigned integers (rows, features) then class names.
+    Sklearn,
+    Data,
+}
+
+fn classify(first: &[Field]) -> FirstLine {
+    let names = first.iter().filter(|f| is_name(f)).count();
+    let empty = first
+        .iter()
+        .filter(|f| !f.malformed && f.text.is_empty())
+        .count();
+    let unsigned = |f: &Field| !f.text.is_empty() && f.text.bytes().all(|b| b.is_ascii_digit());
+    if names > 0 && names + empty == first.len() {
+        FirstLine::Names
+    } else if first.len() >= 3
+        && unsigned(&first[0])
+        && unsigned(&first[1])
+        && first[2..].iter().all(is_name)
+    {
+        FirstLine::Sklearn
+    } else {
+        FirstLine::Data
+    }
+}
+
+/// `names` as a note lists them: the first 8, then how many there are.
+fn name_list(names: &[String]) -> String {
+    let shown: Vec<String> = names
+        .iter()
+        .take(8)
+        .map(|n| format!("\"{}\"", shorten(n, 30)))
+        .collect();
+    if names.len() > 8 {
+        format!("{}, ... ({} names)", shown.join(", "), names.len())
+    } else {
+        shown.join(", ")
+    }
+}
+
+/// The state of a parse, row by row.
+struct Reader<'p> {
+    path: &'p Path,
+    bounds: Bounds,
+    /// The label column as asked for (negative: from the end).
+    label_index: Option<isize>,
+    /// (fields of a row in the file, line that fixed it), once the first data row is read.
+    width: Option<(usize, usize)>,
+    /// Every row ends with an empty field, which is not a column.
+    trailing: bool,
+    label_column: Option<usize>,
+    values: Vec<f64>,
+    lines: Vec<usize>,
+    label_texts: Vec<String>,
+    /// The first U+2212 read as a minus: (line, column).
+    unicode_minus: Option<(usize, usize)>,
+}
+
+impl Reader<'_> {
+    fn p(&self) -> std::path::PathBuf {
+        self.path.to_path_buf()
     }
 
-    // Settings: no header row (ours is detected below), any number of fields per record (a line of
-    // blanks or a comment is a record to the crate, so its `flexible(false)` would count them, and
-    // our width error names the line that set the width), no quoting (numbers need none, and a
-    // stray `"` would otherwise join the following lines into one field), `\n` alone ends a record
-    // (a `\r` before it is trimmed as whitespace, and a lone `\r` stays inside its line, so that
-    // line numbers count `\n` as every editor does).
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .quoting(false)
-        .trim(csv::Trim::All)
-        .terminator(csv::Terminator::Any(b'\n'))
-        .from_reader(text.as_bytes());
-    let mut record = csv::StringRecord::new();
-
-    let mut values = Vec::new();
-    let mut header: Option<Vec<String>> = None;
-    let mut header_line = 0;
-    // (number of fields, line that fixed it)
-    let mut width: Option<(usize, usize)> = None;
-    let mut row_lines = Vec::new();
-    loop {
-        match reader.read_record(&mut record) {
-            Ok(true) => {}
-            Ok(false) => break,
-            // Valid UTF-8 in memory, any widths, no quoting: the crate has nothing left to refuse.
-            Err(e) => {
-                return Err(DataError::Read {
-                    path: p(),
-                    source: e.into(),
+    /// Fixes the width from the first data row (`found` fields on `line`); `header` is a named
+    /// header's (number of names, line, whether its last name is empty).
+    fn set_width(
+        &mut self,
+        row: &str,
+        line: usize,
+        found: usize,
+        header: Option<(usize, usize, bool)>,
+        delimiter: u8,
+    ) -> Result<(), DataError> {
+        let last_empty = found >= 2
+            && fields(row, delimiter)
+                .last()
+                .is_some_and(|f| !f.malformed && f.text.is_empty());
+        // A trailing delimiter on every line: the row's last field is empty, and a header (if any)
+        // ends the same way or has one name fewer.
+        self.trailing = last_empty
+            && match header {
+                None => true,
+                Some((names, _, header_last_empty)) => {
+                    header_last_empty && names == found || names + 1 == found
+                }
+            };
+        let (expected, first_line) = match header {
+            Some((names, header_line, _)) if names == found => (names, header_line),
+            Some((names, header_line, _)) if !(self.trailing && names + 1 == found) => {
+                return Err(DataError::Ragged {
+                    path: self.p(),
+                    line,
+                    found,
+                    expected: names,
+                    first_line: header_line,
                 })
             }
+            _ => (found, line),
+        };
+        let cols = found - usize::from(self.trailing);
+        if cols > self.bounds.max_cols {
+            return Err(DataError::TooManyColumns {
+                path: self.p(),
+                found: cols,
+                max: self.bounds.max_cols,
+            });
         }
-        if is_skipped(&record) {
-            continue;
+        self.width = Some((expected, first_line));
+        if let Some(index) = self.label_index {
+            self.label_column = Some(column_index(index, cols).ok_or(DataError::LabelColumn {
+                path: self.p(),
+                index,
+                cols,
+            })?);
         }
-        let line = record_line(&reader, text);
-        match width {
-            None => {
-                width = Some((record.len(), line));
-                if record.iter().all(|f| f.parse::<f64>().is_err()) {
-                    header = Some(record.iter().map(str::to_string).collect());
-                    header_line = line;
-                    continue;
-                }
-            }
-            Some((expected, first_line)) => {
-                if record.len() != expected {
-                    return Err(DataError::Ragged {
-                        path: p(),
-                        line,
-                        found: record.len(),
-                        expected,
-                        first_line,
+        Ok(())
+    }
+
+    /// Reads one data row into `values` (its width already fixed).
+    fn row(&mut self, row: &str, line: usize, delimiter: u8) -> Result<(), DataError> {
+        let (expected, first_line) = self.width.expect("the width is set first");
+        let cols = expected - usize::from(self.trailing);
+        // The width first (counting, no field kept), as a line's other errors would mislead.
+        let found = fields(row, delimiter).count();
+        if found != expected {
+            return Err(DataError::Ragged {
+                path: self.p(),
+                line,
+                found,
+                expected,
+                first_line,
+            });
+        }
+        for (c, field) in fields(row, delimiter).enumerate() {
+            let column = c + 1;
+            if c >= cols {
+                // The trailing delimiter's empty field.
+                if !field.text.is_empty() || field.malformed {
+                    return Err(DataError::EmptyField {
+                        path: self.p(),
+                        line: self.lines.first().copied().unwrap_or(line),
+                        column,
                     });
                 }
+                continue;
             }
-        }
-        for (c, field) in record.iter().enumerate() {
-            let column = c + 1;
-            if field.is_empty() {
+            if field.text.is_empty() && !field.malformed {
                 return Err(DataError::EmptyField {
-                    path: p(),
+                    path: self.p(),
                     line,
                     column,
                 });
             }
-            let value: f64 = field.parse().map_err(|_| DataError::NonNumeric {
-                path: p(),
-                line,
-                column,
-                text: shorten(field, 40),
-            })?;
+            let is_label = self.label_column == Some(c);
+            if is_label {
+                self.label_texts.push(field.text.to_string());
+            }
+            let parsed = if field.malformed {
+                None
+            } else {
+                parse_number(&field.text)
+            };
+            let Some((value, minus)) = parsed else {
+                if is_label && !field.malformed {
+                    self.values.push(f64::NAN);
+                    continue;
+                }
+                return Err(DataError::NonNumeric {
+                    path: self.p(),
+                    line,
+                    column,
+                    text: shorten(field.raw, 40),
+                });
+            };
+            if minus && self.unicode_minus.is_none() {
+                self.unicode_minus = Some((line, column));
+            }
+            let at = Position::Line { line, column };
             if !value.is_finite() {
                 return Err(DataError::NonFinite {
-                    path: p(),
-                    at: Position::Line { line, column },
+                    path: self.p(),
+                    at,
                     value,
                 });
             }
-            if value.abs() > max_abs {
+            if value.abs() > self.bounds.max_abs {
                 return Err(DataError::OutOfRange {
-                    path: p(),
-                    at: Position::Line { line, column },
+                    path: self.p(),
+                    at,
                     value,
-                    max_abs,
+                    max_abs: self.bounds.max_abs,
                 });
             }
-            values.push(value);
+            self.values.push(value);
         }
-        row_lines.push(line);
+        self.lines.push(line);
+        Ok(())
     }
-    let rows = row_lines.len();
+}
+
+/// Parses a CSV table within `bounds`; with `label_index`, that column may hold class names
+/// (kept as text in [`Table::label_texts`], NaN in the data).
+pub(super) fn parse_table(
+    path: &Path,
+    bytes: &[u8],
+    bounds: &Bounds,
+    label_index: Option<isize>,
+) -> Result<Table, DataError> {
+    let text = text_of(path, bytes)?;
+    let p = || path.to_path_buf();
+    let mut lines = content_lines(text);
+    let Some((first_line, first)) = lines.next() else {
+        return Err(DataError::Empty { path: p() });
+    };
+    let delimiter = detect_delimiter(first);
+    let mut notes = Vec::new();
+    if delimiter != b',' {
+        notes.push(format!(
+            "{}: fields separated by {} (as on line {first_line})",
+            path.display(),
+            delimiter_name(delimiter)
+        ));
+    }
+    // Counted before any field is kept: a line of 5e7 fields is refused without 800 MB of them.
+    let first_width = fields(first, delimiter).count();
+    if first_width > bounds.max_cols.saturating_add(1) {
+        return Err(DataError::TooManyColumns {
+            path: p(),
+            found: first_width,
+            max: bounds.max_cols,
+        });
+    }
+    let first_fields: Vec<Field> = fields(first, delimiter).collect();
+    let kind = classify(&first_fields);
+    let mut reader = Reader {
+        path,
+        bounds: *bounds,
+        label_index,
+        width: None,
+        trailing: false,
+        label_column: None,
+        values: Vec::new(),
+        lines: Vec::new(),
+        label_texts: Vec::new(),
+        unicode_minus: None,
+    };
+    let names: Vec<String> = first_fields.iter().map(|f| f.text.to_string()).collect();
+    let header_shape = (kind == FirstLine::Names).then(|| {
+        let last_empty = names.last().is_some_and(String::is_empty) && names.len() >= 2;
+        (names.len(), first_line, last_empty)
+    });
+    let rest: Box<dyn Iterator<Item = (usize, &str)>> = if kind == FirstLine::Data {
+        Box::new(std::iter::once((first_line, first)).chain(lines))
+    } else {
+        Box::new(lines)
+    };
+    for (line, row) in rest {
+        if reader.width.is_none() {
+            let found = fields(row, delimiter).count();
+            reader.set_width(row, line, found, header_shape, delimiter)?;
+        }
+        reader.row(row, line, delimiter)?;
+    }
+    let (file_width, _) = reader.width.unwrap_or((0, 0));
+    let cols = file_width.saturating_sub(usize::from(reader.trailing));
+    let mut header = None;
+    match kind {
+        FirstLine::Data => {}
+        FirstLine::Names => {
+            let mut names = names;
+            if reader.trailing && names.len() == file_width {
+                names.pop();
+            }
+            notes.push(format!(
+                "{}: line {first_line} taken as a header: column names {}",
+                path.display(),
+                name_list(&names)
+            ));
+            header = Some(names);
+        }
+        FirstLine::Sklearn => {
+            let rows = reader.lines.len();
+            let n: Option<usize> = names[0].parse().ok();
+            let d: Option<usize> = names[1].parse().ok();
+            let matches = n == Some(rows) && d.is_some_and(|d| d == cols || d + 1 == cols);
+            // A row of two numbers and a class name in the label column could be data: it is,
+            // unless its counts match the file's.
+            let data_row = !matches
+                && first_fields.len() == file_width
+                && !reader.trailing
+                && first_fields[2..].len() == 1
+                && reader.label_column == Some(2);
+            if data_row {
+                // Read the first line as a row, then the rows after it.
+                let later_values = std::mem::take(&mut reader.values);
+                let later_lines = std::mem::take(&mut reader.lines);
+                let later_texts = std::mem::take(&mut reader.label_texts);
+                let later_minus = reader.unicode_minus.take();
+                reader.row(first, first_line, delimiter)?;
+                reader.values.extend(later_values);
+                reader.lines.extend(later_lines);
+                reader.label_texts.extend(later_texts);
+                reader.unicode_minus = reader.unicode_minus.or(later_minus);
+            } else {
+                let counts = if matches {
+                    String::new()
+                } else {
+                    format!("; its counts are not the file's: {rows} rows of {cols} columns follow")
+                };
+                notes.push(format!(
+                    "{}: line {first_line} taken as a header: scikit-learn's first line ({} rows, {} features, classes {}){counts}",
+                    path.display(),
+                    names[0],
+                    names[1],
+                    name_list(&names[2..])
+                ));
+                header = Some(names);
+            }
+        }
+    }
+    if reader.trailing {
+        notes.push(format!(
+            "{}: every line ends with {}: the empty last column is not read",
+            path.display(),
+            match delimiter {
+                b'\t' => "a tab",
+                b';' => "';'",
+                _ => "','",
+            }
+        ));
+    }
+    if let Some((line, column)) = reader.unicode_minus {
+        notes.push(format!(
+            "{}: line {line}, column {column}: '\u{2212}' (U+2212 MINUS SIGN) read as '-', here and wherever it appears",
+            path.display()
+        ));
+    }
+    let rows = reader.lines.len();
     match (rows, &header) {
         (0, Some(_)) => {
             return Err(DataError::HeaderOnly {
                 path: p(),
-                header_line,
+                header_line: first_line,
             })
         }
         (0, None) => return Err(DataError::Empty { path: p() }),
         (1, _) => return Err(DataError::SingleRow { path: p() }),
         _ => {}
     }
-    let cols = width.map_or(0, |w| w.0);
-    let data = Array2::from_shape_vec((rows, cols), values).expect("rows x cols values");
-    Ok((CsvData { data, header }, row_lines))
-}
-
-/// The 1-based line of the record just read. The crate's own `record.position()` is where it began
-/// to look for the record, which is a line too early after an empty line (rust-csv issue 208), so
-/// the line is taken from where the record ended: the reader has counted the `\n` that ended it.
-fn record_line(reader: &csv::Reader<&[u8]>, text: &str) -> usize {
-    let end = reader.position();
-    let ended_by_newline = end
-        .byte()
-        .checked_sub(1)
-        .is_some_and(|i| text.as_bytes().get(i as usize) == Some(&b'\n'));
-    end.line() as usize - usize::from(ended_by_newline)
+    let data = Array2::from_shape_vec((rows, cols), reader.values).expect("rows x cols values");
+    Ok(Table {
+        data,
+        header,
+        lines: reader.lines,
+        label_texts: reader.label_column.map(|_| reader.label_texts),
+        notes,
+    })
 }
 
 /// Writes `data` as CSV, with `header` (one name per column) as the first line when given. Values
 /// are written in Rust's shortest round-trip form, so [`load_csv`] reads back the same f64s.
-/// Refuses non-finite values ([`DataError::NonFinite`]) and zero columns. Written here, not with
-/// `csv::Writer`: a row of numbers joined by commas needs none of its quoting, which the reader
-/// (no quoting) would not undo.
+/// Refuses non-finite values ([`DataError::NonFinite`]) and zero columns. Header names are written
+/// as given (names with a comma or a quote are the caller's to avoid).
 ///
 /// # Panics
 /// If `header` does not have one name per column.
@@ -290,8 +543,7 @@ mod tests {
         e
     }
 
-    /// Lines count every line of the file: blank lines (the `csv` crate's own position is a line
-    /// early after them), whitespace-only lines, `\r\n` ends, comments and a last line without `\n`.
+    /// Lines count every line of the file: blank lines, whitespace-only lines, `\r\n` ends, comments and a last line without `\n`.
     #[test]
     fn error_lines_count_every_line() {
         assert_eq!(
@@ -316,15 +568,55 @@ mod tests {
         );
     }
 
-    /// No quoting: a quote is a character of its field, and a stray one does not join lines.
+    /// Quoted fields: a delimiter inside quotes, `""` for a quote, blanks around; a quote must
+    /// close on its line (a stray one does not join lines) and be the field's end; elsewhere `"` is
+    /// an ordinary character.
     #[test]
-    fn quotes_are_plain_characters() {
+    fn quoted_fields_stay_on_their_line() {
         assert_eq!(
             error("1,\"2\n3,4\n5,6\n"),
             "t.csv: line 1, column 2: non-numeric field \"\\\"2\""
         );
-        let c = parse("\"x\",\"y\"\n1,2\n3,4\n").unwrap();
-        assert_eq!(c.header, Some(vec!["\"x\"".to_string(), "\"y\"".into()]));
+        let c = parse(" \"x, cm\" ,\"say \"\"y\"\"\"\n\"1\",2\n3, \"4\" \n").unwrap();
+        assert_eq!(
+            c.header,
+            Some(vec!["x, cm".to_string(), "say \"y\"".into()])
+        );
+        assert_eq!(c.data, array![[1.0, 2.0], [3.0, 4.0]]);
+        assert_eq!(
+            error("1,\"2\"x\n3,4\n"),
+            "t.csv: line 1, column 2: non-numeric field \"\\\"2\\\"x\""
+        );
+        assert_eq!(
+            error("1,2\n3,4\"\n"),
+            "t.csv: line 2, column 2: non-numeric field \"4\\\"\""
+        );
+    }
+
+    /// The delimiter is the first line's: `;`, else `,`, else a tab; a later line split otherwise
+    /// is ragged, and a tab next to a comma is a blank.
+    #[test]
+    fn the_delimiter_comes_from_the_first_line() {
+        let c = parse("a;b\n1;2\n3;4\n").unwrap();
+        assert_eq!(c.data, array![[1.0, 2.0], [3.0, 4.0]]);
+        assert_eq!(
+            c.notes,
+            [
+                "t.csv: fields separated by ';' (as on line 1)",
+                "t.csv: line 1 taken as a header: column names \"a\", \"b\""
+            ]
+        );
+        let c = parse("1\t2\n3\t \n").unwrap_err().to_string();
+        assert_eq!(c, "t.csv: line 2, column 2: empty field");
+        assert_eq!(
+            parse("1,\t2\n3\t,4\n").unwrap().data,
+            array![[1.0, 2.0], [3.0, 4.0]]
+        );
+        assert_eq!(
+            error("1;2\n3,4\n"),
+            "t.csv: line 2: ragged row with 1 fields, expected 2 (as on line 1)"
+        );
+        assert!(parse("1,2\n3,4\n").unwrap().notes.is_empty());
     }
 
     /// Only `\n` ends a line: a lone `\r` stays inside its line (and its field).
@@ -341,11 +633,19 @@ mod tests {
         let c = parse("\u{feff}  # note, with a comma\n a , b \n1,2\n#x\n3,4").unwrap();
         assert_eq!(c.header, Some(vec!["a".to_string(), "b".into()]));
         assert_eq!(c.data, array![[1.0, 2.0], [3.0, 4.0]]);
-        // A first line with one number is data.
+        // A first line with one number is data; so is one with a field that is neither a number
+        // nor a name (no letter).
         assert_eq!(
             error("a,1\n2,3\n"),
             "t.csv: line 1, column 1: non-numeric field \"a\""
         );
+        assert_eq!(
+            error("1.2.3,x\n2,3\n"),
+            "t.csv: line 1, column 1: non-numeric field \"1.2.3\""
+        );
+        // Empty names beside names (pandas' index column) make a header.
+        let c = parse(",a,b\n0,1,2\n1,3,4\n").unwrap();
+        assert_eq!(c.header, Some(vec!["".to_string(), "a".into(), "b".into()]));
     }
 
     /// The width of the first row is counted before any record is built, past blanks and comments.

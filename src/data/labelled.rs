@@ -4,8 +4,13 @@
 //! A label is a class number: an integer from 0 to [`MAX_CLASSES`] - 1, written as a number in the
 //! file (`3`, `3.0` and `3e0` are the same label; `-0` is 0). Anything else is a
 //! [`DataError::BadLabel`] naming the file, the CSV line or NPY row, and the column.
+//!
+//! A CSV label column may instead hold class names (`setosa`, `Iris-versicolor`, as UCI's and
+//! Kaggle's files do): when any of its fields is not a number, every field is a name, and the
+//! classes are the distinct names numbered in sorted order (by code point, so a shuffled copy of
+//! the file numbers them the same), which a note lists.
 
-use super::csv::parse_csv_lines;
+use super::csv::{emit_notes, parse_table};
 use super::load::{is_npy, parse_npy_within, read_bytes};
 use super::{Bounds, DataError, Position};
 use ndarray::{Array2, Axis};
@@ -108,11 +113,16 @@ pub(super) fn parse_labelled(
         max_cols: bounds.max_cols.saturating_add(1),
     };
     // The CSV line of each row, for errors; an NPY file names rows by number.
-    let (table, lines) = if is_npy(path) {
-        (parse_npy_within(path, bytes, &file_bounds)?, None)
+    let (table, lines, texts, mut notes) = if is_npy(path) {
+        (
+            parse_npy_within(path, bytes, &file_bounds)?,
+            None,
+            None,
+            Vec::new(),
+        )
     } else {
-        let (csv, lines) = parse_csv_lines(path, bytes, &file_bounds)?;
-        (csv.data, Some(lines))
+        let t = parse_table(path, bytes, &file_bounds, Some(label_column))?;
+        (t.data, Some(t.lines), t.label_texts, t.notes)
     };
     let cols = table.ncols();
     let column = column_index(label_column, cols).ok_or_else(|| DataError::LabelColumn {
@@ -125,27 +135,54 @@ pub(super) fn parse_labelled(
             path: path.to_path_buf(),
         });
     }
+    let kept: Vec<usize> = (0..cols).filter(|&c| c != column).collect();
+    let line_of = |r: usize| match &lines {
+        Some(lines) => Position::Line {
+            line: lines[r],
+            column: column + 1,
+        },
+        None => Position::Row {
+            row: r + 1,
+            column: column + 1,
+        },
+    };
+    // Class names: some label is not a number (a NaN in the table; a NaN written as a number is
+    // refused by the reader).
+    if let Some(texts) = texts.filter(|_| table.column(column).iter().any(|v| v.is_nan())) {
+        let (labels, names) = classes_by_name(&texts);
+        if let Some(r) = labels.iter().position(|&l| l >= MAX_CLASSES) {
+            return Err(DataError::BadLabel {
+                path: path.to_path_buf(),
+                at: line_of(r),
+                value: labels[r] as f64,
+                reason: "too large",
+            });
+        }
+        notes.push(format!(
+            "{}: column {} holds class names, numbered in sorted order: {}",
+            path.display(),
+            column + 1,
+            class_list(&names)
+        ));
+        emit_notes(&notes);
+        return Ok(LabelledData {
+            points: table.select(Axis(1), &kept),
+            labels,
+            classes: names.len(),
+        });
+    }
     let mut labels = Vec::with_capacity(table.nrows());
     for (r, &value) in table.column(column).iter().enumerate() {
         let label = class_of(value).map_err(|reason| DataError::BadLabel {
             path: path.to_path_buf(),
-            at: match &lines {
-                Some(lines) => Position::Line {
-                    line: lines[r],
-                    column: column + 1,
-                },
-                None => Position::Row {
-                    row: r + 1,
-                    column: column + 1,
-                },
-            },
+            at: line_of(r),
             value,
             reason,
         })?;
         labels.push(label);
     }
-    let kept: Vec<usize> = (0..cols).filter(|&c| c != column).collect();
     let classes = labels.iter().max().map_or(0, |&m| m + 1);
+    emit_notes(&notes);
     Ok(LabelledData {
         points: table.select(Axis(1), &kept),
         labels,
@@ -153,8 +190,38 @@ pub(super) fn parse_labelled(
     })
 }
 
+/// The class of each row from its name, and the names in class order: the distinct names sorted.
+fn classes_by_name(texts: &[String]) -> (Vec<usize>, Vec<String>) {
+    let names: Vec<String> = texts
+        .iter()
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .cloned()
+        .collect();
+    let labels = texts
+        .iter()
+        .map(|t| names.binary_search(t).expect("every name is listed"))
+        .collect();
+    (labels, names)
+}
+
+/// `0 setosa, 1 versicolor, ...` for a note: the first 10 classes, then how many there are.
+fn class_list(names: &[String]) -> String {
+    let shown: Vec<String> = names
+        .iter()
+        .take(10)
+        .enumerate()
+        .map(|(k, n)| format!("{k} {n:?}"))
+        .collect();
+    if names.len() > 10 {
+        format!("{}, ... ({} classes)", shown.join(", "), names.len())
+    } else {
+        shown.join(", ")
+    }
+}
+
 /// The 0-based column that `index` names among `cols` (negative: from the end), if there is one.
-fn column_index(index: isize, cols: usize) -> Option<usize> {
+pub(super) fn column_index(index: isize, cols: usize) -> Option<usize> {
     if index >= 0 {
         Some(index.unsigned_abs()).filter(|&c| c < cols)
     } else {
