@@ -2,7 +2,8 @@
 //! (tests/data/tabular: its iris.csv and wine_data.csv as shipped), named headers, tab- and
 //! semicolon-separated files, quoted fields, Windows line ends, a trailing delimiter, class names
 //! in the label column, a Unicode minus. Each loads as given, and what the reader inferred is a
-//! `note:` on stderr; a first row is never dropped silently.
+//! `note:` on stderr; a first row is never dropped silently. Also `data --dataset digits` with
+//! `--n` / `--seed`, and `quality` on a model trained on `data --dataset digits`'s file.
 
 mod common;
 
@@ -373,5 +374,43 @@ fn class_names_in_the_label_column_are_sorted_classes() {
             "never",
         ],
         &["bad.csv: line 3, column 1: non-numeric field \"x\""],
+    );
+}
+
+/// `data --dataset digits` writes the fixed split: `--n` and `--seed` are refused (they were
+/// ignored); the other datasets take them.
+#[test]
+fn data_digits_refuses_n_and_seed() {
+    let dir = tempfile::tempdir().unwrap();
+    for flag in ["--n", "--seed"] {
+        rejected(
+            dir.path(),
+            &["data", "--dataset", "digits", "--out", "d.csv", flag, "5"],
+            &[
+                &format!("{flag} does not apply to --dataset digits"),
+                "1497",
+            ],
+        );
+    }
+    ok(
+        dir.path(),
+        &[
+            "data",
+            "--dataset",
+            "circles",
+            "--out",
+            "c.csv",
+            "--n",
+            "5",
+            "--seed",
+            "3",
+        ],
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("c.csv"))
+            .unwrap()
+            .lines()
+            .count(),
+        5
     );
 }
