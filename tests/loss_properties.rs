@@ -87,7 +87,9 @@ fn spec() -> impl Strategy<Value = Spec> {
     ];
     let conditioning = prop_oneof![
         Just(Conditioning::Raw),
-        Just(Conditioning::Fourier { frequencies: 2 })
+        Just(Conditioning::Fourier { frequencies: 2 }),
+        Just(Conditioning::RawH),
+        Just(Conditioning::FourierH { frequencies: 1 })
     ];
     let heads = prop_oneof![Just(Heads::U), Just(Heads::UV)];
     let beta = prop_oneof![Just(0.0), Just(0.5), Just(1.0), 0.0..=1.0];

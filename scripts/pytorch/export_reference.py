@@ -55,7 +55,9 @@ ACTIVATIONS = {
 
 
 def time_embedding_width(conditioning):
-    """Columns of emb(s) for one scalar s: 1 (raw) or 1 + 2K (fourierK)."""
+    """Columns of emb(s) for one scalar s: 1 (raw) or 1 + 2K (fourierK); an `h-` prefix (h alone
+    enters the network, improved MeanFlow's way) does not change it."""
+    conditioning = conditioning.removeprefix("h-")
     if conditioning == "raw":
         return 1
     k = conditioning[len("fourier"):]
@@ -72,7 +74,9 @@ class MeanFlowMLP(nn.Module):
         self.act = ACTIVATIONS[activation]
         one = time_embedding_width(conditioning)
         self.freqs = (one - 1) // 2
-        fan_in = d + 2 * one + (one if guidance_input else 0) + (class_dim if classes > 0 else 0)
+        self.h_only = conditioning.startswith("h-")
+        times = 1 if self.h_only else 2
+        fan_in = d + times * one + (one if guidance_input else 0) + (class_dim if classes > 0 else 0)
         self.trunk = nn.ModuleList()
         for _ in range(depth):
             self.trunk.append(nn.Linear(fan_in, width))
@@ -96,7 +100,7 @@ class MeanFlowMLP(nn.Module):
         return torch.cat([s, torch.sin(phases), torch.cos(phases)], dim=1)
 
     def features(self, z, t, h, labels=None, scales=None):
-        parts = [z, self.embed(t), self.embed(h)]
+        parts = [z, self.embed(h)] if self.h_only else [z, self.embed(t), self.embed(h)]
         if self.guidance_input:
             parts.append(self.embed(1.0 - 1.0 / scales))  # g = 1 - 1/w, in [0, 1)
         if self.class_embed is not None:

@@ -51,8 +51,8 @@ fn activate<R: Real>(f: Elementwise, x: R) -> R {
 /// The time embedding of one scalar s: [s] (raw), or [s, sin(2^k pi s)_k, cos(2^k pi s)_k].
 fn embed<R: Real>(conditioning: Conditioning, s: R) -> Vec<R> {
     match conditioning {
-        Conditioning::Raw => vec![s],
-        Conditioning::Fourier { frequencies } => {
+        Conditioning::Raw | Conditioning::RawH => vec![s],
+        Conditioning::Fourier { frequencies } | Conditioning::FourierH { frequencies } => {
             let phases: Vec<R> = (0..frequencies)
                 .map(|k| s * R::constant(std::f64::consts::PI * 2f64.powi(k as i32)))
                 .collect();
@@ -91,7 +91,13 @@ pub fn net<R: Real>(
 ) -> (Vec<R>, Option<Vec<R>>) {
     let trunk = |h: R| {
         let mut a: Vec<R> = z.to_vec();
-        a.extend(embed(config.conditioning, t));
+        // The h- variants (improved MeanFlow's) give the network h alone.
+        if matches!(
+            config.conditioning,
+            Conditioning::Raw | Conditioning::Fourier { .. }
+        ) {
+            a.extend(embed(config.conditioning, t));
+        }
         a.extend(embed(config.conditioning, h));
         if config.guidance_input {
             a.extend(embed(config.conditioning, R::constant(1.0 - 1.0 / w)));

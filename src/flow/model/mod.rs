@@ -73,7 +73,7 @@ impl ModelConfig {
     /// Columns of emb(g) in a_0: the width of one time's embedding with a guidance input, else 0.
     pub fn guidance_input_width(&self) -> usize {
         if self.guidance_input {
-            self.conditioning.width() / 2
+            self.conditioning.one_time_width()
         } else {
             0
         }
