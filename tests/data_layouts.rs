@@ -414,3 +414,68 @@ fn data_digits_refuses_n_and_seed() {
         5
     );
 }
+
+/// README's round trip: `data --dataset digits`, `train --dataset FILE --label-column -1`, then
+/// `quality` (was: "not a model of the digits"); a run on the held-out digits is refused.
+#[test]
+fn quality_scores_a_model_of_the_digits_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(d, &["data", "--dataset", "digits", "--out", "digits.csv"]);
+    ok(
+        d,
+        &[
+            "data",
+            "--dataset",
+            "digits",
+            "--held-out",
+            "--out",
+            "held.npy",
+        ],
+    );
+    train(
+        d,
+        "run",
+        &["--dataset", "digits.csv", "--label-column", "-1"],
+    );
+    let out = meanflow(
+        d,
+        &[
+            "quality",
+            "--checkpoint",
+            "run/checkpoint.safetensors",
+            "--per-class",
+            "2",
+        ],
+    );
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        report.contains("20 samples: class accuracy 0.") && report.contains("Fréchet"),
+        "{report}"
+    );
+    train(
+        d,
+        "held",
+        &["--dataset", "held.npy", "--label-column", "-1"],
+    );
+    rejected(
+        d,
+        &[
+            "quality",
+            "--checkpoint",
+            "held/checkpoint.safetensors",
+            "--per-class",
+            "2",
+        ],
+        &["trained on the 300 held-out digits"],
+    );
+    // Other data are still not digits.
+    std::fs::write(d.join("p.csv"), "1,2\n3,4\n5,6\n").unwrap();
+    train(d, "other", &["--dataset", "p.csv"]);
+    rejected(
+        d,
+        &["quality", "--checkpoint", "other/checkpoint.safetensors"],
+        &["not a model of the digits"],
+    );
+}

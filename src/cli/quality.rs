@@ -6,21 +6,32 @@
 //! 10 x `--per-class` without classes) from `Rng::seed_from_u64(--seed)`, by `--steps K` mean-flow
 //! steps or `--euler K` steps of the velocity, at `--guidance W`, with the EMA weights unless
 //! `--raw`.
+//!
+//! A model of the digits is one trained with `--dataset digits`, or on the file `meanflow data
+//! --dataset digits` writes (the 1497 training digits in pixels, with or without their labels, as
+//! CSV or NPY, in any column order the label allows), recognised by the data fingerprint its run
+//! recorded: the scores compare with the same training and held-out digits either way, and the
+//! samples come back in pixels whatever units the model worked in. A run on the held-out digits or
+//! on all 1797 is refused: the scores measure against the held-out digits it was trained on.
 
 use super::common::{check_not_an_input, write_json};
 use super::output::outln;
 use super::sample::{class_blocks, generate, guidance_scale, Method, MethodArgs};
 use super::{CliError, CliResult};
 use clap::Args;
+use meanflow::data::{digits, digits_split, LabelledData, DIGITS_CLASSES, DIGITS_DIM};
 use meanflow::flow::sampling::Conditions;
-use meanflow::run::checkpoint::{model_units, trained_on_digits};
+use meanflow::run::checkpoint::{model_units, recorded_run, trained_on_digits};
+use meanflow::run::config::DatasetJson;
+use meanflow::run::dataset::fingerprint;
 use meanflow::train::checkpoint::{Checkpoint, Precision};
 use meanflow::verify::digits_quality::{DigitsJudge, DigitsScore};
 use std::path::PathBuf;
 
 #[derive(Args, Debug)]
 pub struct QualityArgs {
-    /// Checkpoint of a model trained on the digits (`--dataset digits`)
+    /// Checkpoint of a model trained on the digits (`--dataset digits`, or the file `data --dataset
+    /// digits` writes)
     #[arg(long, value_name = "FILE")]
     pub checkpoint: PathBuf,
     #[command(flatten)]
@@ -55,6 +66,59 @@ struct QualityJson {
     score: DigitsScore,
 }
 
+/// Which of the digits a model was trained on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum DigitsPart {
+    /// The 1497 training digits: the built-in dataset, or the file of `data --dataset digits`.
+    Training,
+    /// The 300 held-out digits (`data --dataset digits --held-out`).
+    HeldOut,
+    /// All 1797 (scikit-learn's digits.csv.gz).
+    All,
+}
+
+/// Which digits the checkpoint's model was trained on, if it is a model of the digits: 64-D, with
+/// the digits' 10 classes or none, and trained on the built-in digits or on a file whose recorded
+/// shape and fingerprint (values, and labels when read with a label column) are those of a part of
+/// the digits in pixels.
+fn digits_model(ck: &Checkpoint) -> Option<DigitsPart> {
+    if trained_on_digits(ck) {
+        return Some(DigitsPart::Training);
+    }
+    let model = ck.config.model;
+    if model.dim != DIGITS_DIM || !(model.classes == 0 || model.classes == DIGITS_CLASSES) {
+        return None;
+    }
+    let DatasetJson::File {
+        rows,
+        cols,
+        fingerprint: recorded,
+        label_column,
+        ..
+    } = recorded_run(ck)?.dataset
+    else {
+        return None;
+    };
+    let (train, held_out) = digits_split();
+    let same = |part: &LabelledData| {
+        (rows, cols) == (part.len(), part.dim())
+            && recorded
+                == fingerprint(
+                    part.points.view(),
+                    label_column.map(|_| part.labels.as_slice()),
+                )
+    };
+    if same(&train) {
+        Some(DigitsPart::Training)
+    } else if same(&held_out) {
+        Some(DigitsPart::HeldOut)
+    } else if same(&digits()) {
+        Some(DigitsPart::All)
+    } else {
+        None
+    }
+}
+
 /// `meanflow quality`.
 pub fn run(args: QualityArgs) -> CliResult<i32> {
     if args.per_class == 0 || args.per_class > 10_000 {
@@ -72,11 +136,24 @@ pub fn run(args: QualityArgs) -> CliResult<i32> {
         )?;
     }
     let ck = Checkpoint::read(&args.checkpoint).map_err(|e| CliError::usage(e.to_string()))?;
-    if !trained_on_digits(&ck) {
-        return Err(CliError::usage(format!(
-            "{}: not a model of the digits (meanflow train --dataset digits); for other data use meanflow eval",
-            args.checkpoint.display()
-        )));
+    match digits_model(&ck) {
+        Some(DigitsPart::Training) => {}
+        Some(part) => {
+            return Err(CliError::usage(format!(
+                "{}: trained on {}, which quality measures samples against: the scores would flatter the model; train on the 1497 training digits (train --dataset digits, or the file of meanflow data --dataset digits)",
+                args.checkpoint.display(),
+                match part {
+                    DigitsPart::HeldOut => "the 300 held-out digits (data --held-out)",
+                    _ => "all 1797 digits, the 300 held-out ones among them",
+                }
+            )))
+        }
+        None => {
+            return Err(CliError::usage(format!(
+                "{}: not a model of the digits (meanflow train --dataset digits, or a file of meanflow data --dataset digits); for other data use meanflow eval",
+                args.checkpoint.display()
+            )))
+        }
     }
     let guidance = guidance_scale(args.guidance, &ck, &args.checkpoint)?;
     let weights = ck
