@@ -60,6 +60,7 @@ fn make_case(guidance: Guidance, beta: f64, source: VSource, exact: bool, seed: 
         c: 1e-3,
         guidance,
         label_dropout: if guidance == Guidance::None { 0.0 } else { 0.1 },
+        guidance_interval: None,
     };
     loss.validate(&model).unwrap();
     // 7 rows: 0..4 with r < t, then r = t; labels with the null class (3) twice.

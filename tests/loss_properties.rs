@@ -156,6 +156,7 @@ impl Spec {
             c: self.c,
             guidance: Default::default(),
             label_dropout: 0.0,
+            guidance_interval: None,
         };
         loss.validate(&model).expect("valid loss options");
         let mut rng = Rng::seed_from_u64(self.seed);
@@ -493,6 +494,7 @@ fn presets_by_name_give_their_documented_options() {
             c: 1e-3,
             guidance: Guidance::None,
             label_dropout: 0.0,
+            guidance_interval: None,
         };
         assert_eq!(LossConfig::preset(preset), want, "{name}");
     }

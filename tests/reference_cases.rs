@@ -83,7 +83,12 @@ fn check_conditional(name: &str, guidance: &str) {
         // equals it on the others.
         let (v_g, v_c) = (&c.expected["v_target"], &c.expected["v_c"]);
         for (i, &label) in c.batch.labels.iter().enumerate() {
-            let unguided = c.model.guidance_input && c.batch.scales[[i, 0]] == 1.0;
+            let t = c.batch.t[[i, 0]];
+            let outside = c
+                .loss
+                .guidance_interval
+                .is_some_and(|[lo, hi]| t < lo || t > hi);
+            let unguided = outside || c.model.guidance_input && c.batch.scales[[i, 0]] == 1.0;
             let same = v_g.row(i) == v_c.row(i);
             assert_eq!(
                 same,
@@ -133,6 +138,21 @@ fn cond_imfhead_input_exact_gelu() {
 #[test]
 fn cond_blend_noguide_softplus() {
     check_conditional("cond_blend_noguide_softplus", "none");
+}
+/// MF's guidance interval [0.3, 0.7] (kappa 0.5, p = 1, c = 0.01, the network seeing h alone):
+/// rows with a class and t outside the interval keep v_c; the case has such rows on both sides.
+#[test]
+fn cond_mf_target_interval_silu() {
+    check_conditional("cond_mf_target_interval_silu", "target");
+    let c = case("cond_mf_target_interval_silu");
+    assert_eq!(c.loss.guidance_interval, Some([0.3, 0.7]));
+    let guided_outside = |below: bool| {
+        (0..c.batch.len()).any(|i| {
+            let t = c.batch.t[[i, 0]];
+            c.batch.labels[i] != c.model.classes && if below { t < 0.3 } else { t > 0.7 }
+        })
+    };
+    assert!(guided_outside(true) && guided_outside(false));
 }
 
 /// The load error of `name` with `tensor`'s element `index` set to `value`.

@@ -81,6 +81,7 @@ fn case(
         c: 0.1,
         guidance: Default::default(),
         label_dropout: 0.0,
+        guidance_interval: None,
     };
     let params = MlpParams::init(&model, &mut rng);
     let gap = gap.min(batch);

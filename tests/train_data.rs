@@ -410,3 +410,100 @@ fn a_diverging_run_stops_with_the_last_good_checkpoint() {
         assert!(said.contains(&format!("step {step})")), "{name}: {said}");
     }
 }
+
+/// MF's guidance interval trains (config.json records it), and is refused where it does not
+/// apply: with guidance as an input, without guidance, reversed or outside [0, 1], or given to
+/// an unconditional model; a resume with another interval is refused.
+#[test]
+fn the_guidance_interval_trains_and_is_refused_where_it_does_not_apply() {
+    let dir = scratch("guidance_interval");
+    mixed_scale_table(&dir.join("table.csv"), 20);
+    let labelled = [
+        "train",
+        "--dataset",
+        "table.csv",
+        "--label-column",
+        "-1",
+        "--steps",
+        "20",
+    ];
+    let with = |extra: &[&'static str]| -> Vec<&'static str> {
+        labelled.iter().chain(extra).copied().collect()
+    };
+    succeeds(
+        &dir,
+        &with(&[
+            "--loss",
+            "mf",
+            "--guidance",
+            "target:2",
+            "--guidance-interval",
+            "0.3,0.7",
+            "--eval-every",
+            "0",
+            "--out",
+            "run",
+        ]),
+    );
+    let config = std::fs::read_to_string(dir.join("run/config.json")).unwrap();
+    let config: serde_json::Value = serde_json::from_str(&config).unwrap();
+    assert_eq!(
+        config["train"]["loss"]["guidance_interval"],
+        serde_json::json!([0.3, 0.7])
+    );
+    for (args, needle) in [
+        (
+            with(&["--guidance", "input:2", "--guidance-interval", "0.3,0.7"]),
+            "target",
+        ),
+        (with(&["--guidance-interval", "0.3,0.7"]), "target"),
+        (
+            with(&["--guidance", "target:2", "--guidance-interval", "0.7,0.3"]),
+            "t_min < t_max",
+        ),
+        (
+            with(&["--guidance", "target:2", "--guidance-interval", "0,1.5"]),
+            "t_max <= 1",
+        ),
+        (
+            with(&["--guidance", "target:2", "--guidance-interval", "0.3"]),
+            "T_MIN,T_MAX",
+        ),
+        (
+            vec![
+                "train",
+                "--dataset",
+                "table.csv",
+                "--guidance-interval",
+                "0.3,0.7",
+            ],
+            "class-conditional",
+        ),
+        (
+            vec![
+                "train",
+                "--resume",
+                "run",
+                "--steps",
+                "30",
+                "--guidance-interval",
+                "0.2,0.7",
+            ],
+            "guidance-interval",
+        ),
+    ] {
+        let mut args = args;
+        if args[1] != "--resume" {
+            args.extend(["--out", "refused"]);
+        }
+        let out = meanflow(&dir, &args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.starts_with("error: "), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(needle),
+            "{args:?}: {needle:?} not in {stderr}"
+        );
+        assert!(!dir.join("refused").exists());
+    }
+}

@@ -148,6 +148,10 @@ def guided_target(model, loss, z, t, v_c, labels, scales):
     else:
         raise ValueError(f"unknown guidance kind {kind!r}")
     has_class = (labels != model.classes).unsqueeze(1)
+    if "guidance_interval" in loss:
+        # MF's interval: guided only where t_min <= t <= t_max (Gsunshine/meanflow meanflow.py).
+        t_min, t_max = loss["guidance_interval"]
+        has_class = has_class & (t >= t_min) & (t <= t_max)
     return torch.where(has_class, guided, v_c), own
 
 
@@ -251,6 +255,10 @@ GOLDEN_CASES = [
                 label_dropout=0.1),
     base_config("cond_blend_noguide_softplus", d=3, width=8, depth=1, activation="softplus",
                 beta=0.5, classes=2, class_dim=2, exact=True),
+    base_config("cond_mf_target_interval_silu", d=2, width=12, depth=2, activation="silu",
+                conditioning="h-fourier2", classes=3, class_dim=3, p=1.0, c=0.01,
+                guidance={"kind": "target", "w": 2.5, "kappa": 0.5},
+                guidance_interval=[0.3, 0.7], label_dropout=0.1),
 ]
 
 

@@ -16,8 +16,12 @@
 //! the trained w / (1 - kappa) for MF, at the w the sampler asks for with iMF.
 //!
 //! iMF draws w log-uniformly on [1, 1 + w_max], the official code's power law with beta = 1:
-//! w = exp(u ln(1 + w_max)), u ~ U(0, 1). (Its guidance interval [t_min, t_max], a further input,
-//! is not modelled here: w applies at every t.)
+//! w = exp(u ln(1 + w_max)), u ~ U(0, 1) (Lyy-iiis/imeanflow `imf.py`, `sample_cfg_scale`).
+//!
+//! MF's guidance interval ([`crate::flow::loss::LossConfig::guidance_interval`]): the target is
+//! guided only on rows with t_min <= t <= t_max and is v_c elsewhere (Gsunshine/meanflow
+//! `meanflow.py`). iMF's interval, drawn per row and given to the network as a further input,
+//! is not modelled yet: its w applies at every t.
 //!
 //! Both targets contain the network's own outputs, a bootstrapped regression: the target of a row
 //! moves with the fit. With plain squared error (p = 0) a large w_max can diverge: measured on the
@@ -134,20 +138,33 @@ pub struct TargetInputs {
 }
 
 /// Records v_g (see the module documentation) for rows of classes `labels` (the null class is
-/// `classes`) and, for [`Guidance::Input`], scales `scales` [B, 1].
+/// `classes`) at times `times` [B, 1] and, for [`Guidance::Input`], scales `scales` [B, 1]. With
+/// an `interval` [t_min, t_max] a row is guided only when t_min <= t <= t_max (MF's interval; v_g
+/// = v_c elsewhere, as on the rows without a class).
 ///
 /// # Panics
 /// With [`Guidance::None`], or if a velocity the kind needs is missing.
+#[allow(clippy::too_many_arguments)]
 pub fn record_guided_target<T: Float>(
     tape: &mut Tape<T>,
     guidance: &Guidance,
+    interval: Option<[f64; 2]>,
     labels: &[usize],
     classes: usize,
+    times: ndarray::ArrayView2<T>,
     scales: ndarray::ArrayView2<T>,
     inputs: &TargetInputs,
 ) -> Var {
     let rows = labels.len();
-    let conditioned = |i: usize| labels[i] != classes;
+    assert_eq!(
+        times.dim(),
+        (rows, 1),
+        "record_guided_target: times {:?} for {rows} rows",
+        times.dim()
+    );
+    let inside =
+        |i: usize| interval.is_none_or(|[lo, hi]| (lo..=hi).contains(&times[[i, 0]].to_f64()));
+    let conditioned = |i: usize| labels[i] != classes && inside(i);
     // Per-row coefficients, 0 on the rows without a class: v_g = v_c there.
     let column = |tape: &mut Tape<T>, f: &dyn Fn(usize) -> f64| {
         tape.constant_from_fn((rows, 1), |mut col| {
@@ -243,17 +260,21 @@ mod tests {
         );
     }
 
-    /// The recorded v_g equals the formula row by row, and v_c on rows of the null class.
+    /// The recorded v_g equals the formula row by row, and v_c on rows of the null class and,
+    /// with MF's interval [0.3, 0.6], on rows whose t is outside it (t = 0.2 and 0.7 here; the
+    /// interval's ends, 0.3 and 0.6, are inside).
     #[test]
     fn the_recorded_target_is_the_formula() {
         let (b, d, classes) = (4, 3, 5);
         let labels = [0, 5, 3, 1];
         let value = |i: usize, j: usize, k: f64| (k * (i + 1) as f64 - 0.3 * j as f64).sin();
         let scales = ndarray::Array2::from_shape_fn((b, 1), |(i, _)| 1.0 + i as f64);
-        for guidance in [
-            Guidance::Target { w: 2.5, kappa: 0.0 },
-            Guidance::Target { w: 1.5, kappa: 0.3 },
-            Guidance::Input { w_max: 5.0 },
+        let times = ndarray::array![[0.2], [0.3], [0.6], [0.7]];
+        for (guidance, interval) in [
+            (Guidance::Target { w: 2.5, kappa: 0.0 }, None),
+            (Guidance::Target { w: 1.5, kappa: 0.3 }, None),
+            (Guidance::Target { w: 1.5, kappa: 0.3 }, Some([0.3, 0.6])),
+            (Guidance::Input { w_max: 5.0 }, None),
         ] {
             let mut tape = Tape::<f64>::new();
             let v_c = tape.constant_from_fn((b, d), |mut a| {
@@ -276,8 +297,10 @@ mod tests {
             let v_g = record_guided_target(
                 &mut tape,
                 &guidance,
+                interval,
                 &labels,
                 classes,
+                times.view(),
                 scales.view(),
                 &inputs,
             );
@@ -285,7 +308,9 @@ mod tests {
             for i in 0..b {
                 for j in 0..d {
                     let (vc, o, n) = (value(i, j, 1.0), value(i, j, 2.0), value(i, j, 3.0));
-                    let want = if labels[i] == classes {
+                    let outside =
+                        interval.is_some_and(|[lo, hi]| times[[i, 0]] < lo || times[[i, 0]] > hi);
+                    let want = if labels[i] == classes || outside {
                         vc
                     } else {
                         match guidance {

@@ -58,6 +58,11 @@ pub struct LossConfig {
     /// conditional model only): the unconditional model that guidance needs.
     #[serde(default)]
     pub label_dropout: f64,
+    /// MF's guidance interval [t_min, t_max]: the guided target applies on rows with
+    /// t_min <= t <= t_max, v_c elsewhere (Gsunshine/meanflow `meanflow.py`,
+    /// `jnp.where((t >= t_start) & (t <= t_end), omega, 1.0)`); None: every t.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guidance_interval: Option<[f64; 2]>,
 }
 
 /// The named presets.
@@ -95,6 +100,7 @@ impl LossConfig {
             c: 1e-3,
             guidance: Guidance::None,
             label_dropout: 0.0,
+            guidance_interval: None,
         }
     }
 
@@ -122,6 +128,18 @@ impl LossConfig {
             return Err("label dropout needs a class-conditional model".to_string());
         }
         self.guidance.validate()?;
+        if let Some([lo, hi]) = self.guidance_interval {
+            if !matches!(self.guidance, Guidance::Target { .. }) {
+                return Err(
+                    "a guidance interval applies to guidance in the target (target:W)".to_string(),
+                );
+            }
+            if !(0.0 <= lo && lo < hi && hi <= 1.0) {
+                return Err(format!(
+                    "the guidance interval [{lo}, {hi}] must satisfy 0 <= t_min < t_max <= 1"
+                ));
+            }
+        }
         if self.guidance != Guidance::None {
             if model.classes == 0 {
                 return Err("guidance needs a class-conditional model".to_string());
@@ -428,8 +446,10 @@ pub fn record_loss<T: Float>(
         record_guided_target(
             tape,
             &loss.guidance,
+            loss.guidance_interval,
             &batch.labels,
             model.classes,
+            batch.t.view(),
             batch.scales.view(),
             &inputs,
         )

@@ -222,6 +222,9 @@ struct CaseConfig {
     guidance: Guidance,
     #[serde(default)]
     label_dropout: f64,
+    /// MF's guidance interval [t_min, t_max] (absent: every t).
+    #[serde(default)]
+    guidance_interval: Option<[f64; 2]>,
 }
 
 /// A loaded reference case.
@@ -293,6 +296,7 @@ impl ReferenceCase {
             c: cfg.c,
             guidance: cfg.guidance,
             label_dropout: cfg.label_dropout,
+            guidance_interval: cfg.guidance_interval,
         };
         validate_case_config(&model, &loss, cfg.batch).map_err(bad)?;
 

@@ -63,6 +63,9 @@ pub struct TrainArgs {
     /// Guidance in training: none; target:W[:KAPPA] (MF's, fixed scale W in the target); input:WMAX (iMF's, scale drawn in [1, 1 + WMAX] and given to the network, chosen when sampling) [default: none]
     #[arg(long, value_name = "none|target:W[:KAPPA]|input:WMAX")]
     pub guidance: Option<String>,
+    /// MF's guidance interval: target guidance only on rows with T_MIN <= t <= T_MAX, v_c elsewhere (Gsunshine/meanflow) [default: every t]
+    #[arg(long, value_name = "T_MIN,T_MAX")]
+    pub guidance_interval: Option<String>,
     /// Loss preset: mf, imf or imf-head [default: imf]
     #[arg(long, value_name = "mf|imf|imf-head")]
     pub loss: Option<String>,

@@ -4,8 +4,8 @@
 use super::args::*;
 use super::folder_error;
 use super::settings::{
-    check_run_options, parse_activation, parse_ema, parse_guidance, parse_time_dist, usage,
-    FOR_A_RUN,
+    check_run_options, parse_activation, parse_ema, parse_guidance, parse_guidance_interval,
+    parse_time_dist, usage, FOR_A_RUN,
 };
 use crate::cli::common::parse_dataset;
 use crate::cli::{CliError, CliResult};
@@ -54,6 +54,7 @@ pub fn resolve_fresh(args: &TrainArgs) -> CliResult<RunPlan> {
             ("--class-dim", args.class_dim.is_some()),
             ("--label-dropout", args.label_dropout.is_some()),
             ("--guidance", args.guidance.is_some()),
+            ("--guidance-interval", args.guidance_interval.is_some()),
         ] {
             if given {
                 return Err(CliError::usage(format!(
@@ -84,6 +85,9 @@ pub fn resolve_fresh(args: &TrainArgs) -> CliResult<RunPlan> {
         loss.label_dropout = args.label_dropout.unwrap_or(DEFAULT_LABEL_DROPOUT);
         if let Some(g) = &args.guidance {
             loss.guidance = parse_guidance(g)?;
+        }
+        if let Some(i) = &args.guidance_interval {
+            loss.guidance_interval = Some(parse_guidance_interval(i)?);
         }
     }
     let mut time = TimeSampler::preset_default(preset);

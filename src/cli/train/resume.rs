@@ -4,8 +4,8 @@
 
 use super::args::TrainArgs;
 use super::settings::{
-    check_run_options, parse_activation, parse_ema, parse_guidance, parse_time_dist, show_guidance,
-    usage, FOR_A_RUN,
+    check_run_options, parse_activation, parse_ema, parse_guidance, parse_guidance_interval,
+    parse_time_dist, show_guidance, show_guidance_interval, usage, FOR_A_RUN,
 };
 use crate::cli::common::{data_error, parse_dataset};
 use crate::cli::{CliError, CliResult};
@@ -249,6 +249,14 @@ fn check_resume_flags(
             "guidance",
             Some(show_guidance(parse_guidance(g)?)),
             show_guidance(l.guidance),
+            file,
+        )?;
+    }
+    if let Some(i) = &args.guidance_interval {
+        same(
+            "guidance-interval",
+            Some(show_guidance_interval(Some(parse_guidance_interval(i)?))),
+            show_guidance_interval(l.guidance_interval),
             file,
         )?;
     }

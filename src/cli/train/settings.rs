@@ -72,6 +72,23 @@ pub fn parse_guidance(text: &str) -> CliResult<Guidance> {
     Ok(guidance)
 }
 
+/// `--guidance-interval T_MIN,T_MAX`: two numbers; their range is LossConfig::validate's.
+pub fn parse_guidance_interval(text: &str) -> CliResult<[f64; 2]> {
+    let bad = |why: String| CliError::usage(format!("--guidance-interval {text}: {why}"));
+    match text.split(',').collect::<Vec<_>>().as_slice() {
+        [lo, hi] => {
+            let number = |s: &str| crate::cli::common::number(s.trim()).map_err(bad);
+            Ok([number(lo)?, number(hi)?])
+        }
+        _ => Err(bad("expected two times T_MIN,T_MAX such as 0.3,0.7".into())),
+    }
+}
+
+/// `0.3,0.7`, or `none`: a guidance interval as `--guidance-interval` spells it.
+pub fn show_guidance_interval(interval: Option<[f64; 2]>) -> String {
+    interval.map_or("none".into(), |[lo, hi]| format!("{lo},{hi}"))
+}
+
 /// A guidance setting as `--guidance` spells it ([`parse_guidance`] reads it back).
 pub fn show_guidance(g: Guidance) -> String {
     match g {
