@@ -119,6 +119,8 @@ fn one_line(rendered: &str) -> String {
 /// Parses the arguments, runs the command, and returns the exit code (see [`output`] for what a
 /// failed write to stdout or stderr does to it).
 pub fn main() -> i32 {
+    // A data file's layout notes (a header, a delimiter, class names) follow stderr's rules.
+    meanflow::data::csv::set_note_sink(|note| errln!("note: {note}"));
     let code = run_command();
     output::final_exit_code(code)
 }

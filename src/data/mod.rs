@@ -6,15 +6,11 @@
 //! files with a label column ([`load_labelled`]; labels are integers 0 to [`MAX_CLASSES`] - 1).
 //!
 //! # CSV
-//! Comma separated, UTF-8 (a leading BOM is skipped), `\n` or `\r\n` line ends, no quoting. Each
-//! field is trimmed of whitespace and parsed as an f64 (Rust syntax: `1`, `-2.5`, `1e-3`, `.5`,
-//! `+3`). Lines that are empty or all whitespace are skipped wherever they are, and so are comment
-//! lines, whose first non-blank character is `#` (numpy's `loadtxt` convention). A NUL byte means
-//! the file is not text: it is refused, naming its line. The first remaining line is a header when
-//! none of its fields parses as a number; a first line with some numeric and some non-numeric
-//! fields is data, and its bad field is reported. Every row, header included, must have the same
-//! number of fields. Line and column numbers in errors are 1-based (lines count every line of the
-//! file, columns count fields).
+//! The layouts public tabular files ship in: a plain table of numbers, a header of names,
+//! scikit-learn's `n,d,names...` first line, `;` or tab as the delimiter, quoted fields, CRLF, a
+//! BOM, a trailing empty column, class names as labels. Whatever is inferred is said in a note,
+//! and no row is ever dropped silently: the rules are [`csv`](mod@csv)'s module doc and
+//! docs/cli.md, "Data files". Line and column numbers in errors are 1-based.
 //!
 //! # NPY
 //! Format versions 1.0, 2.0 and 3.0; dtype `<f4` or `<f8` (`=` native order accepted on

@@ -5,7 +5,7 @@
 //! draws with the seed's stream 2 (as `meanflow train` draws it), its held-out points fresh draws
 //! from the caller's stream. The digits are what they are: the pool is the 1497 rows of the
 //! training split of [`digits_split`], the held-out points are its 300 held-out rows, both in
-//! model units ([`digits_units`](crate::data::digits_units): pixels 0..16 to [-1, 1]). The posterior x | z_t of the study
+//! model units ([`digits_units`]: pixels 0..16 to [-1, 1]). The posterior x | z_t of the study
 //! ([`super::posterior`]) is over the pool, so on the digits it is exact for the training set.
 
 use crate::data::{digits_split, digits_units, ParseDatasetError, ToyDataset, DIGITS_DIM};

@@ -24,7 +24,7 @@ pub enum Conditioning {
     /// For s in (t, h): [s, sin(pi 2^k s), cos(pi 2^k s) for k = 0..frequencies-1], so
     /// 2 (1 + 2 frequencies) columns; the raw value is kept so that the map stays injective.
     Fourier { frequencies: usize },
-    /// [h]: one column (`h-raw`).
+    /// \[h\]: one column (`h-raw`).
     RawH,
     /// [h, sin(pi 2^k h), cos(pi 2^k h)]: 1 + 2 frequencies columns (`h-fourierK`).
     FourierH { frequencies: usize },
