@@ -146,14 +146,16 @@ fn defaults_match_their_documentation() {
         mf,
         TimeSampler {
             distribution: ln,
-            fraction_equal: 0.75
+            fraction_equal: 0.75,
+            r_distribution: None,
         }
     );
     assert_eq!(
         imf,
         TimeSampler {
             distribution: ln,
-            fraction_equal: 0.5
+            fraction_equal: 0.5,
+            r_distribution: None,
         }
     );
     assert!(mf.validate().is_ok() && imf.validate().is_ok());
@@ -185,6 +187,7 @@ fn r_le_t_and_exactly_the_last_rows_have_r_equal_t() {
             let sampler = TimeSampler {
                 distribution,
                 fraction_equal,
+                r_distribution: None,
             };
             for b in [1usize, 2, 3, 7, 100, 1001] {
                 let label = format!("{distribution:?}, fraction {fraction_equal}, B = {b}");
@@ -246,6 +249,7 @@ fn logit_normal_times_have_the_exact_max_min_distribution() {
         let sampler = TimeSampler {
             distribution: TimeDistribution::LogitNormal { mu, sigma },
             fraction_equal: 0.0,
+            r_distribution: None,
         };
         let (t, r) = fill(&sampler, n, &mut Rng::seed_from_u64(200 + k as u64));
         let label = format!("logit-normal({mu}, {sigma})");
@@ -298,6 +302,7 @@ fn uniform_times_have_the_exact_max_min_distribution() {
     let sampler = TimeSampler {
         distribution: TimeDistribution::Uniform,
         fraction_equal: 0.0,
+        r_distribution: None,
     };
     let (t, r) = fill(&sampler, n, &mut Rng::seed_from_u64(300));
     assert_ks("uniform: t vs x^2", &t, |x| x.clamp(0.0, 1.0).powi(2));
@@ -331,6 +336,7 @@ fn imf_batches_draw_t_as_the_max_on_both_blocks() {
     let uniform = TimeSampler {
         distribution: TimeDistribution::Uniform,
         fraction_equal: 0.5,
+        r_distribution: None,
     };
     let (t, _) = fill(&uniform, b, &mut Rng::seed_from_u64(401));
     assert_ks("uniform, half equal: t on the r = t rows", &t[gap..], |x| {
@@ -348,6 +354,7 @@ fn logit_normal_draws_are_sigmoid_of_mu_plus_sigma_n() {
         let sampler = TimeSampler {
             distribution,
             fraction_equal: 0.0,
+            r_distribution: None,
         };
         let mut rng = Rng::seed_from_u64(500 + k as u64);
         for _ in 0..100 {

@@ -304,6 +304,7 @@ fn per_sample_noise_is_flat_in_batch_size_for_iid_rows() {
         time: TimeSampler {
             distribution: TimeDistribution::Uniform,
             fraction_equal: 0.0,
+            r_distribution: None,
         },
         adam: Default::default(),
         batch: 1,

@@ -292,7 +292,7 @@ fn data_too_large_for_f32_stop_the_run_with_a_readable_checkpoint() {
 }
 
 /// A resumed run keeps its units: `--no-standardize` against a standardised run is refused, and
-/// on a built-in dataset (which has its own units) too.
+/// on a built-in dataset (which has its own units), fresh or resumed, too.
 #[test]
 fn no_standardize_is_refused_where_it_cannot_apply() {
     let dir = scratch("no_standardize");
@@ -311,7 +311,25 @@ fn no_standardize_is_refused_where_it_cannot_apply() {
             "run",
         ],
     );
+    let moons = [
+        "train",
+        "--dataset",
+        "two_moons",
+        "--steps",
+        "10",
+        "--out",
+        "moons",
+    ];
+    succeeds(&dir, &moons);
     for args in [
+        &[
+            "train",
+            "--resume",
+            "moons",
+            "--steps",
+            "20",
+            "--no-standardize",
+        ][..],
         &[
             "train",
             "--resume",
@@ -505,5 +523,74 @@ fn the_guidance_interval_trains_and_is_refused_where_it_does_not_apply() {
             "{args:?}: {needle:?} not in {stderr}"
         );
         assert!(!dir.join("refused").exists());
+    }
+}
+
+/// r's own logit-normal (`--r-time-mu`, `--r-time-sigma`, py-meanflow's sampler) is recorded in
+/// config.json beside t's, kept by a resume, and refused with uniform times or another value on
+/// resume.
+#[test]
+fn r_of_its_own_distribution_is_recorded_and_kept() {
+    let dir = scratch("r_distribution");
+    succeeds(
+        &dir,
+        &[
+            "train",
+            "--dataset",
+            "two_moons",
+            "--steps",
+            "10",
+            "--eval-every",
+            "0",
+            "--r-time-mu",
+            "-4",
+            "--out",
+            "run",
+        ],
+    );
+    let config = std::fs::read_to_string(dir.join("run/config.json")).unwrap();
+    let config: serde_json::Value = serde_json::from_str(&config).unwrap();
+    assert_eq!(
+        config["train"]["time"]["r_distribution"],
+        serde_json::json!({"kind": "logit-normal", "mu": -4.0, "sigma": 1.0})
+    );
+    succeeds(
+        &dir,
+        &[
+            "train",
+            "--resume",
+            "run",
+            "--steps",
+            "20",
+            "--r-time-mu",
+            "-4",
+        ],
+    );
+    for args in [
+        &[
+            "train",
+            "--resume",
+            "run",
+            "--steps",
+            "30",
+            "--r-time-sigma",
+            "2",
+        ][..],
+        &[
+            "train",
+            "--dataset",
+            "two_moons",
+            "--time-dist",
+            "uniform",
+            "--r-time-mu",
+            "-4",
+            "--out",
+            "u",
+        ][..],
+    ] {
+        let out = meanflow(&dir, args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains("r-time"), "{args:?}: {stderr}");
     }
 }

@@ -138,14 +138,19 @@ class BatchSampler:
         time = self.config["time"]
         dist = time["distribution"]
 
-        def draw():
+        def draw(dist):
             if dist["kind"] == "logit-normal":
                 n = torch.randn(b, 1, generator=self.gen, dtype=torch.float64)
                 return torch.sigmoid(dist["mu"] + dist["sigma"] * n)
             return torch.rand(b, 1, generator=self.gen, dtype=torch.float64)
 
-        s1, s2 = draw(), draw()
-        t, r = torch.maximum(s1, s2), torch.minimum(s1, s2)
+        if time.get("r_distribution") is not None:
+            # r of its own distribution, clamped below t (py-meanflow's time sampler v1).
+            t = draw(dist)
+            r = torch.minimum(draw(time["r_distribution"]), t)
+        else:
+            s1, s2 = draw(dist), draw(dist)
+            t, r = torch.maximum(s1, s2), torch.minimum(s1, s2)
         equal = min(int(math.floor(time["fraction_equal"] * b + 0.5)), b)  # round half away
         gap = b - equal  # rows 0 .. gap - 1 have r < t, the others r = t
         r[gap:] = t[gap:]

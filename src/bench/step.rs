@@ -118,6 +118,7 @@ impl BenchConfig {
             time: TimeSampler {
                 distribution: TimeDistribution::Uniform,
                 fraction_equal: BENCH_FRACTION_EQUAL,
+                r_distribution: None,
             },
             adam: AdamConfig::default(),
             batch: self.batch,
@@ -154,6 +155,7 @@ pub fn step_matmul_flops(config: &BenchConfig, loss: LossPreset, exact: bool) ->
     let k = TimeSampler {
         distribution: TimeDistribution::Uniform,
         fraction_equal: BENCH_FRACTION_EQUAL,
+        r_distribution: None,
     }
     .rows_with_gap(config.batch) as f64;
     let model = config.model();

@@ -1,6 +1,9 @@
 //! Sampling the times (r, t) of a training batch.
 //!
-//! Two draws s1, s2 from a distribution on (0, 1) are ordered, t = max, r = min; then an exact
+//! Two draws s1, s2 from a distribution on (0, 1) are ordered, t = max, r = min (MeanFlow's and
+//! improved MeanFlow's way); or, with a distribution of its own for r, t ~ D_t and
+//! r = min(s_r, t) with s_r ~ D_r (py-meanflow's default, `time_sampler.py` v1: t ~
+//! logit-normal(-0.6, 1.6), r ~ logit-normal(-4, 1.6) on CIFAR-10). Then an exact
 //! number of rows, round(fraction_equal B), is set to r = t. Those rows are the *last* ones of the
 //! batch: rows are i.i.d., so the placement changes nothing in distribution, and it lets the loss
 //! seed its tangent on the leading rows only (a row-prefix tangent, `loss::tangent_rows`), skipping
@@ -38,6 +41,10 @@ pub struct TimeSampler {
     pub distribution: TimeDistribution,
     /// Fraction of rows with r = t, in [0, 1].
     pub fraction_equal: f64,
+    /// r's own distribution (r = min(s_r, t)); None: r and t are the ordered pair of two draws
+    /// from `distribution`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub r_distribution: Option<TimeDistribution>,
 }
 
 impl TimeSampler {
@@ -49,6 +56,7 @@ impl TimeSampler {
                 sigma: 1.0,
             },
             fraction_equal: 0.75,
+            r_distribution: None,
         }
     }
 
@@ -77,14 +85,18 @@ impl TimeSampler {
                 self.fraction_equal
             ));
         }
-        if let TimeDistribution::LogitNormal { mu, sigma } = self.distribution {
-            if !mu.is_finite() {
-                return Err(format!("time sampler mu must be finite, got {mu}"));
-            }
-            if !(sigma > 0.0 && sigma.is_finite()) {
-                return Err(format!(
-                    "time sampler sigma must be finite and > 0, got {sigma}"
-                ));
+        for (which, distribution) in [("t", Some(self.distribution)), ("r", self.r_distribution)] {
+            if let Some(TimeDistribution::LogitNormal { mu, sigma }) = distribution {
+                if !mu.is_finite() {
+                    return Err(format!(
+                        "time sampler mu of {which} must be finite, got {mu}"
+                    ));
+                }
+                if !(sigma > 0.0 && sigma.is_finite()) {
+                    return Err(format!(
+                        "time sampler sigma of {which} must be finite and > 0, got {sigma}"
+                    ));
+                }
             }
         }
         Ok(())
@@ -96,7 +108,11 @@ impl TimeSampler {
     }
 
     fn draw(&self, rng: &mut Rng) -> f64 {
-        match self.distribution {
+        Self::draw_from(self.distribution, rng)
+    }
+
+    fn draw_from(distribution: TimeDistribution, rng: &mut Rng) -> f64 {
+        match distribution {
             TimeDistribution::LogitNormal { mu, sigma } => {
                 // s ~ N(mu, sigma^2); validate() has checked sigma > 0.
                 let s: f64 = rng.sample(Normal::new(mu, sigma).expect("a validated sigma"));
@@ -117,7 +133,14 @@ impl TimeSampler {
         );
         let gap_rows = self.rows_with_gap(b);
         for i in 0..b {
-            let (s1, s2) = (self.draw(rng), self.draw(rng));
+            let (s1, s2) = match self.r_distribution {
+                // (t, r) in that order, so that lo = min(s_r, t) and hi = t below.
+                Some(dr) => {
+                    let s_t = self.draw(rng);
+                    (Self::draw_from(dr, rng).min(s_t), s_t)
+                }
+                None => (self.draw(rng), self.draw(rng)),
+            };
             let (lo, hi) = if s1 <= s2 { (s1, s2) } else { (s2, s1) };
             t[[i, 0]] = T::from_f64(hi);
             r[[i, 0]] = T::from_f64(if i < gap_rows { lo } else { hi });
@@ -146,6 +169,40 @@ mod tests {
         let equal = t.iter().zip(r.iter()).filter(|(t, r)| t == r).count();
         assert_eq!(equal, 75);
         assert!((0..25).all(|i| r[[i, 0]] < t[[i, 0]]));
+    }
+
+    /// With r's own logit-normal(-4, 1.6) and t's (-0.6, 1.6) (py-meanflow's CIFAR-10 setting):
+    /// t's median is sigmoid(-0.6) = 0.354, r's on the rows with a gap is that of
+    /// min(s_r, t), within a few hundredths of sigmoid(-4) = 0.018, and r <= t on every row.
+    #[test]
+    fn r_of_its_own_distribution_is_clamped_below_t() {
+        let s = TimeSampler {
+            distribution: TimeDistribution::LogitNormal {
+                mu: -0.6,
+                sigma: 1.6,
+            },
+            fraction_equal: 0.0,
+            r_distribution: Some(TimeDistribution::LogitNormal {
+                mu: -4.0,
+                sigma: 1.6,
+            }),
+        };
+        s.validate().unwrap();
+        let n = 20_001;
+        let (mut t, mut r) = (Array2::<f64>::zeros((n, 1)), Array2::<f64>::zeros((n, 1)));
+        s.fill(&mut Rng::seed_from_u64(3), t.view_mut(), r.view_mut());
+        assert!(t.iter().zip(r.iter()).all(|(t, r)| r <= t));
+        let median = |a: &Array2<f64>| {
+            let mut v: Vec<f64> = a.iter().copied().collect();
+            v.sort_by(f64::total_cmp);
+            v[n / 2]
+        };
+        assert!((median(&t) - 0.354).abs() < 0.01, "t median {}", median(&t));
+        assert!(
+            (median(&r) - 0.018).abs() < 0.005,
+            "r median {}",
+            median(&r)
+        );
     }
 
     #[test]

@@ -93,6 +93,12 @@ pub struct TrainArgs {
     /// Logit-normal standard deviation > 0 [default: 1.0]
     #[arg(long, allow_hyphen_values = true, value_parser = number)]
     pub time_sigma: Option<f64>,
+    /// r's own logit-normal mean: r = min(s_r, t), s_r ~ logit-normal(MU, --r-time-sigma), as py-meanflow draws it [default: r and t from one distribution, ordered]
+    #[arg(long, allow_hyphen_values = true, value_name = "MU", value_parser = number)]
+    pub r_time_mu: Option<f64>,
+    /// r's own logit-normal standard deviation (with --r-time-mu; alone: r's mean is t's) [default: t's]
+    #[arg(long, allow_hyphen_values = true, value_name = "SIGMA", value_parser = number)]
+    pub r_time_sigma: Option<f64>,
     /// Fraction of rows with r = t, in [0, 1] [default: mf 0.75, imf 0.5]
     #[arg(long, allow_hyphen_values = true, value_parser = number)]
     pub frac_equal: Option<f64>,

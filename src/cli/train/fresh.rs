@@ -111,6 +111,17 @@ pub fn resolve_fresh(args: &TrainArgs) -> CliResult<RunPlan> {
             sigma: args.time_sigma.unwrap_or(sigma),
         }
     };
+    if args.r_time_mu.is_some() || args.r_time_sigma.is_some() {
+        let TimeDistribution::LogitNormal { mu, sigma } = time.distribution else {
+            return Err(CliError::usage(
+                "--r-time-mu and --r-time-sigma give r a logit-normal of its own beside t's; they need --time-dist logit-normal",
+            ));
+        };
+        time.r_distribution = Some(TimeDistribution::LogitNormal {
+            mu: args.r_time_mu.unwrap_or(mu),
+            sigma: args.r_time_sigma.unwrap_or(sigma),
+        });
+    }
     if let Some(f) = args.frac_equal {
         time.fraction_equal = f;
     }

@@ -197,6 +197,16 @@ fn check_resume_flags(
     if let Some(g) = args.time_sigma {
         same("time-sigma", Some(g.to_string()), show_opt(sigma), file)?;
     }
+    let (r_mu, r_sigma) = match t.r_distribution {
+        Some(TimeDistribution::LogitNormal { mu, sigma }) => (Some(mu), Some(sigma)),
+        _ => (None, None),
+    };
+    if let Some(g) = args.r_time_mu {
+        same("r-time-mu", Some(g.to_string()), show_opt(r_mu), file)?;
+    }
+    if let Some(g) = args.r_time_sigma {
+        same("r-time-sigma", Some(g.to_string()), show_opt(r_sigma), file)?;
+    }
     same("frac-equal", args.frac_equal, t.fraction_equal, file)?;
     same("width", args.width, m.width, file)?;
     same("depth", args.depth, m.depth, file)?;
@@ -236,11 +246,16 @@ fn check_resume_flags(
             file.display()
         )));
     }
-    if args.no_standardize && !run.units().is_identity() {
-        return Err(CliError::usage(format!(
-            "--no-standardize conflicts with the resumed run, whose model works in standardised units ({}); a resumed run keeps its settings",
-            file.display()
-        )));
+    if args.no_standardize {
+        // It says "this file's own units": true only of a file run that kept them.
+        let file_in_own_units =
+            matches!(run.dataset, DatasetJson::File { .. }) && run.units().is_identity();
+        if !file_in_own_units {
+            return Err(CliError::usage(format!(
+                "--no-standardize conflicts with the resumed run, whose model works in units of its own ({}: a built-in dataset's, or standardised columns); a resumed run keeps its settings",
+                file.display()
+            )));
+        }
     }
     same("class-dim", args.class_dim, m.class_dim, file)?;
     same("label-dropout", args.label_dropout, l.label_dropout, file)?;
