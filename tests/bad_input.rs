@@ -7,80 +7,14 @@
 use meanflow::io::tensor_file::TensorFile;
 use meanflow::train::checkpoint::Checkpoint;
 use serde_json::Value;
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 mod common;
 
-use common::BIN;
+use common::{refused as rejected, succeeds as ok};
 
 fn scratch(name: &str) -> PathBuf {
     common::scratch("bad_input", name)
-}
-
-/// Every file and folder under `dir` with its bytes (None for a folder).
-fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Option<Vec<u8>>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                out.insert(p.clone(), None);
-                stack.push(p);
-            } else {
-                out.insert(p.clone(), Some(std::fs::read(&p).unwrap()));
-            }
-        }
-    }
-    out
-}
-
-/// Runs `meanflow args` in `dir` (the working folder too, so that nothing may appear anywhere
-/// else either) and requires: exit code 2, one line starting `error: ` that contains every
-/// needle, and `dir` unchanged.
-fn rejected(dir: &Path, args: &[&str], needles: &[&str]) {
-    let before = snapshot(dir);
-    let out = Command::new(BIN)
-        .args(args)
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
-    assert_eq!(
-        stderr.lines().count(),
-        1,
-        "{args:?}: not one line: {stderr}"
-    );
-    assert!(stderr.starts_with("error: "), "{args:?}: {stderr}");
-    for n in needles {
-        assert!(stderr.contains(n), "{args:?}: {n:?} not in: {stderr}");
-    }
-    assert!(out.stdout.is_empty(), "{args:?}: printed to stdout");
-    let after = snapshot(dir);
-    assert_eq!(
-        before.keys().collect::<Vec<_>>(),
-        after.keys().collect::<Vec<_>>(),
-        "{args:?}: files created or removed"
-    );
-    assert!(before == after, "{args:?}: a file changed");
-}
-
-fn ok(dir: &Path, args: &[&str]) {
-    let out = Command::new(BIN)
-        .args(args)
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 const TINY: &[&str] = &[

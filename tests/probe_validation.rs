@@ -8,68 +8,16 @@
 
 use meanflow::io::tensor_file::{StoredTensor, TensorFile};
 use ndarray::Array2;
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
 
-const BIN: &str = env!("CARGO_BIN_EXE_meanflow");
+mod common;
+
+use common::{refused as rejected, run, snapshot};
 
 fn data_file(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/data")
         .join(format!("{name}.safetensors"))
-}
-
-/// Every file and folder under `dir` with its bytes (None for a folder).
-fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Option<Vec<u8>>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                out.insert(p.clone(), None);
-                stack.push(p);
-            } else {
-                out.insert(p.clone(), Some(std::fs::read(&p).unwrap()));
-            }
-        }
-    }
-    out
-}
-
-fn run(dir: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
-
-/// Runs `meanflow args` in `dir` and requires exit code 2, one line `error: ...` containing every
-/// needle, nothing on stdout, and `dir` unchanged. Returns the line.
-fn rejected(dir: &Path, args: &[&str], needles: &[&str]) -> String {
-    let before = snapshot(dir);
-    let out = run(dir, args);
-    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
-    assert_eq!(
-        stderr.lines().count(),
-        1,
-        "{args:?}: not one line: {stderr}"
-    );
-    assert!(stderr.starts_with("error: "), "{args:?}: {stderr}");
-    for n in needles {
-        assert!(stderr.contains(n), "{args:?}: {n:?} not in: {stderr}");
-    }
-    assert!(
-        !stderr.contains("Some(") && !stderr.contains("None"),
-        "{stderr}"
-    );
-    assert!(out.stdout.is_empty(), "{args:?}: printed to stdout");
-    assert!(before == snapshot(dir), "{args:?}: the disk changed");
-    stderr
 }
 
 fn ok(dir: &Path, args: &[&str]) -> String {

@@ -4,34 +4,13 @@
 //! and a checkpoint the tool reads back.
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
 
 mod common;
 
-use common::BIN;
+use common::{run as meanflow, succeeds};
 
 fn scratch(name: &str) -> std::path::PathBuf {
     common::scratch("train_data", name)
-}
-
-fn meanflow(dir: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
-
-fn succeeds(dir: &Path, args: &[&str]) -> Output {
-    let out = meanflow(dir, args);
-    assert!(
-        out.status.success(),
-        "{args:?}: exit {:?}: {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
 }
 
 /// A labelled table: class k's points are N(means[k], diag(sd^2)) in three columns whose scales

@@ -85,16 +85,19 @@ impl TimeSampler {
                 self.fraction_equal
             ));
         }
-        for (which, distribution) in [("t", Some(self.distribution)), ("r", self.r_distribution)] {
+        for (which, distribution) in [
+            ("", Some(self.distribution)),
+            (" of r", self.r_distribution),
+        ] {
             if let Some(TimeDistribution::LogitNormal { mu, sigma }) = distribution {
                 if !mu.is_finite() {
                     return Err(format!(
-                        "time sampler mu of {which} must be finite, got {mu}"
+                        "time sampler mu{which} must be finite, got {mu}"
                     ));
                 }
                 if !(sigma > 0.0 && sigma.is_finite()) {
                     return Err(format!(
-                        "time sampler sigma of {which} must be finite and > 0, got {sigma}"
+                        "time sampler sigma{which} must be finite and > 0, got {sigma}"
                     ));
                 }
             }
