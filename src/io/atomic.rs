@@ -36,15 +36,48 @@ pub fn temporary_name(name: &str, pid: u32) -> String {
     format!("{}{pid}", temporary_prefix(name))
 }
 
+/// The most symbolic links followed in a row before a path is a loop (Linux's `MAXSYMLINKS`).
+const MAX_LINKS: usize = 40;
+
+/// The error of a chain of symbolic links that never ends (`a -> b -> a`, or more than
+/// [`MAX_LINKS`] links): `ELOOP`, "too many levels of symbolic links".
+pub fn symlink_loop_error() -> io::Error {
+    #[cfg(unix)]
+    {
+        io::Error::from_raw_os_error(libc::ELOOP)
+    }
+    #[cfg(not(unix))]
+    {
+        io::Error::other("too many levels of symbolic links")
+    }
+}
+
+/// Whether `e` says a path went through too many symbolic links (a loop).
+pub fn is_symlink_loop(e: &io::Error) -> bool {
+    #[cfg(unix)]
+    {
+        e.raw_os_error() == Some(libc::ELOOP)
+    }
+    #[cfg(not(unix))]
+    {
+        e.to_string() == "too many levels of symbolic links"
+    }
+}
+
 /// `path` with symbolic links followed to the file they name: an output path that is a link is
 /// written where the link points, and the link stays. An existing path is canonicalized; a link to
-/// a file that does not exist yet is followed by hand (at most 40 links, as the OS does).
-pub fn follow_symlinks(path: &Path) -> PathBuf {
-    if let Ok(p) = fs::canonicalize(path) {
-        return p;
+/// a file that does not exist yet (a dangling link, or a chain of them) is followed by hand to the
+/// name the OS would create. A loop (`a.csv -> b.csv -> a.csv`, a folder of the path that is one,
+/// or more than 40 links in a row) is an error ([`is_symlink_loop`]), never a name to write:
+/// renaming over a link of the loop would replace the link with a file.
+pub fn resolve_symlinks(path: &Path) -> io::Result<PathBuf> {
+    match fs::canonicalize(path) {
+        Ok(p) => return Ok(p),
+        Err(e) if is_symlink_loop(&e) => return Err(e),
+        Err(_) => {}
     }
     let mut p = path.to_path_buf();
-    for _ in 0..40 {
+    for _ in 0..MAX_LINKS {
         match fs::read_link(&p) {
             Ok(target) if target.is_absolute() => p = target,
             Ok(target) => {
@@ -54,10 +87,18 @@ pub fn follow_symlinks(path: &Path) -> PathBuf {
                     .unwrap_or(Path::new("."));
                 p = dir.join(target);
             }
-            Err(_) => break,
+            Err(e) if is_symlink_loop(&e) => return Err(e),
+            // Not a link (or nothing there): the name to write.
+            Err(_) => return Ok(p),
         }
     }
-    p
+    Err(symlink_loop_error())
+}
+
+/// [`resolve_symlinks`], or `path` itself when it goes through a loop (for callers that only look
+/// at the name; a write through [`write_atomically`] refuses the loop).
+pub fn follow_symlinks(path: &Path) -> PathBuf {
+    resolve_symlinks(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
 /// Writes `bytes` to `path` so that a crash, a kill or a full disk at any moment leaves at `path`
@@ -70,7 +111,7 @@ pub fn follow_symlinks(path: &Path) -> PathBuf {
 /// is untouched.
 ///
 /// A `path` that is a symbolic link is followed: the file it points to is replaced and the link
-/// stays. An existing `path` that is not a regular file (`/dev/stdout`, a named pipe) is written in
+/// stays; a loop of links is an error (`ELOOP`), and no link of it is replaced. An existing `path` that is not a regular file (`/dev/stdout`, a named pipe) is written in
 /// place, as the shell's `>` would: a rename would replace the device or pipe itself, so there the
 /// guarantee is only that of the device. It is opened once and written whole (a named pipe's
 /// reader sees one end of file, after the last byte).
@@ -102,7 +143,7 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
             ));
         }
     }
-    let path = &follow_symlinks(path);
+    let path = &resolve_symlinks(path)?;
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())

@@ -3,7 +3,7 @@
 //! modification time, so a refused command leaves the disk as it was; a named pipe is never opened
 //! here (an open and close would hand its reader an end of file before the real write).
 
-use super::atomic::follow_symlinks;
+use super::atomic::{is_symlink_loop, resolve_symlinks};
 use super::limits::special_file_kind;
 use std::io;
 use std::path::{Component, Path, PathBuf};
@@ -34,6 +34,69 @@ pub enum TargetError {
     CannotWrite(String),
     #[error("cannot write in the folder {}: {reason}", folder.display())]
     CannotWriteFolder { folder: PathBuf, reason: String },
+    /// A chain of symbolic links that never ends (`a.csv -> b.csv -> a.csv`).
+    #[error("too many levels of symbolic links")]
+    SymlinkLoop,
+    /// A name in the path longer than a file name may be ([`NAME_MAX`]).
+    #[error(
+        "the name {name} is {bytes} bytes long; a file or folder name has at most {NAME_MAX} bytes"
+    )]
+    NameTooLong { name: String, bytes: usize },
+    /// A path longer than the OS takes ([`PATH_MAX`]).
+    #[error("the path is {bytes} bytes long; at most {} bytes are allowed", PATH_MAX - 1)]
+    PathTooLong { bytes: usize },
+}
+
+/// The most bytes in a file or folder name (one component of a path) on common file systems
+/// (ext4, XFS, btrfs, APFS, NTFS): Linux's `NAME_MAX`.
+pub const NAME_MAX: usize = 255;
+
+/// The most bytes in a path the OS takes, with its terminating NUL: Linux's `PATH_MAX`.
+pub const PATH_MAX: usize = 4096;
+
+/// A name cut for a message: its first 40 characters, then `...`.
+fn short_name(name: &str) -> String {
+    match name.char_indices().nth(40) {
+        Some((cut, _)) => format!("'{}...'", &name[..cut]),
+        None => format!("'{name}'"),
+    }
+}
+
+/// Whether the OS could take `path` as a name to create: every component at most [`NAME_MAX`]
+/// bytes, the whole under [`PATH_MAX`] (`ENAMETOOLONG`, which the write would otherwise meet only
+/// after the work).
+pub fn check_path_limits(path: &Path) -> Result<(), TargetError> {
+    let bytes = path.as_os_str().len();
+    if bytes >= PATH_MAX {
+        return Err(TargetError::PathTooLong { bytes });
+    }
+    for component in path.components() {
+        if let Component::Normal(name) = component {
+            if name.len() > NAME_MAX {
+                return Err(TargetError::NameTooLong {
+                    name: short_name(&name.to_string_lossy()),
+                    bytes: name.len(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The path an output is written at: `path` with its symbolic links followed
+/// ([`resolve_symlinks`]), checked against the OS's limits as given and as resolved (a link may
+/// name a file whose name is too long); a loop of links is refused.
+fn resolved_output(path: &Path) -> Result<PathBuf, TargetError> {
+    check_path_limits(path)?;
+    let resolved = resolve_symlinks(path).map_err(|e| {
+        if is_symlink_loop(&e) {
+            TargetError::SymlinkLoop
+        } else {
+            TargetError::CannotWrite(e.to_string())
+        }
+    })?;
+    check_path_limits(&resolved)?;
+    Ok(resolved)
 }
 
 /// Whether this process may write `path` (`access(2)` with `W_OK` on the effective ids; nothing
@@ -113,11 +176,14 @@ fn folder_of(path: &Path) -> &Path {
 ///   ([`OutputTarget::InPlace`]);
 /// - an existing regular file (a symbolic link is followed): not read-only;
 /// - otherwise a new file: its folder exists (also every folder the path names before a `..`) and
-///   this process may create files in it.
+///   this process may create files in it;
+/// - in every case: no loop of symbolic links, and no name longer than the OS takes
+///   ([`check_path_limits`], on the path as given and with its links followed).
 pub fn check_output_file(path: &Path) -> Result<OutputTarget, TargetError> {
     if let Some(e) = missing_folder_before_parent_dir(path) {
         return Err(e);
     }
+    let resolved = resolved_output(path)?;
     if let Ok(meta) = std::fs::metadata(path) {
         if meta.is_dir() {
             return Err(TargetError::IsAFolder);
@@ -130,7 +196,6 @@ pub fn check_output_file(path: &Path) -> Result<OutputTarget, TargetError> {
             return Err(TargetError::ReadOnly);
         }
     }
-    let resolved = follow_symlinks(path);
     let folder = folder_of(&resolved);
     match std::fs::metadata(folder) {
         // A folder without write permission for anyone (`/proc`, a 0555 folder) is read-only even
@@ -142,6 +207,7 @@ pub fn check_output_file(path: &Path) -> Result<OutputTarget, TargetError> {
             })
         }
         Ok(m) if m.is_dir() => {}
+        Err(e) if is_symlink_loop(&e) => return Err(TargetError::SymlinkLoop),
         _ => {
             // The nearest existing ancestor: a file in the way, or the folder is missing.
             let in_the_way = folder
@@ -159,6 +225,49 @@ pub fn check_output_file(path: &Path) -> Result<OutputTarget, TargetError> {
         reason: e.to_string(),
     })?;
     Ok(OutputTarget::File)
+}
+
+/// Checks that `path` can be (or already is) a folder that takes output files, touching nothing:
+/// the path within the OS's limits and through no loop of links or missing folder before a `..`;
+/// an existing folder writable by this process, or else the nearest existing folder above it (where
+/// the missing ones will be created) a writable folder. For a study's `--out`, before any work.
+pub fn check_output_folder(path: &Path) -> Result<(), TargetError> {
+    if let Some(e) = missing_folder_before_parent_dir(path) {
+        return Err(e);
+    }
+    let resolved = resolved_output(path)?;
+    let writable = |folder: &Path, meta: &std::fs::Metadata| {
+        if meta.permissions().readonly() {
+            return Err(TargetError::CannotWriteFolder {
+                folder: folder.to_path_buf(),
+                reason: "the folder is read-only".into(),
+            });
+        }
+        may_write(folder).map_err(|e| TargetError::CannotWriteFolder {
+            folder: folder.to_path_buf(),
+            reason: e.to_string(),
+        })
+    };
+    match std::fs::metadata(&resolved) {
+        Ok(m) if m.is_dir() => return writable(path, &m),
+        Ok(_) => return Err(TargetError::NotAFolder(path.to_path_buf())),
+        Err(e) if is_symlink_loop(&e) => return Err(TargetError::SymlinkLoop),
+        Err(_) => {}
+    }
+    for above in resolved.ancestors().skip(1) {
+        let above = if above.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            above
+        };
+        match std::fs::metadata(above) {
+            Ok(m) if m.is_dir() => return writable(above, &m),
+            Ok(_) => return Err(TargetError::NotAFolder(above.to_path_buf())),
+            Err(e) if is_symlink_loop(&e) => return Err(TargetError::SymlinkLoop),
+            Err(_) => {}
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
