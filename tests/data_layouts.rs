@@ -135,16 +135,18 @@ fn scikit_learn_files_load_with_their_first_line_noted_as_a_header() {
     assert_eq!(c["dataset"]["rows"], 178);
     assert_eq!(c["train"]["model"]["classes"], 3);
 
-    // Without a label column the class is a column like the others: d counts the features
-    // (cols - 1) or every column.
-    let c = parse("3,2,a,b\n1,2,0\n3,4,1\n5,6,1\n");
-    assert_eq!(c.data.dim(), (3, 3));
+    // Without a label column the class column would be a feature: refused (tests/probe_fixes.rs
+    // checks the commands' messages), unless the rows are the d features alone.
+    assert_eq!(
+        parse_error("3,2,a,b\n1,2,0\n3,4,1\n5,6,1\n"),
+        "t.csv: scikit-learn's header says the last column holds the classes (\"a\", \"b\")"
+    );
     assert_eq!(parse("2,2,a\n1,2\n3,4\n").data.dim(), (2, 2));
     // Counts that are not the file's: still a header (the line cannot be data), and the note says
     // so.
-    let c = parse("150,4,setosa,versicolor\n1,2,0\n3,4,1\n");
+    let c = parse("150,4,setosa,versicolor\n1,2,0,1\n3,4,1,0\n");
     assert!(
-        c.notes[0].ends_with("its counts are not the file's: 2 rows of 3 columns follow"),
+        c.notes[0].ends_with("its counts are not the file's: 2 rows of 4 columns follow"),
         "{:?}",
         c.notes
     );

@@ -28,10 +28,20 @@ fn looks_like_a_file(spec: &str) -> bool {
     p.is_file() && spec.parse::<ToyDataset>().is_err() && spec != dataset::DIGITS_NAME
 }
 
+/// The computation `eval` loads its point files for (the `what` of [`data_error`]).
+pub const FOR_AN_EVALUATION: &str = "an evaluation";
+
 /// The message of a data file that could not be loaded for a computation in `precision`: the
-/// reader's, plus why a value is out of range.
+/// reader's, plus why a value is out of range, or what to give for scikit-learn's class column.
 pub fn data_error(e: data::DataError, precision: Precision, what: &str) -> CliError {
     match e {
+        // Every inference is explicit: the class column is read as labels only when asked.
+        data::DataError::SklearnClasses { .. } if what == FOR_AN_EVALUATION => CliError::usage(
+            format!("{e}: eval compares every column as a coordinate; write the file without its class column to compare the features"),
+        ),
+        data::DataError::SklearnClasses { .. } => CliError::usage(format!(
+            "{e}: give --label-column -1 (or --label-column -1 --unconditional to model the features alone)"
+        )),
         data::DataError::OutOfRange { .. } => CliError::usage(format!(
             "{e} for {what} in {precision} (the loss and the distances square such values and overflow {precision}); rescale the data{}",
             if precision == Precision::F32 { " or use --precision f64" } else { "" }
@@ -195,7 +205,7 @@ pub fn save_points(path: &Path, format: PointFormat, points: ArrayView2<f64>) ->
 
 /// Reads a point file (CSV or NPY by extension) to compute with in f64; errors are bad input.
 pub fn load_points(path: &Path) -> CliResult<Array2<f64>> {
-    load_data_file(path, Precision::F64, "an evaluation")
+    load_data_file(path, Precision::F64, FOR_AN_EVALUATION)
 }
 
 /// Writes pretty JSON atomically.
@@ -235,6 +245,9 @@ pub fn range_text(lo: u64, hi: u64) -> String {
     };
     format!("between {} and {}", show(lo), show(hi))
 }
+
+/// The most worker threads `--threads` takes (train, bench, study).
+pub const MAX_THREADS: u64 = 256;
 
 /// The value parser of a count flag (a size, a number of steps, a period): a whole number in
 /// `lo..=hi`, else bad input that clap reports naming the flag and the range:

@@ -14,8 +14,8 @@
 //! disjoint pairs of sets (n per set, or half the rows when the file has fewer than 2n).
 
 use super::common::{
-    check_builtin_magnitude, check_not_an_input, check_parent, load_points, parse_dataset,
-    write_json, DataSource,
+    check_builtin_magnitude, check_not_an_input, check_parent, count, load_points, parse_dataset,
+    write_json, DataSource, FOR_AN_EVALUATION, MAX_OUTPUT_VALUES,
 };
 use super::output::outln;
 use super::{CliError, CliResult};
@@ -50,8 +50,8 @@ pub struct EvalArgs {
     /// Or a built-in dataset, drawn fresh
     #[arg(long, value_name = "NAME")]
     pub dataset: Option<String>,
-    /// Points per set, at most the samples and a data file's rows [as many as both have, at most 5000]
-    #[arg(long, allow_negative_numbers = true)]
+    /// Points per set, 2 to 2^28, at most the samples and a data file's rows [as many as both have, at most 5000]
+    #[arg(long, allow_negative_numbers = true, value_parser = count::<usize>(2, MAX_OUTPUT_VALUES as u64))]
     pub n: Option<usize>,
     /// Seed of the data draws and the floor
     #[arg(long, allow_negative_numbers = true, default_value_t = 0)]
@@ -93,9 +93,6 @@ pub fn run(args: EvalArgs) -> CliResult<i32> {
         }
         check_not_an_input(json, "--json", &inputs)?;
     }
-    if args.n.is_some_and(|n| n < 2) {
-        return Err(CliError::usage("--n must be at least 2"));
-    }
     let samples = load_points(&args.samples)?;
     let (source, data_name) = match (&args.data, &args.dataset) {
         (Some(path), _) => (
@@ -107,7 +104,7 @@ pub fn run(args: EvalArgs) -> CliResult<i32> {
             path.display().to_string(),
         ),
         (None, Some(name)) => {
-            let source = parse_dataset(name, None, Precision::F64, "an evaluation")?;
+            let source = parse_dataset(name, None, Precision::F64, FOR_AN_EVALUATION)?;
             let label = source.label();
             // The digits are a finite set: compared with like a file of all 1797 of them.
             let source = match source {

@@ -6,7 +6,9 @@
 //! - fields are trimmed; a field starting with `"` is quoted (`""` a quote) and ends on its line;
 //! - numbers are f64s in Rust's syntax, `−` (U+2212) read as `-`;
 //! - the first line is a header when it is names (and empty fields) only, or scikit-learn's
-//!   `n,d,class names...`; anything else is data, its bad field reported;
+//!   `n,d,class names...`; anything else is data, its bad field reported; a scikit-learn file is
+//!   read with its label column (the last, as the format declares), or refused
+//!   ([`DataError::SklearnClasses`]) unless its rows are the d features alone;
 //! - a delimiter ending every line makes no column;
 //! - with a label column ([`crate::data::load_labelled`]) its fields may be class names.
 //!
@@ -125,6 +127,14 @@ pub(super) struct Table {
 /// names: a line of them is data, and its bad field is reported).
 fn is_name(f: &Field) -> bool {
     !f.malformed && parse_number(&f.text).is_none() && f.text.chars().any(char::is_alphabetic)
+}
+
+/// Whether a number's text spells out a non-finite value (`inf`, `-Infinity`, `NaN`), rather than a
+/// finite-looking literal beyond f64's range (`1e400`), which Rust's parser rounds to infinity.
+fn written_non_finite(text: &str) -> bool {
+    let digits = text.trim_start_matches(['+', '-', '\u{2212}']);
+    let lower = digits.get(..3).map(str::to_ascii_lowercase);
+    matches!(lower.as_deref(), Some("inf" | "nan"))
 }
 
 /// How a file's first line (the first that carries a row) reads.
@@ -309,6 +319,13 @@ impl Reader<'_> {
                 self.unicode_minus = Some((line, column));
             }
             let at = Position::Line { line, column };
+            if value.is_infinite() && !written_non_finite(&field.text) {
+                return Err(DataError::Overflow {
+                    path: self.p(),
+                    at,
+                    text: shorten(&field.text, 40),
+                });
+            }
             if !value.is_finite() {
                 return Err(DataError::NonFinite {
                     path: self.p(),
@@ -435,6 +452,15 @@ pub(super) fn parse_table(
                 reader.label_texts.extend(later_texts);
                 reader.unicode_minus = reader.unicode_minus.or(later_minus);
             } else {
+                // The format declares the last column the target: read without a label column,
+                // the classes would be trained or compared as a coordinate. Only a file whose
+                // rows are the declared features alone (d = columns) has no class column.
+                if label_index.is_none() && d != Some(cols) {
+                    return Err(DataError::SklearnClasses {
+                        path: p(),
+                        classes: name_list(&names[2..]),
+                    });
+                }
                 let counts = if matches {
                     String::new()
                 } else {

@@ -65,6 +65,14 @@ pub enum DataError {
         at: Position,
         value: f64,
     },
+    /// A number written finite whose magnitude is beyond f64's (`1e400`, which parses to
+    /// infinity): the same words as a flag's (`--lr 1e400`).
+    #[error("{path}: {at}: {text} is out of range (max 1.8e308 in magnitude)")]
+    Overflow {
+        path: PathBuf,
+        at: Position,
+        text: String,
+    },
     #[error("{path}: {at}: value {value:e} is out of range: at most {max_abs:.3e} in magnitude")]
     OutOfRange {
         path: PathBuf,
@@ -72,6 +80,10 @@ pub enum DataError {
         value: f64,
         max_abs: f64,
     },
+    /// scikit-learn's first line (`150,4,setosa,versicolor,virginica`) declares the last column
+    /// the classes, and the file was read without a label column: the classes would be a feature.
+    #[error("{path}: scikit-learn's header says the last column holds the classes ({classes})")]
+    SklearnClasses { path: PathBuf, classes: String },
     #[error("{path}: line {line}: a NUL byte: not a CSV text file")]
     NulByte { path: PathBuf, line: usize },
     #[error("{path}: {found} columns; at most {max} are allowed")]
@@ -138,6 +150,8 @@ impl DataError {
             | EmptyField { path, .. }
             | NonNumeric { path, .. }
             | NonFinite { path, .. }
+            | Overflow { path, .. }
+            | SklearnClasses { path, .. }
             | OutOfRange { path, .. }
             | NulByte { path, .. }
             | TooManyColumns { path, .. }
