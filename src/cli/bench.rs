@@ -3,7 +3,7 @@
 //! measures one core's f32 FMA peak on the widest vector unit the CPU has (about 0.7 s), which the
 //! in-GEMM speed is compared with.
 
-use super::common::count;
+use super::common::{count, MAX_THREADS};
 use super::output::{errln, outln};
 use super::{CliError, CliResult};
 use clap::Args;
@@ -40,9 +40,6 @@ pub struct BenchArgs {
     #[arg(long)]
     pub exact: bool,
 }
-
-/// The most threads a measurement may use (as `train --threads`).
-const MAX_THREADS: u64 = 256;
 
 /// Length of one repetition of the FMA peak loop: long enough for a steady clock, short enough
 /// that the peak costs under a second.

@@ -4,7 +4,7 @@
 //! fixed split every digits run trains and is measured on, so `--n` and `--seed`, which would draw
 //! another set, are refused with it rather than ignored.
 
-use super::common::{check_output_size, check_point_output, save_points};
+use super::common::{check_output_size, check_point_output, count, save_points, MAX_OUTPUT_VALUES};
 use super::output::outln;
 use super::{CliError, CliResult};
 use clap::Args;
@@ -19,8 +19,8 @@ pub struct DataArgs {
     /// digits: its training split with the class as the last column)
     #[arg(long, value_name = "NAME")]
     pub dataset: String,
-    /// Number of points [default: 10000]
-    #[arg(long, allow_negative_numbers = true)]
+    /// Number of points, 2 to 2^28 (and n x the dimension at most 2^28) [default: 10000]
+    #[arg(long, allow_negative_numbers = true, value_parser = count::<usize>(2, MAX_OUTPUT_VALUES as u64))]
     pub n: Option<usize>,
     /// Output file, .csv or .npy
     #[arg(long, value_name = "FILE")]
@@ -78,9 +78,6 @@ pub fn run(args: DataArgs) -> CliResult<i32> {
         .map_err(|e| CliError::usage(e.to_string()))?;
     let n = args.n.unwrap_or(DEFAULT_N);
     let seed = args.seed.unwrap_or(0);
-    if n < 2 {
-        return Err(CliError::usage(format!("--n must be at least 2, got {n}")));
-    }
     check_output_size("--n", n, dataset.dim(), "the dimension")?;
     let format = check_point_output(&args.out, "--out")?;
     let points = dataset.sample(n, &mut Rng::seed_from_u64(seed));

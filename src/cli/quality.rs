@@ -14,7 +14,7 @@
 //! samples come back in pixels whatever units the model worked in. A run on the held-out digits or
 //! on all 1797 is refused: the scores measure against the held-out digits it was trained on.
 
-use super::common::{check_not_an_input, write_json};
+use super::common::{check_not_an_input, check_parent, count, write_json};
 use super::output::outln;
 use super::sample::{class_blocks, generate, guidance_scale, Method, MethodArgs};
 use super::{CliError, CliResult};
@@ -39,8 +39,8 @@ pub struct QualityArgs {
     /// Guidance scale W >= 1 (a model trained with --guidance input:WMAX) [default: 1]
     #[arg(long, allow_hyphen_values = true, value_name = "W")]
     pub guidance: Option<f64>,
-    /// Samples per class
-    #[arg(long, allow_negative_numbers = true, default_value_t = 100)]
+    /// Samples per class (1 to 10000)
+    #[arg(long, allow_negative_numbers = true, default_value_t = 100, value_parser = count::<usize>(1, MAX_PER_CLASS))]
     pub per_class: usize,
     /// Seed of the noise
     #[arg(long, allow_negative_numbers = true, default_value_t = 0)]
@@ -52,6 +52,9 @@ pub struct QualityArgs {
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
 }
+
+/// The most samples per class `--per-class` asks for.
+const MAX_PER_CLASS: u64 = 10_000;
 
 /// What `--json` holds.
 #[derive(serde::Serialize)]
@@ -121,14 +124,9 @@ fn digits_model(ck: &Checkpoint) -> Option<DigitsPart> {
 
 /// `meanflow quality`.
 pub fn run(args: QualityArgs) -> CliResult<i32> {
-    if args.per_class == 0 || args.per_class > 10_000 {
-        return Err(CliError::usage(format!(
-            "--per-class must be between 1 and 10000, got {}",
-            args.per_class
-        )));
-    }
     let method = args.method.method()?;
     if let Some(json) = &args.json {
+        check_parent(json, "--json")?;
         check_not_an_input(
             json,
             "--json",

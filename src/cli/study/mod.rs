@@ -12,9 +12,11 @@ mod identity;
 mod report;
 
 use super::{CliError, CliResult};
+use crate::cli::common::{count, MAX_THREADS};
 use crate::cli::output::{errln, outln};
 use clap::{Args, Subcommand};
 use meanflow::flow::loss::LossPreset;
+use meanflow::io::target::check_output_folder;
 use meanflow::linalg::matmul::set_matmul_threads;
 use meanflow::run::folder::{create_folders, utc_timestamp};
 use meanflow::study::dataset::{distinct, toys, StudyDataset};
@@ -54,7 +56,8 @@ pub struct StudyArgs {
         long,
         global = true,
         default_value_t = 2,
-        allow_negative_numbers = true
+        allow_negative_numbers = true,
+        value_parser = count::<usize>(1, MAX_THREADS)
     )]
     pub threads: usize,
 }
@@ -132,9 +135,6 @@ fn make_folder(dir: &Path) -> CliResult<()> {
 
 /// `meanflow study`.
 pub fn run(args: StudyArgs) -> CliResult<i32> {
-    if args.threads == 0 {
-        return Err(CliError::usage("--threads must be at least 1"));
-    }
     let datasets = parse_datasets(args.datasets.as_deref().unwrap_or(DEFAULT_DATASETS))?;
     let out = args
         .out
@@ -146,6 +146,10 @@ pub fn run(args: StudyArgs) -> CliResult<i32> {
             out.display()
         )));
     }
+    // Every file of the study goes under --out: a folder that cannot take them is refused before
+    // any work (a read-only or immutable folder, a name too long, a loop of links).
+    check_output_folder(&out)
+        .map_err(|e| CliError::usage(format!("--out {}: {e}", out.display())))?;
     make_folder(&out)?;
     // --quick trains the digits' models as small as the toys' (a smoke test, not a measurement).
     let models = if args.quick {
