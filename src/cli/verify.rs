@@ -81,10 +81,14 @@ pub fn run(args: VerifyArgs) -> CliResult<i32> {
         }
     }
     let total = args.files.len();
-    outln!(
-        "{} of {total} cases within {tol:e} ({failed} above it, {unreadable} unreadable)",
-        total - failed - unreadable
-    );
+    // With no case read there is nothing to sum up: the error lines say it all, and bad input
+    // leaves stdout empty.
+    if unreadable < total {
+        outln!(
+            "{} of {total} cases within {tol:e} ({failed} above it, {unreadable} unreadable)",
+            total - failed - unreadable
+        );
+    }
     Ok(if unreadable > 0 {
         EXIT_USAGE
     } else if failed > 0 {
