@@ -1,4 +1,4 @@
-//! The hostile probe's findings (issue 27), each fixed as a class and checked here for every
+//! The hostile probe's findings (issue 26), each fixed as a class and checked here for every
 //! command it touches: bad input is exit 2, one `error:` line, and the folder as it was
 //! ([`common::refused`]).
 //!
@@ -385,4 +385,28 @@ fn csv_values_beyond_f64_are_out_of_range_not_infinite() {
     }
     let out = run(&d, &["eval", "--samples", "s.csv", "--data", "s.csv"]);
     assert!(out.status.success());
+}
+
+/// A run folder (`train --out`) gets the output checks every other output has, with their
+/// messages: through a loop of links, or with a name over 255 bytes, it is refused before
+/// anything is written (the OS's "Not a directory" or "File name too long" used to be the reason).
+#[test]
+fn a_run_folder_through_a_link_loop_or_too_long_a_name_is_refused() {
+    let d = dir("run_folder_checks");
+    std::os::unix::fs::symlink("b", d.join("a")).unwrap();
+    std::os::unix::fs::symlink("a", d.join("b")).unwrap();
+    refused(
+        &d,
+        &["train", "--out", "a", "--steps", "5"],
+        &[
+            "cannot create the run folder a",
+            "too many levels of symbolic links",
+        ],
+    );
+    let long = "r".repeat(300);
+    refused(
+        &d,
+        &["train", "--out", &long, "--steps", "5"],
+        &["300 bytes long", "at most 255 bytes"],
+    );
 }

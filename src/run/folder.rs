@@ -113,7 +113,12 @@ pub fn check_fresh_target(folder: &Path) -> Result<(), RunFolderError> {
             folder: folder.to_path_buf(),
         });
     }
-    Ok(())
+    // The checks every output folder gets (a link loop, a name over NAME_MAX, a read-only parent),
+    // with their messages rather than the OS's at creation.
+    crate::io::target::check_output_folder(folder).map_err(|e| RunFolderError::Create {
+        folder: folder.to_path_buf(),
+        reason: e.to_string(),
+    })
 }
 
 /// A file of a run folder that could not be written.
