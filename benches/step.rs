@@ -42,6 +42,7 @@ fn setup(
         r: ndarray::Array2::zeros((b, 1)),
         labels: Vec::new(),
         scales: ndarray::Array2::zeros((0, 1)),
+        intervals: ndarray::Array2::zeros((0, 2)),
     };
     sampler.fill(&mut batch);
     (cfg, params, batch, cfg.time.rows_with_gap(b))

@@ -34,6 +34,7 @@ fn main() {
         classes: 0,
         class_dim: 0,
         guidance_input: false,
+        guidance_interval_input: false,
     };
     let mut rng = Rng::seed_from_u64(0);
     let params: MlpParams<f64> = MlpParams::init(&model, &mut rng);

@@ -3,7 +3,8 @@
 //! dual numbers (forward mode, no tape), and the loss's gradient by central differences of the
 //! loss with its stop-gradient quantities frozen at the base parameters (the definition of sg).
 //! Every guidance kind, MF, iMF and a blend, the boundary and the v-head as the velocity source,
-//! sg and exact, dropped labels, rows with r = t, odd sizes.
+//! sg and exact, dropped labels, rows with r = t, odd sizes; iMF's guidance interval as an input,
+//! with rows of a class inside and outside their interval.
 
 #[path = "common/loss_oracle.rs"]
 mod loss_oracle;
@@ -35,6 +36,19 @@ impl Case {
 }
 
 fn make_case(guidance: Guidance, beta: f64, source: VSource, exact: bool, seed: u64) -> Case {
+    make_case_with(guidance, beta, source, exact, seed, false)
+}
+
+/// With `interval`, the model takes iMF's guidance interval: rows 0 and 2 (of a class) are outside
+/// theirs, rows 1 (null class) and 3 (a class) inside, the rows with r = t have [0, 1].
+fn make_case_with(
+    guidance: Guidance,
+    beta: f64,
+    source: VSource,
+    exact: bool,
+    seed: u64,
+    interval: bool,
+) -> Case {
     let mut rng = Rng::seed_from_u64(seed);
     let classes = 3;
     let model = ModelConfig {
@@ -51,6 +65,7 @@ fn make_case(guidance: Guidance, beta: f64, source: VSource, exact: bool, seed: 
         classes,
         class_dim: 2,
         guidance_input: guidance.is_input(),
+        guidance_interval_input: interval,
     };
     let loss = LossConfig {
         beta,
@@ -80,6 +95,12 @@ fn make_case(guidance: Guidance, beta: f64, source: VSource, exact: bool, seed: 
     if model.guidance_input {
         batch.scales = Array2::from_shape_fn((b, 1), |(i, _)| 1.3 + 0.7 * i as f64);
     }
+    if interval {
+        // t = 0.95, 0.84, 0.73, 0.62 on rows 0..4.
+        let rows = [[0.1, 0.6], [0.3, 0.9], [0.45, 0.7], [0.2, 0.8]];
+        batch.intervals =
+            Array2::from_shape_fn((b, 2), |(i, j)| rows.get(i).map_or(j as f64, |row| row[j]));
+    }
     Case { model, loss, batch }
 }
 
@@ -101,6 +122,10 @@ fn cases() -> Vec<Case> {
             for exact in [false, true] {
                 seed += 1;
                 all.push(make_case(guidance, beta, source, exact, seed));
+                if guidance.is_input() {
+                    seed += 1;
+                    all.push(make_case_with(guidance, beta, source, exact, seed, true));
+                }
             }
         }
     }
@@ -109,8 +134,12 @@ fn cases() -> Vec<Case> {
 
 fn describe(case: &Case) -> String {
     format!(
-        "{:?} beta {} {:?} exact {}",
-        case.loss.guidance, case.loss.beta, case.loss.v_source, case.loss.exact
+        "{:?} beta {} {:?} exact {} interval input {}",
+        case.loss.guidance,
+        case.loss.beta,
+        case.loss.v_source,
+        case.loss.exact,
+        case.model.guidance_interval_input
     )
 }
 
@@ -160,16 +189,21 @@ fn recorded_quantities_match_the_scalar_oracle() {
             describe(&case)
         );
         if case.loss.guidance != Guidance::None {
-            // Guidance moves the target off v_c on the rows with a class, not on the others.
+            // Guidance moves the target off v_c on the rows with a class inside their interval,
+            // not on the others.
             let v_c = tape.value(nodes.v_c).to_owned();
             for i in 0..case.batch.len() {
                 let moved = (0..case.model.dim).any(|j| v_target[[i, j]] != v_c[[i, j]]);
                 assert_eq!(
                     moved,
-                    case.batch.labels[i] != case.model.classes,
+                    case.batch.labels[i] != case.model.classes && case.batch.inside_interval(i),
                     "{}: row {i}",
                     describe(&case)
                 );
+            }
+            if case.model.guidance_interval_input {
+                assert!(!case.batch.inside_interval(0) && !case.batch.inside_interval(2));
+                assert!(case.batch.inside_interval(3));
             }
         }
     }
@@ -275,6 +309,24 @@ fn a_scale_below_one_is_refused() {
 }
 
 #[test]
+#[should_panic(expected = "Batch: guidance interval [0.7, 0.2] at row 1")]
+fn a_reversed_interval_is_refused() {
+    let mut case = make_case_with(
+        Guidance::Input { w_max: 3.0 },
+        1.0,
+        VSource::Boundary,
+        false,
+        3,
+        true,
+    );
+    case.batch.intervals[[1, 0]] = 0.7;
+    case.batch.intervals[[1, 1]] = 0.2;
+    let params = MlpParams::<f64>::init(&case.model, &mut Rng::seed_from_u64(1));
+    let mut tape = Tape::<f64>::new();
+    loss_and_gradients(&mut tape, &case.model, &params, &case.loss, &case.batch);
+}
+
+#[test]
 fn loss_validation_names_what_guidance_needs() {
     let case = make_case(
         Guidance::Input { w_max: 3.0 },
@@ -303,6 +355,23 @@ fn loss_validation_names_what_guidance_needs() {
         .validate(&model)
         .unwrap_err()
         .contains("class-conditional"));
+    // The interval input goes with guidance as an input, and MF's fixed interval not with it.
+    let mut model = case.model;
+    model.guidance_interval_input = true;
+    assert_eq!(case.loss.validate(&model), Ok(()));
+    model.guidance_input = false;
+    let mut loss = case.loss;
+    loss.guidance = Guidance::None;
+    assert!(loss
+        .validate(&model)
+        .unwrap_err()
+        .contains("interval as an input needs a model with a guidance input"));
+    let mut loss = case.loss;
+    loss.guidance_interval = Some([0.2, 0.8]);
+    assert!(loss
+        .validate(&case.model)
+        .unwrap_err()
+        .contains("--guidance-interval random"));
 }
 
 /// `record_loss` does not require validated options: a model with a guidance input trained
@@ -311,12 +380,19 @@ fn loss_validation_names_what_guidance_needs() {
 /// scales there: the tangent equals the oracle's.
 #[test]
 fn boundary_pass_on_the_leading_rows_keeps_their_scales() {
-    let mut case = make_case(
+    for interval in [false, true] {
+        boundary_pass_on_the_leading_rows(interval);
+    }
+}
+
+fn boundary_pass_on_the_leading_rows(interval: bool) {
+    let mut case = make_case_with(
         Guidance::Input { w_max: 6.0 },
         1.0,
         VSource::Boundary,
         false,
         21,
+        interval,
     );
     case.loss.guidance = Guidance::None;
     let params = MlpParams::<f64>::init(&case.model, &mut Rng::seed_from_u64(4));

@@ -142,6 +142,7 @@ impl Spec {
             classes: 0,
             class_dim: 0,
             guidance_input: false,
+            guidance_interval_input: false,
         };
         let v_source = if self.head_source && self.heads == Heads::UV {
             VSource::Head
@@ -180,6 +181,7 @@ impl Spec {
                 r,
                 labels: Vec::new(),
                 scales: ndarray::Array2::zeros((0, 1)),
+                intervals: ndarray::Array2::zeros((0, 2)),
             },
             direction_seed: rng.next_u64(),
         }

@@ -143,10 +143,12 @@ fn step(t: &mut Tape<f32>, pb: &Problem, p: &mut Vec<Var>, grad_sums: &mut [f32]
 
 /// Training steps on the tape: (ours, the kernel's) allocations of `steps` steps after
 /// warm-up and the number of products they made, checking that the steps went through.
-/// With `guidance` other than None, a conditional model of 3 classes with label dropout 0.2.
+/// With `guidance` other than None, a conditional model of 3 classes with label dropout 0.2; with
+/// `interval`, one that takes iMF's guidance interval as an input too.
 fn trainer_allocations(
     preset: LossPreset,
     guidance: Guidance,
+    interval: bool,
     threads: usize,
     steps: usize,
 ) -> (usize, usize, u64) {
@@ -167,6 +169,7 @@ fn trainer_allocations(
             classes: if conditional { 3 } else { 0 },
             class_dim: if conditional { 4 } else { 0 },
             guidance_input: guidance.is_input(),
+            guidance_interval_input: interval,
         },
         loss: LossConfig {
             guidance,
@@ -271,32 +274,40 @@ fn main() {
     // The training step: zero allocations of ours; the kernel's as kernel_allocations_fit says for
     // the products the matmul accounting counted on every thread.
     let cases = [
-        (LossPreset::Mf, Guidance::None),
-        (LossPreset::Imf, Guidance::None),
-        (LossPreset::ImfHead, Guidance::None),
-        (LossPreset::Mf, Guidance::Target { w: 2.0, kappa: 0.5 }),
-        (LossPreset::Imf, Guidance::Input { w_max: 3.0 }),
-        (LossPreset::ImfHead, Guidance::Input { w_max: 3.0 }),
+        (LossPreset::Mf, Guidance::None, false),
+        (LossPreset::Imf, Guidance::None, false),
+        (LossPreset::ImfHead, Guidance::None, false),
+        (
+            LossPreset::Mf,
+            Guidance::Target { w: 2.0, kappa: 0.5 },
+            false,
+        ),
+        (LossPreset::Imf, Guidance::Input { w_max: 3.0 }, false),
+        (LossPreset::ImfHead, Guidance::Input { w_max: 3.0 }, false),
+        (LossPreset::Imf, Guidance::Input { w_max: 7.0 }, true),
+        (LossPreset::ImfHead, Guidance::Input { w_max: 7.0 }, true),
     ];
-    for (preset, guidance) in cases {
+    for (preset, guidance, interval) in cases {
         for threads in [1, 2] {
-            let (ours, kernel, products) = trainer_allocations(preset, guidance, threads, steps);
+            let (ours, kernel, products) =
+                trainer_allocations(preset, guidance, interval, threads, steps);
+            let guidance = format!("{guidance:?}{}", if interval { " interval" } else { "" });
             println!(
-                "no_alloc: training step, {preset:?} {guidance:?}, {threads} threads, {steps} steps: \
+                "no_alloc: training step, {preset:?} {guidance}, {threads} threads, {steps} steps: \
                  {ours} allocations, {kernel} inside the {} kernel ({products} products)",
                 gemm_backend().name()
             );
             assert_eq!(
                 ours, 0,
-                "{preset:?} {guidance:?} with {threads} threads allocated {ours} times in {steps} steps"
+                "{preset:?} {guidance} with {threads} threads allocated {ours} times in {steps} steps"
             );
             assert!(
                 products > 0,
-                "{preset:?} {guidance:?} with {threads} threads: no products"
+                "{preset:?} {guidance} with {threads} threads: no products"
             );
             assert!(
                 kernel_allocations_fit(kernel, products as usize),
-                "{preset:?} {guidance:?} with {threads} threads: the {} kernel allocated {kernel} \
+                "{preset:?} {guidance} with {threads} threads: the {} kernel allocated {kernel} \
                  times in {products} products",
                 gemm_backend().name()
             );

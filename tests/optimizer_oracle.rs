@@ -288,6 +288,7 @@ fn the_trainers_ema_warms_up_as_the_naive_recurrence() {
             classes: 0,
             class_dim: 0,
             guidance_input: false,
+            guidance_interval_input: false,
         },
         loss: LossConfig::preset(LossPreset::Imf),
         time: TimeSampler::imf_default(),

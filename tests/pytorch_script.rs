@@ -332,6 +332,7 @@ fn conditional_config(loss: LossConfig, heads: Heads) -> TrainConfig {
             classes: 3,
             class_dim: 4,
             guidance_input: loss.guidance.is_input(),
+            guidance_interval_input: false,
         },
         loss,
         time: TimeSampler::imf_default(),

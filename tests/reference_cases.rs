@@ -1,7 +1,8 @@
 //! The reference cases in tests/data, computed by an independent PyTorch implementation
 //! (scripts/pytorch/export_reference.py): every expected tensor, gradients included, reproduced in
-//! f64 within GOLDEN_REL_TOL. Six unconditional cases, and four of conditional models (classifier-
-//! free guidance in the target and as an input), whose bad labels and scales are refused.
+//! f64 within GOLDEN_REL_TOL. Six unconditional cases, and six of conditional models (classifier-
+//! free guidance in the target and as an input, each with its guidance interval), whose bad
+//! labels, scales and intervals are refused.
 
 use meanflow::flow::guidance::Guidance;
 use meanflow::io::tensor_file::{StoredTensor, TensorFile};
@@ -87,7 +88,8 @@ fn check_conditional(name: &str, guidance: &str) {
             let outside = c
                 .loss
                 .guidance_interval
-                .is_some_and(|[lo, hi]| t < lo || t > hi);
+                .is_some_and(|[lo, hi]| t < lo || t > hi)
+                || !c.batch.inside_interval(i);
             let unguided = outside || c.model.guidance_input && c.batch.scales[[i, 0]] == 1.0;
             let same = v_g.row(i) == v_c.row(i);
             assert_eq!(
@@ -153,6 +155,44 @@ fn cond_mf_target_interval_silu() {
         })
     };
     assert!(guided_outside(true) && guided_outside(false));
+}
+
+/// iMF's guidance interval as an input (w_max 7, the v-head as the velocity source, p = 1, c =
+/// 0.01): each row has its own [t_min, t_max], the rows with r = t [0, 1]; rows with a class whose
+/// t is outside their interval keep v_c (w' = 1), rows inside are guided; the case has both.
+#[test]
+fn cond_imf_interval_silu() {
+    check_conditional("cond_imf_interval_silu", "input");
+    let c = case("cond_imf_interval_silu");
+    assert!(c.model.guidance_interval_input && c.loss.guidance_interval.is_none());
+    let (v_g, v_c) = (&c.expected["v_target"], &c.expected["v_c"]);
+    let (mut outside, mut inside) = (0, 0);
+    for i in 0..c.batch.len() {
+        let (t, r) = (c.batch.t[[i, 0]], c.batch.r[[i, 0]]);
+        let [lo, hi] = [c.batch.intervals[[i, 0]], c.batch.intervals[[i, 1]]];
+        if t == r {
+            assert_eq!([lo, hi], [0.0, 1.0], "row {i}: r = t rows get [0, 1]");
+        }
+        if c.batch.labels[i] == c.model.classes {
+            continue;
+        }
+        if t < lo || t > hi {
+            outside += 1;
+            assert_eq!(v_g.row(i), v_c.row(i), "row {i}: outside its interval");
+        } else if c.batch.scales[[i, 0]] > 1.0 {
+            inside += 1;
+            assert_ne!(v_g.row(i), v_c.row(i), "row {i}: inside its interval");
+        }
+    }
+    assert!(
+        outside >= 2 && inside >= 2,
+        "{outside} outside, {inside} inside"
+    );
+    let e = corrupted("cond_imf_interval_silu", "batch.intervals", 9, 0.2);
+    assert!(
+        e.contains("row 4 holds [0.4") && e.contains("t_min <= t_max"),
+        "{e}"
+    );
 }
 
 /// The load error of `name` with `tensor`'s element `index` set to `value`.

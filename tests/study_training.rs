@@ -33,6 +33,7 @@ fn model(dim: usize) -> ModelConfig {
         classes: 0,
         class_dim: 0,
         guidance_input: false,
+        guidance_interval_input: false,
     }
 }
 
@@ -228,6 +229,7 @@ fn batch_errors_agree_where_r_equals_t() {
         t,
         labels: Vec::new(),
         scales: ndarray::Array2::zeros((0, 1)),
+        intervals: ndarray::Array2::zeros((0, 2)),
     };
     let e = batch_errors(&cfg, &params, &batch);
     assert!(e.fm > 0.0);

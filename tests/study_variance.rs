@@ -45,6 +45,7 @@ fn small_model(dim: usize) -> ModelConfig {
         classes: 0,
         class_dim: 0,
         guidance_input: false,
+        guidance_interval_input: false,
     }
 }
 
@@ -107,6 +108,7 @@ fn estimator_equals_the_loss_on_batch_one_tapes() {
                             r: array![[r]],
                             labels: Vec::new(),
                             scales: ndarray::Array2::zeros((0, 1)),
+                            intervals: ndarray::Array2::zeros((0, 2)),
                         };
                         tape.clear();
                         let vars = params.on_tape(&mut tape);

@@ -72,6 +72,7 @@ fn case(
         classes: 0,
         class_dim: 0,
         guidance_input: false,
+        guidance_interval_input: false,
     };
     let loss = LossConfig {
         beta,
@@ -112,6 +113,7 @@ fn case(
             r,
             labels: Vec::new(),
             scales: ndarray::Array2::zeros((0, 1)),
+            intervals: ndarray::Array2::zeros((0, 2)),
         },
     }
 }
@@ -237,6 +239,7 @@ fn reference_cases_through_the_training_path() {
             r: reorder(&c.batch.r),
             labels: Vec::new(),
             scales: ndarray::Array2::zeros((0, 1)),
+            intervals: ndarray::Array2::zeros((0, 2)),
         };
         let gaps = gap_first
             .iter()

@@ -39,6 +39,7 @@ fn fresh_plan(folder: PathBuf) -> RunPlan {
             classes: 0,
             class_dim: 0,
             guidance_input: false,
+            guidance_interval_input: false,
         },
         loss: LossConfig::preset(LossPreset::Imf),
         time: TimeSampler::imf_default(),

@@ -34,6 +34,7 @@ fn model(classes: usize) -> ModelConfig {
         classes,
         class_dim: if classes > 0 { 2 } else { 0 },
         guidance_input: false,
+        guidance_interval_input: false,
     }
 }
 
@@ -453,6 +454,7 @@ fn loss_settings_out_of_range_are_refused_by_name() {
     let conditional = model(3);
     let with_input = ModelConfig {
         guidance_input: true,
+        guidance_interval_input: false,
         ..conditional
     };
     let guided = |guidance: Guidance| LossConfig {

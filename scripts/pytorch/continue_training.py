@@ -15,7 +15,7 @@ gradient. The script prints the largest relative error and stops unless it is <=
 (1e-6). `--meanflow BIN` names the binary (default: `meanflow` on the PATH); `--no-check` skips.
 
 Training then follows the checkpoint's config (docs/pytorch.md): the batch size, the time sampler
-(its r != t rows first), label dropout and the guidance scales of a conditional model, the loss
+(its r != t rows first), label dropout, the guidance scales and intervals of a conditional model, the loss
 (beta, v_source, p, c, exact, guidance), AdamW with its lr, betas, eps, weight decay, warm-up and
 clipping, continuing from the saved moments and step count, and the EMA. Batches are drawn with
 PyTorch's generator (`--seed`), so the numbers are not meanflow's stream: the distribution is.
@@ -94,7 +94,8 @@ def model_dict(config):
     return {"d": m["dim"], "width": m["width"], "depth": m["depth"],
             "activation": m["activation"], "conditioning": m["conditioning"],
             "heads": m["heads"], "classes": m.get("classes", 0),
-            "class_dim": m.get("class_dim", 0), "guidance_input": m.get("guidance_input", False)}
+            "class_dim": m.get("class_dim", 0), "guidance_input": m.get("guidance_input", False),
+            "guidance_interval_input": m.get("guidance_interval_input", False)}
 
 
 def build_model(config, state, dtype, device):
@@ -162,7 +163,7 @@ class BatchSampler:
         x = self.points[idx]
         e = torch.randn(x.shape, generator=self.gen, dtype=torch.float64)
         t, r = self.times(b)
-        labels = scales = None
+        labels = scales = intervals = None
         if m.get("classes", 0) > 0:
             labels = self.labels[idx].clone()
             drop = torch.rand(b, generator=self.gen) < loss.get("label_dropout", 0.0)
@@ -171,14 +172,22 @@ class BatchSampler:
             w_max = loss["guidance"]["w_max"]  # w log-uniform on [1, 1 + w_max]
             u = torch.rand(b, 1, generator=self.gen, dtype=torch.float64)
             scales = torch.exp(u * math.log1p(w_max))
-        return x, e, t, r, labels, scales
+        if m.get("guidance_interval_input", False):
+            # iMF's interval, after the scales, as the trainer draws it (src/train/trainer.rs,
+            # draw_interval): per row t_min ~ U[0, 0.5), then t_max ~ U[0.5, 1); r = t rows [0, 1].
+            u = torch.rand(b, 2, generator=self.gen, dtype=torch.float64)
+            intervals = torch.stack([0.5 * u[:, 0], 0.5 + 0.5 * u[:, 1]], dim=1)
+            intervals[(r == t)[:, 0]] = torch.tensor([0.0, 1.0], dtype=torch.float64)
+        return x, e, t, r, labels, scales, intervals
 
 
 def reference_config(config, name):
     loss = config["loss"]
     return dict(model_dict(config), beta=loss["beta"], v_source=loss["v_source"], p=loss["p"],
                 c=loss["c"], exact=loss["exact"], guidance=loss.get("guidance", {"kind": "none"}),
-                label_dropout=loss.get("label_dropout", 0.0), batch=config["batch"], name=name)
+                label_dropout=loss.get("label_dropout", 0.0), batch=config["batch"], name=name,
+                **({"guidance_interval": loss["guidance_interval"]}
+                   if loss.get("guidance_interval") else {}))
 
 
 def check_against_meanflow(args, config, params, sampler):
@@ -277,7 +286,8 @@ def check_step(path, config, step, groups):
     get = lambda name: saved.get("batch." + name)  # noqa: E731
     labels = get("labels")
     batch = [get("x"), get("e"), get("t"), get("r"),
-             None if labels is None else labels.reshape(-1).round().long(), get("scales")]
+             None if labels is None else labels.reshape(-1).round().long(), get("scales"),
+             get("intervals")]
     train_step(config, model, opt, ema, batch, step + 1, "cpu", torch.float64)
     worst = (0.0, "")
     for prefix, module in (("after.", model), ("after.ema.", ema)):

@@ -11,13 +11,17 @@ meanflow checkpoint in `MeanFlowMLP` and trains it with `meanflow_quantities`.
 
 The math, from the formulas of docs/reference-format.md (not from the Rust code):
 
-    a_0 = [z | emb(t) | emb(h) | emb(g) (guidance_input) | E[c] (classes > 0)],  h = t - r,
-          g = 1 - 1/w;  u = trunk(a_0) U^T + U_b;  v(z, t | c, w) = the v-head at h = 0
+    a_0 = [z | emb(t) | emb(h) | emb(g) (guidance_input) | emb(t_min) | emb(t_max)
+          (guidance_interval_input) | E[c] (classes > 0)],  h = t - r, g = 1 - 1/w;
+          u = trunk(a_0) U^T + U_b;  v(z, t | c, w) = the v-head at h = 0
     z = (1 - t) x + t e,  v_c = e - x
     V(c, w) = sg(u(z, t, t | c, w)) (v_source boundary) or sg(v(z, t | c, w)) (head)
     v_g = v_c                                             no guidance, and rows of the null class
         = w v_c + kappa V(c) + (1 - w - kappa) V(null)    guidance "target" (MF)
         = v_c + (1 - 1/w_i) (V(c, w_i) - V(null, 1))      guidance "input" (iMF)
+    with the interval input (iMF's, Lyy-iiis/imeanflow imf.py guidance_fn): w' = w where
+    t_min <= t <= t_max, else 1;  V(c, w) above is V(c, w', [0, 1]), V(null, 1) is V(null, 1,
+    [0, 1]), and (1 - 1/w) is (1 - 1/w'): v_g = v_c outside the row's interval
     v_hat = V(c, w);  tangent = sg((1 - beta) v_g + beta v_hat)
     (u, dudt) = jvp(u(., ., . | c, w), (z, r, t), (tangent, 0, 1))
     delta = u + (t - r) sg(dudt) - v_g  (exact: no sg);  ell, w = sg((ell + c)^-p), loss_u = mean w ell
@@ -68,15 +72,17 @@ class MeanFlowMLP(nn.Module):
     """u(z, r, t | c, w) and optionally v(z, t | c, w); state_dict names as meanflow's."""
 
     def __init__(self, d, width, depth, activation, conditioning="raw", heads="u",
-                 classes=0, class_dim=0, guidance_input=False):
+                 classes=0, class_dim=0, guidance_input=False, guidance_interval_input=False):
         super().__init__()
         self.d, self.classes, self.guidance_input = d, classes, guidance_input
+        self.guidance_interval_input = guidance_interval_input
         self.act = ACTIVATIONS[activation]
         one = time_embedding_width(conditioning)
         self.freqs = (one - 1) // 2
         self.h_only = conditioning.startswith("h-")
         times = 1 if self.h_only else 2
-        fan_in = d + times * one + (one if guidance_input else 0) + (class_dim if classes > 0 else 0)
+        fan_in = (d + times * one + (one if guidance_input else 0)
+                  + (2 * one if guidance_interval_input else 0) + (class_dim if classes > 0 else 0))
         self.trunk = nn.ModuleList()
         for _ in range(depth):
             self.trunk.append(nn.Linear(fan_in, width))
@@ -90,7 +96,8 @@ class MeanFlowMLP(nn.Module):
     def from_config(cls, m):
         """From a config dict with the reference-case keys (d, width, depth, ...)."""
         return cls(m["d"], m["width"], m["depth"], m["activation"], m["conditioning"], m["heads"],
-                   m.get("classes", 0), m.get("class_dim", 0), m.get("guidance_input", False))
+                   m.get("classes", 0), m.get("class_dim", 0), m.get("guidance_input", False),
+                   m.get("guidance_interval_input", False))
 
     def embed(self, s):  # s [B, 1] -> [s, sin(pi 2^k s), cos(pi 2^k s)]
         if self.freqs == 0:
@@ -99,10 +106,12 @@ class MeanFlowMLP(nn.Module):
         phases = s * omegas
         return torch.cat([s, torch.sin(phases), torch.cos(phases)], dim=1)
 
-    def features(self, z, t, h, labels=None, scales=None):
+    def features(self, z, t, h, labels=None, scales=None, intervals=None):
         parts = [z, self.embed(h)] if self.h_only else [z, self.embed(t), self.embed(h)]
         if self.guidance_input:
             parts.append(self.embed(1.0 - 1.0 / scales))  # g = 1 - 1/w, in [0, 1)
+        if self.guidance_interval_input:  # intervals [B, 2]: t_min, t_max
+            parts += [self.embed(intervals[:, :1]), self.embed(intervals[:, 1:])]
         if self.class_embed is not None:
             parts.append(self.class_embed(labels))
         a = torch.cat(parts, dim=1)
@@ -110,12 +119,12 @@ class MeanFlowMLP(nn.Module):
             a = self.act(layer(a))
         return a
 
-    def u(self, z, r, t, labels=None, scales=None):
+    def u(self, z, r, t, labels=None, scales=None, intervals=None):
         # h = t - r inside: a JVP along (v, 0, 1) on (z, r, t) has dh = 1.
-        return self.u_head(self.features(z, t, t - r, labels, scales))
+        return self.u_head(self.features(z, t, t - r, labels, scales, intervals))
 
-    def v(self, z, t, labels=None, scales=None):
-        return self.v_head(self.features(z, t, t - t, labels, scales))
+    def v(self, z, t, labels=None, scales=None, intervals=None):
+        return self.v_head(self.features(z, t, t - t, labels, scales, intervals))
 
 
 def weighted(delta, p, c):
@@ -124,13 +133,21 @@ def weighted(delta, p, c):
     return ell, w, (w * ell).mean()
 
 
-def guided_target(model, loss, z, t, v_c, labels, scales):
+def guided_target(model, loss, z, t, v_c, labels, scales, intervals=None):
     """(v_g, V(c, w)): the regression target and the model's own stop-gradient velocity."""
+    full = None
+    if model.guidance_interval_input:
+        # iMF's interval (Lyy-iiis/imeanflow imf.py, guidance_fn and v_cond_fn): the estimates
+        # see the interval [0, 1] and w' = w inside the row's [t_min, t_max], 1 outside.
+        inside = (t >= intervals[:, :1]) & (t <= intervals[:, 1:])
+        scales = torch.where(inside, scales, torch.ones_like(scales))
+        full = torch.cat([torch.zeros_like(t), torch.ones_like(t)], dim=1)
+
     def velocity(lab, sc):
         with torch.no_grad():
             if loss["v_source"] == "boundary":
-                return model.u(z, t, t, lab, sc)
-            return model.v(z, t, lab, sc)
+                return model.u(z, t, t, lab, sc, full)
+            return model.v(z, t, lab, sc, full)
 
     own = velocity(labels, scales)
     guidance = loss.get("guidance", {"kind": "none"})
@@ -144,7 +161,7 @@ def guided_target(model, loss, z, t, v_c, labels, scales):
         w, kappa = guidance["w"], guidance["kappa"]
         guided = w * v_c + kappa * own + (1.0 - w - kappa) * null
     elif kind == "input":
-        guided = v_c + (1.0 - 1.0 / scales) * (own - null)
+        guided = v_c + (1.0 - 1.0 / scales) * (own - null)  # w' with the interval: 0 outside
     else:
         raise ValueError(f"unknown guidance kind {kind!r}")
     has_class = (labels != model.classes).unsqueeze(1)
@@ -155,16 +172,16 @@ def guided_target(model, loss, z, t, v_c, labels, scales):
     return torch.where(has_class, guided, v_c), own
 
 
-def meanflow_quantities(model, loss, x, e, t, r, labels=None, scales=None):
+def meanflow_quantities(model, loss, x, e, t, r, labels=None, scales=None, intervals=None):
     """Every quantity of the format by name (without 'expect.'); q['loss'] carries the graph.
 
     `loss` holds beta, v_source, p, c, exact and optionally guidance (a dict as in the config)."""
     z = (1 - t) * x + t * e
     v_c = e - x
-    v_g, v_hat = guided_target(model, loss, z, t, v_c, labels, scales)
+    v_g, v_hat = guided_target(model, loss, z, t, v_c, labels, scales, intervals)
     beta = loss["beta"]
     tangent = ((1 - beta) * v_g + beta * v_hat).detach()
-    u, dudt = jvp(lambda z_, r_, t_: model.u(z_, r_, t_, labels, scales), (z, r, t),
+    u, dudt = jvp(lambda z_, r_, t_: model.u(z_, r_, t_, labels, scales, intervals), (z, r, t),
                   (tangent, torch.zeros_like(r), torch.ones_like(t)))
     delta = u + (t - r) * (dudt if loss["exact"] else dudt.detach()) - v_g
     ell, w, loss_u = weighted(delta, loss["p"], loss["c"])
@@ -172,7 +189,7 @@ def meanflow_quantities(model, loss, x, e, t, r, labels=None, scales=None):
              delta=delta, ell=ell, w=w, loss_u=loss_u)
     total = loss_u
     if model.v_head is not None:
-        v = model.v(z, t, labels, scales)
+        v = model.v(z, t, labels, scales, intervals)
         delta_v = v - v_g
         ell_v, w_v, loss_v = weighted(delta_v, loss["p"], loss["c"])
         q.update(v_head=v, delta_v=delta_v, ell_v=ell_v, w_v=w_v, loss_v=loss_v)
@@ -181,9 +198,9 @@ def meanflow_quantities(model, loss, x, e, t, r, labels=None, scales=None):
     return q
 
 
-def case_tensors(model, config, x, e, t, r, labels=None, scales=None):
+def case_tensors(model, config, x, e, t, r, labels=None, scales=None, intervals=None):
     """The tensors of a reference case: parameters, batch, expect.* (gradients included)."""
-    q = meanflow_quantities(model, config, x, e, t, r, labels, scales)
+    q = meanflow_quantities(model, config, x, e, t, r, labels, scales, intervals)
     model.zero_grad()
     q["loss"].backward()
     tensors = {}
@@ -195,6 +212,8 @@ def case_tensors(model, config, x, e, t, r, labels=None, scales=None):
         batch["labels"] = labels.to(torch.float64)  # [B], integer values; C = null class
     if scales is not None:
         batch["scales"] = scales  # [B, 1], w >= 1
+    if intervals is not None:
+        batch["intervals"] = intervals  # [B, 2], each row's [t_min, t_max]
     for name, value in batch.items():
         tensors["batch." + name] = value
     for name, value in q.items():
@@ -203,9 +222,9 @@ def case_tensors(model, config, x, e, t, r, labels=None, scales=None):
     return {k: v.detach().to("cpu", torch.float64).contiguous().clone() for k, v in tensors.items()}
 
 
-def export_case(path, model, config, x, e, t, r, labels=None, scales=None):
+def export_case(path, model, config, x, e, t, r, labels=None, scales=None, intervals=None):
     config = dict(config, dtype="f64", format=FORMAT)
-    tensors = case_tensors(model, config, x, e, t, r, labels, scales)
+    tensors = case_tensors(model, config, x, e, t, r, labels, scales, intervals)
     save_file(tensors, path, metadata={"config": json.dumps(config)})
     return tensors
 
@@ -213,14 +232,15 @@ def export_case(path, model, config, x, e, t, r, labels=None, scales=None):
 def random_batch(config, gen, labels_from=None):
     """A batch for `config`: t in (0.05, 0.95), the first quarter of rows r = t, the others
     r = t U(0, 1); labels uniform over the classes with every third row dropped (null class);
-    scales log-uniform on [1, 1 + w_max] (iMF's draw)."""
+    scales log-uniform on [1, 1 + w_max] (iMF's draw); with the interval input, intervals
+    t_min ~ U[0, 0.5], t_max ~ U[0.5, 1], [0, 1] on the rows with r = t (iMF's draw)."""
     B, d = config["batch"], config["d"]
     x = torch.randn(B, d, generator=gen)
     e = torch.randn(B, d, generator=gen)
     t = torch.rand(B, 1, generator=gen) * 0.9 + 0.05
     r = t * torch.rand(B, 1, generator=gen)
     r[: max(1, B // 4)] = t[: max(1, B // 4)]  # rows with r == t exercise the boundary
-    labels = scales = None
+    labels = scales = intervals = None
     classes = config.get("classes", 0)
     if classes > 0:
         labels = torch.randint(0, classes, (B,), generator=gen)
@@ -229,7 +249,11 @@ def random_batch(config, gen, labels_from=None):
         w_max = config["guidance"]["w_max"]
         scales = torch.exp(torch.rand(B, 1, generator=gen) * math.log1p(w_max))
         scales[0] = 1.0  # w = 1 exactly: g = 0
-    return x, e, t, r, labels, scales
+    if config.get("guidance_interval_input", False):
+        intervals = torch.cat([0.5 * torch.rand(B, 1, generator=gen),
+                               0.5 + 0.5 * torch.rand(B, 1, generator=gen)], dim=1)
+        intervals[r[:, 0] == t[:, 0]] = torch.tensor([0.0, 1.0])
+    return x, e, t, r, labels, scales, intervals
 
 
 def base_config(name, **kw):
@@ -259,6 +283,12 @@ GOLDEN_CASES = [
                 conditioning="h-fourier2", classes=3, class_dim=3, p=1.0, c=0.01,
                 guidance={"kind": "target", "w": 2.5, "kappa": 0.5},
                 guidance_interval=[0.3, 0.7], label_dropout=0.1),
+    # iMF's guidance interval as an input, with the official v-head source (imf.py v_cond_fn),
+    # p = 1, c = 0.01 and w_max = 7 (sample_cfg_scale's s_max).
+    base_config("cond_imf_interval_silu", d=2, width=12, depth=2, activation="silu",
+                conditioning="fourier1", heads="uv", beta=1.0, v_source="head", p=1.0, c=0.01,
+                classes=3, class_dim=3, guidance_input=True, guidance_interval_input=True,
+                guidance={"kind": "input", "w_max": 7.0}, label_dropout=0.1, batch=16),
 ]
 
 

@@ -105,6 +105,7 @@ impl BenchConfig {
             classes: 0,
             class_dim: 0,
             guidance_input: false,
+            guidance_interval_input: false,
         }
     }
 

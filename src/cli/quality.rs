@@ -16,7 +16,9 @@
 
 use super::common::{check_not_an_input, check_parent, count, write_json};
 use super::output::outln;
-use super::sample::{class_blocks, generate, guidance_scale, Method, MethodArgs};
+use super::sample::{
+    class_blocks, generate, guidance_interval, guidance_scale, Method, MethodArgs,
+};
 use super::{CliError, CliResult};
 use clap::Args;
 use meanflow::data::{digits, digits_split, LabelledData, DIGITS_CLASSES, DIGITS_DIM};
@@ -39,6 +41,9 @@ pub struct QualityArgs {
     /// Guidance scale W >= 1 (a model trained with --guidance input:WMAX) [default: 1]
     #[arg(long, allow_hyphen_values = true, value_name = "W")]
     pub guidance: Option<f64>,
+    /// Guidance interval A,B of a model trained with --guidance-interval random (as in sample) [default: 0,1]
+    #[arg(long, allow_hyphen_values = true, value_name = "A,B")]
+    pub interval: Option<String>,
     /// Samples per class (1 to 10000)
     #[arg(long, allow_negative_numbers = true, default_value_t = 100, value_parser = count::<usize>(1, MAX_PER_CLASS))]
     pub per_class: usize,
@@ -164,6 +169,7 @@ pub fn run(args: QualityArgs) -> CliResult<i32> {
     let conditions = Conditions {
         labels: labels.clone(),
         guidance,
+        interval: guidance_interval(args.interval.as_deref(), &ck, &args.checkpoint)?,
     };
     let x = match ck.precision {
         Precision::F32 => generate::<f32>(model, weights, n, args.seed, method, conditions),

@@ -71,6 +71,9 @@ pub struct SampleArgs {
     /// Guidance scale W in [1, 1 + WMAX] of a model trained with guidance as an input (--guidance input:WMAX) [default: 1, none]
     #[arg(long, allow_hyphen_values = true, value_name = "W", value_parser = number)]
     pub guidance: Option<f64>,
+    /// Guidance interval A,B given to a model trained with --guidance input:WMAX --guidance-interval random: the network applies W for A <= t <= B (iMF's, e.g. 0.4,0.65 at 1 step) [default: 0,1]
+    #[arg(long, allow_hyphen_values = true, value_name = "A,B")]
+    pub interval: Option<String>,
 }
 
 /// `--class`: the classes in order, each below `classes`.
@@ -172,6 +175,38 @@ pub(super) fn guidance_scale(given: Option<f64>, ck: &Checkpoint, path: &Path) -
     )))
 }
 
+/// The guidance interval to sample with: `--interval A,B`, which only a model with the interval
+/// input takes (iMF's, trained with `--guidance-interval random`), 0 <= A < B <= 1; [0, 1] when
+/// not given.
+pub(super) fn guidance_interval(
+    given: Option<&str>,
+    ck: &Checkpoint,
+    path: &Path,
+) -> CliResult<[f64; 2]> {
+    let Some(text) = given else {
+        return Ok([0.0, 1.0]);
+    };
+    let bad = |why: String| CliError::usage(format!("--interval {text}: {why}"));
+    let interval = match text.split(',').collect::<Vec<_>>().as_slice() {
+        [a, b] => {
+            let number = |s: &str| number(s.trim()).map_err(bad);
+            [number(a)?, number(b)?]
+        }
+        _ => return Err(bad("expected two times A,B such as 0.4,0.65".into())),
+    };
+    let [a, b] = interval;
+    if !(0.0 <= a && a < b && b <= 1.0) {
+        return Err(bad("the interval must satisfy 0 <= A < B <= 1".into()));
+    }
+    if !ck.config.model.guidance_interval_input {
+        return Err(bad(format!(
+            "{}: the model does not take a guidance interval (train with --guidance input:WMAX --guidance-interval random)",
+            path.display()
+        )));
+    }
+    Ok(interval)
+}
+
 /// How samples are drawn: `--steps K` mean-flow steps or `--euler K` (shared by `sample` and
 /// `quality`).
 #[derive(Args, Debug)]
@@ -254,6 +289,7 @@ pub fn run(args: SampleArgs) -> CliResult<i32> {
         "the model's widest layer",
     )?;
     let guidance = guidance_scale(args.guidance, &ck, &args.checkpoint)?;
+    let interval = guidance_interval(args.interval.as_deref(), &ck, &args.checkpoint)?;
     let labels = match &args.class {
         Some(text) => {
             let order = parse_classes(text, model.classes)?;
@@ -265,6 +301,7 @@ pub fn run(args: SampleArgs) -> CliResult<i32> {
     let conditions = Conditions {
         labels: labels.clone(),
         guidance,
+        interval,
     };
     let x = match ck.precision {
         Precision::F32 => generate::<f32>(model, weights, args.n, args.seed, method, conditions),
@@ -292,6 +329,9 @@ pub fn run(args: SampleArgs) -> CliResult<i32> {
         (_, 0) => String::new(),
         (Some(text), _) => format!(", classes {text}, guidance {guidance}"),
         (None, _) => format!(", null class, guidance {guidance}"),
+    } + &match (args.interval.is_some(), interval) {
+        (true, [a, b]) => format!(" in [{a}, {b}]"),
+        (false, _) => String::new(),
     };
     outln!(
         "wrote {} samples ({}-D, {how}, {weights_name}, step {}{conditioned}) to {}",

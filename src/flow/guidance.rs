@@ -20,8 +20,21 @@
 //!
 //! MF's guidance interval ([`crate::flow::loss::LossConfig::guidance_interval`]): the target is
 //! guided only on rows with t_min <= t <= t_max and is v_c elsewhere (Gsunshine/meanflow
-//! `meanflow.py`). iMF's interval, drawn per row and given to the network as a further input,
-//! is not modelled yet: its w applies at every t.
+//! `meanflow.py`).
+//!
+//! iMF's guidance interval ([`crate::flow::model::ModelConfig::guidance_interval_input`]), as
+//! Lyy-iiis/imeanflow `imf.py` has it: each row draws t_min ~ U[0, 0.5] and t_max ~ U[0.5, 1]
+//! (`sample_cfg_interval`; a row with r = t gets [0, 1]) and the network sees emb(t_min) and
+//! emb(t_max) beside emb(g). The target uses w' = w inside the row's interval and 1 outside:
+//!
+//! ```text
+//!   v_g = v_c + (1 - 1/w') (sg(v^(z, t | c, w', [0, 1])) - sg(v^(z, t | null, 1, [0, 1])))
+//! ```
+//!
+//! so v_g = v_c outside the interval (`guidance_fn`); the velocity estimates, v_hat too, see the
+//! interval [0, 1] and the scale w' (`v_cond_fn`), while u(z, r, t | c, w, t_min, t_max) sees the
+//! row's own. At sampling (`sample --guidance W --interval A,B`) the network is given (W, A, B),
+//! one evaluation per step (`sample_one_step`).
 //!
 //! Both targets contain the network's own outputs, a bootstrapped regression: the target of a row
 //! moves with the fit. With plain squared error (p = 0) a large w_max can diverge: measured on the
@@ -140,7 +153,8 @@ pub struct TargetInputs {
 /// Records v_g (see the module documentation) for rows of classes `labels` (the null class is
 /// `classes`) at times `times` [B, 1] and, for [`Guidance::Input`], scales `scales` [B, 1]. With
 /// an `interval` [t_min, t_max] a row is guided only when t_min <= t <= t_max (MF's interval; v_g
-/// = v_c elsewhere, as on the rows without a class).
+/// = v_c elsewhere, as on the rows without a class); with `row_intervals` [B, 2] likewise, each
+/// row within its own [t_min, t_max] (iMF's).
 ///
 /// # Panics
 /// With [`Guidance::None`], or if a velocity the kind needs is missing.
@@ -153,6 +167,7 @@ pub fn record_guided_target<T: Float>(
     classes: usize,
     times: ndarray::ArrayView2<T>,
     scales: ndarray::ArrayView2<T>,
+    row_intervals: Option<ndarray::ArrayView2<T>>,
     inputs: &TargetInputs,
 ) -> Var {
     let rows = labels.len();
@@ -162,8 +177,19 @@ pub fn record_guided_target<T: Float>(
         "record_guided_target: times {:?} for {rows} rows",
         times.dim()
     );
-    let inside =
-        |i: usize| interval.is_none_or(|[lo, hi]| (lo..=hi).contains(&times[[i, 0]].to_f64()));
+    if let Some(intervals) = row_intervals {
+        assert_eq!(
+            intervals.dim(),
+            (rows, 2),
+            "record_guided_target: intervals {:?} for {rows} rows",
+            intervals.dim()
+        );
+    }
+    let inside = |i: usize| {
+        let t = times[[i, 0]];
+        interval.is_none_or(|[lo, hi]| (lo..=hi).contains(&t.to_f64()))
+            && row_intervals.is_none_or(|a| a[[i, 0]] <= t && t <= a[[i, 1]])
+    };
     let conditioned = |i: usize| labels[i] != classes && inside(i);
     // Per-row coefficients, 0 on the rows without a class: v_g = v_c there.
     let column = |tape: &mut Tape<T>, f: &dyn Fn(usize) -> f64| {
@@ -302,6 +328,7 @@ mod tests {
                 classes,
                 times.view(),
                 scales.view(),
+                None,
                 &inputs,
             );
             let got = tape.value(v_g).to_owned();

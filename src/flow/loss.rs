@@ -13,7 +13,10 @@
 //!
 //! A conditional model (classes > 0) sees each row's class c (the null class C where the label was
 //! dropped, with probability `label_dropout`) in every network evaluation above, and its scale w
-//! too if it takes one (iMF's guidance as an input).
+//! too if it takes one (iMF's guidance as an input), and its guidance interval [t_min, t_max] if
+//! it takes that too. The model's own velocity estimates (v_hat and the two velocities of the
+//! guided target) are then evaluated with the interval [0, 1] and the scale w' (w inside the
+//! row's interval, 1 outside), as Lyy-iiis/imeanflow `imf.py` (`guidance_fn`, `v_cond_fn`) does.
 //!
 //! beta = 0 is MeanFlow (MF) in velocity form: delta = u - sg(v_c - (t - r) dudt), the same value
 //! and gradient as the classic |u - sg(u_tgt)|^2. beta = 1 with the boundary source is improved
@@ -131,7 +134,7 @@ impl LossConfig {
         if let Some([lo, hi]) = self.guidance_interval {
             if !matches!(self.guidance, Guidance::Target { .. }) {
                 return Err(
-                    "a guidance interval applies to guidance in the target (target:W)".to_string(),
+                    "a guidance interval applies to guidance in the target (target:W); with guidance as an input (input:WMAX) the interval is drawn per row and given to the network (--guidance-interval random)".to_string(),
                 );
             }
             if !(0.0 <= lo && lo < hi && hi <= 1.0) {
@@ -151,6 +154,12 @@ impl LossConfig {
                 );
             }
         }
+        if model.guidance_interval_input && !model.guidance_input {
+            return Err(
+                "the guidance interval as an input needs a model with a guidance input (input:WMAX)"
+                    .to_string(),
+            );
+        }
         if model.guidance_input != self.guidance.is_input() {
             return Err(if model.guidance_input {
                 "a model with a guidance input needs guidance as an input (iMF's)".to_string()
@@ -163,8 +172,10 @@ impl LossConfig {
 }
 
 /// One batch: data x [B, d], noise e [B, d], times t and r [B, 1] with r <= t; for a conditional
-/// model each row's class (`labels`, the null class C for a dropped label; empty otherwise) and for
-/// a model with a guidance input each row's scale w >= 1 (`scales` [B, 1]; [0, 1] otherwise).
+/// model each row's class (`labels`, the null class C for a dropped label; empty otherwise), for
+/// a model with a guidance input each row's scale w >= 1 (`scales` [B, 1]; [0, 1] otherwise) and
+/// for a model with the guidance interval as an input each row's [t_min, t_max] (`intervals`
+/// [B, 2], 0 <= t_min <= t_max <= 1; [0, 2] otherwise).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Batch<T> {
     pub x: Array2<T>,
@@ -173,6 +184,7 @@ pub struct Batch<T> {
     pub r: Array2<T>,
     pub labels: Vec<usize>,
     pub scales: Array2<T>,
+    pub intervals: Array2<T>,
 }
 
 impl<T: Float> Batch<T> {
@@ -185,6 +197,7 @@ impl<T: Float> Batch<T> {
             r,
             labels: Vec::new(),
             scales: Array2::zeros((0, 1)),
+            intervals: Array2::zeros((0, 2)),
         }
     }
 
@@ -202,7 +215,29 @@ impl<T: Float> Batch<T> {
         if model.guidance_input {
             batch.scales = Array2::ones((rows, 1));
         }
+        if model.guidance_interval_input {
+            batch.intervals = Array2::from_shape_fn((rows, 2), |(_, j)| T::from_f64(j as f64));
+        }
         batch
+    }
+
+    /// Whether row i's t is inside its guidance interval, t_min <= t <= t_max (true without
+    /// intervals).
+    pub fn inside_interval(&self, i: usize) -> bool {
+        self.intervals.nrows() == 0 || {
+            let t = self.t[[i, 0]];
+            self.intervals[[i, 0]] <= t && t <= self.intervals[[i, 1]]
+        }
+    }
+
+    /// The scale w' of row i's velocity estimates: its w inside its guidance interval, 1 outside
+    /// (Lyy-iiis/imeanflow `imf.py`, `w = jnp.where((t >= t_min) & (t <= t_max), w, 1.0)`).
+    pub fn estimate_scale(&self, i: usize) -> T {
+        if self.inside_interval(i) {
+            self.scales[[i, 0]]
+        } else {
+            T::one()
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -281,6 +316,19 @@ impl<T: Float> Batch<T> {
         {
             panic!("Batch: guidance scale {w} is below 1");
         }
+        let interval_rows = if model.guidance_interval_input { b } else { 0 };
+        assert!(
+            self.intervals.dim() == (interval_rows, 2),
+            "Batch: intervals {:?} for {b} rows: need [{interval_rows}, 2]",
+            self.intervals.dim()
+        );
+        for (i, row) in self.intervals.rows().into_iter().enumerate() {
+            let (lo, hi) = (row[0].to_f64(), row[1].to_f64());
+            assert!(
+                0.0 <= lo && lo <= hi && hi <= 1.0,
+                "Batch: guidance interval [{lo}, {hi}] at row {i}: need 0 <= t_min <= t_max <= 1"
+            );
+        }
     }
 }
 
@@ -351,13 +399,15 @@ pub fn tangent_rows<T: Float>(tape: &Tape<T>, batch: &Batch<T>) -> usize {
     last_gap.map_or(1, |i| i + 1).min(b)
 }
 
-/// The rows' conditions as tape constants: one-hot classes [B, C + 1] (a conditional model) and
-/// scales [B, 1] (a model with a guidance input).
-fn row_conditions<T: Float>(
+/// The rows' conditions as tape constants, the network `net` of `params` sees: one-hot classes
+/// [B, C + 1] (a conditional model), scales [B, 1] (a model with a guidance input) and intervals
+/// (t_min, t_max) (a model with the interval input).
+fn row_net<'p, T: Float>(
     tape: &mut Tape<T>,
     model: &ModelConfig,
+    params: &'p ParamVars,
     batch: &Batch<T>,
-) -> (Option<Var>, Option<Var>) {
+) -> TapeModel<'p> {
     let classes = (model.classes > 0).then(|| {
         tape.constant_from_fn((batch.len(), model.classes + 1), |onehot| {
             fill_one_hot(onehot, &batch.labels)
@@ -366,21 +416,75 @@ fn row_conditions<T: Float>(
     let scales = model
         .guidance_input
         .then(|| tape.constant(batch.scales.view()));
-    (classes, scales)
+    let intervals = model.guidance_interval_input.then(|| {
+        let column = |tape: &mut Tape<T>, j: usize| {
+            tape.constant_from_fn((batch.len(), 1), |mut col| {
+                col.column_mut(0).assign(&batch.intervals.column(j))
+            })
+        };
+        (column(tape, 0), column(tape, 1))
+    });
+    TapeModel {
+        config: *model,
+        params,
+        classes,
+        scales,
+        intervals,
+    }
 }
 
-/// The null class on every row, at scale 1: the unconditional model guidance contrasts with.
-fn null_conditions<T: Float>(
+/// The network of the model's own velocity estimates on the rows (v_hat and v^(c) of the guided
+/// target): `net` itself, but for a model with the interval input the interval [0, 1] and the
+/// scale w' of [`Batch::estimate_scale`] (w inside the row's interval, 1 outside).
+fn estimate_net<'p, T: Float>(
+    tape: &mut Tape<T>,
+    net: &TapeModel<'p>,
+    batch: &Batch<T>,
+) -> TapeModel<'p> {
+    if !net.config.guidance_interval_input {
+        return TapeModel { ..*net };
+    }
+    let rows = batch.len();
+    let scales = tape.constant_from_fn((rows, 1), |mut col| {
+        for (i, w) in col.iter_mut().enumerate() {
+            *w = batch.estimate_scale(i);
+        }
+    });
+    let lo = tape.full((rows, 1), T::zero());
+    let hi = tape.full((rows, 1), T::one());
+    TapeModel {
+        scales: Some(scales),
+        intervals: Some((lo, hi)),
+        ..*net
+    }
+}
+
+/// The null class on every row, at scale 1 (and interval [0, 1]): the unconditional model
+/// guidance contrasts with.
+fn null_net<'p, T: Float>(
     tape: &mut Tape<T>,
     model: &ModelConfig,
+    params: &'p ParamVars,
     rows: usize,
-) -> (Option<Var>, Option<Var>) {
+) -> TapeModel<'p> {
     let classes = tape.constant_from_fn((rows, model.classes + 1), |mut onehot| {
         onehot.fill(T::zero());
         onehot.column_mut(model.classes).fill(T::one());
     });
     let scales = model.guidance_input.then(|| tape.full((rows, 1), T::one()));
-    (Some(classes), scales)
+    let intervals = model.guidance_interval_input.then(|| {
+        (
+            tape.full((rows, 1), T::zero()),
+            tape.full((rows, 1), T::one()),
+        )
+    });
+    TapeModel {
+        config: *model,
+        params,
+        classes: Some(classes),
+        scales,
+        intervals,
+    }
 }
 
 /// sg(v^(z, t)): the model's velocity estimate, u(z, t, t) (boundary) or the v-head (head; its
@@ -412,13 +516,7 @@ pub fn record_loss<T: Float>(
     batch: &Batch<T>,
 ) -> LossNodes {
     batch.check(model);
-    let (classes, scales) = row_conditions(tape, model, batch);
-    let net = TapeModel {
-        config: *model,
-        params,
-        classes,
-        scales,
-    };
+    let net = row_net(tape, model, params, batch);
     let z = tape.constant_from_fn(batch.x.dim(), |z| batch.write_z(z));
     let v_c = tape.constant_from_fn(batch.x.dim(), |v| batch.write_v_c(v));
     let t = tape.constant(batch.t.view());
@@ -429,18 +527,16 @@ pub fn record_loss<T: Float>(
     let k = tangent_rows(tape, batch);
 
     // The target v_g; with guidance also v^ of the rows' own conditions on every row, which
-    // serves as v_hat on rows 0..k too.
+    // serves as v_hat on rows 0..k too. With the interval input the estimates see other
+    // conditions than the rows' (estimate_net), so the v-head pass above is not one of them.
+    let interval_input = model.guidance_interval_input;
+    let est = estimate_net(tape, &net, batch);
+    let reusable_v_head = v_head.filter(|_| !interval_input);
     let guided = loss.guidance != Guidance::None;
     let own = (guided && (loss.guidance.needs_own_velocity() || loss.beta > 0.0))
-        .then(|| velocity_estimate(tape, &net, loss.v_source, z, t, v_head));
+        .then(|| velocity_estimate(tape, &est, loss.v_source, z, t, reusable_v_head));
     let v_target = if guided {
-        let (null_classes, null_scales) = null_conditions(tape, model, batch.len());
-        let null_net = TapeModel {
-            config: *model,
-            params,
-            classes: null_classes,
-            scales: null_scales,
-        };
+        let null_net = null_net(tape, model, params, batch.len());
         let null = velocity_estimate(tape, &null_net, loss.v_source, z, t, None);
         let inputs = TargetInputs { v_c, own, null };
         record_guided_target(
@@ -451,6 +547,7 @@ pub fn record_loss<T: Float>(
             model.classes,
             batch.t.view(),
             batch.scales.view(),
+            interval_input.then(|| batch.intervals.view()),
             &inputs,
         )
     } else {
@@ -462,21 +559,18 @@ pub fn record_loss<T: Float>(
         tape.rows(t, 0, k),
         tape.rows(v_target, 0, k),
     );
-    let v_hat = (loss.beta > 0.0).then(|| match (own, loss.v_source, v_head) {
+    let v_hat = (loss.beta > 0.0).then(|| match (own, loss.v_source, reusable_v_head) {
         (Some(own), _, _) => tape.rows(own, 0, k),
         (None, VSource::Head, Some(v)) => {
             let v_k = tape.rows(v, 0, k);
             tape.stop_gradient(v_k)
         }
-        (None, VSource::Head, None) => panic!("record_loss: v_source = head needs heads = uv"),
-        (None, VSource::Boundary, _) => {
-            let net_k = TapeModel {
-                classes: classes.map(|c| tape.rows(c, 0, k)),
-                scales: scales.map(|w| tape.rows(w, 0, k)),
-                ..net
-            };
-            let u_boundary = net_k.u(tape, z_k, t_k, t_k);
-            tape.stop_gradient(u_boundary)
+        (None, VSource::Head, None) if v_head.is_none() => {
+            panic!("record_loss: v_source = head needs heads = uv")
+        }
+        (None, source, _) => {
+            let est_k = est.rows(tape, k);
+            velocity_estimate(tape, &est_k, source, z_k, t_k, None)
         }
     });
     let noisy = tape.scale(v_target_k, 1.0 - loss.beta);
@@ -622,6 +716,7 @@ mod tests {
             classes: 0,
             class_dim: 0,
             guidance_input: false,
+            guidance_interval_input: false,
         }
     }
 

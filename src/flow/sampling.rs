@@ -5,7 +5,10 @@
 //! - the flow-matching baseline: Euler on dz/dt = v(z, t) with v(z, t) = u(z, t, t), n equal steps.
 //!
 //! A conditional model samples under [`Conditions`]: each row's class (the null class when none is
-//! given: unconditional samples) and, for a model with a guidance input, the guidance scale w.
+//! given: unconditional samples) and, for a model with a guidance input, the guidance scale w;
+//! for a model with the guidance interval as an input, the interval [t_min, t_max] where w applies
+//! too (iMF: the network is given (w, t_min, t_max), one evaluation per step, Lyy-iiis/imeanflow
+//! `imf.py`, `sample_one_step`).
 
 use crate::autodiff::tape::Tape;
 use crate::flow::model::{class_rows, MlpParams, ModelConfig, ParamVars, TapeModel};
@@ -20,6 +23,9 @@ pub struct Conditions {
     pub labels: Option<Vec<usize>>,
     /// The guidance scale w >= 1 given to a model with a guidance input (1: no guidance).
     pub guidance: f64,
+    /// The guidance interval [t_min, t_max] given to a model with the interval input ([0, 1]:
+    /// every t; a model without that input takes only [0, 1]).
+    pub interval: [f64; 2],
 }
 
 impl Conditions {
@@ -28,6 +34,7 @@ impl Conditions {
         Conditions {
             labels: None,
             guidance: 1.0,
+            interval: [0.0, 1.0],
         }
     }
 
@@ -36,7 +43,13 @@ impl Conditions {
         Conditions {
             labels: Some(labels),
             guidance,
+            interval: [0.0, 1.0],
         }
+    }
+
+    /// The same conditions with the guidance interval [t_min, t_max].
+    pub fn with_interval(self, interval: [f64; 2]) -> Self {
+        Conditions { interval, ..self }
     }
 }
 
@@ -57,7 +70,8 @@ impl<'a, T: Float> Evaluator<'a, T> {
     /// An evaluator whose rows are of `conditions` (ignored by an unconditional model).
     ///
     /// # Panics
-    /// If a label is not below the model's classes or the scale is below 1.
+    /// If a label is not below the model's classes, the scale is below 1, or the interval is not
+    /// 0 <= t_min <= t_max <= 1 or is other than [0, 1] for a model without the interval input.
     pub fn conditioned(
         config: ModelConfig,
         params: &'a MlpParams<T>,
@@ -75,6 +89,15 @@ impl<'a, T: Float> Evaluator<'a, T> {
             conditions.guidance >= 1.0,
             "Evaluator: guidance scale {} is below 1",
             conditions.guidance
+        );
+        let [lo, hi] = conditions.interval;
+        assert!(
+            0.0 <= lo && lo <= hi && hi <= 1.0,
+            "Evaluator: guidance interval [{lo}, {hi}]: need 0 <= t_min <= t_max <= 1"
+        );
+        assert!(
+            config.guidance_interval_input || conditions.interval == [0.0, 1.0],
+            "Evaluator: guidance interval [{lo}, {hi}] for a model without the interval input"
         );
         Evaluator {
             config,
@@ -130,6 +153,12 @@ impl<'a, T: Float> Evaluator<'a, T> {
         if self.config.guidance_input {
             let w = self.conditions.guidance;
             net.scales = Some(self.tape.full((rows, 1), T::from_f64(w)));
+        }
+        if self.config.guidance_interval_input {
+            let [lo, hi] = self.conditions.interval;
+            let lo = self.tape.full((rows, 1), T::from_f64(lo));
+            let hi = self.tape.full((rows, 1), T::from_f64(hi));
+            net.intervals = Some((lo, hi));
         }
         let u = net.u(&mut self.tape, z, r, t);
         self.tape.value(u).to_owned()

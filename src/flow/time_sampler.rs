@@ -91,9 +91,7 @@ impl TimeSampler {
         ] {
             if let Some(TimeDistribution::LogitNormal { mu, sigma }) = distribution {
                 if !mu.is_finite() {
-                    return Err(format!(
-                        "time sampler mu{which} must be finite, got {mu}"
-                    ));
+                    return Err(format!("time sampler mu{which} must be finite, got {mu}"));
                 }
                 if !(sigma > 0.0 && sigma.is_finite()) {
                     return Err(format!(

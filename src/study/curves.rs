@@ -180,6 +180,7 @@ impl EvalSet {
             r: Array2::zeros((rows, 1)),
             labels: Vec::new(),
             scales: ndarray::Array2::zeros((0, 1)),
+            intervals: ndarray::Array2::zeros((0, 2)),
         };
         batch.e.iter_mut().for_each(|e| *e = rng.normal());
         let all_gaps = TimeSampler {

@@ -85,6 +85,7 @@ impl FixtureSettings {
                 classes: 0,
                 class_dim: 0,
                 guidance_input: false,
+                guidance_interval_input: false,
             },
             loss: LossConfig::preset(preset),
             time: TimeSampler::preset_default(preset),

@@ -193,6 +193,7 @@ pub fn exact_angle(
         r: Array2::zeros((batch, 1)),
         labels: Vec::new(),
         scales: ndarray::Array2::zeros((0, 1)),
+        intervals: ndarray::Array2::zeros((0, 2)),
     };
     let mut tape = Tape::new();
     let (sg_loss, exact_loss) = (

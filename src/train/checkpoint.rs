@@ -586,6 +586,7 @@ mod tests {
                 classes: 0,
                 class_dim: 0,
                 guidance_input: false,
+                guidance_interval_input: false,
             },
             loss,
             time: TimeSampler::imf_default(),

@@ -229,6 +229,7 @@ mod tests {
                 classes: 0,
                 class_dim: 0,
                 guidance_input: false,
+                guidance_interval_input: false,
             };
             let mut rng = Rng::seed_from_u64(width as u64);
             let grads = MlpParams::<f32>::init(&model, &mut rng);

@@ -5,7 +5,8 @@
 //! generator), with a class per point for a conditional model; each batch takes rows uniformly with
 //! replacement. Noise e ~ N(0, I); times from the [`TimeSampler`], whose r != t rows come first.
 //! A conditional model's labels are dropped to the null class with probability `label_dropout`,
-//! and a model with a guidance input gets a scale w per row ([`Guidance::draw_scale`]).
+//! and a model with a guidance input gets a scale w per row ([`Guidance::draw_scale`]), a model
+//! with the guidance interval as an input an interval per row ([`draw_interval`]).
 
 use crate::autodiff::tape::Tape;
 use crate::flow::guidance::Guidance;
@@ -246,7 +247,8 @@ impl From<Array2<f64>> for TrainingData {
 
 /// What a batch draws besides points, noise and times: the classes of a conditional model
 /// (dropped to the null class C with probability `label_dropout`) and the scales of a model with a
-/// guidance input (log-uniform on [1, 1 + w_max]).
+/// guidance input (log-uniform on [1, 1 + w_max]) and the guidance intervals of a model that takes
+/// them ([`draw_interval`]).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ConditionSampler {
     /// C; 0 for an unconditional model.
@@ -254,6 +256,21 @@ pub struct ConditionSampler {
     pub label_dropout: f64,
     /// w_max of [`Guidance::Input`], None for a model without a guidance input.
     pub scale_max: Option<f64>,
+    /// Draw each row's guidance interval (a model with the interval input).
+    pub intervals: bool,
+}
+
+/// One row's guidance interval as iMF draws it (Lyy-iiis/imeanflow `imf.py`,
+/// `sample_cfg_interval`): t_min ~ U[0, 0.5), then t_max ~ U[0.5, 1); both drawn on every row, and
+/// a row with r = t gets [0, 1] (the official `fm_mask`).
+pub fn draw_interval(rng: &mut Rng, r_equals_t: bool) -> [f64; 2] {
+    let lo = 0.5 * rng.uniform();
+    let hi = 0.5 + 0.5 * rng.uniform();
+    if r_equals_t {
+        [0.0, 1.0]
+    } else {
+        [lo, hi]
+    }
 }
 
 impl ConditionSampler {
@@ -262,6 +279,7 @@ impl ConditionSampler {
         classes: 0,
         label_dropout: 0.0,
         scale_max: None,
+        intervals: false,
     };
 
     /// The conditions `config` trains with.
@@ -273,6 +291,7 @@ impl ConditionSampler {
                 Guidance::Input { w_max } => Some(w_max),
                 _ => None,
             },
+            intervals: config.model.guidance_interval_input,
         }
     }
 }
@@ -290,8 +309,9 @@ pub struct BatchSampler {
 
 impl BatchSampler {
     /// Fills the batch: x rows (and their labels) with replacement from the pool, e ~ N(0, I),
-    /// (r, t) from the sampler, then the dropped labels and the scales. An unconditional model's
-    /// batch draws nothing after the times, so its stream is what it was before classes existed.
+    /// (r, t) from the sampler, then the dropped labels, the scales and the intervals. An
+    /// unconditional model's batch draws nothing after the times, so its stream is what it was
+    /// before classes existed; likewise a model without the interval input draws none.
     pub fn fill<T: Float>(&mut self, batch: &mut Batch<T>) {
         let n = self.data.nrows();
         assert!(n > 0, "BatchSampler: the data pool is empty");
@@ -321,6 +341,13 @@ impl BatchSampler {
         if let Some(w_max) = self.conditions.scale_max {
             for w in batch.scales.iter_mut() {
                 *w = T::from_f64(Guidance::draw_scale(w_max, &mut self.rng));
+            }
+        }
+        if self.conditions.intervals {
+            for (i, mut row) in batch.intervals.rows_mut().into_iter().enumerate() {
+                let [lo, hi] = draw_interval(&mut self.rng, batch.t[[i, 0]] == batch.r[[i, 0]]);
+                row[0] = T::from_f64(lo);
+                row[1] = T::from_f64(hi);
             }
         }
     }
@@ -519,6 +546,7 @@ mod tests {
                 classes: 0,
                 class_dim: 0,
                 guidance_input: false,
+                guidance_interval_input: false,
             },
             loss: LossConfig::preset(loss),
             time: TimeSampler::imf_default(),
@@ -553,6 +581,7 @@ mod tests {
                 r: cat(|b| &b.r),
                 labels: Vec::new(),
                 scales: ndarray::Array2::zeros((0, 1)),
+                intervals: ndarray::Array2::zeros((0, 2)),
             };
             let mut tape = Tape::new();
             let (want, want_grads) =
@@ -595,6 +624,44 @@ mod tests {
         assert_eq!(bits(&t.adam.m), m);
         assert_eq!(bits(&t.adam.v), v);
         assert_eq!(bits(t.ema.as_ref().unwrap()), ema);
+    }
+
+    /// A model with the interval input gets each row's [t_min, t_max] with t_min in [0, 0.5),
+    /// t_max in [0.5, 1), and [0, 1] on the rows with r = t; the batch fits the model.
+    #[test]
+    fn intervals_are_drawn_for_a_model_that_takes_them() {
+        let mut cfg = config(1, LossPreset::Imf, Heads::U);
+        cfg.model.classes = 3;
+        cfg.model.class_dim = 2;
+        cfg.model.guidance_input = true;
+        cfg.model.guidance_interval_input = true;
+        cfg.loss.guidance = Guidance::Input { w_max: 7.0 };
+        cfg.loss.label_dropout = 0.1;
+        cfg.batch = 64;
+        cfg.validate().unwrap();
+        let mut rng = Rng::seed_from_u64(2);
+        let points = Array2::from_shape_simple_fn((30, 2), || rng.normal());
+        let labels = (0..30).map(|i| i % 3).collect();
+        let mut trainer = Trainer::<f64>::new(cfg, TrainingData { points, labels });
+        let (values, _) = trainer.evaluate_batch();
+        assert!(values.loss.is_finite());
+        let batch = trainer.engine.shards()[0].batch();
+        batch.check(&cfg.model);
+        let (mut equal, mut gap) = (0, 0);
+        for i in 0..batch.len() {
+            let [lo, hi] = [batch.intervals[[i, 0]], batch.intervals[[i, 1]]];
+            if batch.t[[i, 0]] == batch.r[[i, 0]] {
+                equal += 1;
+                assert_eq!([lo, hi], [0.0, 1.0]);
+            } else {
+                gap += 1;
+                assert!(
+                    (0.0..0.5).contains(&lo) && (0.5..1.0).contains(&hi),
+                    "{lo} {hi}"
+                );
+            }
+        }
+        assert!(equal > 0 && gap > 0);
     }
 
     /// Same seed and threads: bit-identical parameters after a few steps.

@@ -5,8 +5,10 @@
 //! A conditional case adds `classes`, `class_dim`, `guidance_input`, `guidance` and `label_dropout`
 //! to the config (absent: an unconditional model, so older files load as before), the parameter
 //! `class_embed.weight`, and the batch's `batch.labels` (\[B\] or \[B, 1\], integer values 0..=C in F64,
-//! C the null class) and `batch.scales` ([B, 1], w >= 1, with a guidance input); bad ones are
-//! refused with one line naming the file and the tensor ([`ReferenceError::BadValue`]).
+//! C the null class) and `batch.scales` ([B, 1], w >= 1, with a guidance input); a model with
+//! iMF's guidance interval as an input (`guidance_interval_input`) has `batch.intervals` ([B, 2],
+//! each row's [t_min, t_max], 0 <= t_min <= t_max <= 1); bad ones are refused with one line naming
+//! the file and the tensor ([`ReferenceError::BadValue`]).
 
 use crate::autodiff::elementwise::Elementwise;
 use crate::autodiff::tape::{Tape, Var};
@@ -159,7 +161,8 @@ fn parameter_shapes(model: &ModelConfig) -> Vec<(String, Vec<usize>)> {
 
 /// The batch's tensors (`batch.labels` and `batch.scales` are checked against the config on
 /// their own).
-const BATCH_TENSORS: [&str; 6] = [
+const BATCH_TENSORS: [&str; 7] = [
+    "batch.intervals",
     "batch.x",
     "batch.e",
     "batch.t",
@@ -216,6 +219,9 @@ struct CaseConfig {
     class_dim: usize,
     #[serde(default)]
     guidance_input: bool,
+    /// iMF's guidance interval is an input (`batch.intervals` [B, 2]).
+    #[serde(default)]
+    guidance_interval_input: bool,
     /// As in a training config: `{"kind": "none"}` (default), `{"kind": "target", "w", "kappa"}`,
     /// `{"kind": "input", "w_max"}`.
     #[serde(default)]
@@ -287,6 +293,7 @@ impl ReferenceCase {
             classes: cfg.classes,
             class_dim: cfg.class_dim,
             guidance_input: cfg.guidance_input,
+            guidance_interval_input: cfg.guidance_interval_input,
         };
         let loss = LossConfig {
             beta: cfg.beta,
@@ -415,6 +422,32 @@ impl ReferenceCase {
                     Array2::from_shape_vec((b, 1), values).expect("b values")
                 }
             };
+        let intervals = match (
+            model.guidance_interval_input,
+            file.tensors.contains_key("batch.intervals"),
+        ) {
+            (false, false) => Array2::zeros((0, 2)),
+            (false, true) => return Err(bad_value(
+                "batch.intervals",
+                "intervals for a model without the interval input (config guidance_interval_input = false)"
+                    .into(),
+            )),
+            (true, _) => {
+                let intervals = tensor("batch.intervals", &[b, 2])?;
+                for (i, row) in intervals.rows().into_iter().enumerate() {
+                    let (lo, hi) = (row[0], row[1]);
+                    if !(0.0 <= lo && lo <= hi && hi <= 1.0) {
+                        return Err(bad_value(
+                            "batch.intervals",
+                            format!(
+                                "row {i} holds [{lo}, {hi}], but a guidance interval has 0 <= t_min <= t_max <= 1"
+                            ),
+                        ));
+                    }
+                }
+                intervals
+            }
+        };
         let batch = Batch {
             x: tensor("batch.x", &[b, d])?,
             e: tensor("batch.e", &[b, d])?,
@@ -422,6 +455,7 @@ impl ReferenceCase {
             r: tensor("batch.r", &[b, 1])?,
             labels,
             scales,
+            intervals,
         };
         for (i, (&t, &r)) in batch.t.iter().zip(batch.r.iter()).enumerate() {
             if !(0.0..=1.0).contains(&t) {
@@ -509,6 +543,14 @@ impl ReferenceCase {
             }
             if self.model.guidance_input {
                 net.scales = Some(tape.constant(self.batch.scales.view()));
+            }
+            if self.model.guidance_interval_input {
+                // The estimates' conditions: the scale w' (w inside the row's interval, 1
+                // outside) and the interval [0, 1] (src/flow/loss.rs, estimate_net).
+                let b = self.batch.len();
+                let w = Array2::from_shape_fn((b, 1), |(i, _)| self.batch.estimate_scale(i));
+                net.scales = Some(tape.constant(w.view()));
+                net.intervals = Some((tape.full((b, 1), 0.0), tape.full((b, 1), 1.0)));
             }
             match self.loss.v_source {
                 VSource::Boundary => net.u(&mut tape, n.z, t, t),

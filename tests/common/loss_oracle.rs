@@ -77,9 +77,7 @@ fn affine<R: Real>(layer: &Linear<f64>, a: &[R]) -> Vec<R> {
         .collect()
 }
 
-/// One scalar network evaluation: (u(z, r, t | class, w), v(z, t | class, w)) of a row, on any
-/// [`Real`]. The trunk's input is [z, emb(t), emb(t - r), emb(1 - 1/w) (a guidance input),
-/// E[class] (a conditional model)]; v is the v-head on the trunk at h = 0.
+/// [`net_in`] with the guidance interval [0, 1] (what a model without the interval input ignores).
 pub fn net<R: Real>(
     config: &ModelConfig,
     params: &MlpParams<f64>,
@@ -88,6 +86,23 @@ pub fn net<R: Real>(
     t: R,
     class: usize,
     w: f64,
+) -> (Vec<R>, Option<Vec<R>>) {
+    net_in(config, params, z, r, t, class, w, [0.0, 1.0])
+}
+
+/// One scalar network evaluation: (u(z, r, t | class, w, interval), v(z, t | class, w,
+/// interval)) of a row, on any [`Real`]. The trunk's input is [z, emb(t), emb(t - r),
+/// emb(1 - 1/w) (a guidance input), emb(t_min), emb(t_max) (the interval input), E[class] (a
+/// conditional model)]; v is the v-head on the trunk at h = 0.
+pub fn net_in<R: Real>(
+    config: &ModelConfig,
+    params: &MlpParams<f64>,
+    z: &[R],
+    r: R,
+    t: R,
+    class: usize,
+    w: f64,
+    [t_min, t_max]: [f64; 2],
 ) -> (Vec<R>, Option<Vec<R>>) {
     let trunk = |h: R| {
         let mut a: Vec<R> = z.to_vec();
@@ -101,6 +116,10 @@ pub fn net<R: Real>(
         a.extend(embed(config.conditioning, h));
         if config.guidance_input {
             a.extend(embed(config.conditioning, R::constant(1.0 - 1.0 / w)));
+        }
+        if config.guidance_interval_input {
+            a.extend(embed(config.conditioning, R::constant(t_min)));
+            a.extend(embed(config.conditioning, R::constant(t_max)));
         }
         if let Some(table) = &params.class_embed {
             a.extend(table.row(class).iter().map(|&e| R::constant(e)));
@@ -121,7 +140,7 @@ pub fn net<R: Real>(
     (u, v)
 }
 
-/// u and du/dt along (tangent, 0, 1) of one row, by dual numbers.
+/// [`jvp_in`] with the guidance interval [0, 1].
 pub fn jvp(
     config: &ModelConfig,
     params: &MlpParams<f64>,
@@ -132,12 +151,27 @@ pub fn jvp(
     class: usize,
     w: f64,
 ) -> (Vec<f64>, Vec<f64>) {
+    jvp_in(config, params, z, tangent, r, t, class, w, [0.0, 1.0])
+}
+
+/// u and du/dt along (tangent, 0, 1) of one row, by dual numbers.
+pub fn jvp_in(
+    config: &ModelConfig,
+    params: &MlpParams<f64>,
+    z: &[f64],
+    tangent: &[f64],
+    r: f64,
+    t: f64,
+    class: usize,
+    w: f64,
+    interval: [f64; 2],
+) -> (Vec<f64>, Vec<f64>) {
     let zd: Vec<Dual<f64>> = z
         .iter()
         .zip(tangent)
         .map(|(&x, &dx)| Dual::new(x, dx))
         .collect();
-    let (u, _) = net(
+    let (u, _) = net_in(
         config,
         params,
         &zd,
@@ -145,6 +179,7 @@ pub fn jvp(
         Dual::new(t, 1.0),
         class,
         w,
+        interval,
     );
     (
         u.iter().map(|d| d.value).collect(),
@@ -186,7 +221,26 @@ impl Problem<'_> {
         }
     }
 
-    /// v^(z, t | class, w) of row i: u(z, t, t) or the v-head.
+    /// Row i's guidance interval [t_min, t_max] ([0, 1] without the interval input).
+    pub fn interval(&self, i: usize) -> [f64; 2] {
+        if self.model.guidance_interval_input {
+            [self.batch.intervals[[i, 0]], self.batch.intervals[[i, 1]]]
+        } else {
+            [0.0, 1.0]
+        }
+    }
+
+    /// The scale of row i's velocity estimates: w inside its interval, 1 outside (iMF's w').
+    pub fn estimate_scale(&self, i: usize) -> f64 {
+        let ([lo, hi], t) = (self.interval(i), self.batch.t[[i, 0]]);
+        if lo <= t && t <= hi {
+            self.scale(i)
+        } else {
+            1.0
+        }
+    }
+
+    /// v^(z, t | class, w, [0, 1]) of row i: u(z, t, t) or the v-head, the interval [0, 1].
     fn velocity(&self, params: &MlpParams<f64>, i: usize, class: usize, w: f64) -> Vec<f64> {
         let (z, t) = (z_row(self.batch, i), self.batch.t[[i, 0]]);
         let (u, v) = net(self.model, params, &z, t, t, class, w);
@@ -196,11 +250,18 @@ impl Problem<'_> {
         }
     }
 
-    /// The regression target v_g of row i: v_c, or the guided velocity.
+    /// The regression target v_g of row i: v_c, or the guided velocity (v_c outside MF's fixed
+    /// interval; with iMF's interval input at w' = [`Self::estimate_scale`], so v_c outside the
+    /// row's interval too).
     fn target(&self, params: &MlpParams<f64>, i: usize) -> Vec<f64> {
         let v_c = v_c_row(self.batch, i);
-        let (class, w, classes) = (self.class(i), self.scale(i), self.model.classes);
-        if class == classes {
+        let (class, w, classes) = (self.class(i), self.estimate_scale(i), self.model.classes);
+        let t = self.batch.t[[i, 0]];
+        let outside = self
+            .loss
+            .guidance_interval
+            .is_some_and(|[lo, hi]| t < lo || t > hi);
+        if class == classes || outside {
             return v_c;
         }
         let d = v_c.len();
@@ -255,19 +316,19 @@ pub fn freeze(problem: &Problem, params: &MlpParams<f64>) -> Frozen {
     };
     let weight = |ell: f64| (ell + loss.c).powf(-loss.p);
     for i in 0..batch.len() {
-        let (class, w) = (problem.class(i), problem.scale(i));
+        let (class, w, interval) = (problem.class(i), problem.scale(i), problem.interval(i));
         let (r, t) = (batch.r[[i, 0]], batch.t[[i, 0]]);
         let v_g = problem.target(params, i);
-        let own = problem.velocity(params, i, class, w);
+        let own = problem.velocity(params, i, class, problem.estimate_scale(i));
         let tangent: Vec<f64> = (0..model.dim)
             .map(|j| (1.0 - loss.beta) * v_g[j] + loss.beta * own[j])
             .collect();
         let z = z_row(batch, i);
-        let (u, dudt) = jvp(model, params, &z, &tangent, r, t, class, w);
+        let (u, dudt) = jvp_in(model, params, &z, &tangent, r, t, class, w, interval);
         frozen.w.push(weight(squared_norm(
             (0..model.dim).map(|j| u[j] + (t - r) * dudt[j] - v_g[j]),
         )));
-        if let (_, Some(v)) = net(model, params, &z, t, t, class, w) {
+        if let (_, Some(v)) = net_in(model, params, &z, t, t, class, w, interval) {
             frozen
                 .w_v
                 .push(weight(squared_norm((0..model.dim).map(|j| v[j] - v_g[j]))));
@@ -290,18 +351,28 @@ pub fn frozen_loss(problem: &Problem, frozen: &Frozen, params: &MlpParams<f64>) 
     let mut total = 0.0;
     for i in 0..b {
         let (r, t) = (batch.r[[i, 0]], batch.t[[i, 0]]);
-        let (class, w) = (problem.class(i), problem.scale(i));
+        let (class, w, interval) = (problem.class(i), problem.scale(i), problem.interval(i));
         let z = z_row(batch, i);
         let (u, dudt) = if problem.loss.exact {
-            jvp(model, params, &z, &frozen.tangent[i], r, t, class, w)
+            jvp_in(
+                model,
+                params,
+                &z,
+                &frozen.tangent[i],
+                r,
+                t,
+                class,
+                w,
+                interval,
+            )
         } else {
-            let (u, _) = net(model, params, &z, r, t, class, w);
+            let (u, _) = net_in(model, params, &z, r, t, class, w, interval);
             (u, frozen.dudt[i].clone())
         };
         let target = &frozen.v_target[i];
         total += frozen.w[i]
             * squared_norm((0..model.dim).map(|j| u[j] + (t - r) * dudt[j] - target[j]));
-        if let (_, Some(v)) = net(model, params, &z, t, t, class, w) {
+        if let (_, Some(v)) = net_in(model, params, &z, t, t, class, w, interval) {
             total += frozen.w_v[i] * squared_norm((0..model.dim).map(|j| v[j] - target[j]));
         }
     }

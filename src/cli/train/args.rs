@@ -63,8 +63,8 @@ pub struct TrainArgs {
     /// Guidance in training: none; target:W[:KAPPA] (MF's, fixed scale W in the target); input:WMAX (iMF's, scale drawn in [1, 1 + WMAX] and given to the network, chosen when sampling) [default: none]
     #[arg(long, value_name = "none|target:W[:KAPPA]|input:WMAX")]
     pub guidance: Option<String>,
-    /// MF's guidance interval: target guidance only on rows with T_MIN <= t <= T_MAX, v_c elsewhere (Gsunshine/meanflow) [default: every t]
-    #[arg(long, value_name = "T_MIN,T_MAX")]
+    /// Guidance interval. With target:W, T_MIN,T_MAX: the target is guided only on rows with T_MIN <= t <= T_MAX, v_c elsewhere (MF's, Gsunshine/meanflow). With input:WMAX, random: each row draws t_min ~ U[0, 0.5], t_max ~ U[0.5, 1] (r = t rows [0, 1]), given to the network with w; choose it when sampling with --interval (iMF's, Lyy-iiis/imeanflow) [default: every t]
+    #[arg(long, value_name = "T_MIN,T_MAX|random")]
     pub guidance_interval: Option<String>,
     /// Loss preset: mf, imf or imf-head [default: imf]
     #[arg(long, value_name = "mf|imf|imf-head")]

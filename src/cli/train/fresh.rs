@@ -5,7 +5,7 @@ use super::args::*;
 use super::folder_error;
 use super::settings::{
     check_run_options, parse_activation, parse_ema, parse_guidance, parse_guidance_interval,
-    parse_time_dist, usage, FOR_A_RUN,
+    parse_time_dist, usage, IntervalSetting, FOR_A_RUN,
 };
 use crate::cli::common::parse_dataset;
 use crate::cli::{CliError, CliResult};
@@ -81,13 +81,22 @@ pub fn resolve_fresh(args: &TrainArgs) -> CliResult<RunPlan> {
     if let Some(c) = args.c {
         loss.c = c;
     }
+    let mut interval_input = false;
     if classes > 0 {
         loss.label_dropout = args.label_dropout.unwrap_or(DEFAULT_LABEL_DROPOUT);
         if let Some(g) = &args.guidance {
             loss.guidance = parse_guidance(g)?;
         }
-        if let Some(i) = &args.guidance_interval {
-            loss.guidance_interval = Some(parse_guidance_interval(i)?);
+        match args.guidance_interval.as_deref().map(parse_guidance_interval) {
+            None => {}
+            Some(Err(e)) => return Err(e),
+            Some(Ok(IntervalSetting::Fixed(interval))) => loss.guidance_interval = Some(interval),
+            Some(Ok(IntervalSetting::Random)) if loss.guidance.is_input() => interval_input = true,
+            Some(Ok(IntervalSetting::Random)) => {
+                return Err(CliError::usage(
+                    "--guidance-interval random: the interval drawn per row and given to the network is iMF's, for --guidance input:WMAX; with --guidance target:W give T_MIN,T_MAX",
+                ))
+            }
         }
     }
     let mut time = TimeSampler::preset_default(preset);
@@ -154,6 +163,7 @@ pub fn resolve_fresh(args: &TrainArgs) -> CliResult<RunPlan> {
             0
         },
         guidance_input: loss.guidance.is_input(),
+        guidance_interval_input: interval_input,
     };
     let defaults = AdamConfig::default();
     let adam = AdamConfig {

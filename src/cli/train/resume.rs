@@ -5,7 +5,7 @@
 use super::args::TrainArgs;
 use super::settings::{
     check_run_options, parse_activation, parse_ema, parse_guidance, parse_guidance_interval,
-    parse_time_dist, show_guidance, show_guidance_interval, usage, FOR_A_RUN,
+    parse_time_dist, show_guidance, show_guidance_interval, usage, IntervalSetting, FOR_A_RUN,
 };
 use crate::cli::common::{data_error, parse_dataset};
 use crate::cli::{CliError, CliResult};
@@ -268,10 +268,14 @@ fn check_resume_flags(
         )?;
     }
     if let Some(i) = &args.guidance_interval {
+        let given = match parse_guidance_interval(i)? {
+            IntervalSetting::Fixed([lo, hi]) => format!("{lo},{hi}"),
+            IntervalSetting::Random => "random".into(),
+        };
         same(
             "guidance-interval",
-            Some(show_guidance_interval(Some(parse_guidance_interval(i)?))),
-            show_guidance_interval(l.guidance_interval),
+            Some(given),
+            show_guidance_interval(config),
             file,
         )?;
     }

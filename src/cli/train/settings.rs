@@ -72,21 +72,42 @@ pub fn parse_guidance(text: &str) -> CliResult<Guidance> {
     Ok(guidance)
 }
 
-/// `--guidance-interval T_MIN,T_MAX`: two numbers; their range is LossConfig::validate's.
-pub fn parse_guidance_interval(text: &str) -> CliResult<[f64; 2]> {
+/// What `--guidance-interval` asks for.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum IntervalSetting {
+    /// `T_MIN,T_MAX`: MF's fixed interval of the guided target (`--guidance target:W`).
+    Fixed([f64; 2]),
+    /// `random`: iMF's, drawn per row and given to the network (`--guidance input:WMAX`).
+    Random,
+}
+
+/// `--guidance-interval T_MIN,T_MAX` (two numbers; their range is LossConfig::validate's) or
+/// `random`.
+pub fn parse_guidance_interval(text: &str) -> CliResult<IntervalSetting> {
     let bad = |why: String| CliError::usage(format!("--guidance-interval {text}: {why}"));
+    if text.trim() == "random" {
+        return Ok(IntervalSetting::Random);
+    }
     match text.split(',').collect::<Vec<_>>().as_slice() {
         [lo, hi] => {
             let number = |s: &str| crate::cli::common::number(s.trim()).map_err(bad);
-            Ok([number(lo)?, number(hi)?])
+            Ok(IntervalSetting::Fixed([number(lo)?, number(hi)?]))
         }
-        _ => Err(bad("expected two times T_MIN,T_MAX such as 0.3,0.7".into())),
+        _ => Err(bad(
+            "expected two times T_MIN,T_MAX such as 0.3,0.7 (with --guidance target:W), or random (with --guidance input:WMAX)".into(),
+        )),
     }
 }
 
-/// `0.3,0.7`, or `none`: a guidance interval as `--guidance-interval` spells it.
-pub fn show_guidance_interval(interval: Option<[f64; 2]>) -> String {
-    interval.map_or("none".into(), |[lo, hi]| format!("{lo},{hi}"))
+/// `0.3,0.7`, `random` or `none`: a run's guidance interval as `--guidance-interval` spells it.
+pub fn show_guidance_interval(config: &TrainConfig) -> String {
+    if config.model.guidance_interval_input {
+        return "random".into();
+    }
+    config
+        .loss
+        .guidance_interval
+        .map_or("none".into(), |[lo, hi]| format!("{lo},{hi}"))
 }
 
 /// A guidance setting as `--guidance` spells it ([`parse_guidance`] reads it back).
@@ -212,6 +233,22 @@ mod tests {
         ] {
             let e = parse_guidance(bad).unwrap_err().message;
             assert!(e.starts_with(&format!("--guidance {bad}:")), "{e}");
+        }
+    }
+
+    #[test]
+    fn guidance_interval_flag() {
+        assert_eq!(
+            parse_guidance_interval("0.3,0.7").unwrap(),
+            IntervalSetting::Fixed([0.3, 0.7])
+        );
+        assert_eq!(
+            parse_guidance_interval("random").unwrap(),
+            IntervalSetting::Random
+        );
+        for bad in ["", "0.3", "0.3,x", "drawn"] {
+            let e = parse_guidance_interval(bad).unwrap_err().message;
+            assert!(e.starts_with(&format!("--guidance-interval {bad}:")), "{e}");
         }
     }
 

@@ -5,6 +5,9 @@
 //!             a_0 = [z | emb(t, h) | E[c]]     (classes > 0: E [C + 1, class_dim], row C = null)
 //!             a_0 = [z | emb(t, h) | emb(g) | E[c]]   (guidance_input: g = 1 - 1/w, w >= 1 the
 //!                                                       guidance scale, g in [0, 1))
+//!             a_0 = [z | emb(t, h) | emb(g) | emb(t_min) | emb(t_max) | E[c]]
+//!                                   (guidance_interval_input: iMF's guidance interval, the times
+//!                                    [t_min, t_max] in which the scale w applies)
 //! a_{i+1} = act(a_i W_i^T + b_i)        i = 0 .. depth-1   (the trunk)
 //! u(z, r, t) = a_depth U_w^T + U_b         (the u-head)
 //! v(z, t)    = a_depth(r = t) V_w^T + V_b   (the v-head, when heads = uv)
@@ -59,15 +62,32 @@ pub struct ModelConfig {
     /// The guidance scale w is an input (iMF's guidance as a condition): emb(1 - 1/w) joins a_0.
     #[serde(default)]
     pub guidance_input: bool,
+    /// iMF's guidance interval is an input too (Lyy-iiis/imeanflow `imf.py`, `u_fn(x, t, h, omega,
+    /// t_min, t_max, y)`): emb(t_min) and emb(t_max) join a_0 after emb(g). Needs
+    /// `guidance_input`. Not written when false, so configs without it read and write as before.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub guidance_interval_input: bool,
 }
 
 impl ModelConfig {
-    /// Columns of a_0 = [z | emb(t, h)] (+ emb(g) with a guidance input, + class_dim with classes).
+    /// Columns of a_0 = [z | emb(t, h)] (+ emb(g) with a guidance input, + emb(t_min), emb(t_max)
+    /// with the interval input, + class_dim with classes).
     pub fn input_width(&self) -> usize {
         self.dim
             + self.conditioning.width()
             + self.guidance_input_width()
+            + self.interval_input_width()
             + self.class_embedding_width()
+    }
+
+    /// Columns of emb(t_min) and emb(t_max) in a_0: two times' embeddings with the guidance
+    /// interval as an input, else 0.
+    pub fn interval_input_width(&self) -> usize {
+        if self.guidance_interval_input {
+            2 * self.conditioning.one_time_width()
+        } else {
+            0
+        }
     }
 
     /// Columns of emb(g) in a_0: the width of one time's embedding with a guidance input, else 0.
@@ -146,6 +166,7 @@ impl ModelConfig {
             .dim
             .checked_add(self.conditioning.width())?
             .checked_add(self.guidance_input_width())?
+            .checked_add(self.interval_input_width())?
             .checked_add(self.class_embedding_width())?;
         let heads = if self.heads == Heads::UV { 2 } else { 1 };
         let features = if self.depth == 0 { input } else { self.width };
@@ -427,12 +448,14 @@ pub fn class_rows<T: Float>(labels: &[usize], classes: usize) -> Array2<T> {
 
 /// The model as recorded on a tape: config, the parameter nodes and the rows' conditions: for a
 /// conditional model their classes as one-hot rows [B, C + 1] (a constant; column C = the null
-/// class), for a model with a guidance input their scales w [B, 1] (a constant, w >= 1).
+/// class), for a model with a guidance input their scales w [B, 1] (a constant, w >= 1), for a
+/// model with the guidance interval as an input their intervals (t_min, t_max), each [B, 1].
 pub struct TapeModel<'p> {
     pub config: ModelConfig,
     pub params: &'p ParamVars,
     pub classes: Option<Var>,
     pub scales: Option<Var>,
+    pub intervals: Option<(Var, Var)>,
 }
 
 impl<'p> TapeModel<'p> {
@@ -443,6 +466,20 @@ impl<'p> TapeModel<'p> {
             params,
             classes: None,
             scales: None,
+            intervals: None,
+        }
+    }
+
+    /// The same model on rows 0..k of its conditions (the inputs are sliced by the caller).
+    pub fn rows<T: Float>(&self, tape: &mut Tape<T>, k: usize) -> TapeModel<'p> {
+        TapeModel {
+            config: self.config,
+            params: self.params,
+            classes: self.classes.map(|c| tape.rows(c, 0, k)),
+            scales: self.scales.map(|w| tape.rows(w, 0, k)),
+            intervals: self
+                .intervals
+                .map(|(lo, hi)| (tape.rows(lo, 0, k), tape.rows(hi, 0, k))),
         }
     }
 
@@ -470,6 +507,21 @@ impl<'p> TapeModel<'p> {
             (false, None) => {}
             (true, None) => panic!("trunk: a model with a guidance input needs the rows' scales"),
             (false, Some(_)) => panic!("trunk: scales given to a model without a guidance input"),
+        }
+        match (self.config.guidance_interval_input, self.intervals) {
+            (true, Some((lo, hi))) => {
+                let emb_lo = self.config.conditioning.embed_one(tape, lo);
+                let emb_hi = self.config.conditioning.embed_one(tape, hi);
+                a = tape.concat_cols(a, emb_lo);
+                a = tape.concat_cols(a, emb_hi);
+            }
+            (false, None) => {}
+            (true, None) => {
+                panic!("trunk: a model with the interval input needs the rows' intervals")
+            }
+            (false, Some(_)) => {
+                panic!("trunk: intervals given to a model without the interval input")
+            }
         }
         match (self.params.class_embed, self.classes) {
             (Some(table), Some(onehot)) => {
@@ -531,6 +583,7 @@ mod tests {
                         classes,
                         class_dim: 3,
                         guidance_input: false,
+                        guidance_interval_input: false,
                     };
                     let from_shapes: usize = config
                         .layer_shapes()
@@ -557,8 +610,23 @@ mod tests {
             classes: 0,
             class_dim: 0,
             guidance_input: false,
+            guidance_interval_input: false,
         };
         assert_eq!(huge.checked_parameter_count(), None);
+        // The interval input adds two times' embeddings to the first layer's fan-in.
+        let mut with_interval = ModelConfig {
+            classes: 3,
+            class_dim: 2,
+            guidance_input: true,
+            guidance_interval_input: true,
+            conditioning: Conditioning::Fourier { frequencies: 2 },
+            ..huge
+        };
+        with_interval.width = 7;
+        assert_eq!(with_interval.input_width(), 2 + 10 + 5 + 10 + 2);
+        let params = MlpParams::<f64>::init(&with_interval, &mut Rng::seed_from_u64(1));
+        let from_tensors: usize = params.tensors().map(|a| a.len()).sum();
+        assert_eq!(with_interval.parameter_count(), from_tensors);
     }
 
     fn conditional_config() -> ModelConfig {
@@ -572,6 +640,7 @@ mod tests {
             classes: 4,
             class_dim: 3,
             guidance_input: false,
+            guidance_interval_input: false,
         }
     }
 
