@@ -11,8 +11,9 @@ use std::path::PathBuf;
 /// Default number of steps: the default run took 97 s (311 steps/s, 1 thread) on the 2-core
 /// development machine, under the two-minute budget (see docs/cli.md).
 pub const DEFAULT_STEPS: u64 = 30_000;
-/// Default steps on the digits: 20000 steps of the 3 x 256 model (see docs/cli.md for the time).
-pub const DEFAULT_DIGITS_STEPS: u64 = 20_000;
+/// Default steps on the digits: 50000 steps of the 3 x 256 model, about 4 min on one core. The
+/// sweep of docs/quality.md: one-step Fréchet 5.8 against 11.7 at 20000 steps (3 seeds).
+pub const DEFAULT_DIGITS_STEPS: u64 = 50_000;
 /// Default width on the digits (64-D): 128 units leave the 1-step samples blurred (docs/cli.md).
 pub const DEFAULT_DIGITS_WIDTH: usize = 256;
 pub const DEFAULT_DATASET: &str = "two_moons";
@@ -120,7 +121,7 @@ pub struct TrainArgs {
     /// Batch size [default: 256]
     #[arg(long, allow_negative_numbers = true, value_parser = count::<usize>(1, MAX_BATCH))]
     pub batch: Option<usize>,
-    /// Total optimizer steps of the run [default: 30000; digits: 20000]
+    /// Total optimizer steps of the run [default: 30000; digits: 50000]
     #[arg(long, allow_negative_numbers = true, value_parser = count::<u64>(1, MAX_STEPS))]
     pub steps: Option<u64>,
     /// Learning rate [default: 1e-3]
