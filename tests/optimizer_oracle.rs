@@ -270,25 +270,17 @@ fn global_norm_of_strided_tensors_is_the_naive_norm() {
 /// so the average leaves them at once; the configured decay takes over from k = 9 d / (1 - d).
 #[test]
 fn the_trainers_ema_warms_up_as_the_naive_recurrence() {
-    use meanflow::autodiff::elementwise::Elementwise;
     use meanflow::flow::loss::{LossConfig, LossPreset};
-    use meanflow::flow::model::{Conditioning, Heads, ModelConfig};
+    use meanflow::flow::model::ModelConfig;
     use meanflow::flow::time_sampler::TimeSampler;
     use meanflow::train::{TrainConfig, Trainer};
 
     let decay = 0.5;
     let config = TrainConfig {
         model: ModelConfig {
-            dim: 2,
             width: 5,
             depth: 2,
-            activation: Elementwise::Silu,
-            conditioning: Conditioning::Raw,
-            heads: Heads::U,
-            classes: 0,
-            class_dim: 0,
-            guidance_input: false,
-            guidance_interval_input: false,
+            ..ModelConfig::default()
         },
         loss: LossConfig::preset(LossPreset::Imf),
         time: TimeSampler::imf_default(),

@@ -69,6 +69,25 @@ pub struct ModelConfig {
     pub guidance_interval_input: bool,
 }
 
+impl Default for ModelConfig {
+    /// The command line's 2-D default: an unconditional MLP 3 x 128, silu, (t, h) raw, a u-head,
+    /// on 2-D points; a literal says what differs (`ModelConfig { dim: 64, ..Default::default() }`).
+    fn default() -> Self {
+        ModelConfig {
+            dim: 2,
+            width: 128,
+            depth: 3,
+            activation: Elementwise::Silu,
+            conditioning: Conditioning::Raw,
+            heads: Heads::U,
+            classes: 0,
+            class_dim: 0,
+            guidance_input: false,
+            guidance_interval_input: false,
+        }
+    }
+}
+
 impl ModelConfig {
     /// Columns of a_0 = [z | emb(t, h)] (+ emb(g) with a guidance input, + emb(t_min), emb(t_max)
     /// with the interval input, + class_dim with classes).
