@@ -37,7 +37,7 @@ pub fn temporary_name(name: &str, pid: u32) -> String {
 }
 
 /// The most symbolic links followed in a row before a path is a loop (Linux's `MAXSYMLINKS`).
-const MAX_LINKS: usize = 40;
+pub const MAX_LINKS: usize = 40;
 
 /// The error of a chain of symbolic links that never ends (`a -> b -> a`, or more than
 /// [`MAX_LINKS`] links): `ELOOP`, "too many levels of symbolic links".
