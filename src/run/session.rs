@@ -187,9 +187,11 @@ impl<'a, T: Float> Session<'a, T> {
             // A stop request ended the previous session during the evaluation of this step's line.
             let evaluate = can_eval && start_step.checked_rem(run.eval_every) == Some(0);
             self.accumulator.pending_line = false;
-            if self.log_line(start_step, evaluate, 0.0, stop)?.is_none() {
+            let Some(line) = self.log_line(start_step, evaluate, 0.0, stop)? else {
                 return Ok(Outcome::Stopped(StoppedIn::Evaluation));
-            }
+            };
+            // Judged as the uninterrupted run judged it.
+            self.judge(&line)?;
             // The checkpoint on disk still says the line is pending.
             self.write_checkpoint()?;
         }
@@ -227,17 +229,7 @@ impl<'a, T: Float> Session<'a, T> {
                         observer.logged(&line);
                         interval_start = Instant::now();
                         interval_steps = 0;
-                        if let Verdict::Diverged { median } = self.divergence.observe(line.mse) {
-                            return Err(SessionError::Diverged {
-                                step,
-                                mse: line.mse,
-                                median,
-                                windows: crate::run::divergence::SUSPECT_WINDOWS,
-                                factor: crate::run::divergence::FACTOR,
-                                last_checkpoint: self.last_checkpoint,
-                                checkpoint: self.checkpoint_path(),
-                            });
-                        }
+                        self.judge(&line)?;
                     }
                     // No periodic checkpoint while the loss climbs: the last one stays good.
                     if run.checkpoint_every > 0
@@ -291,6 +283,22 @@ impl<'a, T: Float> Session<'a, T> {
             steps: self.trainer.step_count() - start_step,
             elapsed: session_start.elapsed().as_secs_f64(),
         })
+    }
+
+    /// Hands a metrics line to the divergence guard; the error when the run has diverged.
+    fn judge(&mut self, line: &MetricsLine) -> Result<(), SessionError> {
+        match self.divergence.observe(line.mse) {
+            Verdict::Diverged { median } => Err(SessionError::Diverged {
+                step: line.step,
+                mse: line.mse,
+                median,
+                windows: crate::run::divergence::SUSPECT_WINDOWS,
+                factor: crate::run::divergence::FACTOR,
+                last_checkpoint: self.last_checkpoint,
+                checkpoint: self.checkpoint_path(),
+            }),
+            Verdict::Fine | Verdict::Suspect => Ok(()),
+        }
     }
 
     /// Whether the metrics lines have the v-head's loss.
