@@ -620,16 +620,8 @@ mod tests {
             }
         }
         let huge = ModelConfig {
-            dim: 2,
             width: usize::MAX / 2,
-            depth: 3,
-            activation: Elementwise::Silu,
-            conditioning: Conditioning::Raw,
-            heads: Heads::U,
-            classes: 0,
-            class_dim: 0,
-            guidance_input: false,
-            guidance_interval_input: false,
+            ..ModelConfig::default()
         };
         assert_eq!(huge.checked_parameter_count(), None);
         // The interval input adds two times' embeddings to the first layer's fan-in.
