@@ -11,7 +11,6 @@
 //!
 //! Run with `cargo run --example meanflow_losses`.
 
-use meanflow::autodiff::elementwise::Elementwise;
 use meanflow::autodiff::tape::Tape;
 use meanflow::data::ToyDataset;
 use meanflow::flow::loss::{loss_and_gradients, Batch, LossConfig, LossPreset};
@@ -25,16 +24,11 @@ use std::path::PathBuf;
 fn main() {
     // --- A model with both heads (so that every variant, imf-head included, applies).
     let model = ModelConfig {
-        dim: 2,
         width: 32,
         depth: 2,
-        activation: Elementwise::Silu,
         conditioning: Conditioning::Fourier { frequencies: 4 },
         heads: Heads::UV,
-        classes: 0,
-        class_dim: 0,
-        guidance_input: false,
-        guidance_interval_input: false,
+        ..ModelConfig::default()
     };
     let mut rng = Rng::seed_from_u64(0);
     let params: MlpParams<f64> = MlpParams::init(&model, &mut rng);

@@ -4,7 +4,7 @@
 //! loss with its stop-gradient quantities frozen at the base parameters (the definition of sg).
 //! Every guidance kind, MF, iMF and a blend, the boundary and the v-head as the velocity source,
 //! sg and exact, dropped labels, rows with r = t, odd sizes; iMF's guidance interval as an input,
-//! with rows of a class inside and outside their interval.
+//! with rows of a class inside and outside their interval; both trunks, `mlp` and `resmlp`.
 
 #[path = "common/loss_oracle.rs"]
 mod loss_oracle;
@@ -14,7 +14,7 @@ use meanflow::autodiff::elementwise::Elementwise;
 use meanflow::autodiff::tape::Tape;
 use meanflow::flow::guidance::Guidance;
 use meanflow::flow::loss::{loss_and_gradients, record_loss, Batch, LossConfig, VSource};
-use meanflow::flow::model::{Conditioning, Heads, MlpParams, ModelConfig};
+use meanflow::flow::model::{Architecture, Conditioning, Heads, MlpParams, ModelConfig};
 use meanflow::rng::Rng;
 use meanflow::verify::check::{central_difference, fd_relative_error, FD_REL_TOL};
 use ndarray::Array2;
@@ -55,6 +55,7 @@ fn make_case_with(
         dim: 3,
         width: 5,
         depth: 2,
+        architecture: Architecture::Mlp,
         activation: Elementwise::Tanh,
         conditioning: Conditioning::Fourier { frequencies: 1 },
         heads: if source == VSource::Head {
@@ -129,12 +130,27 @@ fn cases() -> Vec<Case> {
             }
         }
     }
+    // Every other case again on the residual trunk, whose blocks each see the condition.
+    let residual: Vec<Case> = all
+        .iter()
+        .step_by(2)
+        .map(|case| Case {
+            model: ModelConfig {
+                architecture: Architecture::Residual,
+                ..case.model
+            },
+            loss: case.loss,
+            batch: case.batch.clone(),
+        })
+        .collect();
+    all.extend(residual);
     all
 }
 
 fn describe(case: &Case) -> String {
     format!(
-        "{:?} beta {} {:?} exact {} interval input {}",
+        "{} {:?} beta {} {:?} exact {} interval input {}",
+        case.model.architecture,
         case.loss.guidance,
         case.loss.beta,
         case.loss.v_source,

@@ -139,10 +139,7 @@ impl Spec {
             activation: self.activation,
             conditioning: self.conditioning,
             heads: self.heads,
-            classes: 0,
-            class_dim: 0,
-            guidance_input: false,
-            guidance_interval_input: false,
+            ..ModelConfig::default()
         };
         let v_source = if self.head_source && self.heads == Heads::UV {
             VSource::Head

@@ -24,7 +24,7 @@ use meanflow::autodiff::elementwise::Elementwise;
 use meanflow::autodiff::tape::{Tape, Var};
 use meanflow::flow::guidance::Guidance;
 use meanflow::flow::loss::{LossConfig, LossPreset};
-use meanflow::flow::model::{Conditioning, Heads, ModelConfig};
+use meanflow::flow::model::{Architecture, Conditioning, Heads, ModelConfig};
 use meanflow::flow::time_sampler::TimeSampler;
 use meanflow::linalg::matmul::{
     gemm_backend, inside_gemm_kernel, start_matmul_accounting, take_matmul_accounting, GemmBackend,
@@ -149,6 +149,7 @@ fn trainer_allocations(
     preset: LossPreset,
     guidance: Guidance,
     interval: bool,
+    architecture: Architecture,
     threads: usize,
     steps: usize,
 ) -> (usize, usize, u64) {
@@ -163,6 +164,7 @@ fn trainer_allocations(
             dim: 2,
             width: 16,
             depth: 2,
+            architecture,
             activation: Elementwise::Silu,
             conditioning: Conditioning::Raw,
             heads,
@@ -287,11 +289,22 @@ fn main() {
         (LossPreset::Imf, Guidance::Input { w_max: 7.0 }, true),
         (LossPreset::ImfHead, Guidance::Input { w_max: 7.0 }, true),
     ];
-    for (preset, guidance, interval) in cases {
+    let mlp = cases.map(|(p, g, i)| (p, g, i, Architecture::Mlp));
+    // The residual trunk: its layer norms and the condition fed to every block.
+    let residual = [
+        (LossPreset::Mf, Guidance::None, false),
+        (LossPreset::Imf, Guidance::Input { w_max: 7.0 }, true),
+        (LossPreset::ImfHead, Guidance::Input { w_max: 3.0 }, false),
+    ]
+    .map(|(p, g, i)| (p, g, i, Architecture::Residual));
+    for (preset, guidance, interval, architecture) in mlp.into_iter().chain(residual) {
         for threads in [1, 2] {
             let (ours, kernel, products) =
-                trainer_allocations(preset, guidance, interval, threads, steps);
-            let guidance = format!("{guidance:?}{}", if interval { " interval" } else { "" });
+                trainer_allocations(preset, guidance, interval, architecture, threads, steps);
+            let guidance = format!(
+                "{guidance:?}{} {architecture}",
+                if interval { " interval" } else { "" }
+            );
             println!(
                 "no_alloc: training step, {preset:?} {guidance}, {threads} threads, {steps} steps: \
                  {ours} allocations, {kernel} inside the {} kernel ({products} products)",

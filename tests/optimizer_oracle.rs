@@ -12,7 +12,7 @@
 //! clip / n -> n / clip; 1 / sqrt(1 - b2^k) -> 1 / (1 - b2^k); b1 and b2 swapped in the moments;
 //! eps moved inside the square root; the global norm without its square root.
 
-use meanflow::flow::model::{Linear, MlpParams};
+use meanflow::flow::model::{Architecture, Linear, MlpParams};
 use meanflow::io::tensor_file::TensorFile;
 use meanflow::train::optim::{ema_update, Adam, AdamConfig};
 use meanflow::verify::check::{compare, scalar_relative_error, OPTIMIZER_REL_TOL};
@@ -82,6 +82,7 @@ impl Case {
         };
         let has = |name: &str| self.meta.tensors.iter().any(|n| n == name);
         let params = MlpParams {
+            architecture: Architecture::Mlp,
             trunk: (0..self.meta.depth)
                 .map(|i| layer(&format!("trunk.{i}")))
                 .collect(),
@@ -238,6 +239,7 @@ fn global_norm_of_strided_tensors_is_the_naive_norm() {
         bias: tensors[2 * k + 1].clone(),
     };
     let grads = MlpParams {
+        architecture: Architecture::Mlp,
         trunk: vec![layer(0), layer(1)],
         u_head: layer(2),
         v_head: None,

@@ -8,10 +8,9 @@
 //! Needs `python3` with `torch` and `safetensors`; without them each test prints why it is skipped
 //! and passes (CI has no PyTorch).
 
-use meanflow::autodiff::elementwise::Elementwise;
 use meanflow::flow::guidance::Guidance;
 use meanflow::flow::loss::{LossConfig, LossPreset};
-use meanflow::flow::model::{Conditioning, Heads, ModelConfig};
+use meanflow::flow::model::{Heads, ModelConfig};
 use meanflow::flow::time_sampler::TimeSampler;
 use meanflow::io::tensor_file::{StoredTensor, TensorFile};
 use meanflow::linalg::float::Float;
@@ -323,16 +322,13 @@ fn write_next_step<T: Float>(trainer: &mut Trainer<T>, path: &Path) {
 fn conditional_config(loss: LossConfig, heads: Heads) -> TrainConfig {
     TrainConfig {
         model: ModelConfig {
-            dim: 2,
             width: 16,
             depth: 2,
-            activation: Elementwise::Silu,
-            conditioning: Conditioning::Raw,
             heads,
             classes: 3,
             class_dim: 4,
             guidance_input: loss.guidance.is_input(),
-            guidance_interval_input: false,
+            ..ModelConfig::default()
         },
         loss,
         time: TimeSampler::imf_default(),

@@ -3,10 +3,9 @@
 //! conditional-variance floor against the Gaussian closed form, determinism of the parallel runs,
 //! and the `meanflow study curves` / `identity` commands end to end with `--quick`.
 
-use meanflow::autodiff::elementwise::Elementwise;
 use meanflow::data::ToyDataset;
 use meanflow::flow::loss::{Batch, LossPreset};
-use meanflow::flow::model::{Conditioning, Heads, MlpParams, ModelConfig};
+use meanflow::flow::model::{MlpParams, ModelConfig};
 use meanflow::flow::sampling::{noise, sample_euler_flow, Evaluator};
 use meanflow::rng::Rng;
 use meanflow::study::curves::{
@@ -27,13 +26,7 @@ fn model(dim: usize) -> ModelConfig {
         dim,
         width: 16,
         depth: 2,
-        activation: Elementwise::Silu,
-        conditioning: Conditioning::Raw,
-        heads: Heads::U,
-        classes: 0,
-        class_dim: 0,
-        guidance_input: false,
-        guidance_interval_input: false,
+        ..ModelConfig::default()
     }
 }
 

@@ -14,11 +14,10 @@
 //! - the three `meanflow study` subcommands end to end on tiny settings (`--quick`): exit 0, every
 //!   promised file written, the summary section headed as `meanflow study` expects.
 
-use meanflow::autodiff::elementwise::Elementwise;
 use meanflow::autodiff::tape::Tape;
 use meanflow::data::ToyDataset;
 use meanflow::flow::loss::{loss_and_gradients, record_loss, Batch, LossConfig, LossPreset};
-use meanflow::flow::model::{Conditioning, Heads, MlpParams, ModelConfig};
+use meanflow::flow::model::{MlpParams, ModelConfig};
 use meanflow::flow::time_sampler::{TimeDistribution, TimeSampler};
 use meanflow::rng::Rng;
 use meanflow::study::conditional_variance::{
@@ -39,13 +38,7 @@ fn small_model(dim: usize) -> ModelConfig {
         dim,
         width: 8,
         depth: 2,
-        activation: Elementwise::Silu,
-        conditioning: Conditioning::Raw,
-        heads: Heads::U,
-        classes: 0,
-        class_dim: 0,
-        guidance_input: false,
-        guidance_interval_input: false,
+        ..ModelConfig::default()
     }
 }
 

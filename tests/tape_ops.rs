@@ -19,6 +19,9 @@
 //! functions and their derivatives): (a)-(c) only relate the op's derivatives to its own values,
 //! so an error in the value that is constant in x (x + c computed as x - c) is invisible to them.
 //!
+//! `layer_norm`, a composition of primitives, is checked as one op the same ways, with its reverse
+//! over forward against FD of its closed-form JVP.
+//!
 //! `log_softmax`, whose JVP rule records exp(out) (a node that depends on the input), also has
 //! its reverse over forward checked against finite differences of the JVP, and the softmax
 //! cross-entropy built on it is checked against its closed forms and at logits beyond exp's range.
@@ -142,6 +145,21 @@ fn naive_pad_rows(x: &Array2<f64>, rows: usize) -> Array2<f64> {
 fn naive_log_softmax(z: &Array2<f64>) -> Array2<f64> {
     Array2::from_shape_fn(z.dim(), |(i, j)| {
         z[[i, j]] - z.row(i).iter().map(|x| x.exp()).sum::<f64>().ln()
+    })
+}
+
+/// LN of each row, (x - mean) / sqrt(var + eps), in two passes over the row.
+fn naive_layer_norm(x: &Array2<f64>, eps: f64) -> Array2<f64> {
+    let n = x.ncols() as f64;
+    Array2::from_shape_fn(x.dim(), |(i, j)| {
+        let mean = x.row(i).sum() / n;
+        let var = x
+            .row(i)
+            .iter()
+            .map(|v| (v - mean) * (v - mean))
+            .sum::<f64>()
+            / n;
+        (x[[i, j]] - mean) / (var + eps).sqrt()
     })
 }
 
@@ -730,6 +748,92 @@ proptest! {
             let g = t.grad_or_zeros(zv);
             let exact = inner(g.view(), d.view());
             let fd = central_difference(|s| phi(&(&z + &(s * &d))));
+            let scale = fd.abs().max(abs_inner(g.view(), d.view())).max(ABS_FLOOR);
+            let rel = (exact - fd).abs() / scale;
+            prop_assert!(rel < FD_REL_TOL, "k = {}: exact {} vs fd {}: rel {:e}", k, exact, fd, rel);
+        }
+    }
+
+    /// Layer norm, a composition of primitives, checked as one op: its value against two passes
+    /// per row, (a)-(c) with tangents on all rows and on a row prefix. Inputs at unit scale and
+    /// shifted by 50 (the mean is taken out first). From 3 columns: with 1 or 2 the Jacobian is
+    /// 0 or of order eps / var, all cancellation (`layer_norm_of_one_and_two_columns`).
+    #[test]
+    fn layer_norm_as_one_op(m in 1usize..=7, n in 3usize..=7, seed in any::<u64>()) {
+        let mut rng = Rng::seed_from_u64(seed);
+        for shift in [0.0, 50.0] {
+            let x = normal(&mut rng, (m, n)) * 2.0 + shift;
+            check_op(&format!("layer_norm {m}x{n} shift {shift}"), std::slice::from_ref(&x),
+                &mut rng, |t, v| t.layer_norm(v[0], 1e-5), |v| naive_layer_norm(&v[0], 1e-5))?;
+        }
+    }
+
+    /// Rows of one column normalise to exactly 0 with a zero gradient; rows of two columns to
+    /// -/+ d / sqrt(d^2 + 4 eps), d = x_2 - x_1, against that closed form.
+    #[test]
+    fn layer_norm_of_one_and_two_columns(m in 1usize..=7, seed in any::<u64>()) {
+        let mut rng = Rng::seed_from_u64(seed);
+        let eps = 1e-5;
+        let one = normal(&mut rng, (m, 1));
+        let mut t = Tape::new();
+        let x = t.param(one.view());
+        let y = t.layer_norm(x, eps);
+        prop_assert!(t.value(y).iter().all(|&v| v == 0.0));
+        let s = t.sum(y);
+        t.backward(s);
+        prop_assert!(t.grad_or_zeros(x).iter().all(|&g| g == 0.0));
+        let two = normal(&mut rng, (m, 2));
+        let got = evaluate(std::slice::from_ref(&two), &|t, v| t.layer_norm(v[0], eps));
+        for i in 0..m {
+            let d = two[[i, 1]] - two[[i, 0]];
+            let y2 = d / (d * d + 4.0 * eps).sqrt();
+            prop_assert!((got[[i, 1]] - y2).abs() < 1e-12 && (got[[i, 0]] + y2).abs() < 1e-12,
+                "row {}: {:?} vs -/+{}", i, got.row(i), y2);
+        }
+    }
+
+    /// Reverse over forward through layer norm: the gradient in x of <w, J(x) v> against central
+    /// differences of the exact JVP, (v - mean(v) - y mean(y v)) / sqrt(var + eps) per row with
+    /// y = LN(x), written out here; v on all rows and on a row prefix.
+    #[test]
+    fn layer_norm_reverse_over_forward(m in 1usize..=7, n in 3usize..=7, seed in any::<u64>()) {
+        let mut rng = Rng::seed_from_u64(seed);
+        let eps = 1e-5;
+        let x = normal(&mut rng, (m, n)) * 2.0;
+        let d = normal(&mut rng, (m, n));
+        let closed_form_jvp = |x: &Array2<f64>, v: &Array2<f64>| {
+            let y = naive_layer_norm(x, eps);
+            let cols = n as f64;
+            Array2::from_shape_fn(v.dim(), |(i, j)| {
+                let mean = x.row(i).sum() / cols;
+                let var = x.row(i).iter().map(|a| (a - mean) * (a - mean)).sum::<f64>() / cols;
+                let v_mean = v.row(i).sum() / cols;
+                let yv_mean = (0..n).map(|k| y[[i, k]] * v[[i, k]]).sum::<f64>() / cols;
+                (v[[i, j]] - v_mean - y[[i, j]] * yv_mean) / (var + eps).sqrt()
+            })
+        };
+        for k in [m, 1 + rng.below(m)] {
+            let v = normal(&mut rng, (k, n));
+            let w = normal(&mut rng, (k, n));
+            let phi = |x: &Array2<f64>| inner(w.view(), closed_form_jvp(x, &v).view());
+            let mut t = Tape::new();
+            let xv = t.param(x.view());
+            let vv = t.constant(v.view());
+            t.set_tangent(xv, vv);
+            let out = t.layer_norm(xv, eps);
+            let jv = t.tangent(out).expect("x carries a tangent");
+            prop_assert_eq!(t.shape(jv), (k, n), "the tangent keeps its row prefix");
+            let recorded = t.value(jv).to_owned();
+            let closed = closed_form_jvp(&x, &v);
+            let gap = (&recorded - &closed).iter().fold(0.0f64, |a, b| a.max(b.abs()));
+            prop_assert!(gap < 1e-10, "the recorded JVP differs from the closed form by {:e}", gap);
+            let wv = t.constant(w.view());
+            let wjv = t.mul(wv, jv);
+            let loss = t.sum(wjv);
+            t.backward(loss);
+            let g = t.grad_or_zeros(xv);
+            let exact = inner(g.view(), d.view());
+            let fd = central_difference(|s| phi(&(&x + &(s * &d))));
             let scale = fd.abs().max(abs_inner(g.view(), d.view())).max(ABS_FLOOR);
             let rel = (exact - fd).abs() / scale;
             prop_assert!(rel < FD_REL_TOL, "k = {}: exact {} vs fd {}: rel {:e}", k, exact, fd, rel);

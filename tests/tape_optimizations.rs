@@ -69,10 +69,7 @@ fn case(
             Conditioning::Raw
         },
         heads,
-        classes: 0,
-        class_dim: 0,
-        guidance_input: false,
-        guidance_interval_input: false,
+        ..ModelConfig::default()
     };
     let loss = LossConfig {
         beta,

@@ -5,10 +5,9 @@
 
 mod common;
 
-use meanflow::autodiff::elementwise::Elementwise;
 use meanflow::data::ToyDataset;
 use meanflow::flow::loss::{LossConfig, LossPreset};
-use meanflow::flow::model::{Conditioning, Heads, ModelConfig};
+use meanflow::flow::model::ModelConfig;
 use meanflow::flow::time_sampler::TimeSampler;
 use meanflow::run::config::{RunConfig, RUN_FORMAT};
 use meanflow::run::dataset::{self, DataSource, DataSplit};
@@ -30,16 +29,9 @@ fn fresh_plan(folder: PathBuf) -> RunPlan {
     let source = DataSource::Builtin("two_moons".parse::<ToyDataset>().unwrap());
     let config = TrainConfig {
         model: ModelConfig {
-            dim: 2,
             width: 16,
             depth: 2,
-            activation: Elementwise::Silu,
-            conditioning: Conditioning::Raw,
-            heads: Heads::U,
-            classes: 0,
-            class_dim: 0,
-            guidance_input: false,
-            guidance_interval_input: false,
+            ..ModelConfig::default()
         },
         loss: LossConfig::preset(LossPreset::Imf),
         time: TimeSampler::imf_default(),

@@ -2,11 +2,10 @@
 //! steps, and margins that the sampling noise cannot explain. A sign error in the optimiser, the
 //! loss or its gradient that still leaves every number finite fails here.
 
-use meanflow::autodiff::elementwise::Elementwise;
 use meanflow::autodiff::tape::Tape;
 use meanflow::data::ToyDataset;
 use meanflow::flow::loss::{loss_and_gradients, Batch, LossConfig, LossPreset};
-use meanflow::flow::model::{Conditioning, Heads, MlpParams, ModelConfig};
+use meanflow::flow::model::{MlpParams, ModelConfig};
 use meanflow::flow::sampling::{noise, sample_mean_flow, uniform_schedule};
 use meanflow::flow::time_sampler::TimeSampler;
 use meanflow::rng::Rng;
@@ -20,16 +19,9 @@ const EVAL_BATCHES: usize = 40;
 fn config(preset: LossPreset) -> TrainConfig {
     TrainConfig {
         model: ModelConfig {
-            dim: 2,
             width: 64,
             depth: 2,
-            activation: Elementwise::Silu,
-            conditioning: Conditioning::Raw,
-            heads: Heads::U,
-            classes: 0,
-            class_dim: 0,
-            guidance_input: false,
-            guidance_interval_input: false,
+            ..ModelConfig::default()
         },
         loss: LossConfig::preset(preset),
         time: TimeSampler::preset_default(preset),

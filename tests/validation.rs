@@ -12,7 +12,7 @@
 use meanflow::autodiff::elementwise::Elementwise;
 use meanflow::flow::guidance::Guidance;
 use meanflow::flow::loss::{Batch, LossConfig, LossPreset};
-use meanflow::flow::model::{Conditioning, Heads, MlpParams, ModelConfig};
+use meanflow::flow::model::{Heads, MlpParams, ModelConfig};
 use meanflow::flow::sampling::{Conditions, Evaluator};
 use meanflow::flow::time_sampler::{TimeDistribution, TimeSampler};
 use meanflow::io::tensor_file::TensorFile;
@@ -25,16 +25,12 @@ use std::path::Path;
 
 fn model(classes: usize) -> ModelConfig {
     ModelConfig {
-        dim: 2,
         width: 4,
         depth: 1,
         activation: Elementwise::Tanh,
-        conditioning: Conditioning::Raw,
-        heads: Heads::U,
         classes,
         class_dim: if classes > 0 { 2 } else { 0 },
-        guidance_input: false,
-        guidance_interval_input: false,
+        ..ModelConfig::default()
     }
 }
 

@@ -28,10 +28,9 @@
 //! - `gemm_flops_per_step` = counted flops / repeats, and `flops_match_analytic`: whether that is
 //!   exactly [`step_matmul_flops`], the count `matmul_gflops` is based on.
 
-use crate::autodiff::elementwise::Elementwise;
 use crate::bench::fma_peak::FmaPeak;
 use crate::flow::loss::{LossConfig, LossPreset};
-use crate::flow::model::{Conditioning, Heads, ModelConfig};
+use crate::flow::model::ModelConfig;
 use crate::flow::time_sampler::{TimeDistribution, TimeSampler};
 use crate::linalg::matmul::{start_matmul_accounting, take_matmul_accounting};
 use crate::rng::Rng;
@@ -99,13 +98,7 @@ impl BenchConfig {
             dim: self.dim,
             width: self.width,
             depth: self.depth,
-            activation: Elementwise::Silu,
-            conditioning: Conditioning::Raw,
-            heads: Heads::U,
-            classes: 0,
-            class_dim: 0,
-            guidance_input: false,
-            guidance_interval_input: false,
+            ..ModelConfig::default()
         }
     }
 

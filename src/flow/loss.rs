@@ -703,20 +703,13 @@ pub fn record_loss_and_backward<T: Float>(
 mod tests {
     use super::*;
     use crate::autodiff::elementwise::Elementwise;
-    use crate::flow::model::Conditioning;
 
     fn model() -> ModelConfig {
         ModelConfig {
-            dim: 2,
             width: 3,
             depth: 1,
             activation: Elementwise::Tanh,
-            conditioning: Conditioning::Raw,
-            heads: Heads::U,
-            classes: 0,
-            class_dim: 0,
-            guidance_input: false,
-            guidance_interval_input: false,
+            ..ModelConfig::default()
         }
     }
 

@@ -114,6 +114,7 @@ impl<'a, T: Float> Evaluator<'a, T> {
             (tape.constant(l.weight.view()), tape.constant(l.bias.view()))
         };
         ParamVars {
+            architecture: self.params.architecture,
             trunk: self.params.trunk.iter().map(&mut put).collect(),
             u_head: put(&self.params.u_head),
             v_head: self.params.v_head.as_ref().map(put),

@@ -107,6 +107,7 @@ impl<'a> MlpVelocity<'a> {
         let mut put =
             |l: &Linear<f64>| (tape.constant(l.weight.view()), tape.constant(l.bias.view()));
         ParamVars {
+            architecture: params.architecture,
             trunk: params.trunk.iter().map(&mut put).collect(),
             u_head: put(&params.u_head),
             v_head: params.v_head.as_ref().map(put),

@@ -7,9 +7,7 @@
 //! ([`FixtureSettings::digits`], [`ModelCache::with_digits`]).
 
 use super::dataset::StudyDataset;
-use crate::autodiff::elementwise::Elementwise;
 use crate::flow::loss::{LossConfig, LossPreset};
-use crate::flow::model::conditioning::Conditioning;
 use crate::flow::model::{Heads, MlpParams, ModelConfig};
 use crate::flow::time_sampler::TimeSampler;
 use crate::train::optim::AdamConfig;
@@ -79,13 +77,8 @@ impl FixtureSettings {
                 dim: dataset.dim(),
                 width: self.width,
                 depth: self.depth,
-                activation: Elementwise::Silu,
-                conditioning: Conditioning::Raw,
                 heads,
-                classes: 0,
-                class_dim: 0,
-                guidance_input: false,
-                guidance_interval_input: false,
+                ..ModelConfig::default()
             },
             loss: LossConfig::preset(preset),
             time: TimeSampler::preset_default(preset),

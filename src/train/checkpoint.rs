@@ -461,6 +461,7 @@ impl Checkpoint {
             let v_head = (config.model.heads == Heads::UV).then(|| layers.pop().expect("v_head"));
             let u_head = layers.pop().expect("u_head");
             Ok(Some(MlpParams {
+                architecture: config.model.architecture,
                 trunk: layers,
                 u_head,
                 v_head,
@@ -562,7 +563,7 @@ impl Checkpoint {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::autodiff::elementwise::Elementwise;
+
     use crate::flow::loss::{LossConfig, LossPreset};
     use crate::flow::model::{Conditioning, ModelConfig};
     use crate::flow::time_sampler::TimeSampler;
@@ -577,16 +578,11 @@ mod tests {
         };
         TrainConfig {
             model: ModelConfig {
-                dim: 2,
                 width: 8,
                 depth: 2,
-                activation: Elementwise::Silu,
                 conditioning: Conditioning::Fourier { frequencies: 2 },
                 heads,
-                classes: 0,
-                class_dim: 0,
-                guidance_input: false,
-                guidance_interval_input: false,
+                ..ModelConfig::default()
             },
             loss,
             time: TimeSampler::imf_default(),

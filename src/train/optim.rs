@@ -211,8 +211,8 @@ pub fn ema_update<T: Float>(ema: &mut MlpParams<T>, params: &MlpParams<T>, decay
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::autodiff::elementwise::Elementwise;
-    use crate::flow::model::{Conditioning, Heads, ModelConfig};
+
+    use crate::flow::model::{Heads, ModelConfig};
     use crate::rng::Rng;
     use crate::verify::check::{scalar_relative_error, REWRITE_REL_TOL};
 
@@ -223,13 +223,8 @@ mod tests {
                 dim: 3,
                 width,
                 depth,
-                activation: Elementwise::Silu,
-                conditioning: Conditioning::Raw,
                 heads,
-                classes: 0,
-                class_dim: 0,
-                guidance_input: false,
-                guidance_interval_input: false,
+                ..ModelConfig::default()
             };
             let mut rng = Rng::seed_from_u64(width as u64);
             let grads = MlpParams::<f32>::init(&model, &mut rng);

@@ -527,9 +527,9 @@ impl std::error::Error for NonFiniteStep {}
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::autodiff::elementwise::Elementwise;
+
     use crate::flow::loss::{loss_and_gradients, LossPreset};
-    use crate::flow::model::{Conditioning, Heads};
+    use crate::flow::model::Heads;
     use crate::verify::check::{relative_error, GOLDEN_REL_TOL};
     use ndarray::concatenate;
     use ndarray::Axis;
@@ -537,16 +537,10 @@ mod tests {
     fn config(threads: usize, loss: LossPreset, heads: Heads) -> TrainConfig {
         TrainConfig {
             model: ModelConfig {
-                dim: 2,
                 width: 8,
                 depth: 2,
-                activation: Elementwise::Silu,
-                conditioning: Conditioning::Raw,
                 heads,
-                classes: 0,
-                class_dim: 0,
-                guidance_input: false,
-                guidance_interval_input: false,
+                ..ModelConfig::default()
             },
             loss: LossConfig::preset(loss),
             time: TimeSampler::imf_default(),

@@ -35,7 +35,7 @@
 
 use crate::autodiff::elementwise::Elementwise;
 use crate::autodiff::tape::{Tape, Var};
-use crate::flow::model::{fill_one_hot, Linear, MlpParams, ParamVars};
+use crate::flow::model::{fill_one_hot, Architecture, Linear, MlpParams, ParamVars};
 use crate::rng::Rng;
 use crate::train::optim::{Adam, AdamConfig};
 use ndarray::{s, Array1, Array2, ArrayView2, Axis};
@@ -170,6 +170,7 @@ pub fn train(
         shift,
         scale,
         params: MlpParams {
+            architecture: Architecture::Mlp,
             trunk,
             u_head,
             v_head: None,
@@ -287,6 +288,7 @@ impl Classifier {
             let mut constant =
                 |l: &Linear<f64>| (tape.constant(l.weight.view()), tape.constant(l.bias.view()));
             let vars = ParamVars {
+                architecture: Architecture::Mlp,
                 trunk: self.params.trunk.iter().map(&mut constant).collect(),
                 u_head: constant(&self.params.u_head),
                 v_head: None,

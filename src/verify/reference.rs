@@ -16,7 +16,7 @@ use crate::flow::guidance::Guidance;
 use crate::flow::loss::LossPreset;
 use crate::flow::loss::{record_loss, Batch, LossConfig, VSource};
 use crate::flow::model::{
-    class_rows, Conditioning, Heads, Linear, MlpParams, ModelConfig, CLASS_EMBED,
+    class_rows, Architecture, Conditioning, Heads, Linear, MlpParams, ModelConfig, CLASS_EMBED,
 };
 use crate::flow::time_sampler::TimeSampler;
 use crate::io::tensor_file::{TensorFile, TensorFileError};
@@ -222,6 +222,9 @@ struct CaseConfig {
     /// iMF's guidance interval is an input (`batch.intervals` [B, 2]).
     #[serde(default)]
     guidance_interval_input: bool,
+    /// `mlp` (when absent) or `resmlp`.
+    #[serde(default = "mlp_name")]
+    architecture: String,
     /// As in a training config: `{"kind": "none"}` (default), `{"kind": "target", "w", "kappa"}`,
     /// `{"kind": "input", "w_max"}`.
     #[serde(default)]
@@ -287,6 +290,7 @@ impl ReferenceCase {
             dim: cfg.d,
             width: cfg.width,
             depth: cfg.depth,
+            architecture: cfg.architecture.parse::<Architecture>().map_err(bad)?,
             activation: cfg.activation.parse::<Elementwise>().map_err(bad)?,
             conditioning: cfg.conditioning.parse::<Conditioning>().map_err(bad)?,
             heads: cfg.heads.parse::<Heads>().map_err(bad)?,
@@ -340,6 +344,7 @@ impl ReferenceCase {
             None => None,
         };
         let params = MlpParams {
+            architecture: model.architecture,
             trunk: layers,
             u_head,
             v_head,
@@ -611,4 +616,9 @@ impl ReferenceCase {
             })
             .collect()
     }
+}
+
+/// The architecture a reference case names when it names none.
+fn mlp_name() -> String {
+    Architecture::Mlp.name().to_string()
 }

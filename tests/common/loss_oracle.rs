@@ -14,7 +14,9 @@ use meanflow::autodiff::dual::Dual;
 use meanflow::autodiff::elementwise::Elementwise;
 use meanflow::flow::guidance::Guidance;
 use meanflow::flow::loss::{Batch, LossConfig, VSource};
-use meanflow::flow::model::{Conditioning, Linear, MlpParams, ModelConfig};
+use meanflow::flow::model::{
+    Architecture, Conditioning, Linear, MlpParams, ModelConfig, LAYER_NORM_EPS,
+};
 use meanflow::linalg::real::Real;
 
 /// What a loss evaluation depends on besides the parameters.
@@ -105,32 +107,49 @@ pub fn net_in<R: Real>(
     [t_min, t_max]: [f64; 2],
 ) -> (Vec<R>, Option<Vec<R>>) {
     let trunk = |h: R| {
-        let mut a: Vec<R> = z.to_vec();
-        // The h- variants (improved MeanFlow's) give the network h alone.
+        // The condition c: the h- variants (improved MeanFlow's) give the network h alone.
+        let mut c: Vec<R> = Vec::new();
         if matches!(
             config.conditioning,
             Conditioning::Raw | Conditioning::Fourier { .. }
         ) {
-            a.extend(embed(config.conditioning, t));
+            c.extend(embed(config.conditioning, t));
         }
-        a.extend(embed(config.conditioning, h));
+        c.extend(embed(config.conditioning, h));
         if config.guidance_input {
-            a.extend(embed(config.conditioning, R::constant(1.0 - 1.0 / w)));
+            c.extend(embed(config.conditioning, R::constant(1.0 - 1.0 / w)));
         }
         if config.guidance_interval_input {
-            a.extend(embed(config.conditioning, R::constant(t_min)));
-            a.extend(embed(config.conditioning, R::constant(t_max)));
+            c.extend(embed(config.conditioning, R::constant(t_min)));
+            c.extend(embed(config.conditioning, R::constant(t_max)));
         }
         if let Some(table) = &params.class_embed {
-            a.extend(table.row(class).iter().map(|&e| R::constant(e)));
+            c.extend(table.row(class).iter().map(|&e| R::constant(e)));
         }
-        for layer in &params.trunk {
-            a = affine(layer, &a)
-                .into_iter()
+        let mut a: Vec<R> = z.iter().copied().chain(c.iter().copied()).collect();
+        let act = |x: Vec<R>| -> Vec<R> {
+            x.into_iter()
                 .map(|x| activate(config.activation, x))
-                .collect();
+                .collect()
+        };
+        match config.architecture {
+            Architecture::Mlp => {
+                for layer in &params.trunk {
+                    a = act(affine(layer, &a));
+                }
+                a
+            }
+            Architecture::Residual => {
+                a = affine(&params.trunk[0], &a);
+                for block in params.trunk[1..].chunks(2) {
+                    let mut input = layer_norm(&a);
+                    input.extend(c.iter().copied());
+                    let update = affine(&block[1], &act(affine(&block[0], &input)));
+                    a = a.iter().zip(&update).map(|(&x, &d)| x + d).collect();
+                }
+                layer_norm(&a)
+            }
         }
-        a
     };
     let u = affine(&params.u_head, &trunk(t - r));
     let v = params
@@ -138,6 +157,18 @@ pub fn net_in<R: Real>(
         .as_ref()
         .map(|l| affine(l, &trunk(R::constant(0.0))));
     (u, v)
+}
+
+/// (x - mean) / sqrt(var + eps) over the row, the mean and the variance in two passes.
+fn layer_norm<R: Real>(x: &[R]) -> Vec<R> {
+    let n = R::constant(x.len() as f64);
+    let mean = x.iter().fold(R::constant(0.0), |s, &v| s + v) / n;
+    let var = x
+        .iter()
+        .fold(R::constant(0.0), |s, &v| s + (v - mean) * (v - mean))
+        / n;
+    let sd = (var + R::constant(LAYER_NORM_EPS)).sqrt();
+    x.iter().map(|&v| (v - mean) / sd).collect()
 }
 
 /// [`jvp_in`] with the guidance interval [0, 1].

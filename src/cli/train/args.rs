@@ -106,9 +106,12 @@ pub struct TrainArgs {
     /// Hidden width [default: 128; digits: 256]
     #[arg(long, allow_negative_numbers = true, value_parser = count::<usize>(1, MAX_WIDTH))]
     pub width: Option<usize>,
-    /// Number of hidden layers [default: 3]
+    /// Number of hidden layers (mlp) or residual blocks (resmlp) [default: 3]
     #[arg(long, allow_negative_numbers = true, value_parser = count::<usize>(1, MAX_DEPTH as u64))]
     pub depth: Option<usize>,
+    /// The trunk: mlp, or resmlp (residual blocks with layer norm that see the times and labels in every block) [default: mlp]
+    #[arg(long, value_name = "mlp|resmlp")]
+    pub architecture: Option<String>,
     /// silu, tanh, gelu_tanh, relu, softplus or sigmoid [default: silu]
     #[arg(long)]
     pub activation: Option<String>,

@@ -11,7 +11,7 @@ use crate::cli::common::parse_dataset;
 use crate::cli::{CliError, CliResult};
 use meanflow::autodiff::elementwise::Elementwise;
 use meanflow::flow::loss::{LossConfig, LossPreset, VSource};
-use meanflow::flow::model::{Conditioning, Heads, ModelConfig};
+use meanflow::flow::model::{Architecture, Conditioning, Heads, ModelConfig};
 use meanflow::flow::time_sampler::{TimeDistribution, TimeSampler};
 use meanflow::run::config::{RunConfig, RUN_FORMAT};
 use meanflow::run::dataset::{self, DataSource, DataSplit};
@@ -147,6 +147,10 @@ pub fn resolve_fresh(args: &TrainArgs) -> CliResult<RunPlan> {
             DEFAULT_WIDTH
         }),
         depth: args.depth.unwrap_or(DEFAULT_DEPTH),
+        architecture: match &args.architecture {
+            Some(a) => a.parse::<Architecture>().map_err(usage)?,
+            None => Architecture::Mlp,
+        },
         activation: match &args.activation {
             Some(a) => parse_activation(a)?,
             None => Elementwise::Silu,

@@ -10,7 +10,7 @@ use super::settings::{
 use crate::cli::common::{data_error, parse_dataset};
 use crate::cli::{CliError, CliResult};
 use meanflow::flow::loss::{LossPreset, VSource};
-use meanflow::flow::model::{Conditioning, Heads};
+use meanflow::flow::model::{Architecture, Conditioning, Heads};
 use meanflow::flow::time_sampler::TimeDistribution;
 use meanflow::run::config::{DatasetJson, RunConfig};
 use meanflow::run::dataset::{self, DataSource, RunDataError};
@@ -218,6 +218,14 @@ fn check_resume_flags(
             "conditioning",
             Some(x.parse::<Conditioning>().map_err(usage)?),
             m.conditioning,
+            file,
+        )?;
+    }
+    if let Some(x) = &args.architecture {
+        same(
+            "architecture",
+            Some(x.parse::<Architecture>().map_err(usage)?),
+            m.architecture,
             file,
         )?;
     }

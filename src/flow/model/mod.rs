@@ -1,23 +1,50 @@
 //! The network u(z, r, t) and its optional velocity head v(z, t).
 //!
+//! Both architectures read the rows' condition c, the embeddings of their times and labels:
+//!
 //! ```text
-//! h = t - r;  a_0 = [z | emb(t, h)]            (unconditional)
-//!             a_0 = [z | emb(t, h) | E[c]]     (classes > 0: E [C + 1, class_dim], row C = null)
-//!             a_0 = [z | emb(t, h) | emb(g) | E[c]]   (guidance_input: g = 1 - 1/w, w >= 1 the
-//!                                                       guidance scale, g in [0, 1))
-//!             a_0 = [z | emb(t, h) | emb(g) | emb(t_min) | emb(t_max) | E[c]]
+//! h = t - r;  c = emb(t, h)                               (unconditional)
+//!             c = [emb(t, h) | E[y]]                      (classes > 0: E [C + 1, class_dim],
+//!                                                          row C = null)
+//!             c = [emb(t, h) | emb(g) | E[y]]             (guidance_input: g = 1 - 1/w, w >= 1
+//!                                                          the guidance scale, g in [0, 1))
+//!             c = [emb(t, h) | emb(g) | emb(t_min) | emb(t_max) | E[y]]
 //!                                   (guidance_interval_input: iMF's guidance interval, the times
 //!                                    [t_min, t_max] in which the scale w applies)
-//! a_{i+1} = act(a_i W_i^T + b_i)        i = 0 .. depth-1   (the trunk)
-//! u(z, r, t) = a_depth U_w^T + U_b         (the u-head)
-//! v(z, t)    = a_depth(r = t) V_w^T + V_b   (the v-head, when heads = uv)
+//! ```
+//!
+//! **`mlp`**, a plain multilayer perceptron that sees c once, at its input:
+//!
+//! ```text
+//! a_0 = [z | c]
+//! a_{i+1} = act(a_i W_i^T + b_i)        i = 0 .. depth-1   (`trunk.{i}`)
+//! features = a_depth
+//! ```
+//!
+//! **`resmlp`**, residual blocks with a pre-normalisation that see c in every block:
+//!
+//! ```text
+//! a_0 = [z | c] W_in^T + b_in                                          (`input`)
+//! a_{i+1} = a_i + act([LN(a_i) | c] W1_i^T + b1_i) W2_i^T + b2_i       (`blocks.{i}.fc1`, `.fc2`)
+//! features = LN(a_depth)
+//! LN(x) = (x - mean(x)) / sqrt(var(x) + 1e-5)   over each row, no gain or bias (PyTorch's
+//!          `nn.LayerNorm(width, elementwise_affine=False)`: a gain would fold into the next layer)
+//! ```
+//!
+//! Then the heads on the features:
+//!
+//! ```text
+//! u(z, r, t) = features U_w^T + U_b          (the u-head)
+//! v(z, t)    = features(r = t) V_w^T + V_b   (the v-head, when heads = uv)
 //! ```
 //!
 //! Parameters follow PyTorch's `nn.Linear` layout (weight [out, in]) and names (`trunk.{i}.weight`,
-//! `trunk.{i}.bias`, `u_head.*`, `v_head.*`); a bias is stored as a [1, out] row. The class
-//! embedding follows `nn.Embedding`: `class_embed.weight` [C + 1, class_dim], row c the embedding of
-//! class c and row C that of the null class (no label, for classifier-free guidance). On the tape
-//! E\[c\] is onehot(c) E, a product the tape already differentiates.
+//! `trunk.{i}.bias` or `input.*`, `blocks.{i}.fc1.*`, `blocks.{i}.fc2.*`, then `u_head.*`,
+//! `v_head.*`); a bias is stored as a [1, out] row. The class embedding follows `nn.Embedding`:
+//! `class_embed.weight` [C + 1, class_dim], row c the embedding of class c and row C that of the
+//! null class (no label, for classifier-free guidance). On the tape E\[y\] is onehot(y) E, a
+//! product the tape already differentiates, and LN is [`Tape::layer_norm`], a composition of
+//! primitives, so forward mode and reverse over forward go through it with no rule of its own.
 
 pub mod conditioning;
 
@@ -40,6 +67,21 @@ pub enum Heads {
 
 crate::named_enum!(Heads, "heads", { U => "u", UV => "uv" });
 
+/// How the trunk is wired (module documentation).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Architecture {
+    /// A plain MLP: the condition c joins the input only.
+    #[default]
+    Mlp,
+    /// Residual blocks act([LN(a) | c] W1^T + b1) W2^T + b2 added to a, c in every block.
+    Residual,
+}
+
+crate::named_enum!(Architecture, "architecture", { Mlp => "mlp", Residual => "resmlp" });
+
+/// The epsilon inside LN's square root: PyTorch's `nn.LayerNorm` default.
+pub const LAYER_NORM_EPS: f64 = 1e-5;
+
 /// The architecture.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -48,8 +90,12 @@ pub struct ModelConfig {
     pub dim: usize,
     /// Hidden width of every trunk layer.
     pub width: usize,
-    /// Number of hidden (trunk) layers.
+    /// Number of hidden layers (`mlp`) or of residual blocks (`resmlp`).
     pub depth: usize,
+    /// How the trunk is wired. Not written for `mlp`, so configs without it read and write as
+    /// before.
+    #[serde(default, skip_serializing_if = "Architecture::is_mlp")]
+    pub architecture: Architecture,
     pub activation: Elementwise,
     pub conditioning: Conditioning,
     pub heads: Heads,
@@ -77,6 +123,7 @@ impl Default for ModelConfig {
             dim: 2,
             width: 128,
             depth: 3,
+            architecture: Architecture::Mlp,
             activation: Elementwise::Silu,
             conditioning: Conditioning::Raw,
             heads: Heads::U,
@@ -88,12 +135,42 @@ impl Default for ModelConfig {
     }
 }
 
+impl Architecture {
+    fn is_mlp(&self) -> bool {
+        *self == Architecture::Mlp
+    }
+
+    /// The name of trunk layer i (`trunk.{i}`; `input`, `blocks.{k}.fc1`, `blocks.{k}.fc2`).
+    pub fn trunk_layer_name(self, i: usize) -> String {
+        match self {
+            Architecture::Mlp => format!("trunk.{i}"),
+            Architecture::Residual if i == 0 => "input".to_string(),
+            Architecture::Residual => {
+                let fc = if i % 2 == 1 { 1 } else { 2 };
+                format!("blocks.{}.fc{fc}", (i - 1) / 2)
+            }
+        }
+    }
+
+    /// The number of linear layers in a trunk of `depth` layers or blocks.
+    pub fn trunk_layers(self, depth: usize) -> usize {
+        match self {
+            Architecture::Mlp => depth,
+            Architecture::Residual => 2 * depth + 1,
+        }
+    }
+}
+
 impl ModelConfig {
-    /// Columns of a_0 = [z | emb(t, h)] (+ emb(g) with a guidance input, + emb(t_min), emb(t_max)
-    /// with the interval input, + class_dim with classes).
+    /// Columns of the network's input [z | c]: d plus [`ModelConfig::condition_width`].
     pub fn input_width(&self) -> usize {
-        self.dim
-            + self.conditioning.width()
+        self.dim + self.condition_width()
+    }
+
+    /// Columns of the condition c = [emb(t, h) (+ emb(g) with a guidance input, + emb(t_min),
+    /// emb(t_max) with the interval input, + class_dim with classes)].
+    pub fn condition_width(&self) -> usize {
+        self.conditioning.width()
             + self.guidance_input_width()
             + self.interval_input_width()
             + self.class_embedding_width()
@@ -153,22 +230,22 @@ impl ModelConfig {
         (self.classes > 0).then_some((self.classes + 1, self.class_dim))
     }
 
-    /// (name, [out, in]) of every linear layer, in the canonical order.
+    /// (name, [out, in]) of every linear layer, in the canonical order: the trunk's, then the
+    /// u-head, then the v-head.
     pub fn layer_shapes(&self) -> Vec<(String, (usize, usize))> {
-        let mut shapes = Vec::with_capacity(self.depth + 2);
-        for i in 0..self.depth {
-            let fan_in = if i == 0 {
-                self.input_width()
-            } else {
-                self.width
+        let layers = self.architecture.trunk_layers(self.depth);
+        let mut shapes = Vec::with_capacity(layers + 2);
+        for i in 0..layers {
+            let fan_in = match (self.architecture, i) {
+                (_, 0) => self.input_width(),
+                (Architecture::Mlp, _) => self.width,
+                (Architecture::Residual, _) if i % 2 == 1 => self.width + self.condition_width(),
+                (Architecture::Residual, _) => self.width,
             };
-            shapes.push((format!("trunk.{i}"), (self.width, fan_in)));
+            let name = self.architecture.trunk_layer_name(i);
+            shapes.push((name, (self.width, fan_in)));
         }
-        let features = if self.depth == 0 {
-            self.input_width()
-        } else {
-            self.width
-        };
+        let features = self.features_width();
         shapes.push(("u_head".to_string(), (self.dim, features)));
         if self.heads == Heads::UV {
             shapes.push(("v_head".to_string(), (self.dim, features)));
@@ -176,24 +253,46 @@ impl ModelConfig {
         shapes
     }
 
+    /// Columns of the trunk's features, what the heads read: the input's for an `mlp` of depth
+    /// 0, else the width.
+    fn features_width(&self) -> usize {
+        match (self.architecture, self.depth) {
+            (Architecture::Mlp, 0) => self.input_width(),
+            _ => self.width,
+        }
+    }
+
     /// Total number of scalar parameters, or None if it does not fit in a usize (a config that
     /// [`crate::train::TrainConfig::validate`] rejects). Counted per kind of layer, not from
     /// [`ModelConfig::layer_shapes`], so that it never allocates or overflows whatever the sizes.
     pub fn checked_parameter_count(&self) -> Option<usize> {
         let layer = |out: usize, fan_in: usize| out.checked_mul(fan_in)?.checked_add(out);
-        let input = self
-            .dim
-            .checked_add(self.conditioning.width())?
+        let condition = self
+            .conditioning
+            .width()
             .checked_add(self.guidance_input_width())?
             .checked_add(self.interval_input_width())?
             .checked_add(self.class_embedding_width())?;
+        let input = self.dim.checked_add(condition)?;
         let heads = if self.heads == Heads::UV { 2 } else { 1 };
-        let features = if self.depth == 0 { input } else { self.width };
+        let features = match (self.architecture, self.depth) {
+            (Architecture::Mlp, 0) => input,
+            _ => self.width,
+        };
         let mut total = layer(self.dim, features)?.checked_mul(heads)?;
-        if self.depth > 0 {
-            total = total.checked_add(layer(self.width, input)?)?;
-            let hidden = layer(self.width, self.width)?.checked_mul(self.depth - 1)?;
-            total = total.checked_add(hidden)?;
+        match self.architecture {
+            Architecture::Mlp if self.depth > 0 => {
+                total = total.checked_add(layer(self.width, input)?)?;
+                let hidden = layer(self.width, self.width)?.checked_mul(self.depth - 1)?;
+                total = total.checked_add(hidden)?;
+            }
+            Architecture::Mlp => {}
+            Architecture::Residual => {
+                total = total.checked_add(layer(self.width, input)?)?;
+                let fc1 = layer(self.width, self.width.checked_add(condition)?)?;
+                let block = fc1.checked_add(layer(self.width, self.width)?)?;
+                total = total.checked_add(block.checked_mul(self.depth)?)?;
+            }
         }
         if let Some((rows, cols)) = self.class_embedding_shape() {
             total = total.checked_add(rows.checked_mul(cols)?)?;
@@ -239,6 +338,10 @@ impl<T: Float> Linear<T> {
 /// All parameters of a model.
 #[derive(Clone, Debug, PartialEq)]
 pub struct MlpParams<T> {
+    /// How the trunk's layers are wired, which also names them.
+    pub architecture: Architecture,
+    /// The trunk's linear layers in canonical order (`trunk.{i}`; `input`, then `fc1`, `fc2` of
+    /// each block).
     pub trunk: Vec<Linear<T>>,
     pub u_head: Linear<T>,
     pub v_head: Option<Linear<T>>,
@@ -254,13 +357,16 @@ impl<T: Float> MlpParams<T> {
             .layer_shapes()
             .into_iter()
             .map(|(_, (out, fan_in))| Linear::init(out, fan_in, rng));
-        let trunk = (0..config.depth).map(|_| layers.next().unwrap()).collect();
+        let trunk = (0..config.architecture.trunk_layers(config.depth))
+            .map(|_| layers.next().unwrap())
+            .collect();
         let u_head = layers.next().unwrap();
         let v_head = layers.next();
         let class_embed = config
             .class_embedding_shape()
             .map(|shape| Array2::from_shape_simple_fn(shape, || T::from_f64(rng.normal())));
         MlpParams {
+            architecture: config.architecture,
             trunk,
             u_head,
             v_head,
@@ -275,6 +381,7 @@ impl<T: Float> MlpParams<T> {
             bias: Array2::zeros(l.bias.dim()),
         };
         MlpParams {
+            architecture: self.architecture,
             trunk: self.trunk.iter().map(z).collect(),
             u_head: z(&self.u_head),
             v_head: self.v_head.as_ref().map(z),
@@ -282,13 +389,14 @@ impl<T: Float> MlpParams<T> {
         }
     }
 
-    /// The linear layers in canonical order with their names (`trunk.0`, ..., `u_head`, `v_head`).
+    /// The linear layers in canonical order with their names (`trunk.0`, ... or `input`,
+    /// `blocks.0.fc1`, ..., then `u_head`, `v_head`).
     pub fn layers(&self) -> Vec<(String, &Linear<T>)> {
         let mut out: Vec<(String, &Linear<T>)> = self
             .trunk
             .iter()
             .enumerate()
-            .map(|(i, l)| (format!("trunk.{i}"), l))
+            .map(|(i, l)| (self.architecture.trunk_layer_name(i), l))
             .collect();
         out.push(("u_head".into(), &self.u_head));
         if let Some(v) = &self.v_head {
@@ -339,6 +447,7 @@ impl<T: Float> MlpParams<T> {
 
     pub fn cast<U: Float>(&self) -> MlpParams<U> {
         MlpParams {
+            architecture: self.architecture,
             trunk: self.trunk.iter().map(Linear::cast).collect(),
             u_head: self.u_head.cast(),
             v_head: self.v_head.as_ref().map(Linear::cast),
@@ -359,6 +468,7 @@ impl<T: Float> MlpParams<T> {
     /// As [`MlpParams::on_tape`], reusing `vars` (no allocation once it has held these layers).
     pub fn on_tape_into(&self, tape: &mut Tape<T>, vars: &mut ParamVars) {
         let mut put = |l: &Linear<T>| (tape.param(l.weight.view()), tape.param(l.bias.view()));
+        vars.architecture = self.architecture;
         vars.trunk.clear();
         for l in &self.trunk {
             let wb = put(l);
@@ -395,6 +505,7 @@ impl<T: Float> MlpParams<T> {
             bias: tape.grad_or_zeros(b),
         };
         MlpParams {
+            architecture: vars.architecture,
             trunk: vars.trunk.iter().map(get).collect(),
             u_head: get(&vars.u_head),
             v_head: vars.v_head.as_ref().map(get),
@@ -406,6 +517,7 @@ impl<T: Float> MlpParams<T> {
 /// The tape nodes of the parameters: (weight, bias) per layer.
 #[derive(Clone, Debug, Default)]
 pub struct ParamVars {
+    pub architecture: Architecture,
     pub trunk: Vec<(Var, Var)>,
     pub u_head: (Var, Var),
     pub v_head: Option<(Var, Var)>,
@@ -510,10 +622,10 @@ impl<'p> TapeModel<'p> {
         }
     }
 
-    /// The trunk's features a_depth for inputs z [B, d], t [B, 1], h [B, 1].
-    pub fn trunk<T: Float>(&self, tape: &mut Tape<T>, z: Var, t: Var, h: Var) -> Var {
-        let emb = self.config.conditioning.embed(tape, t, h);
-        let mut a = tape.concat_cols(z, emb);
+    /// The rows' condition c = [emb(t, h) | emb(g) | emb(t_min) | emb(t_max) | E[y]] (the parts
+    /// the model has) for t [B, 1], h [B, 1].
+    pub fn condition<T: Float>(&self, tape: &mut Tape<T>, t: Var, h: Var) -> Var {
+        let mut c = self.config.conditioning.embed(tape, t, h);
         match (self.config.guidance_input, self.scales) {
             (true, Some(w)) => {
                 // g = 1 - 1/w: w = 1 (no guidance) is 0, and any w >= 1 stays in [0, 1).
@@ -521,7 +633,7 @@ impl<'p> TapeModel<'p> {
                 let negated = tape.scale(inverse, -1.0);
                 let g = tape.add_scalar(negated, 1.0);
                 let emb_g = self.config.conditioning.embed_one(tape, g);
-                a = tape.concat_cols(a, emb_g);
+                c = tape.concat_cols(c, emb_g);
             }
             (false, None) => {}
             (true, None) => panic!("trunk: a model with a guidance input needs the rows' scales"),
@@ -531,8 +643,8 @@ impl<'p> TapeModel<'p> {
             (true, Some((lo, hi))) => {
                 let emb_lo = self.config.conditioning.embed_one(tape, lo);
                 let emb_hi = self.config.conditioning.embed_one(tape, hi);
-                a = tape.concat_cols(a, emb_lo);
-                a = tape.concat_cols(a, emb_hi);
+                c = tape.concat_cols(c, emb_lo);
+                c = tape.concat_cols(c, emb_hi);
             }
             (false, None) => {}
             (true, None) => {
@@ -544,18 +656,53 @@ impl<'p> TapeModel<'p> {
         }
         match (self.params.class_embed, self.classes) {
             (Some(table), Some(onehot)) => {
-                // E[c] = onehot(c) E: the embedding lookup as a product.
+                // E[y] = onehot(y) E: the embedding lookup as a product.
                 let class_rows = tape.matmul(onehot, table);
-                a = tape.concat_cols(a, class_rows);
+                c = tape.concat_cols(c, class_rows);
             }
             (None, None) => {}
             (Some(_), None) => panic!("trunk: a conditional model needs the rows' classes"),
             (None, Some(_)) => panic!("trunk: classes given to an unconditional model"),
         }
-        for &(w, b) in &self.params.trunk {
-            a = tape.dense(a, w, b, Some(self.config.activation));
+        c
+    }
+
+    /// The trunk's features (a_depth, or LN(a_depth) for `resmlp`) for inputs z [B, d],
+    /// t [B, 1], h [B, 1].
+    pub fn trunk<T: Float>(&self, tape: &mut Tape<T>, z: Var, t: Var, h: Var) -> Var {
+        assert_eq!(
+            self.params.architecture, self.config.architecture,
+            "trunk: parameters for a {} trunk given to a {} config",
+            self.params.architecture, self.config.architecture
+        );
+        let c = self.condition(tape, t, h);
+        let input = tape.concat_cols(z, c);
+        match self.config.architecture {
+            Architecture::Mlp => {
+                let mut a = input;
+                for &(w, b) in &self.params.trunk {
+                    a = tape.dense(a, w, b, Some(self.config.activation));
+                }
+                a
+            }
+            Architecture::Residual => {
+                let (first, blocks) = self
+                    .params
+                    .trunk
+                    .split_first()
+                    .expect("trunk: a resmlp has an input layer");
+                let mut a = tape.dense(input, first.0, first.1, None);
+                for pair in blocks.chunks_exact(2) {
+                    let ((w1, b1), (w2, b2)) = (pair[0], pair[1]);
+                    let normed = tape.layer_norm(a, LAYER_NORM_EPS);
+                    let block_input = tape.concat_cols(normed, c);
+                    let hidden = tape.dense(block_input, w1, b1, Some(self.config.activation));
+                    let update = tape.dense(hidden, w2, b2, None);
+                    a = tape.add(a, update);
+                }
+                tape.layer_norm(a, LAYER_NORM_EPS)
+            }
         }
-        a
     }
 
     /// u(z, r, t); h = t - r is part of the recorded function.
@@ -585,7 +732,10 @@ mod tests {
     /// The closed-form count equals the layer shapes' and the initialised tensors' sizes.
     #[test]
     fn parameter_count_matches_the_layers_and_the_tensors() {
-        for depth in [0, 1, 3] {
+        for (depth, architecture) in [0, 1, 3]
+            .into_iter()
+            .flat_map(|d| [(d, Architecture::Mlp), (d, Architecture::Residual)])
+        {
             for heads in [Heads::U, Heads::UV] {
                 for (conditioning, classes) in [
                     (Conditioning::Raw, 0),
@@ -596,13 +746,12 @@ mod tests {
                         dim: 5,
                         width: 7,
                         depth,
-                        activation: Elementwise::Silu,
+                        architecture,
                         conditioning,
                         heads,
                         classes,
                         class_dim: 3,
-                        guidance_input: false,
-                        guidance_interval_input: false,
+                        ..ModelConfig::default()
                     };
                     let from_shapes: usize = config
                         .layer_shapes()
@@ -650,8 +799,7 @@ mod tests {
             heads: Heads::UV,
             classes: 4,
             class_dim: 3,
-            guidance_input: false,
-            guidance_interval_input: false,
+            ..ModelConfig::default()
         }
     }
 
