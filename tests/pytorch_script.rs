@@ -1,7 +1,8 @@
 //! scripts/pytorch/continue_training.py (docs/pytorch.md) on real checkpoints: one from
-//! `meanflow train` (unconditional, f32, EMA, warm-up, clipping, weight decay) and two conditional
-//! ones written from a Rust `Trainer` (the command line does not train conditional models yet):
-//! iMF with the v-head and guidance as an input (f64, exact), and MF with guidance in the target.
+//! `meanflow train` (unconditional, f32, EMA, warm-up, clipping, weight decay) and three
+//! conditional ones written from a Rust `Trainer`: iMF with the v-head and guidance as an input
+//! (f64, exact), MF with guidance in the target, and a resmlp trunk with iMF's guidance interval
+//! as an input too (f64, exact).
 //! Each must pass the script's check against `meanflow verify` within 1e-6, train a few steps with
 //! finite losses and write its PyTorch file.
 //!
@@ -10,7 +11,7 @@
 
 use meanflow::flow::guidance::Guidance;
 use meanflow::flow::loss::{LossConfig, LossPreset};
-use meanflow::flow::model::{Heads, ModelConfig};
+use meanflow::flow::model::{Architecture, Heads, ModelConfig};
 use meanflow::flow::time_sampler::TimeSampler;
 use meanflow::io::tensor_file::{StoredTensor, TensorFile};
 use meanflow::linalg::float::Float;
@@ -308,6 +309,9 @@ fn write_next_step<T: Float>(trainer: &mut Trainer<T>, path: &Path) {
     if trainer.config.model.guidance_input {
         put("batch.scales".into(), f64s(&batch.scales));
     }
+    if trainer.config.model.guidance_interval_input {
+        put("batch.intervals".into(), f64s(&batch.intervals));
+    }
     for (name, values) in trainer.params.named_tensors() {
         put(format!("after.{name}"), values.mapv(|x| x.to_f64()));
     }
@@ -382,5 +386,31 @@ fn a_conditional_mf_checkpoint_with_guidance_in_the_target_continues_in_pytorch(
     let next = dir.path().join("next_step.safetensors");
     let next = ["--check-step", next.to_str().unwrap()];
     let stdout = continue_and_check(&checkpoint, &data, 6, 6, false, &next);
+    assert_step_replayed(&stdout);
+}
+
+/// A resmlp (input layer, 2 residual blocks with layer norm that see c, LN of the last) written
+/// from a `Trainer`: iMF with the v-head source, exact (the gradient goes through the JVP of every
+/// layer norm, reverse over forward), guidance and its interval as inputs, f64. The script builds
+/// the module from the config's architecture and its check, the replay of the next step and the
+/// training must pass as for an mlp.
+#[test]
+fn a_resmlp_checkpoint_with_the_interval_input_continues_in_pytorch() {
+    require_pytorch!("a_resmlp_checkpoint_with_the_interval_input_continues_in_pytorch");
+    let dir = tempfile::tempdir().unwrap();
+    let loss = LossConfig {
+        exact: true,
+        guidance: Guidance::Input { w_max: 3.0 },
+        label_dropout: 0.25,
+        ..LossConfig::preset(LossPreset::ImfHead)
+    };
+    let mut config = conditional_config(loss, Heads::UV);
+    config.model.architecture = Architecture::Residual;
+    config.model.guidance_interval_input = true;
+    let (checkpoint, data) = conditional_checkpoint::<f64>(config, 6, dir.path());
+    let next = dir.path().join("next_step.safetensors");
+    let next = ["--check-step", next.to_str().unwrap()];
+    let stdout = continue_and_check(&checkpoint, &data, 6, 6, true, &next);
+    assert!(stdout.contains("model resmlp 2 x 16"), "{stdout}");
     assert_step_replayed(&stdout);
 }

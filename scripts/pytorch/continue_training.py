@@ -89,9 +89,10 @@ def model_units(run, dim):
 
 
 def model_dict(config):
-    """The reference-case keys of the model in a TrainConfig."""
+    """The reference-case keys of the model in a TrainConfig (`architecture` absent: mlp)."""
     m = config["model"]
     return {"d": m["dim"], "width": m["width"], "depth": m["depth"],
+            "architecture": m.get("architecture", "mlp"),
             "activation": m["activation"], "conditioning": m["conditioning"],
             "heads": m["heads"], "classes": m.get("classes", 0),
             "class_dim": m.get("class_dim", 0), "guidance_input": m.get("guidance_input", False),
@@ -334,7 +335,8 @@ def main():
         print("data mapped to the model's units: x = (x - shift) / scale, per column")
     sampler = BatchSampler(config, points, labels, args.seed)
     m = config["model"]
-    print(f"checkpoint {args.checkpoint}: step {step}, {precision}, model {m['depth']} x "
+    print(f"checkpoint {args.checkpoint}: step {step}, {precision}, model "
+          f"{m.get('architecture', 'mlp')} {m['depth']} x "
           f"{m['width']} {m['activation']} {m['conditioning']} heads {m['heads']}, "
           f"classes {m.get('classes', 0)}, guidance {config['loss'].get('guidance')}")
 

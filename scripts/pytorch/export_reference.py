@@ -3,7 +3,7 @@
 implementation of the MeanFlow losses, for `meanflow verify FILE...`.
 
     python3 scripts/pytorch/export_reference.py case.safetensors   # one example case
-    python3 scripts/pytorch/export_reference.py --golden tests/data # the conditional cases there
+    python3 scripts/pytorch/export_reference.py --golden tests/data # the cond_* cases there
 
 Needs torch and safetensors (pip install torch safetensors). Everything is float64: the tolerance
 of `meanflow verify` is 1e-9. The module is also imported by continue_training.py, which holds a
@@ -11,9 +11,14 @@ meanflow checkpoint in `MeanFlowMLP` and trains it with `meanflow_quantities`.
 
 The math, from the formulas of docs/reference-format.md (not from the Rust code):
 
-    a_0 = [z | emb(t) | emb(h) | emb(g) (guidance_input) | emb(t_min) | emb(t_max)
-          (guidance_interval_input) | E[c] (classes > 0)],  h = t - r, g = 1 - 1/w;
-          u = trunk(a_0) U^T + U_b;  v(z, t | c, w) = the v-head at h = 0
+    cond = [emb(t) | emb(h) | emb(g) (guidance_input) | emb(t_min) | emb(t_max)
+           (guidance_interval_input) | E[c] (classes > 0)],  h = t - r, g = 1 - 1/w;
+    architecture mlp (the default): a_0 = [z | cond], a_{i+1} = act(a_i W_i^T + b_i),
+          features a_depth
+    architecture resmlp: a_0 = [z | cond] W_in^T + b_in,
+          a_{i+1} = a_i + act([LN(a_i) | cond] W1_i^T + b1_i) W2_i^T + b2_i,  features LN(a_depth),
+          LN(x) = (x - mean(x)) / sqrt(var(x) + 1e-5) per row (biased variance, no gain or bias)
+    u = features U^T + U_b;  v(z, t | c, w) = the v-head at h = 0
     z = (1 - t) x + t e,  v_c = e - x
     V(c, w) = sg(u(z, t, t | c, w)) (v_source boundary) or sg(v(z, t | c, w)) (head)
     v_g = v_c                                             no guidance, and rows of the null class
@@ -68,24 +73,70 @@ def time_embedding_width(conditioning):
     return 1 + 2 * (int(k) if k else 4)
 
 
+ARCHITECTURES = ("mlp", "resmlp")
+LAYER_NORM_EPS = 1e-5  # nn.LayerNorm's default
+
+
+def layer_norm(a):
+    """Per row (a - mean) / sqrt(var + 1e-5), biased variance, no gain or bias: the value of
+    nn.functional.layer_norm(a, (width,), eps=1e-5), to ~1e-16. Written out because PyTorch's
+    kernel is wrong under reverse over forward: the JVP's tangent is right, but its gradient
+    treats the saved mean and 1/std as constants (torch 2.15: relative errors ~0.2 in an exact
+    loss's gradient; pytorch/pytorch#196700 is the same fault in a nested JVP)."""
+    centred = a - a.mean(dim=1, keepdim=True)
+    var = (centred * centred).mean(dim=1, keepdim=True)
+    return centred / torch.sqrt(var + LAYER_NORM_EPS)
+
+
+class ResidualBlock(nn.Module):
+    """a + act([LN(a) | cond] W1^T + b1) W2^T + b2: a pre-normalised block seeing the condition."""
+
+    def __init__(self, width, condition, act):
+        super().__init__()
+        self.act = act
+        self.fc1 = nn.Linear(width + condition, width)
+        self.fc2 = nn.Linear(width, width)
+
+    def forward(self, a, cond):
+        hidden = self.act(self.fc1(torch.cat([layer_norm(a), cond], dim=1)))
+        return a + self.fc2(hidden)
+
+
 class MeanFlowMLP(nn.Module):
-    """u(z, r, t | c, w) and optionally v(z, t | c, w); state_dict names as meanflow's."""
+    """u(z, r, t | c, w) and optionally v(z, t | c, w); state_dict names as meanflow's.
+
+    architecture "mlp": `trunk.{i}`, act(a W^T + b) on a_0 = [z | cond];  "resmlp": `input` (a_0 =
+    [z | cond] W_in^T + b_in, no activation), `blocks.{i}` (ResidualBlock), features LN(a_depth)."""
 
     def __init__(self, d, width, depth, activation, conditioning="raw", heads="u",
-                 classes=0, class_dim=0, guidance_input=False, guidance_interval_input=False):
+                 classes=0, class_dim=0, guidance_input=False, guidance_interval_input=False,
+                 architecture="mlp"):
         super().__init__()
+        if architecture not in ARCHITECTURES:
+            raise ValueError(f"unknown architecture {architecture!r} (expected one of "
+                             f"{', '.join(ARCHITECTURES)})")
         self.d, self.classes, self.guidance_input = d, classes, guidance_input
         self.guidance_interval_input = guidance_interval_input
+        self.architecture = architecture
         self.act = ACTIVATIONS[activation]
         one = time_embedding_width(conditioning)
         self.freqs = (one - 1) // 2
         self.h_only = conditioning.startswith("h-")
         times = 1 if self.h_only else 2
-        fan_in = (d + times * one + (one if guidance_input else 0)
-                  + (2 * one if guidance_interval_input else 0) + (class_dim if classes > 0 else 0))
-        self.trunk = nn.ModuleList()
-        for _ in range(depth):
-            self.trunk.append(nn.Linear(fan_in, width))
+        condition = (times * one + (one if guidance_input else 0)
+                     + (2 * one if guidance_interval_input else 0)
+                     + (class_dim if classes > 0 else 0))
+        fan_in = d + condition
+        # Layers are created in meanflow's canonical order (the order of torch's init draws).
+        if architecture == "mlp":
+            self.trunk = nn.ModuleList()
+            for _ in range(depth):
+                self.trunk.append(nn.Linear(fan_in, width))
+                fan_in = width
+        else:
+            self.input = nn.Linear(fan_in, width)
+            self.blocks = nn.ModuleList(ResidualBlock(width, condition, self.act)
+                                        for _ in range(depth))
             fan_in = width
         self.u_head = nn.Linear(fan_in, d)
         self.v_head = nn.Linear(fan_in, d) if heads == "uv" else None
@@ -97,7 +148,7 @@ class MeanFlowMLP(nn.Module):
         """From a config dict with the reference-case keys (d, width, depth, ...)."""
         return cls(m["d"], m["width"], m["depth"], m["activation"], m["conditioning"], m["heads"],
                    m.get("classes", 0), m.get("class_dim", 0), m.get("guidance_input", False),
-                   m.get("guidance_interval_input", False))
+                   m.get("guidance_interval_input", False), m.get("architecture", "mlp"))
 
     def embed(self, s):  # s [B, 1] -> [s, sin(pi 2^k s), cos(pi 2^k s)]
         if self.freqs == 0:
@@ -107,17 +158,23 @@ class MeanFlowMLP(nn.Module):
         return torch.cat([s, torch.sin(phases), torch.cos(phases)], dim=1)
 
     def features(self, z, t, h, labels=None, scales=None, intervals=None):
-        parts = [z, self.embed(h)] if self.h_only else [z, self.embed(t), self.embed(h)]
+        parts = [self.embed(h)] if self.h_only else [self.embed(t), self.embed(h)]
         if self.guidance_input:
             parts.append(self.embed(1.0 - 1.0 / scales))  # g = 1 - 1/w, in [0, 1)
         if self.guidance_interval_input:  # intervals [B, 2]: t_min, t_max
             parts += [self.embed(intervals[:, :1]), self.embed(intervals[:, 1:])]
         if self.class_embed is not None:
             parts.append(self.class_embed(labels))
-        a = torch.cat(parts, dim=1)
-        for layer in self.trunk:
-            a = self.act(layer(a))
-        return a
+        cond = torch.cat(parts, dim=1)  # the condition: every input but z
+        a = torch.cat([z, cond], dim=1)
+        if self.architecture == "mlp":
+            for layer in self.trunk:
+                a = self.act(layer(a))
+            return a
+        a = self.input(a)
+        for block in self.blocks:
+            a = block(a, cond)
+        return layer_norm(a)
 
     def u(self, z, r, t, labels=None, scales=None, intervals=None):
         # h = t - r inside: a JVP along (v, 0, 1) on (z, r, t) has dh = 1.
@@ -264,7 +321,8 @@ def base_config(name, **kw):
     return config
 
 
-# The conditional cases of tests/data (docs/reference-format.md lists them).
+# The conditional cases of tests/data (tests/data/README.md lists them), seeds 100, 101, ... in
+# this order: append new cases, so that the existing ones are rewritten bit for bit.
 GOLDEN_CASES = [
     base_config("cond_mf_target_tanh", d=3, width=12, depth=2, activation="tanh",
                 conditioning="fourier2", classes=4, class_dim=3, p=1.0,
@@ -289,6 +347,20 @@ GOLDEN_CASES = [
                 conditioning="fourier1", heads="uv", beta=1.0, v_source="head", p=1.0, c=0.01,
                 classes=3, class_dim=3, guidance_input=True, guidance_interval_input=True,
                 guidance={"kind": "input", "w_max": 7.0}, label_dropout=0.1, batch=16),
+    # The resmlp trunk (residual blocks with layer norm, c in every block): the interval case
+    # above on it, MF's target guidance, and an exact blend whose gradient goes through the JVP
+    # of the layer norms (the network seeing h alone, three blocks).
+    base_config("cond_resmlp_imf_interval_silu", architecture="resmlp", d=2, width=12, depth=2,
+                activation="silu", conditioning="fourier1", heads="uv", beta=1.0,
+                v_source="head", p=1.0, c=0.01, classes=3, class_dim=3, guidance_input=True,
+                guidance_interval_input=True, guidance={"kind": "input", "w_max": 7.0},
+                label_dropout=0.1, batch=16),
+    base_config("cond_resmlp_mf_target_tanh", architecture="resmlp", d=3, width=10, depth=1,
+                activation="tanh", conditioning="fourier2", classes=4, class_dim=3, p=1.0,
+                guidance={"kind": "target", "w": 2.0, "kappa": 0.3}, label_dropout=0.1),
+    base_config("cond_resmlp_blend_exact_gelu", architecture="resmlp", d=2, width=8, depth=3,
+                activation="gelu_tanh", conditioning="h-raw", beta=0.5, exact=True, p=0.5,
+                c=0.1, classes=2, class_dim=2),
 ]
 
 
@@ -304,7 +376,7 @@ def main():
     ap.add_argument("out", nargs="?", default="case.safetensors",
                     help="file to write (default case.safetensors), or with --golden a folder")
     ap.add_argument("--golden", action="store_true",
-                    help="write the conditional cases of tests/data into the folder OUT")
+                    help="write the cond_* cases of tests/data into the folder OUT")
     args = ap.parse_args()
     torch.set_default_dtype(torch.float64)
     if args.golden:
