@@ -19,8 +19,9 @@
 //! functions and their derivatives): (a)-(c) only relate the op's derivatives to its own values,
 //! so an error in the value that is constant in x (x + c computed as x - c) is invisible to them.
 //!
-//! `layer_norm`, a composition of primitives, is checked as one op the same ways, with its reverse
-//! over forward against FD of its closed-form JVP.
+//! `layer_norm` and `inverse_deviation` (the node its JVP rule records) are checked the same
+//! ways, layer norm's reverse over forward against FD of its closed-form JVP, and the fused op
+//! against its composition of primitives.
 //!
 //! `log_softmax`, whose JVP rule records exp(out) (a node that depends on the input), also has
 //! its reverse over forward checked against finite differences of the JVP, and the softmax
@@ -766,6 +767,70 @@ proptest! {
             check_op(&format!("layer_norm {m}x{n} shift {shift}"), std::slice::from_ref(&x),
                 &mut rng, |t, v| t.layer_norm(v[0], 1e-5), |v| naive_layer_norm(&v[0], 1e-5))?;
         }
+    }
+
+    /// 1 / sqrt(var + eps) per row, the node LN's JVP rule records, as an op of its own.
+    #[test]
+    fn inverse_deviation_as_one_op(m in 1usize..=7, n in 2usize..=7, seed in any::<u64>()) {
+        let mut rng = Rng::seed_from_u64(seed);
+        let x = normal(&mut rng, (m, n)) * 2.0 + 3.0;
+        check_op(&format!("inverse_deviation {m}x{n}"), std::slice::from_ref(&x), &mut rng,
+            |t, v| t.inverse_deviation(v[0], 1e-5),
+            |v| {
+                let y = naive_layer_norm(&v[0], 1e-5);
+                Array2::from_shape_fn((m, 1), |(i, _)| {
+                    let mean = v[0].row(i).sum() / n as f64;
+                    let d = v[0][[i, 0]] - mean;
+                    if d.abs() > 1e-3 { y[[i, 0]] / d } else {
+                        let var = v[0].row(i).iter().map(|a| (a - mean) * (a - mean)).sum::<f64>() / n as f64;
+                        1.0 / (var + 1e-5).sqrt()
+                    }
+                })
+            })?;
+    }
+
+    /// The fused primitive against the same function composed of sums, broadcasting differences
+    /// and products and a power (each checked above): value, JVP on a row prefix, the gradient
+    /// of a loss that uses both, and so reverse over forward, to 1e-12.
+    #[test]
+    fn layer_norm_equals_its_composition(m in 1usize..=7, n in 1usize..=7, seed in any::<u64>()) {
+        let mut rng = Rng::seed_from_u64(seed);
+        let x = normal(&mut rng, (m, n)) * 2.0 + 1.0;
+        let k = 1 + rng.below(m);
+        let v = normal(&mut rng, (k, n));
+        let (w1, w2) = (normal(&mut rng, (m, n)), normal(&mut rng, (k, n)));
+        let run = |fused: bool| {
+            let mut t = Tape::new();
+            let xv = t.param(x.view());
+            let vv = t.constant(v.view());
+            t.set_tangent(xv, vv);
+            let y = if fused { t.layer_norm(xv, 1e-5) } else {
+                let sum = t.sum_cols(xv);
+                let mean = t.scale(sum, 1.0 / n as f64);
+                let centred = t.sub(xv, mean);
+                let squares = t.square(centred);
+                let sum_squares = t.sum_cols(squares);
+                let var = t.scale(sum_squares, 1.0 / n as f64);
+                let var_eps = t.add_scalar(var, 1e-5);
+                let s = t.map(var_eps, Elementwise::Pow(-0.5));
+                t.mul(centred, s)
+            };
+            let y_dot = t.tangent(y).expect("x carries a tangent");
+            let (a, b) = (t.constant(w1.view()), t.constant(w2.view()));
+            let (ay, by) = (t.mul(a, y), t.mul(b, y_dot));
+            let (sa, sb) = (t.sum(ay), t.sum(by));
+            let loss = t.add(sa, sb);
+            t.backward(loss);
+            (t.value(y).to_owned(), t.value(y_dot).to_owned(), t.grad_or_zeros(xv))
+        };
+        let (fused, composed) = (run(true), run(false));
+        let close = |a: &Array2<f64>, b: &Array2<f64>| {
+            let scale = b.iter().fold(1.0f64, |m, x| m.max(x.abs()));
+            a.dim() == b.dim() && a.iter().zip(b).all(|(p, q)| (p - q).abs() <= 1e-12 * scale)
+        };
+        prop_assert!(close(&fused.0, &composed.0), "value {:?} vs {:?}", fused.0, composed.0);
+        prop_assert!(close(&fused.1, &composed.1), "JVP {:?} vs {:?}", fused.1, composed.1);
+        prop_assert!(close(&fused.2, &composed.2), "gradient {:?} vs {:?}", fused.2, composed.2);
     }
 
     /// Rows of one column normalise to exactly 0 with a zero gradient; rows of two columns to

@@ -41,8 +41,9 @@ mod pool;
 pub use functional::{grad, jvp, value_and_grad, vjp, Pullback};
 
 pub use ops::{
-    Add, AddScalar, Broadcast, ConcatCols, Dense, Div, Leaf, LogSoftmax, Map, MatMul, Mul, Op,
-    PadRows, Reduction, Rows, Scale, SliceCols, StackRows, StopGradient, Sub, Sum,
+    Add, AddScalar, Broadcast, ConcatCols, Dense, Div, InverseDeviation, LayerNorm, Leaf,
+    LogSoftmax, Map, MatMul, Mul, Op, PadRows, Reduction, Rows, Scale, SliceCols, StackRows,
+    StopGradient, Sub, Sum,
 };
 
 use crate::autodiff::elementwise::Elementwise;
@@ -738,28 +739,23 @@ impl<T: Float> Tape<T> {
         let s = self.sum(x);
         self.scale(s, 1.0 / (m * n) as f64)
     }
-    /// Layer normalisation of each row of x [m, n], without gain or bias:
+    /// Layer normalisation of each row of x [m, n], without gain or bias ([`LayerNorm`]):
     ///
     /// ```text
     /// mu_i = (1/n) sum_j x_ij,   var_i = (1/n) sum_j (x_ij - mu_i)^2
     /// LN(x)_ij = (x_ij - mu_i) / sqrt(var_i + eps)
     /// ```
     ///
-    /// recorded as sums, broadcasting differences and products and a power, so its JVP
-    /// (x_dot - mean(x_dot) - LN(x) mean(LN(x) x_dot)) / sqrt(var + eps), its VJP and reverse
-    /// over forward are those primitives' rules. Panics if x has no columns.
+    /// Its JVP (x_dot - mean(x_dot) - LN(x) mean(LN(x) x_dot)) / sqrt(var + eps) is recorded with
+    /// 1 / sqrt(var + eps) as a node ([`Tape::inverse_deviation`]), so reverse over forward goes
+    /// through it. Panics if x has no columns.
     pub fn layer_norm(&mut self, x: Var, eps: f64) -> Var {
-        let n = self.shape(x).1;
-        assert!(n > 0, "layer_norm: x {:?} has no columns", self.shape(x));
-        let sum = self.sum_cols(x);
-        let mean = self.scale(sum, 1.0 / n as f64);
-        let centred = self.sub(x, mean);
-        let squares = self.square(centred);
-        let sum_squares = self.sum_cols(squares);
-        let var = self.scale(sum_squares, 1.0 / n as f64);
-        let var_eps = self.add_scalar(var, eps);
-        let inverse_sd = self.map(var_eps, Elementwise::Pow(-0.5));
-        self.mul(centred, inverse_sd)
+        self.push(Op::LayerNorm(LayerNorm { x, eps }))
+    }
+    /// 1 / sqrt(var_i + eps) of each row of x [m, n], shape [m, 1] ([`InverseDeviation`]), the
+    /// variance about the row's mean with divisor n. Panics if x has no columns.
+    pub fn inverse_deviation(&mut self, x: Var, eps: f64) -> Var {
+        self.push(Op::InverseDeviation(InverseDeviation { x, eps }))
     }
     /// log_softmax of each row: z_ij - logsumexp_j(z_ij), computed with the row's max subtracted
     /// ([`LogSoftmax`]). Panics if z has no columns.

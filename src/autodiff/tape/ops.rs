@@ -14,6 +14,10 @@ use crate::linalg::matmul::gemm;
 use ndarray::{s, Array2, ArrayView2, ArrayViewMut2, Zip};
 use std::ops::Range;
 
+mod normalization;
+
+pub use normalization::{InverseDeviation, LayerNorm};
+
 /// The rules every primitive provides.
 pub(crate) trait Primitive {
     /// The nodes this op reads (at most three).
@@ -1591,6 +1595,8 @@ pub enum Op {
     Broadcast(Broadcast),
     Sum(Sum),
     LogSoftmax(LogSoftmax),
+    LayerNorm(LayerNorm),
+    InverseDeviation(InverseDeviation),
     StopGradient(StopGradient),
 }
 
@@ -1615,6 +1621,8 @@ macro_rules! dispatch {
             Op::Broadcast($p) => $body,
             Op::Sum($p) => $body,
             Op::LogSoftmax($p) => $body,
+            Op::LayerNorm($p) => $body,
+            Op::InverseDeviation($p) => $body,
             Op::StopGradient($p) => $body,
         }
     };
