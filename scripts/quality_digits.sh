@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The README's digits table: class-conditional models of the 8x8 digits (the default
-# `meanflow train --dataset digits`: MLP 3 x 256, 20000 steps, label dropout 0.1), scored by
+# `meanflow train --dataset digits`: 3 residual blocks of width 256, 15000 steps, label dropout
+# 0.1), scored by
 # `meanflow quality` (class accuracy under meanflow's classifier, Fréchet distance in its features
 # against the 300 held-out digits with the floor at the same size, memorisation), 100 samples per
 # class, 1 and 2 steps, for each seed of SEEDS (default "0 1 2"):
@@ -9,9 +10,11 @@
 #   mf-cfg   --loss mf --guidance target:W (MF's guidance in the target), W the best of
 #            MF_SCALES on seed 0 by 1-step Fréchet distance
 #   imf      --loss imf, no guidance
-#   imf-cfg  --loss imf --guidance input:2 --p 1 --c 0.01 (iMF's guidance as an input, with the
-#            official adaptive weight: at p = 0 this target diverged, see src/flow/guidance.rs),
-#            sampled at w = 1 and at the best of SCALES by mean Fréchet distance
+#   imf-cfg  --loss imf --guidance input:2 --guidance-interval random --p 1 --c 0.01 (iMF's
+#            guidance as an input with its interval drawn in training, and the official adaptive
+#            weight: at p = 0 this target diverged on the MLP, see src/flow/guidance.rs), sampled
+#            at w = 1 and at the best of SCALES by mean Fréchet distance, over all times and
+#            with the interval INTERVAL
 #   fm       the flow-matching baseline: imf-cfg with every row r = t (--frac-equal 1), sampled by
 #            1 and 2 (and 100) Euler steps of the velocity u(z, t, t)
 #
@@ -26,6 +29,7 @@ JOBS=${JOBS:-2}
 SEEDS=${SEEDS:-0 1 2}
 MF_SCALES=${MF_SCALES:-1.5 2 3}
 SCALES=${SCALES:-1 1.5 2 2.5 3}
+INTERVAL=${INTERVAL:-0.4,0.65}
 if [ -z "${BIN:-}" ]; then
   cargo build --release --quiet
   BIN=target/release/meanflow
@@ -69,7 +73,7 @@ parallel() { # runs "name seed flags..." lines JOBS at a time
   for seed in $SEEDS; do
     echo "mf $seed --loss mf"
     echo "imf $seed --loss imf"
-    echo "imf-cfg $seed --loss imf --guidance input:2 --p 1 --c 0.01"
+    echo "imf-cfg $seed --loss imf --guidance input:2 --guidance-interval random --p 1 --c 0.01"
     echo "fm $seed --loss imf --frac-equal 1 --guidance input:2 --p 1 --c 0.01"
   done
 } | parallel
@@ -99,6 +103,7 @@ for seed in $SEEDS; do
     score imf "$seed" "imf-${k}step" --steps "$k"
     for w in $SCALES; do
       score imf-cfg "$seed" "imf-cfg-${k}step-w$w" --steps "$k" --guidance "$w"
+      score imf-cfg "$seed" "imf-cfg-${k}step-i-w$w" --steps "$k" --guidance "$w" --interval "$INTERVAL"
       score fm "$seed" "fm-${k}euler-w$w" --euler "$k" --guidance "$w"
     done
   done
@@ -106,4 +111,4 @@ for seed in $SEEDS; do
 done
 echo "quality runs and scores: $(( $(date +%s) - start )) s" >&2
 
-python3 scripts/quality_digits_table.py "$OUT/quality.jsonl" "$best_mf"
+python3 scripts/quality_digits_table.py "$OUT/quality.jsonl" "$best_mf" "$INTERVAL"

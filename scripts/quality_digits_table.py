@@ -3,7 +3,7 @@
 Each cell: mean (min-max) over the seeds. "best" is the scale with the lowest mean Fréchet
 distance among those scored; w = 2 is shown beside it, to show what guidance trades.
 
-    python3 scripts/quality_digits_table.py OUT/quality.jsonl BEST_MF_SCALE
+    python3 scripts/quality_digits_table.py OUT/quality.jsonl BEST_MF_SCALE [INTERVAL]
 """
 import json
 import statistics as st
@@ -11,6 +11,7 @@ import sys
 
 rows = [json.loads(line) for line in open(sys.argv[1])]
 best_mf = sys.argv[2]
+interval = sys.argv[3] if len(sys.argv) > 3 else "0.4,0.65"
 
 
 def pick(method, label):
@@ -36,15 +37,15 @@ def best(method, prefix):
     return min(sorted(scales, key=float), key=lambda w: mean_frechet(method, f"{prefix}-w{w}"))
 
 
-def guided(name, method, prefix):
+def guided(name, method, prefix, where=""):
     w = best(method, prefix)
-    out = [(name, "input, w = 1", method, f"{prefix}-w1")]
+    out = [(name, f"input, w = 1{where}", method, f"{prefix}-w1")]
     if w != "1":
-        out.append((name, f"input, w = {w} (best)", method, f"{prefix}-w{w}"))
+        out.append((name, f"input, w = {w}{where} (best)", method, f"{prefix}-w{w}"))
     else:
-        out[0] = (name, "input, w = 1 (best)", method, f"{prefix}-w1")
+        out[0] = (name, f"input, w = 1{where} (best)", method, f"{prefix}-w1")
     if w != "2" and pick(method, f"{prefix}-w2"):
-        out.append((name, "input, w = 2", method, f"{prefix}-w2"))
+        out.append((name, f"input, w = 2{where}", method, f"{prefix}-w2"))
     return out
 
 
@@ -60,6 +61,8 @@ for k in (1, 2):
              ("MF", f"target, w = {best_mf}", "mf-cfg", f"mf-cfg-{k}step"),
              ("iMF", "off", "imf", f"imf-{k}step")]
     lines += guided("iMF", "imf-cfg", f"imf-cfg-{k}step")
+    if pick("imf-cfg", f"imf-cfg-{k}step-i-w1"):
+        lines += guided("iMF", "imf-cfg", f"imf-cfg-{k}step-i", f" in [{interval}]")
     lines += guided("FM (Euler)", "fm", f"fm-{k}euler")
     for name, g, method, label in lines:
         c = cell(method, label)

@@ -4,6 +4,7 @@
 use crate::cli::common::{count, number};
 use clap::Args;
 use meanflow::flow::loss::LossPreset;
+use meanflow::flow::model::Architecture;
 use meanflow::train::checkpoint::MAX_STEPS;
 use meanflow::train::MAX_DEPTH;
 use std::path::PathBuf;
@@ -11,11 +12,15 @@ use std::path::PathBuf;
 /// Default number of steps: the default run took 97 s (311 steps/s, 1 thread) on the 2-core
 /// development machine, under the two-minute budget (see docs/cli.md).
 pub const DEFAULT_STEPS: u64 = 30_000;
-/// Default steps on the digits: 50000 steps of the 3 x 256 model, about 4 min on one core. The
-/// sweep of docs/quality.md: one-step Fréchet 5.8 against 11.7 at 20000 steps (3 seeds).
-pub const DEFAULT_DIGITS_STEPS: u64 = 50_000;
+/// Default steps on the digits: 15000 steps of 3 residual blocks of width 256, about 4 min on one
+/// core (docs/quality.md, sweep 3).
+pub const DEFAULT_DIGITS_STEPS: u64 = 15_000;
 /// Default width on the digits (64-D): 128 units leave the 1-step samples blurred (docs/cli.md).
 pub const DEFAULT_DIGITS_WIDTH: usize = 256;
+/// Default trunk on the digits: residual blocks that see the times and the class in every block.
+/// docs/quality.md, sweep 3: one-step Fréchet 2.84 after 13000 steps against 5.76 for the 3 x 256
+/// MLP after 50000 (seed 0).
+pub const DEFAULT_DIGITS_ARCHITECTURE: Architecture = Architecture::Residual;
 pub const DEFAULT_DATASET: &str = "two_moons";
 pub const DEFAULT_LOSS: LossPreset = LossPreset::Imf;
 pub const DEFAULT_WIDTH: usize = 128;
@@ -109,7 +114,7 @@ pub struct TrainArgs {
     /// Number of hidden layers (mlp) or residual blocks (resmlp) [default: 3]
     #[arg(long, allow_negative_numbers = true, value_parser = count::<usize>(1, MAX_DEPTH as u64))]
     pub depth: Option<usize>,
-    /// The trunk: mlp, or resmlp (residual blocks with layer norm that see the times and labels in every block) [default: mlp]
+    /// The trunk: mlp, or resmlp (residual blocks with layer norm that see the times and labels in every block) [default: mlp; digits: resmlp]
     #[arg(long, value_name = "mlp|resmlp")]
     pub architecture: Option<String>,
     /// silu, tanh, gelu_tanh, relu, softplus or sigmoid [default: silu]
@@ -124,7 +129,7 @@ pub struct TrainArgs {
     /// Batch size [default: 256]
     #[arg(long, allow_negative_numbers = true, value_parser = count::<usize>(1, MAX_BATCH))]
     pub batch: Option<usize>,
-    /// Total optimizer steps of the run [default: 30000; digits: 50000]
+    /// Total optimizer steps of the run [default: 30000; digits: 15000]
     #[arg(long, allow_negative_numbers = true, value_parser = count::<u64>(1, MAX_STEPS))]
     pub steps: Option<u64>,
     /// Learning rate [default: 1e-3]

@@ -149,6 +149,7 @@ pub fn resolve_fresh(args: &TrainArgs) -> CliResult<RunPlan> {
         depth: args.depth.unwrap_or(DEFAULT_DEPTH),
         architecture: match &args.architecture {
             Some(a) => a.parse::<Architecture>().map_err(usage)?,
+            None if digits => DEFAULT_DIGITS_ARCHITECTURE,
             None => Architecture::Mlp,
         },
         activation: match &args.activation {
