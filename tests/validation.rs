@@ -12,7 +12,7 @@
 use meanflow::autodiff::elementwise::Elementwise;
 use meanflow::flow::guidance::Guidance;
 use meanflow::flow::loss::{Batch, LossConfig, LossPreset};
-use meanflow::flow::model::{Heads, MlpParams, ModelConfig};
+use meanflow::flow::model::{Architecture, Heads, MlpParams, ModelConfig};
 use meanflow::flow::sampling::{Conditions, Evaluator};
 use meanflow::flow::time_sampler::{TimeDistribution, TimeSampler};
 use meanflow::io::tensor_file::TensorFile;
@@ -494,4 +494,33 @@ fn loss_settings_out_of_range_are_refused_by_name() {
     ] {
         assert_eq!(guided(guidance).validate(model), Ok(()), "{guidance:?}");
     }
+}
+
+/// A residual block's first layer reads [LN(a) | c] and the trunk has 2 depth + 1 layers, so
+/// the activation bound counts them: a batch an MLP of the same width and depth may take is
+/// refused for the residual trunk, with the layers named.
+#[test]
+fn the_activation_bound_counts_a_residual_trunks_layers() {
+    let (width, depth) = (64, 4);
+    let mlp = TrainConfig {
+        model: ModelConfig {
+            width,
+            depth,
+            ..model(0)
+        },
+        // batch x 64 x (4 + 1) just under 2^26.
+        batch: (1 << 26) / (width * (depth + 1)),
+        ..config(0)
+    };
+    assert_eq!(mlp.validate(), Ok(()));
+    let residual = TrainConfig {
+        model: ModelConfig {
+            architecture: Architecture::Residual,
+            ..mlp.model
+        },
+        ..mlp
+    };
+    let err = residual.validate().unwrap_err();
+    assert!(err.contains("(layers 9 + 1)"), "{err}");
+    assert!(err.contains("values per activation buffer"), "{err}");
 }

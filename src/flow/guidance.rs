@@ -17,6 +17,9 @@
 //!
 //! iMF draws w log-uniformly on [1, 1 + w_max], the official code's power law with beta = 1:
 //! w = exp(u ln(1 + w_max)), u ~ U(0, 1) (Lyy-iiis/imeanflow `imf.py`, `sample_cfg_scale`).
+//! That code also has a density proportional to w^-beta for other beta, but every config it
+//! ships (`configs/default.py`, `configs/train_config.yml`) sets `cfg_beta = 1`, so no other beta
+//! is offered here.
 //!
 //! MF's guidance interval ([`crate::flow::loss::LossConfig::guidance_interval`]): the target is
 //! guided only on rows with t_min <= t <= t_max and is v_c elsewhere (Gsunshine/meanflow

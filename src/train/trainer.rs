@@ -11,7 +11,7 @@
 use crate::autodiff::tape::Tape;
 use crate::flow::guidance::Guidance;
 use crate::flow::loss::{record_loss_and_backward, Batch, LossConfig, LossValues};
-use crate::flow::model::{MlpParams, ModelConfig, ParamVars};
+use crate::flow::model::{Architecture, MlpParams, ModelConfig, ParamVars};
 use crate::flow::time_sampler::TimeSampler;
 use crate::linalg::float::Float;
 use crate::rng::Rng;
@@ -31,7 +31,7 @@ pub fn builtin_pool_points(dim: usize) -> usize {
 /// holds the parameters, gradients, two Adam moments and the EMA).
 pub const MAX_PARAMETERS: usize = 1 << 27;
 /// The most values of one activation buffer [`TrainConfig::validate`] accepts:
-/// batch x the widest layer x (depth + 1) <= 2^26.
+/// batch x the widest layer input x (linear layers of the trunk + 1) <= 2^26.
 pub const MAX_ACTIVATIONS: usize = 1 << 26;
 /// The deepest trunk [`TrainConfig::validate`] accepts.
 pub const MAX_DEPTH: usize = 1024;
@@ -96,16 +96,24 @@ impl TrainConfig {
                 m.width, m.depth, m.dim
             ));
         }
-        let widest = m.width.max(m.input_width());
+        // A residual block's first layer reads [LN(a) | c], wider than the width.
+        let widest = match m.architecture {
+            Architecture::Mlp => m.width.max(m.input_width()),
+            Architecture::Residual => m
+                .width
+                .saturating_add(m.condition_width())
+                .max(m.input_width()),
+        };
+        let layers = m.architecture.trunk_layers(m.depth);
         if self
             .batch
             .checked_mul(widest)
-            .and_then(|n| n.checked_mul(m.depth + 1))
+            .and_then(|n| n.checked_mul(layers + 1))
             .is_none_or(|n| n > MAX_ACTIVATIONS)
         {
             return Err(format!(
-                "batch {} x width {widest} x (depth {} + 1) is over {MAX_ACTIVATIONS} values per activation buffer: lower the batch or the width",
-                self.batch, m.depth
+                "batch {} x width {widest} x (layers {layers} + 1) is over {MAX_ACTIVATIONS} values per activation buffer: lower the batch or the width",
+                self.batch
             ));
         }
         if let Some(d) = self.ema_decay {
