@@ -11,7 +11,8 @@
 //! by these two ops' VJPs: reverse over forward needs no second-order rule. The composition of
 //! sums, differences, products and a power in tests/tape_ops.rs is the oracle.
 
-use super::{first_rows, Cotangents, Primitive};
+use super::row_prefix::first_rows;
+use super::{Cotangents, Primitive};
 use crate::autodiff::tape::{Op, Tape, Values, Var};
 use crate::linalg::float::Float;
 use ndarray::{ArrayView1, ArrayView2, ArrayViewMut2, Zip};
