@@ -34,7 +34,7 @@
 #   src/autodiff/elementwise.rs 50 mutants  674 s  TESTS="--test dual --test tape_ops"
 #   src/autodiff/tape/mod.rs   144 mutants 2447 s  TESTS="--test tape_smoke --test tape_ops --test tape_composed --test tape_optimizations --test reference_cases --test functional"
 #   src/flow/model/mod.rs      124 mutants 1489 s  TESTS="--test conditional_loss --test loss_properties --test tape_optimizations --test validation --test reference_cases --test no_alloc --test optimizer_oracle --test training_progress"
-#   src/autodiff/tape/ops.rs   497 mutants ~7500 s (15 s each; 2 builds at once and a proptest sweep on the machine)
+#   src/autodiff/tape/ops.rs (before its split into ops/*.rs)   497 mutants ~7500 s (15 s each; 2 builds at once and a proptest sweep on the machine)
 #                              TESTS="--test tape_ops --test tape_composed --test tape_smoke --test tape_optimizations --test functional --test dual --test reference_cases --test no_alloc"
 # (each total includes the baseline build in a new scratch tree, about 40 s). tape_ops does not
 # differentiate through a JVP, so the elementwise kernel for f'' (second_derivative_in_place)
@@ -43,7 +43,7 @@
 # earlier run tests only the mutants it did not catch.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-FILES=${FILES:-"src/autodiff/dual.rs src/autodiff/elementwise.rs src/autodiff/tape/ops.rs src/autodiff/tape/mod.rs src/flow/model/mod.rs src/flow/loss.rs src/flow/guidance.rs src/train/optim.rs src/flow/time_sampler.rs"}
+FILES=${FILES:-"src/autodiff/dual.rs src/autodiff/elementwise.rs src/autodiff/tape/ops.rs src/autodiff/tape/ops/*.rs src/autodiff/tape/mod.rs src/flow/model/mod.rs src/flow/loss.rs src/flow/guidance.rs src/train/optim.rs src/flow/time_sampler.rs"}
 TESTS=${TESTS:-""}
 JOBS=${JOBS:-1}
 ARGS=${ARGS:-""}

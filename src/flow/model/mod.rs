@@ -622,7 +622,7 @@ impl<'p> TapeModel<'p> {
         }
     }
 
-    /// The rows' condition c = [emb(t, h) | emb(g) | emb(t_min) | emb(t_max) | E[y]] (the parts
+    /// The rows' condition c = \[emb(t, h) | emb(g) | emb(t_min) | emb(t_max) | E\[y\]\] (the parts
     /// the model has) for t [B, 1], h [B, 1].
     pub fn condition<T: Float>(&self, tape: &mut Tape<T>, t: Var, h: Var) -> Var {
         let mut c = self.config.conditioning.embed(tape, t, h);
