@@ -48,38 +48,44 @@ fn accounting_counts_2_m_n_k_per_product_and_nothing_when_off() {
     assert!(c.iter().all(|&x| x == k as f32));
 }
 
+/// c1 for the `mlp` trunk, r1 and r2 for `resmlp` (its fc1 layers read [LN(a) | c], the input
+/// layer and fc2 have no activation): every variant, one and two threads.
 #[test]
 fn the_counted_flops_of_a_bench_step_are_the_analytic_count() {
     let _lock = COUNTERS.lock().unwrap();
-    let c1 = BenchConfig::by_name("c1").unwrap();
-    for (loss, exact) in [
-        (LossPreset::Mf, false),
-        (LossPreset::Imf, false),
-        (LossPreset::Mf, true),
-        (LossPreset::Imf, true),
-    ] {
-        for threads in [1, 2] {
-            let peak = FmaPeak {
-                gflops: 100.0,
-                unit: VectorUnit::Avx512,
-                kernel: "given",
-            };
-            let m = measure(&c1, loss, exact, threads, 1, 3, Some(peak));
-            assert_eq!(
-                m.gemm_flops_per_step,
-                step_matmul_flops(&c1, loss, exact),
-                "c1 {} (exact: {exact}) at {threads} threads",
-                loss.name()
-            );
-            assert!(m.flops_match_analytic());
-            assert!(m.matmul_ms > 0.0 && m.matmul_ms <= m.max_ms * threads as f64);
-            assert!(m.gemm_gflops_per_thread > 0.0);
-            assert_eq!(m.peak_fraction(), Some(m.gemm_gflops_per_thread / 100.0));
-            let json = m.json();
-            assert!(
-                json.contains("\"fma_peak_gflops\":100.0,\"fma_peak_unit\":\"avx512\","),
-                "{json}"
-            );
+    for name in ["c1", "r1", "r2"] {
+        let config = BenchConfig::by_name(name).unwrap();
+        for (loss, exact) in [
+            (LossPreset::Mf, false),
+            (LossPreset::Imf, false),
+            (LossPreset::Mf, true),
+            (LossPreset::Imf, true),
+        ] {
+            for threads in [1, 2] {
+                let peak = FmaPeak {
+                    gflops: 100.0,
+                    unit: VectorUnit::Avx512,
+                    kernel: "given",
+                };
+                let m = measure(&config, loss, exact, threads, 1, 3, Some(peak));
+                assert_eq!(
+                    m.gemm_flops_per_step,
+                    step_matmul_flops(&config, loss, exact),
+                    "{name} {} (exact: {exact}) at {threads} threads",
+                    loss.name()
+                );
+                assert!(m.flops_match_analytic());
+                assert!(m.matmul_ms > 0.0 && m.matmul_ms <= m.max_ms * threads as f64);
+                assert!(m.gemm_gflops_per_thread > 0.0);
+                assert_eq!(m.peak_fraction(), Some(m.gemm_gflops_per_thread / 100.0));
+                let json = m.json();
+                assert!(
+                    json.contains("\"fma_peak_gflops\":100.0,\"fma_peak_unit\":\"avx512\","),
+                    "{json}"
+                );
+                let architecture = format!("\"architecture\":\"{}\",", config.architecture);
+                assert!(json.contains(&architecture), "{json}");
+            }
         }
     }
 }

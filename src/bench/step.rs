@@ -1,7 +1,9 @@
 //! The training-step benchmark behind `meanflow bench`, defined to match the peers in
 //! benches/peers/ step for step:
 //!
-//! - u = MLP(concat(z, t, h)) with silu, PyTorch-default init, f32, `raw` conditioning;
+//! - u = MLP(concat(z, t, h)) with silu (configs c1-c4), or the `resmlp` trunk (r1, r2: an input
+//!   layer, then `depth` residual blocks a + act([LN(a) | t, h] W1^T + b1) W2^T + b2, then LN
+//!   before the head; src/flow/model/mod.rs), PyTorch-default init, f32, `raw` conditioning;
 //! - x: eight Gaussians (d = 2: centres on the circle of radius 2, std 0.1) or 0.5 N(0, I) (d > 2);
 //!   e ~ N(0, I); t, r uniform and ordered, r = t on 75% of the rows;
 //! - mf (beta = 0) or imf (beta = 1, boundary v_hat) loss with p = 0 (plain mean squared error);
@@ -30,7 +32,7 @@
 
 use crate::bench::fma_peak::FmaPeak;
 use crate::flow::loss::{LossConfig, LossPreset};
-use crate::flow::model::ModelConfig;
+use crate::flow::model::{Architecture, ModelConfig};
 use crate::flow::time_sampler::{TimeDistribution, TimeSampler};
 use crate::linalg::matmul::{start_matmul_accounting, take_matmul_accounting};
 use crate::rng::Rng;
@@ -39,7 +41,8 @@ use crate::train::{TrainConfig, Trainer};
 use ndarray::Array2;
 use std::time::Instant;
 
-/// One benchmark configuration: (d, width, depth, batch).
+/// One benchmark configuration: (d, width, depth, batch) and the trunk's wiring; `depth` counts
+/// hidden layers (`mlp`) or residual blocks (`resmlp`), as [`ModelConfig::depth`] does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BenchConfig {
     pub name: &'static str,
@@ -47,9 +50,11 @@ pub struct BenchConfig {
     pub width: usize,
     pub depth: usize,
     pub batch: usize,
+    pub architecture: Architecture,
 }
 
-/// The configurations of the performance targets.
+/// The configurations of the performance targets, all `mlp`: what `meanflow bench` runs by
+/// default (benches/matmul.rs lists their products, written for the `mlp` trunk).
 pub const CONFIGS: [BenchConfig; 4] = [
     BenchConfig {
         name: "c1",
@@ -57,6 +62,7 @@ pub const CONFIGS: [BenchConfig; 4] = [
         width: 128,
         depth: 3,
         batch: 256,
+        architecture: Architecture::Mlp,
     },
     BenchConfig {
         name: "c2",
@@ -64,6 +70,7 @@ pub const CONFIGS: [BenchConfig; 4] = [
         width: 256,
         depth: 4,
         batch: 1024,
+        architecture: Architecture::Mlp,
     },
     BenchConfig {
         name: "c3",
@@ -71,6 +78,7 @@ pub const CONFIGS: [BenchConfig; 4] = [
         width: 512,
         depth: 4,
         batch: 2048,
+        architecture: Architecture::Mlp,
     },
     BenchConfig {
         name: "c4",
@@ -78,6 +86,29 @@ pub const CONFIGS: [BenchConfig; 4] = [
         width: 512,
         depth: 4,
         batch: 1024,
+        architecture: Architecture::Mlp,
+    },
+];
+
+/// The `resmlp` configurations (`meanflow bench --config r1,r2`): r1 the digits default's trunk
+/// and batch, unconditional (d = 64, the 8 x 8 images; width 256, 3 blocks, batch 256), r2 the 2-D toy at c2's width and batch with
+/// 3 blocks (7 linear layers, against c2's 4 hidden ones).
+pub const RESIDUAL_CONFIGS: [BenchConfig; 2] = [
+    BenchConfig {
+        name: "r1",
+        dim: 64,
+        width: 256,
+        depth: 3,
+        batch: 256,
+        architecture: Architecture::Residual,
+    },
+    BenchConfig {
+        name: "r2",
+        dim: 2,
+        width: 256,
+        depth: 3,
+        batch: 1024,
+        architecture: Architecture::Residual,
     },
 ];
 
@@ -89,8 +120,13 @@ pub const MAX_BENCH_STEPS: usize = 100_000;
 pub const BENCH_FRACTION_EQUAL: f64 = 0.75;
 
 impl BenchConfig {
+    /// The configuration of that name, from [`CONFIGS`] or [`RESIDUAL_CONFIGS`].
     pub fn by_name(name: &str) -> Option<BenchConfig> {
-        CONFIGS.iter().copied().find(|c| c.name == name)
+        CONFIGS
+            .iter()
+            .chain(&RESIDUAL_CONFIGS)
+            .copied()
+            .find(|c| c.name == name)
     }
 
     pub fn model(&self) -> ModelConfig {
@@ -98,6 +134,7 @@ impl BenchConfig {
             dim: self.dim,
             width: self.width,
             depth: self.depth,
+            architecture: self.architecture,
             ..ModelConfig::default()
         }
     }
@@ -141,9 +178,11 @@ impl BenchConfig {
 
 /// Multiply-add flops (2 m n k per product) of one step: forward over B + k rows (k rows with
 /// r != t carry a tangent, in the same products), the boundary pass over k rows for iMF, backward
-/// over B rows (the first layer needs no input gradient). `exact` (no stop-gradient on dudt):
-/// backward over B + k rows, and each hidden layer recomputes its pre-activation and its tangent
-/// for the k tangent rows (two k-row products) for the second-order term.
+/// over B rows (the first layer needs no input gradient; every other layer one over its whole
+/// input, for `resmlp`'s fc1 the columns of c too). `exact` (no stop-gradient on dudt): backward
+/// over B + k rows, and each layer with an activation (every `mlp` hidden layer, `resmlp`'s fc1;
+/// not `resmlp`'s input layer or fc2) recomputes its pre-activation and its tangent for the k
+/// tangent rows (two k-row products) for the second-order term. Layer norm multiplies nothing.
 pub fn step_matmul_flops(config: &BenchConfig, loss: LossPreset, exact: bool) -> f64 {
     let b = config.batch as f64;
     let k = TimeSampler {
@@ -164,7 +203,14 @@ pub fn step_matmul_flops(config: &BenchConfig, loss: LossPreset, exact: bool) ->
     let boundary_rows = if loss == LossPreset::Mf { 0.0 } else { k };
     let forward = forward_per_row * (b + k + boundary_rows);
     if exact {
-        let hidden: f64 = layers[..model.depth].iter().map(|(o, i)| 2.0 * o * i).sum();
+        let activated = |i: &usize| match model.architecture {
+            Architecture::Mlp => *i < model.depth,
+            Architecture::Residual => *i % 2 == 1 && *i < 2 * model.depth,
+        };
+        let hidden: f64 = (0..layers.len())
+            .filter(activated)
+            .map(|i| 2.0 * layers[i].0 * layers[i].1)
+            .sum();
         forward + backward_per_row * (b + k) + 2.0 * hidden * k
     } else {
         forward + backward_per_row * b
@@ -209,14 +255,15 @@ impl Measurement {
     }
 
     /// The JSON line `meanflow bench` prints (`null` for the peak, its unit and its fraction when
-    /// the peak was not measured).
+    /// the peak was not measured); `architecture` is the trunk's ("mlp" or "resmlp").
     pub fn json(&self) -> String {
         let or_null = |x: Option<f64>, digits: usize| {
             x.map_or_else(|| "null".to_string(), |x| format!("{x:.digits$}"))
         };
         format!(
-            "{{\"config\":\"{}\",\"d\":{},\"width\":{},\"depth\":{},\"batch\":{},\"loss\":\"{}\",\"exact\":{},\"threads\":{},\"gemm_backend\":\"{}\",\"median_ms\":{:.4},\"min_ms\":{:.4},\"max_ms\":{:.4},\"samples_per_s\":{:.1},\"matmul_gflops\":{:.1},\"matmul_ms\":{:.4},\"gemm_flops_per_step\":{},\"flops_match_analytic\":{},\"gemm_gflops_per_thread\":{:.1},\"fma_peak_gflops\":{},\"fma_peak_unit\":{},\"peak_fraction\":{}}}",
+            "{{\"config\":\"{}\",\"architecture\":\"{}\",\"d\":{},\"width\":{},\"depth\":{},\"batch\":{},\"loss\":\"{}\",\"exact\":{},\"threads\":{},\"gemm_backend\":\"{}\",\"median_ms\":{:.4},\"min_ms\":{:.4},\"max_ms\":{:.4},\"samples_per_s\":{:.1},\"matmul_gflops\":{:.1},\"matmul_ms\":{:.4},\"gemm_flops_per_step\":{},\"flops_match_analytic\":{},\"gemm_gflops_per_thread\":{:.1},\"fma_peak_gflops\":{},\"fma_peak_unit\":{},\"peak_fraction\":{}}}",
             self.config.name,
+            self.config.architecture.name(),
             self.config.dim,
             self.config.width,
             self.config.depth,
@@ -347,7 +394,7 @@ pub fn table(measurements: &[Measurement]) -> String {
 pub fn default_counts(config: &BenchConfig) -> (usize, usize) {
     match config.name {
         "c1" => (200, 1000),
-        "c2" => (20, 100),
+        "c2" | "r1" => (20, 100),
         _ => (5, 30),
     }
 }

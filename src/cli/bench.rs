@@ -14,9 +14,14 @@ use meanflow::linalg::matmul::set_matmul_threads;
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
-    /// Configs (c1 = d 2, width 128, depth 3, batch 256; c2 = 2, 256, 4, 1024;
-    /// c3 = 2, 512, 4, 2048; c4 = 64, 512, 4, 1024) [default: all]
-    #[arg(long = "config", value_name = "c1|c2|c3|c4", value_delimiter = ',')]
+    /// Configs, mlp (c1 = d 2, width 128, depth 3, batch 256; c2 = 2, 256, 4, 1024;
+    /// c3 = 2, 512, 4, 2048; c4 = 64, 512, 4, 1024) or resmlp, depth = residual blocks
+    /// (r1 = 64, 256, 3, 256; r2 = 2, 256, 3, 1024) [default: c1,c2,c3,c4]
+    #[arg(
+        long = "config",
+        value_name = "c1|c2|c3|c4|r1|r2",
+        value_delimiter = ','
+    )]
     pub configs: Vec<String>,
     /// Losses [default: mf,imf]
     #[arg(long = "loss", value_name = "mf|imf", value_delimiter = ',')]
@@ -24,10 +29,10 @@ pub struct BenchArgs {
     /// Thread counts, each 1 to 256 (the batch is split into this many shards) [default: 1,2]
     #[arg(long, value_delimiter = ',', value_parser = count::<usize>(1, MAX_THREADS))]
     pub threads: Vec<usize>,
-    /// Untimed warm-up steps, 0 to 100000 [default: c1 200, c2 20, c3 and c4 5]
+    /// Untimed warm-up steps, 0 to 100000 [default: c1 200, c2 and r1 20, c3, c4 and r2 5]
     #[arg(long, value_parser = count::<usize>(0, MAX_BENCH_STEPS as u64))]
     pub warmup: Option<usize>,
-    /// Timed steps, 1 to 100000 [default: c1 1000, c2 100, c3 and c4 30]
+    /// Timed steps, 1 to 100000 [default: c1 1000, c2 and r1 100, c3, c4 and r2 30]
     #[arg(long, value_parser = count::<usize>(1, MAX_BENCH_STEPS as u64))]
     pub repeats: Option<usize>,
     /// Print only the JSON lines
@@ -62,7 +67,7 @@ pub fn run(args: BenchArgs) -> CliResult<i32> {
             .map(|name| {
                 BenchConfig::by_name(name).ok_or_else(|| {
                     CliError::usage(format!(
-                        "unknown bench config '{name}' (expected c1, c2, c3 or c4)"
+                        "unknown bench config '{name}' (expected c1, c2, c3, c4, r1 or r2)"
                     ))
                 })
             })
