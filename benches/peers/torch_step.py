@@ -1,6 +1,8 @@
 """The MeanFlow training step of `meanflow bench` in PyTorch eager (torch.func.jvp), optional peer.
 
-Same definition as benches/peers/jax_step.py and src/bench/step.rs. Threads: torch.set_num_threads.
+Same definition as benches/peers/jax_step.py and src/bench/step.rs: the `mlp` trunk (c1-c4) or the
+`resmlp` one (r1, r2: src/flow/model/mod.rs), with its layer norm written from mean, variance and
+sqrt as in jax_step.py. Threads: torch.set_num_threads.
 Usage: python torch_step.py --config c2 --loss mf --threads 1
 """
 import argparse
@@ -12,8 +14,16 @@ import time
 import torch
 from torch.func import jvp
 
-CONFIGS = {"c1": (2, 128, 3, 256), "c2": (2, 256, 4, 1024), "c3": (2, 512, 4, 2048), "c4": (64, 512, 4, 1024)}
-DEFAULT_COUNTS = {"c1": (50, 300), "c2": (10, 50), "c3": (3, 15), "c4": (3, 15)}
+# name: (d, width, depth, batch, architecture); depth = hidden layers (mlp) or residual blocks (resmlp).
+CONFIGS = {
+    "c1": (2, 128, 3, 256, "mlp"),
+    "c2": (2, 256, 4, 1024, "mlp"),
+    "c3": (2, 512, 4, 2048, "mlp"),
+    "c4": (64, 512, 4, 1024, "mlp"),
+    "r1": (64, 256, 3, 256, "resmlp"),
+    "r2": (2, 256, 3, 1024, "resmlp"),
+}
+DEFAULT_COUNTS = {"c1": (50, 300), "c2": (10, 50), "c3": (3, 15), "c4": (3, 15), "r1": (10, 50), "r2": (3, 15)}
 
 
 class Mlp(torch.nn.Module):
@@ -30,6 +40,45 @@ class Mlp(torch.nn.Module):
         return self.u_head(h)
 
 
+def layer_norm(x, eps=1e-5):
+    """(x - mean) / sqrt(var + eps) per row, no gain or bias: meanflow's LN (biased variance, like
+    nn.LayerNorm(width, elementwise_affine=False)), written out as jax_step.py writes it rather
+    than F.layer_norm, whose forward-mode derivative PyTorch 2.15 differentiates wrongly."""
+    mean = x.mean(dim=1, keepdim=True)
+    centred = x - mean
+    var = (centred * centred).mean(dim=1, keepdim=True)
+    return centred / torch.sqrt(var + eps)
+
+
+class Block(torch.nn.Module):
+    def __init__(self, width, condition):
+        super().__init__()
+        self.fc1 = torch.nn.Linear(width + condition, width)
+        self.fc2 = torch.nn.Linear(width, width)
+
+    def forward(self, a, c):
+        hidden = torch.nn.functional.silu(self.fc1(torch.cat([layer_norm(a), c], dim=1)))
+        return a + self.fc2(hidden)
+
+
+class ResMlp(torch.nn.Module):
+    """meanflow's `resmlp`: a_0 = [z | c] W_in^T + b_in, a += act([LN(a) | c] W1^T + b1) W2^T + b2
+    per block, u = LN(a) U^T + U_b, with c = [t, h] (raw conditioning)."""
+
+    def __init__(self, d, width, depth):
+        super().__init__()
+        self.input = torch.nn.Linear(d + 2, width)
+        self.blocks = torch.nn.ModuleList(Block(width, 2) for _ in range(depth))
+        self.u_head = torch.nn.Linear(width, d)
+
+    def forward(self, z, r, t):
+        c = torch.cat([t, t - r], dim=1)
+        a = self.input(torch.cat([z, c], dim=1))
+        for block in self.blocks:
+            a = block(a, c)
+        return self.u_head(layer_norm(a))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--config", required=True, choices=CONFIGS)
@@ -38,9 +87,9 @@ def main():
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
-    d, width, depth, batch = CONFIGS[a.config]
+    d, width, depth, batch, architecture = CONFIGS[a.config]
     warmup, repeats = DEFAULT_COUNTS[a.config]
-    model = Mlp(d, width, depth)
+    model = (ResMlp if architecture == "resmlp" else Mlp)(d, width, depth)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     n_equal = round(0.75 * batch)
 
@@ -80,11 +129,11 @@ def main():
     times.sort()
     med = times[len(times) // 2]
     print(json.dumps({
-        "peer": "torch", "version": torch.__version__, "config": a.config, "loss": a.loss,
-        "threads": a.threads, "median_ms": round(med, 4), "min_ms": round(times[0], 4),
-        "max_ms": round(times[-1], 4), "samples_per_s": round(batch / (med / 1e3), 1),
+        "peer": "torch", "version": torch.__version__, "config": a.config,
+        "architecture": architecture, "loss": a.loss, "threads": a.threads, "median_ms": round(med, 4),
+        "min_ms": round(times[0], 4), "max_ms": round(times[-1], 4), "samples_per_s": round(batch / (med / 1e3), 1),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "final_loss": float(loss),
+        "final_loss": float(loss.detach()),
     }))
 
 
