@@ -54,7 +54,8 @@ PY
     python3 - "$file" "$dir" "$classes" "$name" "$seed" "$seconds" >>"$OUT/labelled.jsonl" <<'PY'
 import json, statistics as st, sys
 file, run, classes, name, seed, seconds = sys.argv[1:]
-rows = [[float(v) for v in l.strip().split(",")] for l in open(file) if l.strip()][1:]
+lines = [l for l in open(file) if l.strip()][1:]  # after the n,d,names header
+rows = [[float(v) for v in l.strip().split(",")] for l in lines]
 worst = 0.0
 per_class = []
 for k in range(int(classes)):
