@@ -539,7 +539,13 @@ fn bad_input_exits_2_with_one_line_and_writes_nothing() {
             "'--threads <THREADS>': must be between 1 and 256",
         ),
         (&["--dataset", "nope"], "unknown dataset 'nope'"),
+        // The list names every built-in set, the digits too.
+        (
+            &["--dataset", "nope"],
+            "built-in datasets are digits, checkerboard",
+        ),
         (&["--dataset", "missing.csv"], "missing.csv: file not found"),
+        (&["--architecture", "nope"], "unknown architecture 'nope'"),
         (&["--dataset", &bad_csv], "non-numeric"),
         (&["--activation", "nope"], "unknown activation"),
         (&["--loss", "nope"], "unknown loss"),

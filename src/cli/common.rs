@@ -2,7 +2,7 @@
 //! durations.
 
 use super::{CliError, CliResult};
-use meanflow::data::{self, NpyDtype, ToyDataset};
+use meanflow::data::{self, NpyDtype, ParseDatasetError, ToyDataset, DATASET_NAMES};
 use meanflow::io::atomic::write_atomically;
 use meanflow::run::dataset::{self, max_data_magnitude};
 use meanflow::train::checkpoint::Precision;
@@ -84,7 +84,17 @@ pub fn parse_dataset(
     }
     spec.parse::<ToyDataset>()
         .map(DataSource::Builtin)
-        .map_err(|e| CliError::usage(e.to_string()))
+        .map_err(|e| match e {
+            // The toy module knows its own densities only; the command line has the digits and
+            // files too.
+            ParseDatasetError::Unknown { name } => CliError::usage(format!(
+                "unknown dataset '{name}': no such file, and the built-in datasets are {}, {} \
+                 (the two with an optional :DIM) and gaussian:SIGMA[:DIM]",
+                dataset::DIGITS_NAME,
+                DATASET_NAMES.join(", ")
+            )),
+            bad => CliError::usage(bad.to_string()),
+        })
 }
 
 /// A data file for a computation in `precision` (see [`parse_dataset`]).
