@@ -43,8 +43,8 @@
 //! `v_head.*`); a bias is stored as a [1, out] row. The class embedding follows `nn.Embedding`:
 //! `class_embed.weight` [C + 1, class_dim], row c the embedding of class c and row C that of the
 //! null class (no label, for classifier-free guidance). On the tape E\[y\] is onehot(y) E, a
-//! product the tape already differentiates, and LN is [`Tape::layer_norm`], a composition of
-//! primitives, so forward mode and reverse over forward go through it with no rule of its own.
+//! product the tape already differentiates, and LN is [`Tape::layer_norm`], a primitive whose JVP
+//! is recorded as tape ops, so reverse over forward goes through it.
 
 pub mod conditioning;
 
